@@ -1,0 +1,44 @@
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
+import { expandKernelArgs, LORA_EXPAND, LORA_SHRINK, shrinkKernelArgs } from '@lora/core';
+import { expandSegments } from './expand.js';
+import { shrinkSegments } from './shrink.js';
+
+/**
+ * tfjs kernels for the "cpu" backend. They read tensors' Float32Arrays in place (zero copy) and hand
+ * their outputs to the backend, so the engine tracks them like any op's output.
+ */
+
+function values(backend: MathBackendCPU, t: TensorInfo): Float32Array {
+  return backend.data.get(t.dataId).values as Float32Array;
+}
+
+export function cpuKernels(backendName = 'cpu'): KernelConfig[] {
+  const shrink: KernelConfig = {
+    kernelName: LORA_SHRINK,
+    backendName,
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const cpu = backend as MathBackendCPU;
+      const { x, loraA, meta, scale } = shrinkKernelArgs(inputs, attrs);
+      const [, hidden] = x.shape as [number, number];
+      const rank = (loraA[0] as TensorInfo).shape[1] as number;
+      const out = new Float32Array(loraA.length * meta.numTokens * rank);
+      shrinkSegments({ out, x: values(cpu, x), loraA: loraA.map((a) => values(cpu, a)), hidden, rank, meta, scale });
+      return cpu.makeTensorInfo([loraA.length, meta.numTokens, rank], 'float32', out);
+    },
+  };
+  const expand: KernelConfig = {
+    kernelName: LORA_EXPAND,
+    backendName,
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const cpu = backend as MathBackendCPU;
+      const { y, x, loraB, meta, outputSlices, offsetStart, addInputs } = expandKernelArgs(inputs, attrs);
+      const out = values(cpu, y).slice();
+      const [, width] = y.shape as [number, number];
+      const rank = x.shape[2] as number;
+      expandSegments({ out, x: values(cpu, x), loraB: loraB.map((b) => values(cpu, b)), width, rank, outputSlices, offsetStart, addInputs, meta });
+      return cpu.makeTensorInfo(y.shape, 'float32', out);
+    },
+  };
+  return [shrink, expand];
+}

@@ -1,0 +1,171 @@
+import type { LoRAMapping } from '@lora/core';
+
+/**
+ * Shrink on typed arrays: `out[s, t, r] = scale · Σ_h A_s[slot, r, h] · x[t, h]`.
+ *
+ * SGMV order: one pass per (slice, segment), so A rows of one slot are reused by all of its tokens.
+ * Inside a segment the work is register-blocked 4 tokens × 4 rank rows (16 accumulators over H):
+ * every loaded x or A element feeds four multiply-adds. This order measured ~3.4× faster than one
+ * dot product per (token, row) here (shared/PERF_NOTES.md). Remainders of T and R take the 4×1,
+ * 1×4 and 1×1 variants, so any H, R and segment length work without padding.
+ */
+export interface ShrinkArgs {
+  /** `[S, T, R]`, zero-filled by the caller (tokens without LoRA stay zero). */
+  out: Float32Array;
+  /** `[T, H]` */
+  x: Float32Array;
+  /** One `[L, R, H]` stack per slice. */
+  loraA: readonly Float32Array[];
+  hidden: number;
+  rank: number;
+  meta: LoRAMapping;
+  scale: number;
+}
+
+export function shrinkSegments({ out, x, loraA, hidden: H, rank: R, meta, scale }: ShrinkArgs): void {
+  const T = meta.numTokens;
+  // Single adapter: tokens are 0..T-1 in order, no index lookups.
+  const order = meta.singleLoRA ? null : meta.sortedTokenIndices;
+  for (let s = 0; s < loraA.length; s++) {
+    const a = loraA[s] as Float32Array;
+    const outBase = s * T * R;
+    for (const { slot, start, length } of meta.segments) {
+      const aSlot = slot * R * H;
+      const end = start + length;
+      let i = start;
+      for (; i + 4 <= end; i += 4) {
+        const t0 = order === null ? i : (order[i] as number);
+        const t1 = order === null ? i + 1 : (order[i + 1] as number);
+        const t2 = order === null ? i + 2 : (order[i + 2] as number);
+        const t3 = order === null ? i + 3 : (order[i + 3] as number);
+        let r = 0;
+        for (; r + 4 <= R; r += 4) block4x4(out, x, a, H, R, outBase, t0, t1, t2, t3, aSlot + r * H, r, scale);
+        for (; r < R; r++) block4x1(out, x, a, H, R, outBase, t0, t1, t2, t3, aSlot + r * H, r, scale);
+      }
+      for (; i < end; i++) {
+        const t = order === null ? i : (order[i] as number);
+        let r = 0;
+        for (; r + 4 <= R; r += 4) block1x4(out, x, a, H, outBase + t * R + r, t * H, aSlot + r * H, scale);
+        for (; r < R; r++) out[outBase + t * R + r] = scale * dot(x, t * H, a, aSlot + r * H, H);
+      }
+    }
+  }
+}
+
+function block4x4(
+  out: Float32Array,
+  x: Float32Array,
+  a: Float32Array,
+  H: number,
+  R: number,
+  outBase: number,
+  t0: number,
+  t1: number,
+  t2: number,
+  t3: number,
+  aRow: number,
+  r: number,
+  scale: number,
+): void {
+  const x0 = t0 * H;
+  const x1 = t1 * H;
+  const x2 = t2 * H;
+  const x3 = t3 * H;
+  const a0 = aRow;
+  const a1 = aRow + H;
+  const a2 = aRow + 2 * H;
+  const a3 = aRow + 3 * H;
+  let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+  let c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+  let c20 = 0, c21 = 0, c22 = 0, c23 = 0;
+  let c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+  for (let h = 0; h < H; h++) {
+    const w0 = a[a0 + h] as number;
+    const w1 = a[a1 + h] as number;
+    const w2 = a[a2 + h] as number;
+    const w3 = a[a3 + h] as number;
+    const v0 = x[x0 + h] as number;
+    const v1 = x[x1 + h] as number;
+    const v2 = x[x2 + h] as number;
+    const v3 = x[x3 + h] as number;
+    c00 += v0 * w0; c01 += v0 * w1; c02 += v0 * w2; c03 += v0 * w3;
+    c10 += v1 * w0; c11 += v1 * w1; c12 += v1 * w2; c13 += v1 * w3;
+    c20 += v2 * w0; c21 += v2 * w1; c22 += v2 * w2; c23 += v2 * w3;
+    c30 += v3 * w0; c31 += v3 * w1; c32 += v3 * w2; c33 += v3 * w3;
+  }
+  let o = outBase + t0 * R + r;
+  out[o] = scale * c00; out[o + 1] = scale * c01; out[o + 2] = scale * c02; out[o + 3] = scale * c03;
+  o = outBase + t1 * R + r;
+  out[o] = scale * c10; out[o + 1] = scale * c11; out[o + 2] = scale * c12; out[o + 3] = scale * c13;
+  o = outBase + t2 * R + r;
+  out[o] = scale * c20; out[o + 1] = scale * c21; out[o + 2] = scale * c22; out[o + 3] = scale * c23;
+  o = outBase + t3 * R + r;
+  out[o] = scale * c30; out[o + 1] = scale * c31; out[o + 2] = scale * c32; out[o + 3] = scale * c33;
+}
+
+/** Four tokens, one rank row (the R % 4 remainder). */
+function block4x1(
+  out: Float32Array,
+  x: Float32Array,
+  a: Float32Array,
+  H: number,
+  R: number,
+  outBase: number,
+  t0: number,
+  t1: number,
+  t2: number,
+  t3: number,
+  aRow: number,
+  r: number,
+  scale: number,
+): void {
+  const x0 = t0 * H;
+  const x1 = t1 * H;
+  const x2 = t2 * H;
+  const x3 = t3 * H;
+  let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+  for (let h = 0; h < H; h++) {
+    const w = a[aRow + h] as number;
+    c0 += (x[x0 + h] as number) * w;
+    c1 += (x[x1 + h] as number) * w;
+    c2 += (x[x2 + h] as number) * w;
+    c3 += (x[x3 + h] as number) * w;
+  }
+  out[outBase + t0 * R + r] = scale * c0;
+  out[outBase + t1 * R + r] = scale * c1;
+  out[outBase + t2 * R + r] = scale * c2;
+  out[outBase + t3 * R + r] = scale * c3;
+}
+
+/** One token, four rank rows (the segment-length % 4 remainder). */
+function block1x4(out: Float32Array, x: Float32Array, a: Float32Array, H: number, o: number, xRow: number, aRow: number, scale: number): void {
+  const a1 = aRow + H;
+  const a2 = aRow + 2 * H;
+  const a3 = aRow + 3 * H;
+  let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+  for (let h = 0; h < H; h++) {
+    const v = x[xRow + h] as number;
+    c0 += v * (a[aRow + h] as number);
+    c1 += v * (a[a1 + h] as number);
+    c2 += v * (a[a2 + h] as number);
+    c3 += v * (a[a3 + h] as number);
+  }
+  out[o] = scale * c0;
+  out[o + 1] = scale * c1;
+  out[o + 2] = scale * c2;
+  out[o + 3] = scale * c3;
+}
+
+/** Four partial sums break the add dependency chain (1.4× over a single accumulator here). */
+function dot(x: Float32Array, xRow: number, a: Float32Array, aRow: number, H: number): number {
+  let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+  let h = 0;
+  for (; h + 4 <= H; h += 4) {
+    c0 += (x[xRow + h] as number) * (a[aRow + h] as number);
+    c1 += (x[xRow + h + 1] as number) * (a[aRow + h + 1] as number);
+    c2 += (x[xRow + h + 2] as number) * (a[aRow + h + 2] as number);
+    c3 += (x[xRow + h + 3] as number) * (a[aRow + h + 3] as number);
+  }
+  for (; h < H; h++) c0 += (x[xRow + h] as number) * (a[aRow + h] as number);
+  return c0 + c1 + c2 + c3;
+}

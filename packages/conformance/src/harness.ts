@@ -1,0 +1,66 @@
+import { createLoRA, type LoRABackend, type LoRARuntime, type ReferenceResult, reference } from '@lora/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { expect } from 'vitest';
+
+// Silences tfjs' "install tfjs-node" banner in test output; no behaviour changes with it.
+tf.env().set('IS_TEST', true);
+
+export type BackendFactory = () => LoRABackend | Promise<LoRABackend>;
+
+/** What a backend declares about itself; the suite adapts instead of being copied per backend. */
+export interface BackendCapabilities {
+  /** Title of the describe block. */
+  name: string;
+  /** Max per-row error relative to the root-sum-square of the row's products (DESIGN.md). Default 1e-4. */
+  tolerance?: number;
+  /** Case names this backend is allowed to skip, with the reason (an allow list, like tfjs op tests). */
+  skip?: Readonly<Record<string, string>>;
+  /** Batches in the leak test (default 1000). */
+  leakBatches?: number;
+  /** Per-test timeout in ms for slow (software-rendered) backends. Default 60 000. */
+  timeoutMs?: number;
+}
+
+export const DEFAULT_TOLERANCE = 1e-4;
+
+export interface RuntimeShape {
+  maxLoras: number;
+  maxLoraRank: number;
+  maxNumTokens?: number;
+}
+
+export async function makeRuntime(factory: BackendFactory, shape: RuntimeShape): Promise<LoRARuntime> {
+  return createLoRA({ backend: await factory(), ...shape });
+}
+
+/** One `[L, d1, d2]` stack per entry of `dims`, with its data kept for the reference. */
+export function stacks(data: Float32Array[], dims: Array<[number, number, number]>): tf.Tensor3D[] {
+  return data.map((d, s) => tf.tensor3d(d, dims[s] as [number, number, number]));
+}
+
+export function expectAccurate(actual: Float32Array, ref: ReferenceResult, tolerance: number, label: string): void {
+  const err = reference.maxRelativeRowError(actual, ref);
+  expect(err, `${label}: max row error ${err.toExponential(3)} exceeds ${tolerance}`).toBeLessThanOrEqual(tolerance);
+}
+
+/** Columns outside `[from, to)` must be bit-identical to y in every row. */
+export function expectColumnsUntouched(actual: Float32Array, y: Float32Array, width: number, from: number, to: number, label: string): void {
+  const rows = y.length / width;
+  for (let t = 0; t < rows; t++) {
+    for (let c = 0; c < width; c++) {
+      if (c >= from && c < to) continue;
+      const i = t * width + c;
+      if (!Object.is(actual[i], y[i])) {
+        expect.fail(`${label}: y[${t}, ${c}] must be unchanged (${y[i]}), got ${actual[i]}`);
+      }
+    }
+  }
+}
+
+/** The call must not mutate or dispose what it was given. */
+export function expectUnchanged(tensor: tf.Tensor, data: Float32Array, label: string): void {
+  expect(tensor.isDisposed, `${label} was disposed by the call`).toBe(false);
+  expect(Buffer.from((tensor.dataSync() as Float32Array).buffer).equals(Buffer.from(data.buffer)), `${label} was mutated`).toBe(true);
+}
+
+export const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);

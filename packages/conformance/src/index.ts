@@ -1,0 +1,25 @@
+import { describe } from 'vitest';
+import { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE } from './harness.js';
+import { correctnessSuite } from './suites/correctness.js';
+import { errorSuite } from './suites/errors.js';
+import { leakSuite } from './suites/leaks.js';
+
+export { EMBEDDING_CASES, type EmbeddingCase, LINEAR_CASES, type LinearCase, LOGITS_CASES, type LogitsCase } from './cases.js';
+export { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE, makeRuntime } from './harness.js';
+export { Random, type SlotPattern, slotIndices } from './random.js';
+
+/**
+ * The one conformance suite every backend package runs (`src/conformance.test.ts`):
+ *
+ *     describeBackend(() => createCpuBackend(), { name: 'cpu' });
+ *
+ * Correctness against the float64 reference, every wrapper-reachable error code, and leaks.
+ * Backends differ only in their declared capabilities (tolerance, skip allow list, timeouts).
+ */
+export function describeBackend(factory: BackendFactory, capabilities: BackendCapabilities): void {
+  describe(`conformance: ${capabilities.name} (tolerance ${capabilities.tolerance ?? DEFAULT_TOLERANCE})`, () => {
+    correctnessSuite(factory, capabilities);
+    errorSuite(factory, capabilities);
+    leakSuite(factory, capabilities);
+  });
+}

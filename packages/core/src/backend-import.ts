@@ -1,0 +1,79 @@
+/**
+ * How `createLoRA({ backend: 'x' })` loads `@lora/backend-x` when nothing registered it yet.
+ *
+ * A plain `import()` resolves from core's own folder, which under pnpm's strict layout (or a
+ * workspace) cannot see the app's other dependencies. Node tools that load plugins (eslint,
+ * prettier) resolve them from the project instead; so do we: on a miss, the package is looked up
+ * from the current working directory and its ESM entry is imported. In a browser bundle the app
+ * imports its backend package itself (a bundler cannot follow a computed specifier).
+ */
+
+export type BackendImporter = (specifier: string) => Promise<unknown>;
+
+export function isModuleNotFound(err: unknown, specifier: string): boolean {
+  const e = err as { code?: string; message?: string } | null;
+  const message = e?.message ?? '';
+  return (
+    e?.code === 'ERR_MODULE_NOT_FOUND' ||
+    e?.code === 'MODULE_NOT_FOUND' ||
+    (message.includes(specifier) && /cannot find|failed to (resolve|load)|not found|does not provide/i.test(message))
+  );
+}
+
+const isNode = (): boolean => typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+
+// Computed specifiers keep bundlers from trying to bundle Node built-ins into browser builds.
+const nodeBuiltin = (name: string): Promise<any> => import(/* @vite-ignore */ `node:${name}`);
+
+/** The ESM entry of a package.json: `exports["."].import`, then `module`, then `main`. */
+export function esmEntry(pkg: Record<string, unknown>): string | undefined {
+  const exp = pkg.exports as Record<string, unknown> | string | undefined;
+  const dot = typeof exp === 'string' ? exp : (exp?.['.'] as Record<string, unknown> | string | undefined);
+  if (typeof dot === 'string') return dot;
+  const imp = dot?.import as Record<string, unknown> | string | undefined;
+  if (typeof imp === 'string') return imp;
+  if (typeof imp?.default === 'string') return imp.default;
+  if (typeof dot?.default === 'string') return dot.default;
+  if (typeof pkg.module === 'string') return pkg.module;
+  return typeof pkg.main === 'string' ? pkg.main : undefined;
+}
+
+/** `file://` URL of the package's ESM entry as the project in `cwd` sees it, or undefined. */
+export async function resolveFromProject(specifier: string, cwd: string = process.cwd()): Promise<string | undefined> {
+  const [{ createRequire }, { pathToFileURL }, { access, readFile }, { dirname, join }] = await Promise.all([
+    nodeBuiltin('module'),
+    nodeBuiltin('url'),
+    nodeBuiltin('fs/promises'),
+    nodeBuiltin('path'),
+  ]);
+  // Walk the node_modules folders the project would search; reading package.json directly also
+  // works for packages whose exports map does not expose "./package.json".
+  const folders: string[] = createRequire(join(cwd, 'noop.js')).resolve.paths(specifier) ?? [];
+  let manifest: string | undefined;
+  for (const folder of folders) {
+    const candidate = join(folder, specifier, 'package.json');
+    if (
+      await access(candidate).then(
+        () => true,
+        () => false,
+      )
+    ) {
+      manifest = candidate;
+      break;
+    }
+  }
+  if (manifest === undefined) return undefined;
+  const entry = esmEntry(JSON.parse(await readFile(manifest, 'utf8')));
+  return entry === undefined ? undefined : pathToFileURL(join(dirname(manifest), entry)).href;
+}
+
+export const defaultBackendImporter: BackendImporter = async (specifier) => {
+  try {
+    return await import(/* @vite-ignore */ specifier);
+  } catch (err) {
+    if (!isNode() || !isModuleNotFound(err, specifier)) throw err;
+    const url = await resolveFromProject(specifier);
+    if (url === undefined) throw err;
+    return import(/* @vite-ignore */ url);
+  }
+};

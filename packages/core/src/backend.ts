@@ -1,0 +1,38 @@
+import type { Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
+import type { LoRAMapping } from './metadata.js';
+
+export interface LoRABackendStats {
+  /** GPU programs / simulated TPU programs compiled so far (0 for backends that compile nothing). */
+  programsCompiled: number;
+  [counter: string]: number;
+}
+
+/**
+ * What a backend package implements. Core has already validated every argument (shapes, ranks,
+ * slot range, token count) before it calls `shrink` or `expand`, so a backend holds only kernels.
+ */
+export interface LoRABackend {
+  /** 'cpu' | 'webgl' | 'webgpu' | 'tpu-sim' or a third-party name. */
+  readonly name: string;
+  /** The tfjs backend its kernels are registered for and compute on. */
+  readonly tfBackend: string;
+  /** Registers the tfjs backend and kernels, selects devices. Safe to call more than once. */
+  init(): Promise<void>;
+  /** `[S, T, R]`: `scale · A_s[slot(t)] · x[t]`, zeros for tokens without an adapter. */
+  shrink(x: Tensor2D, loraA: readonly Tensor3D[], meta: LoRAMapping, scale: number): Tensor3D;
+  /** `y` with slice s of `B_s[slot(t)] · x[s, t]` written (or added) at its column offset. */
+  expand(
+    y: Tensor2D,
+    x: Tensor3D,
+    loraB: readonly Tensor3D[],
+    meta: LoRAMapping,
+    outputSlices: readonly number[],
+    offsetStart: number,
+    addInputs: boolean,
+  ): Tensor2D;
+  stats?(): LoRABackendStats;
+  dispose(): void;
+}
+
+/** Builds a backend from `LoRAConfig.backendOptions`. */
+export type LoRABackendFactory = (options: Readonly<Record<string, unknown>>) => LoRABackend | Promise<LoRABackend>;

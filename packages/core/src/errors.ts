@@ -1,0 +1,47 @@
+/**
+ * Every failure the library reports on purpose is a `LoRAError` with one of these codes, so that
+ * callers can branch on `err.code` instead of parsing messages.
+ */
+export const LORA_ERROR_CODES = [
+  'E_CONFIG',
+  'E_BACKEND',
+  'E_SHAPE',
+  'E_INDEX',
+  'E_RANK',
+  'E_CAPACITY',
+  'E_FORMAT',
+  'E_UNSUPPORTED',
+  'E_NOT_FOUND',
+  'E_DISPOSED',
+] as const;
+
+export type LoRAErrorCode = (typeof LORA_ERROR_CODES)[number];
+
+export class LoRAError extends Error {
+  readonly code: LoRAErrorCode;
+
+  constructor(code: LoRAErrorCode, message: string, options?: { cause?: unknown }) {
+    super(`[${code}] ${message}`, options);
+    this.name = 'LoRAError';
+    this.code = code;
+  }
+}
+
+export function isLoRAError(err: unknown, code?: LoRAErrorCode): err is LoRAError {
+  return err instanceof LoRAError && (code === undefined || err.code === code);
+}
+
+/** Renders a value for an error message: short, and unambiguous about its type. */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value);
+  if (Array.isArray(value)) return value.length > 8 ? `[${value.slice(0, 8).join(', ')}, ...]` : `[${value.join(', ')}]`;
+  if (typeof value === 'object') {
+    const shape = (value as { shape?: unknown }).shape;
+    if (Array.isArray(shape)) return `tensor of shape [${shape.join(', ')}]`;
+    return value.constructor?.name ?? 'object';
+  }
+  return String(value);
+}

@@ -1,0 +1,45 @@
+export type { LoRABackend, LoRABackendFactory, LoRABackendStats } from './backend.js';
+export { type BackendImporter, esmEntry, resolveFromProject } from './backend-import.js';
+export { bucketSize, bucketTokens, MIN_TOKEN_BUCKET, nextPowerOfTwo, roundUp, tokenBuckets } from './bucketing.js';
+export {
+  checkBackendOptions,
+  DEFAULT_MAX_LORA_RANK,
+  DEFAULT_MAX_LORAS,
+  DEFAULT_MAX_NUM_TOKENS,
+  type LoRAConfig,
+  type ResolvedLoRAConfig,
+  resolveConfig,
+} from './config.js';
+export { createLoRA, type LoRARuntime } from './create.js';
+export { describeValue, isLoRAError, LORA_ERROR_CODES, LoRAError, type LoRAErrorCode } from './errors.js';
+export {
+  defineLoRABackend,
+  expandKernelArgs,
+  type KernelBackendSpec,
+  LORA_EXPAND,
+  LORA_SHRINK,
+  type LoRAExpandAttrs,
+  type LoRAShrinkAttrs,
+  runExpandKernel,
+  runShrinkKernel,
+  shrinkKernelArgs,
+} from './kernels.js';
+export {
+  computeMapping,
+  computeMetadata,
+  type IndexArray,
+  type LoRAMapping,
+  type LoRAMetadata,
+  type LoRASegment,
+} from './metadata.js';
+export { type ExpandOptions, PunicaWrapper, type PunicaWrapperConfig } from './punica.js';
+export type { Floats, ReferenceResult } from './reference.js';
+export * as reference from './reference.js';
+export { createReferenceBackend } from './reference-backend.js';
+export {
+  backendPackageName,
+  listLoRABackends,
+  registerLoRABackend,
+  setBackendImporter,
+  unregisterLoRABackend,
+} from './registry.js';

@@ -1,0 +1,83 @@
+import '@tensorflow/tfjs-backend-cpu';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { LoRABackend } from './backend.js';
+import { createLoRA, type LoRARuntime } from './create.js';
+import { createReferenceBackend } from './reference-backend.js';
+
+tf.env().set('IS_TEST', true);
+
+describe('PunicaWrapper fast paths and guards (core only, reference backend)', () => {
+  let rt: LoRARuntime;
+  let backend: LoRABackend;
+  const x = tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2]);
+  const y = tf.tensor2d([1, 1, 1, 1, 1, 1], [3, 2]);
+  const a = tf.ones([2, 1, 2]) as tf.Tensor3D;
+  const b = tf.ones([2, 2, 1]) as tf.Tensor3D;
+
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+    backend = createReferenceBackend();
+    rt = await createLoRA({ backend, maxLoras: 2, maxLoraRank: 1 });
+  });
+  afterAll(() => rt.dispose());
+
+  it('a batch with no LoRA token launches no kernel and returns new tensors', async () => {
+    const shrink = vi.spyOn(backend, 'shrink');
+    const expand = vi.spyOn(backend, 'expand');
+    rt.punica.updateMetadata({ tokenLoraIndices: [-1, -1, -1] });
+    const s = rt.punica.shrink(x, [a], 1);
+    expect(s.shape).toEqual([1, 3, 1]);
+    expect(Array.from(await s.data())).toEqual([0, 0, 0]);
+    const out = rt.punica.addLoRALinear(y, x, [a], [b], 1, [2]);
+    expect(out).not.toBe(y);
+    expect(Array.from(await out.data())).toEqual([1, 1, 1, 1, 1, 1]);
+    out.dispose();
+    expect(y.isDisposed).toBe(false);
+    expect(shrink).not.toHaveBeenCalled();
+    expect(expand).not.toHaveBeenCalled();
+    tf.dispose([s]);
+    vi.restoreAllMocks();
+  });
+
+  it('addLoRALinear is one shrink and one expand for the whole batch, with no temporaries left', async () => {
+    const shrink = vi.spyOn(backend, 'shrink');
+    const expand = vi.spyOn(backend, 'expand');
+    rt.punica.updateMetadata({ tokenLoraIndices: [0, 1, -1] });
+    const before = tf.memory().numTensors;
+    const out = rt.punica.addLoRALinear(y, x, [a], [b], 2, [2]);
+    expect(tf.memory().numTensors).toBe(before + 1);
+    expect(Array.from(await out.data())).toEqual([7, 7, 15, 15, 1, 1]);
+    expect(shrink).toHaveBeenCalledTimes(1);
+    expect(expand).toHaveBeenCalledTimes(1);
+    out.dispose();
+    vi.restoreAllMocks();
+  });
+
+  it('meta exposes the grouping computed once per batch', () => {
+    rt.punica.updateMetadata({ tokenLoraIndices: [1, 1, 1] });
+    const m = rt.punica.meta;
+    expect(m.singleLoRA).toBe(true);
+    expect(m.segments).toEqual([{ slot: 1, start: 0, length: 3 }]);
+    expect(rt.punica.meta).toBe(m);
+  });
+
+  it('E_BACKEND when the active tfjs backend is not the one the LoRA backend computes on', async () => {
+    const other = await createLoRA({ backend: { ...createReferenceBackend(), tfBackend: 'webgl' }, maxLoras: 2, maxLoraRank: 1 });
+    other.punica.updateMetadata({ tokenLoraIndices: [0, 0, 0] });
+    expect(() => other.punica.shrink(x, [a], 1)).toThrow(
+      /computes on tfjs backend "webgl" but the active tfjs backend is "cpu"; call tf.setBackend\("webgl"\)/,
+    );
+    other.dispose();
+  });
+
+  it('runtime.dispose() disposes the backend once', async () => {
+    const owned = createReferenceBackend();
+    const dispose = vi.spyOn(owned, 'dispose');
+    const r = await createLoRA({ backend: owned });
+    r.dispose();
+    r.dispose();
+    expect(dispose).toHaveBeenCalledTimes(1);
+    expect(r.punica.isDisposed).toBe(true);
+  });
+});

@@ -1,0 +1,160 @@
+import {
+  clone,
+  gather,
+  getBackend,
+  reshape,
+  type Tensor1D,
+  type Tensor2D,
+  type Tensor3D,
+  tensor1d,
+  tidy,
+  zeros,
+} from '@tensorflow/tfjs-core';
+import type { LoRABackend } from './backend.js';
+import { describeValue, LoRAError } from './errors.js';
+import { computeMetadata, type IndexArray, type LoRAMapping, type LoRAMetadata } from './metadata.js';
+import {
+  type CheckContext,
+  checkEmbedding,
+  checkExpand,
+  checkExpandTargets,
+  checkLogits,
+  checkShrink,
+  checkTokenIdValues,
+} from './validate.js';
+
+export interface ExpandOptions {
+  /** First column of y that slice 0 writes (default 0). */
+  offsetStart?: number;
+  /** Add to y (true, default) or overwrite the written columns of LoRA tokens (false). */
+  addInputs?: boolean;
+}
+
+export interface PunicaWrapperConfig {
+  readonly maxLoras: number;
+  readonly maxLoraRank: number;
+  readonly maxNumTokens: number;
+}
+
+/**
+ * vLLM's PunicaWrapper for tfjs: one batch, many adapters, one shrink and one expand per layer.
+ * Tensors in, new tensors out; inputs are never disposed or mutated. Every argument is checked here,
+ * before anything is allocated, so a rejected call leaves the runtime usable and leaks nothing.
+ */
+export class PunicaWrapper {
+  readonly #backend: LoRABackend;
+  readonly #ctx: CheckContext;
+  readonly #maxNumTokens: number;
+  #meta: LoRAMetadata | undefined;
+  #version = 0;
+  #disposed = false;
+
+  constructor(backend: LoRABackend, config: PunicaWrapperConfig) {
+    this.#backend = backend;
+    this.#ctx = { maxLoras: config.maxLoras, maxLoraRank: config.maxLoraRank };
+    this.#maxNumTokens = config.maxNumTokens;
+  }
+
+  /** Computes the batch's token grouping once on the host; every following call uses it. */
+  updateMetadata(m: { tokenLoraIndices: IndexArray; samplerLoraIndices?: IndexArray }): void {
+    this.#live('updateMetadata');
+    this.#meta = computeMetadata(m, { maxLoras: this.#ctx.maxLoras, maxNumTokens: this.#maxNumTokens, version: this.#version + 1 });
+    this.#version++;
+  }
+
+  get meta(): LoRAMetadata {
+    this.#live('meta');
+    if (this.#meta === undefined) throw new LoRAError('E_INDEX', 'no batch metadata yet: call updateMetadata({ tokenLoraIndices }) first');
+    return this.#meta;
+  }
+
+  /** `[S, T, R]` = `scale · A_s[slot(t)] · x[t]`, zeros for tokens with slot -1. */
+  shrink(x: Tensor2D, loraA: Tensor3D[], scale: number): Tensor3D {
+    const meta = this.#ready('shrink');
+    const { numSlices, numTokens, rank } = checkShrink(this.#ctx, meta.numTokens, x, loraA, scale);
+    if (meta.noLoRA) return zeros([numSlices, numTokens, rank]);
+    return this.#backend.shrink(x, loraA, meta, scale);
+  }
+
+  /** y with slice s of `B_s[slot(t)] · x[s, t]` added (or written) at `offsetStart + Σ_{j<s} O_j`. */
+  addExpand(y: Tensor2D, x: Tensor3D, loraB: Tensor3D[], outputSlices: number[], opts: ExpandOptions = {}): Tensor2D {
+    const meta = this.#ready('addExpand');
+    const { offsetStart, addInputs } = expandOptions(opts);
+    checkExpand(this.#ctx, meta.numTokens, y, x, loraB, outputSlices, offsetStart, addInputs);
+    if (meta.noLoRA) return clone(y);
+    return this.#backend.expand(y, x, loraB, meta, outputSlices, offsetStart, addInputs);
+  }
+
+  /** `y + scale · B·(A·x)` for every LoRA token: one shrink and one expand for the whole batch. */
+  addLoRALinear(y: Tensor2D, x: Tensor2D, loraA: Tensor3D[], loraB: Tensor3D[], scale: number, outputSlices: number[]): Tensor2D {
+    const meta = this.#ready('addLoRALinear');
+    const { numSlices, rank } = checkShrink(this.#ctx, meta.numTokens, x, loraA, scale);
+    checkExpandTargets(this.#ctx, meta.numTokens, y, { numSlices, rank, from: 'loraA' }, loraB, outputSlices, 0, true);
+    return this.#linear(y, x, loraA, loraB, scale, outputSlices, meta);
+  }
+
+  /** `y + B[slot(t)] · A[slot(t), tokenIds[t]]`: the LoRA term of an embedding lookup. */
+  addLoRAEmbedding(y: Tensor2D, tokenIds: Tensor1D, loraA: Tensor3D, loraB: Tensor3D): Tensor2D {
+    const meta = this.#ready('addLoRAEmbedding');
+    const { vocab, rank, width } = checkEmbedding(this.#ctx, meta.numTokens, y, tokenIds, loraA, loraB);
+    const ids = tokenIds.dataSync();
+    checkTokenIdValues(ids, vocab);
+    if (meta.noLoRA) return clone(y);
+    // Shrink of an embedding is a row gather: row slot·V + id of A viewed as [L·V, R]. Tokens
+    // without LoRA gather row `id` of slot 0 and are then skipped by expand.
+    const rows = new Int32Array(meta.numTokens);
+    for (let t = 0; t < rows.length; t++) rows[t] = Math.max(meta.tokenLoraIndices[t] as number, 0) * vocab + (ids[t] as number);
+    return tidy(() => {
+      const shrunk = reshape(gather(reshape(loraA, [-1, rank]), tensor1d(rows, 'int32')), [1, meta.numTokens, rank]) as Tensor3D;
+      return this.#backend.expand(y, shrunk, [loraB], meta, [width], 0, true);
+    });
+  }
+
+  /** `y + scale · B·(A·x)` for lm_head, one row per sampled sequence (`samplerLoraIndices`). */
+  addLoRALogits(y: Tensor2D, x: Tensor2D, loraA: Tensor3D, loraB: Tensor3D, scale: number): Tensor2D {
+    const meta = this.#ready('addLoRALogits').sampler;
+    checkLogits(this.#ctx, meta.numTokens, y, x, loraA, loraB, scale);
+    return this.#linear(y, x, [loraA], [loraB], scale, [y.shape[1]], meta);
+  }
+
+  /** Calls after dispose() throw E_DISPOSED. The backend is disposed by the runtime that owns it. */
+  dispose(): void {
+    this.#disposed = true;
+    this.#meta = undefined;
+  }
+
+  get isDisposed(): boolean {
+    return this.#disposed;
+  }
+
+  #linear(y: Tensor2D, x: Tensor2D, loraA: Tensor3D[], loraB: Tensor3D[], scale: number, slices: number[], meta: LoRAMapping): Tensor2D {
+    if (meta.noLoRA) return clone(y);
+    return tidy(() => this.#backend.expand(y, this.#backend.shrink(x, loraA, meta, scale), loraB, meta, slices, 0, true));
+  }
+
+  #live(call: string): void {
+    if (this.#disposed)
+      throw new LoRAError('E_DISPOSED', `PunicaWrapper.${call}: the LoRA runtime was disposed; create a new one with createLoRA()`);
+  }
+
+  #ready(call: string): LoRAMetadata {
+    this.#live(call);
+    const meta = this.meta;
+    const active = getBackend();
+    if (active !== this.#backend.tfBackend) {
+      throw new LoRAError(
+        'E_BACKEND',
+        `PunicaWrapper.${call}: LoRA backend "${this.#backend.name}" computes on tfjs backend "${this.#backend.tfBackend}" but the active tfjs backend is ${describeValue(active)}; call tf.setBackend("${this.#backend.tfBackend}")`,
+      );
+    }
+    return meta;
+  }
+}
+
+function expandOptions(opts: unknown): { offsetStart: number; addInputs: boolean } {
+  if (opts === null || typeof opts !== 'object') {
+    throw new LoRAError('E_SHAPE', `addExpand options must be { offsetStart?, addInputs? }, got ${describeValue(opts)}`);
+  }
+  const o = opts as ExpandOptions;
+  return { offsetStart: o.offsetStart ?? 0, addInputs: o.addInputs ?? true };
+}

@@ -1,0 +1,55 @@
+import { tensor2d, tensor3d } from '@tensorflow/tfjs-core';
+import type { LoRABackend } from './backend.js';
+import { checkBackendOptions } from './config.js';
+import { referenceExpand, referenceShrink } from './reference.js';
+
+/**
+ * The float64 reference kernels behind the backend interface (`backend: 'reference'`): slow, exact
+ * up to one float32 rounding, and independent of every real backend. Use it to check a model's
+ * numbers, and as the oracle the conformance suite tests itself against. It works on any tfjs
+ * backend (it reads inputs with dataSync), named by `backendOptions.tfBackend` (default "cpu").
+ */
+export function createReferenceBackend(options: Readonly<Record<string, unknown>> = {}): LoRABackend {
+  checkBackendOptions('reference', options, ['tfBackend']);
+  const tfBackend = typeof options.tfBackend === 'string' ? options.tfBackend : 'cpu';
+  let calls = 0;
+  return {
+    name: 'reference',
+    tfBackend,
+    async init() {},
+    shrink(x, loraA, meta, scale) {
+      calls++;
+      const [numTokens, hidden] = x.shape;
+      const rank = loraA[0]!.shape[1];
+      const { out } = referenceShrink({
+        x: x.dataSync(),
+        numTokens,
+        hidden,
+        loraA: loraA.map((a) => a.dataSync()),
+        rank,
+        tokenLoraIndices: meta.tokenLoraIndices,
+        scale,
+      });
+      return tensor3d(Float32Array.from(out), [loraA.length, numTokens, rank]);
+    },
+    expand(y, x, loraB, meta, outputSlices, offsetStart, addInputs) {
+      calls++;
+      const [numTokens, width] = y.shape;
+      const { out } = referenceExpand({
+        y: y.dataSync(),
+        numTokens,
+        width,
+        x: x.dataSync(),
+        loraB: loraB.map((b) => b.dataSync()),
+        outputSlices,
+        rank: x.shape[2],
+        tokenLoraIndices: meta.tokenLoraIndices,
+        offsetStart,
+        addInputs,
+      });
+      return tensor2d(Float32Array.from(out), [numTokens, width]);
+    },
+    stats: () => ({ programsCompiled: 0, kernelCalls: calls }),
+    dispose() {},
+  };
+}

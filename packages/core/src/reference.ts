@@ -1,0 +1,206 @@
+import { LoRAError } from './errors.js';
+
+/**
+ * Float64 reference kernels on typed arrays: the oracle every backend is tested against. Plain loops,
+ * no blocking, no cleverness: each output is the sum its definition names, accumulated in float64.
+ *
+ * Every result carries, per output row, the root-sum-square of the products that make up the row
+ * (`rowScale`); DESIGN.md's accuracy promise is `max |actual - ref| / rowScale` per row. A row the
+ * call must not write has rowScale 0: it must match exactly.
+ */
+
+export type Floats = ArrayLike<number>;
+
+export interface ReferenceResult {
+  /** Row-major `[rows, cols]`. */
+  readonly out: Float64Array;
+  /** Root-sum-square of the products (and added inputs) summed into each row; 0 = row not written. */
+  readonly rowScale: Float64Array;
+  readonly rows: number;
+  readonly cols: number;
+}
+
+export interface ReferenceShrinkArgs {
+  /** `[T, H]` */
+  x: Floats;
+  numTokens: number;
+  hidden: number;
+  /** One `[L, R, H]` stack per slice. */
+  loraA: readonly Floats[];
+  rank: number;
+  /** Slot per token, -1 for none. */
+  tokenLoraIndices: ArrayLike<number>;
+  scale: number;
+}
+
+export interface ReferenceExpandArgs {
+  /** `[T, width]` */
+  y: Floats;
+  numTokens: number;
+  width: number;
+  /** `[S, T, R]` shrink output. */
+  x: Floats;
+  /** One `[L, O_s, R]` stack per slice. */
+  loraB: readonly Floats[];
+  outputSlices: readonly number[];
+  rank: number;
+  tokenLoraIndices: ArrayLike<number>;
+  offsetStart?: number;
+  addInputs?: boolean;
+}
+
+function expectLength(name: string, actual: number, expected: number): void {
+  if (actual !== expected) throw new LoRAError('E_SHAPE', `reference: ${name} has ${actual} elements, expected ${expected}`);
+}
+
+function stackSlots(name: string, stack: Floats, perSlot: number): number {
+  if (perSlot === 0 || stack.length % perSlot !== 0) {
+    throw new LoRAError('E_SHAPE', `reference: ${name} has ${stack.length} elements, not a whole number of ${perSlot}-element slots`);
+  }
+  return stack.length / perSlot;
+}
+
+function slotOf(indices: ArrayLike<number>, t: number, slots: number, name: string): number {
+  const slot = indices[t] as number;
+  if (!(Number.isInteger(slot) && slot >= -1 && slot < slots)) {
+    throw new LoRAError('E_INDEX', `reference: tokenLoraIndices[${t}] = ${slot} is outside [-1, ${slots}) for ${name}`);
+  }
+  return slot;
+}
+
+/** `out[s, t, r] = scale · Σ_h A_s[slot(t), r, h] · x[t, h]`; rows are (s, t). */
+export function referenceShrink(args: ReferenceShrinkArgs): ReferenceResult {
+  const { x, numTokens: T, hidden: H, loraA, rank: R, tokenLoraIndices, scale } = args;
+  expectLength('x', x.length, T * H);
+  expectLength('tokenLoraIndices', tokenLoraIndices.length, T);
+  const S = loraA.length;
+  const out = new Float64Array(S * T * R);
+  const rowScale = new Float64Array(S * T);
+  for (let s = 0; s < S; s++) {
+    const a = loraA[s] as Floats;
+    const slots = stackSlots(`loraA[${s}]`, a, R * H);
+    for (let t = 0; t < T; t++) {
+      const slot = slotOf(tokenLoraIndices, t, slots, `loraA[${s}]`);
+      if (slot < 0) continue;
+      let squares = 0;
+      for (let r = 0; r < R; r++) {
+        let acc = 0;
+        const base = (slot * R + r) * H;
+        for (let h = 0; h < H; h++) {
+          const p = scale * (a[base + h] as number) * (x[t * H + h] as number);
+          acc += p;
+          squares += p * p;
+        }
+        out[(s * T + t) * R + r] = acc;
+      }
+      rowScale[s * T + t] = Math.sqrt(squares);
+    }
+  }
+  return { out, rowScale, rows: S * T, cols: R };
+}
+
+/** y with slice s of `B_s[slot(t)] · x[s, t]` added (or written) at its column offset; rows are tokens. */
+export function referenceExpand(args: ReferenceExpandArgs): ReferenceResult {
+  const { y, numTokens: T, width: W, x, loraB, outputSlices, rank: R, tokenLoraIndices } = args;
+  const offsetStart = args.offsetStart ?? 0;
+  const addInputs = args.addInputs ?? true;
+  const S = loraB.length;
+  expectLength('y', y.length, T * W);
+  expectLength('x', x.length, S * T * R);
+  expectLength('outputSlices', outputSlices.length, S);
+  expectLength('tokenLoraIndices', tokenLoraIndices.length, T);
+  const total = outputSlices.reduce((a, b) => a + b, 0);
+  if (offsetStart + total > W) throw new LoRAError('E_SHAPE', `reference: slices need ${offsetStart + total} columns, y has ${W}`);
+  const out = Float64Array.from(y);
+  const squares = new Float64Array(T);
+  let col0 = offsetStart;
+  for (let s = 0; s < S; s++) {
+    const O = outputSlices[s] as number;
+    const b = loraB[s] as Floats;
+    const slots = stackSlots(`loraB[${s}]`, b, O * R);
+    for (let t = 0; t < T; t++) {
+      const slot = slotOf(tokenLoraIndices, t, slots, `loraB[${s}]`);
+      if (slot < 0) continue;
+      for (let o = 0; o < O; o++) {
+        const yi = t * W + col0 + o;
+        let acc = 0;
+        if (addInputs) {
+          acc = y[yi] as number;
+          squares[t] = (squares[t] as number) + acc * acc;
+        }
+        const base = (slot * O + o) * R;
+        for (let r = 0; r < R; r++) {
+          const p = (b[base + r] as number) * (x[(s * T + t) * R + r] as number);
+          acc += p;
+          squares[t] = (squares[t] as number) + p * p;
+        }
+        out[yi] = acc;
+      }
+    }
+    col0 += O;
+  }
+  return { out, rowScale: squares.map(Math.sqrt), rows: T, cols: W };
+}
+
+export interface ReferenceLinearArgs extends Omit<ReferenceShrinkArgs, 'x'>, Omit<ReferenceExpandArgs, 'x' | 'offsetStart' | 'addInputs'> {
+  /** `[T, H]` activations. */
+  x: Floats;
+}
+
+/** `y + scale · B·(A·x)` with the shrink result kept in float64 between the two steps. */
+export function referenceLoRALinear(args: ReferenceLinearArgs): ReferenceResult {
+  const shrunk = referenceShrink(args);
+  return referenceExpand({ ...args, x: shrunk.out, offsetStart: 0, addInputs: true });
+}
+
+export interface ReferenceEmbeddingArgs {
+  /** `[T, O]` */
+  y: Floats;
+  numTokens: number;
+  width: number;
+  tokenIds: ArrayLike<number>;
+  /** `[L, V, R]` */
+  loraA: Floats;
+  vocab: number;
+  /** `[L, O, R]` */
+  loraB: Floats;
+  rank: number;
+  tokenLoraIndices: ArrayLike<number>;
+}
+
+/** `y + B[slot(t)] · A[slot(t), tokenIds[t]]`. */
+export function referenceEmbedding(args: ReferenceEmbeddingArgs): ReferenceResult {
+  const { numTokens: T, vocab: V, rank: R, loraA, tokenIds, tokenLoraIndices } = args;
+  expectLength('tokenIds', tokenIds.length, T);
+  const slots = stackSlots('loraA', loraA, V * R);
+  const rows = new Float64Array(T * R);
+  for (let t = 0; t < T; t++) {
+    const slot = slotOf(tokenLoraIndices, t, slots, 'loraA');
+    const id = tokenIds[t] as number;
+    if (slot < 0) continue;
+    if (!(Number.isInteger(id) && id >= 0 && id < V)) throw new LoRAError('E_INDEX', `reference: tokenIds[${t}] = ${id} outside [0, ${V})`);
+    for (let r = 0; r < R; r++) rows[t * R + r] = loraA[(slot * V + id) * R + r] as number;
+  }
+  return referenceExpand({ ...args, x: rows, loraB: [args.loraB], outputSlices: [args.width], offsetStart: 0, addInputs: true });
+}
+
+/**
+ * The accuracy measure of DESIGN.md: max over rows of `max_c |actual - ref| / rowScale`. Rows with
+ * rowScale 0 must match exactly (Infinity otherwise); NaN anywhere gives Infinity.
+ */
+export function maxRelativeRowError(actual: Floats, ref: ReferenceResult): number {
+  expectLength('actual', actual.length, ref.rows * ref.cols);
+  let worst = 0;
+  for (let row = 0; row < ref.rows; row++) {
+    const scale = ref.rowScale[row] as number;
+    let rowErr = 0;
+    for (let c = 0; c < ref.cols; c++) {
+      const i = row * ref.cols + c;
+      const d = Math.abs((actual[i] as number) - (ref.out[i] as number));
+      if (!(d <= rowErr)) rowErr = Number.isNaN(d) ? Number.POSITIVE_INFINITY : d;
+    }
+    const rel = rowErr === 0 ? 0 : scale > 0 ? rowErr / scale : Number.POSITIVE_INFINITY;
+    if (rel > worst) worst = rel;
+  }
+  return worst;
+}

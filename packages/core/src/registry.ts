@@ -1,0 +1,107 @@
+import type { LoRABackend, LoRABackendFactory } from './backend.js';
+import { type BackendImporter, defaultBackendImporter, isModuleNotFound } from './backend-import.js';
+import { describeValue, LoRAError } from './errors.js';
+import { createReferenceBackend } from './reference-backend.js';
+
+interface Registration {
+  readonly factory: LoRABackendFactory;
+  readonly priority: number;
+}
+
+// Kept on globalThis so that an ESM and a CJS copy of core (dual package) share registrations.
+const REGISTRY_KEY = Symbol.for('@lora/core/backend-registry');
+const registry: Map<string, Registration> = ((globalThis as Record<symbol, unknown>)[REGISTRY_KEY] ??= new Map()) as Map<
+  string,
+  Registration
+>;
+
+// Built in, so that any app can check its numbers against the float64 oracle by config alone.
+if (!registry.has('reference')) registry.set('reference', { factory: createReferenceBackend, priority: -1 });
+
+const NAME = /^[a-z][a-z0-9-]*$/;
+
+/**
+ * Called by a backend package when it is imported. When two factories claim one name, the higher
+ * priority wins (a tuned build can replace a default one without the app changing its config).
+ */
+export function registerLoRABackend(name: string, factory: LoRABackendFactory, options: { priority?: number } = {}): void {
+  if (!NAME.test(name)) throw new LoRAError('E_CONFIG', `backend name must match ${NAME}, got ${describeValue(name)}`);
+  const priority = options.priority ?? 0;
+  const current = registry.get(name);
+  if (current === undefined || priority >= current.priority) registry.set(name, { factory, priority });
+}
+
+export function unregisterLoRABackend(name: string): boolean {
+  return registry.delete(name);
+}
+
+/** Registered backend names, highest priority first. */
+export function listLoRABackends(): string[] {
+  return [...registry.entries()].sort((a, b) => b[1].priority - a[1].priority).map(([name]) => name);
+}
+
+export function backendPackageName(name: string): string {
+  return `@lora/backend-${name}`;
+}
+
+let importBackendPackage: BackendImporter = defaultBackendImporter;
+
+/**
+ * Replaces how backend packages are imported (a bundler that cannot follow a computed specifier can
+ * map names to `() => import('@lora/backend-x')` here). Returns the previous importer.
+ */
+export function setBackendImporter(importer: BackendImporter): BackendImporter {
+  const previous = importBackendPackage;
+  importBackendPackage = importer;
+  return previous;
+}
+
+/** A registered factory, or the one that importing its package registers. */
+export async function resolveBackendFactory(name: string): Promise<LoRABackendFactory> {
+  if (!NAME.test(name)) {
+    throw new LoRAError('E_BACKEND', `unknown backend ${describeValue(name)}; expected one of ${knownNames()} or a LoRABackend object`);
+  }
+  const registered = registry.get(name);
+  if (registered) return registered.factory;
+  const specifier = backendPackageName(name);
+  try {
+    await importBackendPackage(specifier);
+  } catch (err) {
+    if (isModuleNotFound(err, specifier)) {
+      throw new LoRAError(
+        'E_BACKEND',
+        `backend "${name}" is not registered and its package ${specifier} is not installed; run \`npm install ${specifier}\` (or import it before createLoRA). Registered: ${knownNames()}`,
+        { cause: err },
+      );
+    }
+    throw new LoRAError('E_BACKEND', `loading ${specifier} for backend "${name}" failed: ${(err as Error)?.message ?? err}`, {
+      cause: err,
+    });
+  }
+  const loaded = registry.get(name);
+  if (!loaded) throw new LoRAError('E_BACKEND', `${specifier} was imported but did not register a backend named "${name}"`);
+  return loaded.factory;
+}
+
+function knownNames(): string {
+  const names = listLoRABackends();
+  return names.length > 0 ? names.map((n) => `"${n}"`).join(', ') : '(none yet)';
+}
+
+const REQUIRED_METHODS = ['init', 'shrink', 'expand', 'dispose'] as const;
+
+/** Rejects objects that do not implement the backend interface, before any of them is called. */
+export function checkBackendObject(value: unknown, origin: string): LoRABackend {
+  const b = value as Partial<LoRABackend> | null;
+  const missing =
+    b === null || typeof b !== 'object'
+      ? ['everything']
+      : [
+          ...REQUIRED_METHODS.filter((m) => typeof b[m] !== 'function'),
+          ...(['name', 'tfBackend'] as const).filter((k) => typeof b[k] !== 'string'),
+        ];
+  if (missing.length > 0) {
+    throw new LoRAError('E_BACKEND', `${origin} is not a LoRABackend: missing ${missing.join(', ')} (got ${describeValue(value)})`);
+  }
+  return b as LoRABackend;
+}

@@ -1,0 +1,253 @@
+import type { Tensor, Tensor1D, Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
+import { describeValue, LoRAError } from './errors.js';
+
+/**
+ * Argument checks for every public PunicaWrapper call. They run before any tensor is allocated, so
+ * a rejected call leaves nothing behind, and backends never repeat them.
+ */
+
+export interface CheckContext {
+  readonly maxLoras: number;
+  readonly maxLoraRank: number;
+}
+
+const shapeOf = (t: Tensor): string => `[${t.shape.join(', ')}]`;
+
+function isTensorLike(value: unknown): value is Tensor {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    Array.isArray((value as Tensor).shape) &&
+    typeof (value as Tensor).dtype === 'string' &&
+    'dataId' in (value as object)
+  );
+}
+
+/** A live tensor of the given rank and dtype; `layout` names the dimensions for the message. */
+export function checkTensor(value: unknown, name: string, layout: string, dtype: 'float32' | 'int32' = 'float32'): Tensor {
+  const rank = layout.split(',').length;
+  if (!isTensorLike(value)) {
+    throw new LoRAError('E_SHAPE', `${name} must be a tf.Tensor of shape ${layout}, got ${describeValue(value)}`);
+  }
+  if (value.isDisposed) throw new LoRAError('E_DISPOSED', `${name} (shape ${shapeOf(value)}) was already disposed`);
+  if (value.rank !== rank) {
+    throw new LoRAError('E_SHAPE', `${name} must have rank ${rank} ${layout}, got rank ${value.rank} with shape ${shapeOf(value)}`);
+  }
+  if (value.dtype !== dtype) {
+    throw new LoRAError('E_UNSUPPORTED', `${name} must be ${dtype}, got ${value.dtype} (shape ${shapeOf(value)})`);
+  }
+  return value;
+}
+
+function checkTokens(actual: number, numTokens: number, name: string, t: Tensor, what = 'meta.numTokens'): void {
+  if (actual !== numTokens) {
+    throw new LoRAError(
+      'E_INDEX',
+      `${name} has ${actual} tokens (shape ${shapeOf(t)}) but the batch metadata has ${what} = ${numTokens}; call updateMetadata() for this batch first`,
+    );
+  }
+}
+
+function checkSliceList(value: unknown, name: string): readonly unknown[] {
+  if (!Array.isArray(value))
+    throw new LoRAError('E_SHAPE', `${name} must be an array with one tensor per slice, got ${describeValue(value)}`);
+  if (value.length === 0) throw new LoRAError('E_SHAPE', `${name} must hold at least one slice, got an empty array`);
+  return value;
+}
+
+function checkRank(rank: number, ctx: CheckContext, name: string, t: Tensor): void {
+  if (rank > ctx.maxLoraRank) {
+    throw new LoRAError(
+      'E_RANK',
+      `${name} has rank ${rank} (shape ${shapeOf(t)}); this runtime takes at most maxLoraRank = ${ctx.maxLoraRank}`,
+    );
+  }
+}
+
+/** A stacked `[L, d1, d2]` weight whose L must equal maxLoras. */
+function checkStack(value: unknown, name: string, layout: string, ctx: CheckContext, expect: Array<[number, number, string]>): Tensor3D {
+  const t = checkTensor(value, name, layout) as Tensor3D;
+  if (t.shape[0] !== ctx.maxLoras) {
+    throw new LoRAError('E_SHAPE', `${name} must stack maxLoras = ${ctx.maxLoras} slots ${layout}, got shape ${shapeOf(t)}`);
+  }
+  for (const [axis, size, label] of expect) {
+    if (t.shape[axis] !== size) {
+      throw new LoRAError('E_SHAPE', `${name} must have ${label} = ${size} on axis ${axis} of ${layout}, got shape ${shapeOf(t)}`);
+    }
+  }
+  return t;
+}
+
+export function checkScale(scale: unknown): number {
+  if (typeof scale !== 'number' || !Number.isFinite(scale)) {
+    throw new LoRAError('E_CONFIG', `scale must be a finite number, got ${describeValue(scale)}`);
+  }
+  return scale;
+}
+
+export interface ShrinkShape {
+  numTokens: number;
+  hidden: number;
+  rank: number;
+  numSlices: number;
+}
+
+export function checkShrink(ctx: CheckContext, numTokens: number, x: unknown, loraA: unknown, scale: unknown): ShrinkShape {
+  const xt = checkTensor(x, 'x', '[T, H]') as Tensor2D;
+  checkTokens(xt.shape[0], numTokens, 'x', xt);
+  const hidden = xt.shape[1];
+  const slices = checkSliceList(loraA, 'loraA');
+  const a0 = checkStack(slices[0], 'loraA[0]', '[L, R, H]', ctx, [[2, hidden, 'H (x.shape[1])']]);
+  const rank = a0.shape[1];
+  checkRank(rank, ctx, 'loraA[0]', a0);
+  for (let s = 1; s < slices.length; s++) {
+    checkStack(slices[s], `loraA[${s}]`, '[L, R, H]', ctx, [
+      [1, rank, 'R (as loraA[0])'],
+      [2, hidden, 'H (x.shape[1])'],
+    ]);
+  }
+  checkScale(scale);
+  return { numTokens, hidden, rank, numSlices: slices.length };
+}
+
+export interface ExpandShape {
+  numTokens: number;
+  width: number;
+  rank: number;
+  numSlices: number;
+}
+
+export function checkExpand(
+  ctx: CheckContext,
+  numTokens: number,
+  y: unknown,
+  x: unknown,
+  loraB: unknown,
+  outputSlices: unknown,
+  offsetStart: unknown,
+  addInputs: unknown,
+): ExpandShape {
+  const xt = checkTensor(x, 'x', '[S, T, R]') as Tensor3D;
+  checkTokens(xt.shape[1], numTokens, 'x', xt);
+  const [numSlices, , rank] = xt.shape;
+  checkRank(rank, ctx, 'x', xt);
+  return checkExpandTargets(
+    ctx,
+    numTokens,
+    y,
+    { numSlices, rank, from: `x (shape ${shapeOf(xt)})` },
+    loraB,
+    outputSlices,
+    offsetStart,
+    addInputs,
+  );
+}
+
+/** The expand half of a call: y, B and the slice layout, for a shrink result of known S and R. */
+export function checkExpandTargets(
+  ctx: CheckContext,
+  numTokens: number,
+  y: unknown,
+  shrunk: { numSlices: number; rank: number; from: string },
+  loraB: unknown,
+  outputSlices: unknown,
+  offsetStart: unknown,
+  addInputs: unknown,
+): ExpandShape {
+  const { numSlices, rank } = shrunk;
+  const yt = checkTensor(y, 'y', '[T, O]') as Tensor2D;
+  checkTokens(yt.shape[0], numTokens, 'y', yt);
+  const slices = checkSliceList(loraB, 'loraB');
+  if (slices.length !== numSlices) {
+    throw new LoRAError('E_SHAPE', `loraB has ${slices.length} slice(s) but ${shrunk.from} has S = ${numSlices}`);
+  }
+  if (!Array.isArray(outputSlices) || outputSlices.length !== numSlices) {
+    throw new LoRAError(
+      'E_SHAPE',
+      `outputSlices must list ${numSlices} slice width(s) (one per loraB), got ${describeValue(outputSlices)}`,
+    );
+  }
+  let total = 0;
+  for (let s = 0; s < numSlices; s++) {
+    const width = outputSlices[s];
+    if (!Number.isSafeInteger(width) || width < 1) {
+      throw new LoRAError('E_SHAPE', `outputSlices[${s}] must be a positive integer, got ${describeValue(width)}`);
+    }
+    checkStack(slices[s], `loraB[${s}]`, '[L, O_s, R]', ctx, [
+      [1, width, `O_s (outputSlices[${s}])`],
+      [2, rank, `R (of ${shrunk.from})`],
+    ]);
+    total += width;
+  }
+  if (!Number.isSafeInteger(offsetStart) || (offsetStart as number) < 0) {
+    throw new LoRAError('E_SHAPE', `offsetStart must be a non-negative integer, got ${describeValue(offsetStart)}`);
+  }
+  const width = yt.shape[1];
+  if ((offsetStart as number) + total > width) {
+    throw new LoRAError(
+      'E_SHAPE',
+      `slices [${(outputSlices as number[]).join(', ')}] at offsetStart ${offsetStart} need ${(offsetStart as number) + total} columns but y has ${width} (shape ${shapeOf(yt)})`,
+    );
+  }
+  if (typeof addInputs !== 'boolean') throw new LoRAError('E_SHAPE', `addInputs must be a boolean, got ${describeValue(addInputs)}`);
+  return { numTokens, width, rank, numSlices };
+}
+
+export function checkEmbedding(
+  ctx: CheckContext,
+  numTokens: number,
+  y: unknown,
+  tokenIds: unknown,
+  loraA: unknown,
+  loraB: unknown,
+): { vocab: number; rank: number; width: number } {
+  const yt = checkTensor(y, 'y', '[T, O]') as Tensor2D;
+  checkTokens(yt.shape[0], numTokens, 'y', yt);
+  const ids = checkTensor(tokenIds, 'tokenIds', '[T]', 'int32') as Tensor1D;
+  checkTokens(ids.shape[0], numTokens, 'tokenIds', ids);
+  const a = checkStack(loraA, 'loraA', '[L, V, R]', ctx, []);
+  const [, vocab, rank] = a.shape;
+  checkRank(rank, ctx, 'loraA', a);
+  const width = yt.shape[1];
+  checkStack(loraB, 'loraB', '[L, O, R]', ctx, [
+    [1, width, 'O (y.shape[1])'],
+    [2, rank, 'R (loraA.shape[2])'],
+  ]);
+  return { vocab, rank, width };
+}
+
+export function checkLogits(
+  ctx: CheckContext,
+  numSamples: number,
+  y: unknown,
+  x: unknown,
+  loraA: unknown,
+  loraB: unknown,
+  scale: unknown,
+): void {
+  const yt = checkTensor(y, 'y', '[N, V]') as Tensor2D;
+  checkTokens(yt.shape[0], numSamples, 'y', yt, 'meta.sampler.numTokens');
+  const xt = checkTensor(x, 'x', '[N, H]') as Tensor2D;
+  checkTokens(xt.shape[0], numSamples, 'x', xt, 'meta.sampler.numTokens');
+  const a = checkStack(loraA, 'loraA', '[L, R, H]', ctx, [[2, xt.shape[1], 'H (x.shape[1])']]);
+  const rank = a.shape[1];
+  checkRank(rank, ctx, 'loraA', a);
+  checkStack(loraB, 'loraB', '[L, V, R]', ctx, [
+    [1, yt.shape[1], 'V (y.shape[1])'],
+    [2, rank, 'R (loraA.shape[1])'],
+  ]);
+  checkScale(scale);
+}
+
+/** Token ids read on the host (a fresh upload is still there, so this costs no device readback). */
+export function checkTokenIdValues(ids: ArrayLike<number>, vocab: number): void {
+  for (let t = 0; t < ids.length; t++) {
+    const id = ids[t] as number;
+    if (!(id >= 0 && id < vocab)) {
+      throw new LoRAError(
+        'E_INDEX',
+        `tokenIds[${t}] is ${describeValue(id)}; expected a token id in [0, V = ${vocab}) (V = loraA.shape[1])`,
+      );
+    }
+  }
+}
