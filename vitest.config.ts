@@ -1,6 +1,10 @@
 import { defineConfig } from 'vitest/config';
+import SummaryReporter from './packages/conformance/src/summary-reporter.js';
 
-// `pnpm vitest` at the root runs every package's tests in one process (no build needed).
+// `vitest run` at the root runs every package's and app's tests in one process, on src/ (no build).
 export default defineConfig({
-  test: { projects: ['packages/*', 'apps/*'] },
+  test: {
+    projects: ['packages/*', 'apps/*'],
+    reporters: ['default', new SummaryReporter()],
+  },
 });

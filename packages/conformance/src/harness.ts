@@ -44,7 +44,14 @@ export function expectAccurate(actual: Float32Array, ref: ReferenceResult, toler
 }
 
 /** Columns outside `[from, to)` must be bit-identical to y in every row. */
-export function expectColumnsUntouched(actual: Float32Array, y: Float32Array, width: number, from: number, to: number, label: string): void {
+export function expectColumnsUntouched(
+  actual: Float32Array,
+  y: Float32Array,
+  width: number,
+  from: number,
+  to: number,
+  label: string,
+): void {
   const rows = y.length / width;
   for (let t = 0; t < rows; t++) {
     for (let c = 0; c < width; c++) {

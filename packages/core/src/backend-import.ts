@@ -23,7 +23,14 @@ export function isModuleNotFound(err: unknown, specifier: string): boolean {
 const isNode = (): boolean => typeof process !== 'undefined' && typeof process.versions?.node === 'string';
 
 // Computed specifiers keep bundlers from trying to bundle Node built-ins into browser builds.
-const nodeBuiltin = (name: string): Promise<any> => import(/* @vite-ignore */ `node:${name}`);
+const nodeBuiltin = (name: string): Promise<unknown> => import(/* @vite-ignore */ `node:${name}`);
+
+type NodeBuiltins = [
+  typeof import('node:module'),
+  typeof import('node:url'),
+  typeof import('node:fs/promises'),
+  typeof import('node:path'),
+];
 
 /** The ESM entry of a package.json: `exports["."].import`, then `module`, then `main`. */
 export function esmEntry(pkg: Record<string, unknown>): string | undefined {
@@ -40,12 +47,9 @@ export function esmEntry(pkg: Record<string, unknown>): string | undefined {
 
 /** `file://` URL of the package's ESM entry as the project in `cwd` sees it, or undefined. */
 export async function resolveFromProject(specifier: string, cwd: string = process.cwd()): Promise<string | undefined> {
-  const [{ createRequire }, { pathToFileURL }, { access, readFile }, { dirname, join }] = await Promise.all([
-    nodeBuiltin('module'),
-    nodeBuiltin('url'),
-    nodeBuiltin('fs/promises'),
-    nodeBuiltin('path'),
-  ]);
+  const [{ createRequire }, { pathToFileURL }, { access, readFile }, { dirname, join }] = (await Promise.all(
+    ['module', 'url', 'fs/promises', 'path'].map(nodeBuiltin),
+  )) as NodeBuiltins;
   // Walk the node_modules folders the project would search; reading package.json directly also
   // works for packages whose exports map does not expose "./package.json".
   const folders: string[] = createRequire(join(cwd, 'noop.js')).resolve.paths(specifier) ?? [];

@@ -1,6 +1,6 @@
+import { expandKernelArgs, LORA_EXPAND, LORA_SHRINK, shrinkKernelArgs } from '@lora/core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
-import { expandKernelArgs, LORA_EXPAND, LORA_SHRINK, shrinkKernelArgs } from '@lora/core';
 import { expandSegments } from './expand.js';
 import { shrinkSegments } from './shrink.js';
 
@@ -36,7 +36,17 @@ export function cpuKernels(backendName = 'cpu'): KernelConfig[] {
       const out = values(cpu, y).slice();
       const [, width] = y.shape as [number, number];
       const rank = x.shape[2] as number;
-      expandSegments({ out, x: values(cpu, x), loraB: loraB.map((b) => values(cpu, b)), width, rank, outputSlices, offsetStart, addInputs, meta });
+      expandSegments({
+        out,
+        x: values(cpu, x),
+        loraB: loraB.map((b) => values(cpu, b)),
+        width,
+        rank,
+        outputSlices,
+        offsetStart,
+        addInputs,
+        meta,
+      });
       return cpu.makeTensorInfo(y.shape, 'float32', out);
     },
   };

@@ -1,3 +1,5 @@
+// biome-ignore-all format: register-blocked kernels read best as grids, one row per token
+
 import type { LoRAMapping } from '@lora/core';
 
 /**

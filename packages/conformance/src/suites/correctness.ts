@@ -1,7 +1,7 @@
 import { reference } from '@lora/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { EMBEDDING_CASES, LINEAR_CASES, LOGITS_CASES, type LinearCase } from '../cases.js';
+import { EMBEDDING_CASES, LINEAR_CASES, type LinearCase, LOGITS_CASES } from '../cases.js';
 import {
   type BackendCapabilities,
   type BackendFactory,
@@ -34,8 +34,14 @@ async function checkLinearCase(factory: BackendFactory, c: LinearCase, tolerance
   const rt = await makeRuntime(factory, { maxLoras: L, maxLoraRank: R, maxNumTokens: Math.max(T, 16) });
   const before = tf.memory().numTensors;
   const x = tf.tensor2d(xData, [T, H]);
-  const loraA = stacks(aData, aData.map(() => [L, R, H]));
-  const loraB = stacks(bData, outputSlices.map((O) => [L, O, R]));
+  const loraA = stacks(
+    aData,
+    aData.map(() => [L, R, H]),
+  );
+  const loraB = stacks(
+    bData,
+    outputSlices.map((O) => [L, O, R]),
+  );
   const shrunk = tf.tensor3d(shrunkData, [S, T, R]);
   const y = tf.tensor2d(yData, [T, width]);
   const yLinear = tf.tensor2d(yLinearData, [T, linearWidth]);
@@ -57,7 +63,16 @@ async function checkLinearCase(factory: BackendFactory, c: LinearCase, tolerance
       const out = rt.punica.addExpand(y, shrunk, loraB, outputSlices, { offsetStart, addInputs });
       expect(out.shape).toEqual([T, width]);
       const actual = (await out.data()) as Float32Array;
-      const ref = reference.referenceExpand({ ...common, y: yData, width, x: shrunkData, loraB: bData, outputSlices, offsetStart, addInputs });
+      const ref = reference.referenceExpand({
+        ...common,
+        y: yData,
+        width,
+        x: shrunkData,
+        loraB: bData,
+        outputSlices,
+        offsetStart,
+        addInputs,
+      });
       expectAccurate(actual, ref, tolerance, `addExpand(addInputs=${addInputs})`);
       expectColumnsUntouched(actual, yData, width, offsetStart, offsetStart + sum(outputSlices), `addExpand(addInputs=${addInputs})`);
       out.dispose();
@@ -65,7 +80,17 @@ async function checkLinearCase(factory: BackendFactory, c: LinearCase, tolerance
 
     const out = rt.punica.addLoRALinear(yLinear, x, loraA, loraB, scale, outputSlices);
     const actual = (await out.data()) as Float32Array;
-    const ref = reference.referenceLoRALinear({ ...common, x: xData, hidden: H, loraA: aData, scale, y: yLinearData, width: linearWidth, loraB: bData, outputSlices });
+    const ref = reference.referenceLoRALinear({
+      ...common,
+      x: xData,
+      hidden: H,
+      loraA: aData,
+      scale,
+      y: yLinearData,
+      width: linearWidth,
+      loraB: bData,
+      outputSlices,
+    });
     expectAccurate(actual, ref, tolerance, 'addLoRALinear');
     expectColumnsUntouched(actual, yLinearData, linearWidth, 0, sum(outputSlices), 'addLoRALinear');
     out.dispose();
@@ -73,8 +98,8 @@ async function checkLinearCase(factory: BackendFactory, c: LinearCase, tolerance
     expectUnchanged(x, xData, 'x');
     expectUnchanged(y, yData, 'y');
     expectUnchanged(shrunk, shrunkData, 'shrink input of addExpand');
-    loraA.forEach((a, i) => expectUnchanged(a, aData[i] as Float32Array, `loraA[${i}]`));
-    loraB.forEach((b, i) => expectUnchanged(b, bData[i] as Float32Array, `loraB[${i}]`));
+    for (const [i, a] of loraA.entries()) expectUnchanged(a, aData[i] as Float32Array, `loraA[${i}]`);
+    for (const [i, b] of loraB.entries()) expectUnchanged(b, bData[i] as Float32Array, `loraB[${i}]`);
   } finally {
     tf.dispose([x, ...loraA, ...loraB, shrunk, y, yLinear]);
     rt.dispose();
@@ -107,7 +132,12 @@ export function correctnessSuite(factory: BackendFactory, caps: BackendCapabilit
           const bData = rng.floats(L * O * R);
           const yData = rng.floats(T * O);
           const rt = await makeRuntime(factory, { maxLoras: L, maxLoraRank: R });
-          const [y, tokenIds, a, b] = [tf.tensor2d(yData, [T, O]), tf.tensor1d(ids, 'int32'), tf.tensor3d(aData, [L, V, R]), tf.tensor3d(bData, [L, O, R])];
+          const [y, tokenIds, a, b] = [
+            tf.tensor2d(yData, [T, O]),
+            tf.tensor1d(ids, 'int32'),
+            tf.tensor3d(aData, [L, V, R]),
+            tf.tensor3d(bData, [L, O, R]),
+          ];
           try {
             rt.punica.updateMetadata({ tokenLoraIndices: slots });
             const out = rt.punica.addLoRAEmbedding(y, tokenIds, a, b);
@@ -146,7 +176,12 @@ export function correctnessSuite(factory: BackendFactory, caps: BackendCapabilit
           const samplerSlots = slotIndices(rng, c.pattern, N, L);
           const [xData, aData, bData, yData] = [rng.floats(N * H), rng.floats(L * R * H), rng.floats(L * V * R), rng.floats(N * V)];
           const rt = await makeRuntime(factory, { maxLoras: L, maxLoraRank: R });
-          const [x, a, b, y] = [tf.tensor2d(xData, [N, H]), tf.tensor3d(aData, [L, R, H]), tf.tensor3d(bData, [L, V, R]), tf.tensor2d(yData, [N, V])];
+          const [x, a, b, y] = [
+            tf.tensor2d(xData, [N, H]),
+            tf.tensor3d(aData, [L, R, H]),
+            tf.tensor3d(bData, [L, V, R]),
+            tf.tensor2d(yData, [N, V]),
+          ];
           try {
             rt.punica.updateMetadata({ tokenLoraIndices: tokenSlots, samplerLoraIndices: samplerSlots });
             const out = rt.punica.addLoRALogits(y, x, a, b, 0.5);

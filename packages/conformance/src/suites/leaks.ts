@@ -38,7 +38,10 @@ export function leakSuite(factory: BackendFactory, caps: BackendCapabilities): v
           });
           const x = tf.tensor2d(rng.floats(T * H), [T, H]);
           const y = tf.tensor2d(rng.floats(T * 16), [T, 16]);
-          const ids = tf.tensor1d(Int32Array.from({ length: T }, () => rng.int(0, V - 1)), 'int32');
+          const ids = tf.tensor1d(
+            Int32Array.from({ length: T }, () => rng.int(0, V - 1)),
+            'int32',
+          );
           const logitsIn = tf.tensor2d(rng.floats(N * V), [N, V]);
           const hidden = tf.tensor2d(rng.floats(N * H), [N, H]);
           const shrunk = rt.punica.shrink(x, loraA, 1);

@@ -1,0 +1,62 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { FULL_SHAPES, kernelTargets, progressSteps, QUICK_SHAPES, runKernelBench, TINY_SHAPES } from './kernels.js';
+import { Progress } from './progress.js';
+import { kernelTable, targetTable } from './report.js';
+
+const HELP = `pnpm bench [--quick | --tiny] [--json] [--out DIR] [--no-wasm] [--rounds N]
+
+Kernel benchmark of the CPU backend at decode (T = 32, 8 adapters) and prefill (T = 2048,
+4 adapters) shapes, H = O = 4096, rank 16, against the naive tfjs composition, the per-adapter
+loop and the base matmul on tfjs cpu and wasm. Prints progress to stderr, a table and the
+targets at the end; writes bench-results/kernels.{json,md}. --json prints the ratios (stable
+keys, no absolute times) on stdout for comparing two commits.`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      tiny: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      'no-wasm': { type: 'boolean', default: false },
+      rounds: { type: 'string' },
+      out: { type: 'string', default: 'bench-results' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const shapes = values.tiny ? TINY_SHAPES : values.quick ? QUICK_SHAPES : FULL_SHAPES;
+  const rounds = Number(values.rounds ?? (values.tiny ? 2 : 7));
+  const opts = { rounds, budgetMs: values.tiny ? 200 : 6000, slowMs: 2000, wasm: !values['no-wasm'], base: true };
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+  log(`lora-kernels bench: ${shapes.map((s) => `${s.name} T=${s.numTokens} H=${s.hidden}`).join(', ')}; ${rounds} interleaved rounds`);
+  const progress = new Progress(shapes.length * progressSteps(opts));
+  const results = await runKernelBench({ ...opts, shapes, progress });
+  progress.finish();
+
+  const targets = kernelTargets(results);
+  const markdown = `## CPU backend kernels\n\n${kernelTable(results)}\n\n## Targets\n\n${targetTable(targets)}\n`;
+  const summary = {
+    schema: 'lora-bench/kernels@1',
+    shapes: Object.fromEntries(results.map((r) => [r.shape.name, { shape: r.shape, ratios: r.ratios }])),
+    targets: targets.map(({ name, shape, value, goal, met }) => ({ name, shape, value, goal, met })),
+  };
+  const outDir = resolve(values.out);
+  await mkdir(outDir, { recursive: true });
+  await writeFile(join(outDir, 'kernels.md'), markdown);
+  await writeFile(join(outDir, 'kernels.json'), `${JSON.stringify({ ...summary, samples: results.map((r) => r.samples) }, null, 2)}\n`);
+  if (values.json) {
+    console.log(JSON.stringify(summary, null, 2));
+  } else {
+    console.log(`\n${markdown}\nWritten: ${join(outDir, 'kernels.md')}, kernels.json`);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,81 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Progress } from './progress.js';
+
+/** One contender: prepared once (weights uploaded), then run repeatedly. */
+export interface Method {
+  readonly id: string;
+  readonly label: string;
+  /** tfjs backend the method runs on; selected before its timer starts. */
+  readonly tfBackend: string;
+  /** One full call whose result is read back (so lazy backends finish inside the timer). */
+  run(): tf.Tensor;
+}
+
+export interface Sample {
+  id: string;
+  label: string;
+  tfBackend: string;
+  times: number[];
+  median: number;
+  min: number;
+  max: number;
+}
+
+export interface MeasureOptions {
+  /** Interleaved rounds: every method once per round, so all see the same machine state. */
+  rounds: number;
+  /** A method stops taking samples once its samples add up to this (it keeps at least one). */
+  budgetMs: number;
+  /** A warm-up slower than this counts as the method's first sample (no point warming 70 s runs). */
+  slowMs: number;
+  progress?: Progress;
+  prefix?: string;
+}
+
+async function timeOnce(m: Method): Promise<number> {
+  await tf.setBackend(m.tfBackend);
+  const t0 = performance.now();
+  const out = m.run();
+  out.dataSync();
+  const ms = performance.now() - t0;
+  out.dispose();
+  return ms;
+}
+
+export const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+};
+
+export async function measure(methods: readonly Method[], opts: MeasureOptions): Promise<Map<string, Sample>> {
+  const times = new Map<string, number[]>(methods.map((m) => [m.id, []]));
+  for (const m of methods) {
+    const warm = await timeOnce(m);
+    if (warm > opts.slowMs) times.get(m.id)!.push(warm);
+    opts.progress?.step(`${opts.prefix ?? ''}warm-up ${m.label} (${warm.toFixed(1)} ms)`);
+  }
+  for (let r = 0; r < opts.rounds; r++) {
+    for (const m of methods) {
+      const ts = times.get(m.id)!;
+      const spent = ts.reduce((a, b) => a + b, 0);
+      if (ts.length > 0 && spent >= opts.budgetMs) continue;
+      ts.push(await timeOnce(m));
+    }
+    opts.progress?.step(`${opts.prefix ?? ''}round ${r + 1}/${opts.rounds}`);
+  }
+  const out = new Map<string, Sample>();
+  for (const m of methods) {
+    const ts = times.get(m.id)!;
+    out.set(m.id, {
+      id: m.id,
+      label: m.label,
+      tfBackend: m.tfBackend,
+      times: ts,
+      median: median(ts),
+      min: Math.min(...ts),
+      max: Math.max(...ts),
+    });
+  }
+  return out;
+}

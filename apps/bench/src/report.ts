@@ -1,0 +1,46 @@
+import type { ShapeResult, Target } from './kernels.js';
+
+const ms = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  const line = (r: string[]) => `| ${r.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ')} |`;
+  return [line(rows[0]!), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.slice(1).map(line)].join('\n');
+}
+
+export function kernelTable(results: readonly ShapeResult[]): string {
+  const parts: string[] = [];
+  for (const r of results) {
+    const s = r.shape;
+    const lora = r.samples.lora!.median;
+    const rows = [['method', 'median ms', 'min–max ms', 'samples', '× LoRA time']];
+    for (const sample of Object.values(r.samples)) {
+      rows.push([
+        sample.label,
+        ms(sample.median),
+        `${ms(sample.min)}–${ms(sample.max)}`,
+        String(sample.times.length),
+        `${(sample.median / lora).toFixed(1)}×`,
+      ]);
+    }
+    const shares = [
+      r.ratios.loraShareOfBaseCpu !== undefined ? `${pct(r.ratios.loraShareOfBaseCpu)} of the tfjs-cpu base matmul` : undefined,
+      r.ratios.loraShareOfBaseWasm !== undefined ? `${pct(r.ratios.loraShareOfBaseWasm)} of the tfjs-wasm base matmul` : undefined,
+    ].filter(Boolean);
+    parts.push(
+      `### ${s.name}: T = ${s.numTokens}, ${s.numAdapters} adapters (${s.layout}), H = ${s.hidden}, O = ${s.out}, rank ${s.rank}\n\n${table(rows)}\n\n` +
+        `LoRA overhead: ${shares.join(', ') || 'n/a (no base matmul measured)'}; contenders agree to ${r.disagreement.toExponential(1)} (relative).`,
+    );
+  }
+  return parts.join('\n\n');
+}
+
+export function targetTable(targets: readonly Target[]): string {
+  const rows = [['target', 'shape', 'measured', 'goal', 'met']];
+  for (const t of targets) {
+    const value = t.goal.includes('%') ? pct(t.value) : `${t.value.toFixed(1)}×`;
+    rows.push([t.name, t.shape, value, t.goal, t.met ? 'yes' : 'NO']);
+  }
+  return table(rows);
+}
