@@ -20,7 +20,10 @@ describe('quickstart mixed batch', () => {
 
   it('reports FAIL when a backend is off by more than the promise', async () => {
     const exact = createReferenceBackend();
-    const skewed = { ...exact, expand: (...args: Parameters<typeof exact.expand>) => tf.tidy(() => tf.add(exact.expand(...args), 1e-2) as tf.Tensor2D) };
+    const skewed = {
+      ...exact,
+      expand: (...args: Parameters<typeof exact.expand>) => tf.tidy(() => tf.add(exact.expand(...args), 1e-2) as tf.Tensor2D),
+    };
     const r = await runMixedBatch({ backend: skewed, hidden: 16, slices: [5, 3] });
     expect(r.requests.map((q) => q.pass)).toEqual([false, false, false, false, false]);
   });

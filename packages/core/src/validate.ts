@@ -56,6 +56,7 @@ function checkSliceList(value: unknown, name: string): readonly unknown[] {
 }
 
 function checkRank(rank: number, ctx: CheckContext, name: string, t: Tensor): void {
+  if (rank < 1) throw new LoRAError('E_RANK', `${name} has rank 0 (shape ${shapeOf(t)}); an adapter needs rank ≥ 1`);
   if (rank > ctx.maxLoraRank) {
     throw new LoRAError(
       'E_RANK',

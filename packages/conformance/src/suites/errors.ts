@@ -67,6 +67,12 @@ const CASES: ErrorCase[] = [
     mentions: /rank 5.*maxLoraRank = 4/,
     call: (f) => f.rt.punica.shrink(f.x, [f.z([L, R + 1, H])], 1),
   },
+  {
+    name: 'rank 0 adapter',
+    code: 'E_RANK',
+    mentions: /rank 0 .*needs rank ≥ 1/,
+    call: (f) => f.rt.punica.shrink(f.x, [f.z([L, 0, H])], 1),
+  },
   { name: 'non-finite scale', code: 'E_CONFIG', mentions: /finite number, got NaN/, call: (f) => f.rt.punica.shrink(f.x, f.a, Number.NaN) },
   {
     name: 'T of x differs from metadata',
