@@ -26,6 +26,7 @@ export const DEFAULT_TOLERANCE = 1e-4;
 export interface RuntimeShape {
   maxLoras: number;
   maxLoraRank: number;
+  maxCpuLoras?: number;
   maxNumTokens?: number;
 }
 

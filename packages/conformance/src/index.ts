@@ -1,10 +1,12 @@
 import { describe } from 'vitest';
 import { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE } from './harness.js';
+import { adapterSuite } from './suites/adapters.js';
 import { correctnessSuite } from './suites/correctness.js';
 import { errorSuite } from './suites/errors.js';
 import { leakSuite } from './suites/leaks.js';
 
 export { EMBEDDING_CASES, type EmbeddingCase, LINEAR_CASES, type LinearCase, LOGITS_CASES, type LogitsCase } from './cases.js';
+export * from './fixtures/tiny-llama.js';
 export { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE, makeRuntime } from './harness.js';
 export { Random, type SlotPattern, slotIndices } from './random.js';
 
@@ -13,7 +15,8 @@ export { Random, type SlotPattern, slotIndices } from './random.js';
  *
  *     describeBackend(() => createCpuBackend(), { name: 'cpu' });
  *
- * Correctness against the float64 reference, every wrapper-reachable error code, and leaks.
+ * Correctness against the float64 reference, every wrapper-reachable error code, leaks, and the
+ * layers + adapter manager on a tiny Llama loaded from PEFT fixtures.
  * Backends differ only in their declared capabilities (tolerance, skip allow list, timeouts).
  */
 export function describeBackend(factory: BackendFactory, capabilities: BackendCapabilities): void {
@@ -21,5 +24,6 @@ export function describeBackend(factory: BackendFactory, capabilities: BackendCa
     correctnessSuite(factory, capabilities);
     errorSuite(factory, capabilities);
     leakSuite(factory, capabilities);
+    adapterSuite(factory, capabilities);
   });
 }

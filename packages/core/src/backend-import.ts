@@ -8,6 +8,8 @@
  * imports its backend package itself (a bundler cannot follow a computed specifier).
  */
 
+import { isNode, nodeFs, nodeModules } from './node.js';
+
 export type BackendImporter = (specifier: string) => Promise<unknown>;
 
 export function isModuleNotFound(err: unknown, specifier: string): boolean {
@@ -19,18 +21,6 @@ export function isModuleNotFound(err: unknown, specifier: string): boolean {
     (message.includes(specifier) && /cannot find|failed to (resolve|load)|not found|does not provide/i.test(message))
   );
 }
-
-const isNode = (): boolean => typeof process !== 'undefined' && typeof process.versions?.node === 'string';
-
-// Computed specifiers keep bundlers from trying to bundle Node built-ins into browser builds.
-const nodeBuiltin = (name: string): Promise<unknown> => import(/* @vite-ignore */ `node:${name}`);
-
-type NodeBuiltins = [
-  typeof import('node:module'),
-  typeof import('node:url'),
-  typeof import('node:fs/promises'),
-  typeof import('node:path'),
-];
 
 /** The ESM entry of a package.json: `exports["."].import`, then `module`, then `main`. */
 export function esmEntry(pkg: Record<string, unknown>): string | undefined {
@@ -47,9 +37,11 @@ export function esmEntry(pkg: Record<string, unknown>): string | undefined {
 
 /** `file://` URL of the package's ESM entry as the project in `cwd` sees it, or undefined. */
 export async function resolveFromProject(specifier: string, cwd: string = process.cwd()): Promise<string | undefined> {
-  const [{ createRequire }, { pathToFileURL }, { access, readFile }, { dirname, join }] = (await Promise.all(
-    ['module', 'url', 'fs/promises', 'path'].map(nodeBuiltin),
-  )) as NodeBuiltins;
+  const [{ module, url }, { fs, path }] = await Promise.all([nodeModules(), nodeFs()]);
+  const { createRequire } = module;
+  const { pathToFileURL } = url;
+  const { access, readFile } = fs;
+  const { dirname, join } = path;
   // Walk the node_modules folders the project would search; reading package.json directly also
   // works for packages whose exports map does not expose "./package.json".
   const folders: string[] = createRequire(join(cwd, 'noop.js')).resolve.paths(specifier) ?? [];

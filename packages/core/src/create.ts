@@ -1,3 +1,4 @@
+import { AdapterManager } from './adapters/manager.js';
 import type { LoRABackend } from './backend.js';
 import { type LoRAConfig, type ResolvedLoRAConfig, resolveConfig } from './config.js';
 import { LoRAError } from './errors.js';
@@ -7,8 +8,10 @@ import { checkBackendObject, resolveBackendFactory } from './registry.js';
 export interface LoRARuntime {
   readonly backend: LoRABackend;
   readonly punica: PunicaWrapper;
+  /** Host cache, device slots and the batch mapping; layers register here when constructed. */
+  readonly adapters: AdapterManager;
   readonly config: ResolvedLoRAConfig;
-  /** Disposes the wrapper and the backend; later calls throw E_DISPOSED. Idempotent. */
+  /** Disposes the layers' adapter stacks, the wrapper and the backend; later calls throw E_DISPOSED. Idempotent. */
   dispose(): void;
 }
 
@@ -32,14 +35,17 @@ export async function createLoRA(config: LoRAConfig): Promise<LoRARuntime> {
     throw new LoRAError('E_BACKEND', `backend "${backend.name}" failed to initialise: ${(err as Error)?.message ?? err}`, { cause: err });
   }
   const punica = new PunicaWrapper(backend, resolved);
+  const adapters = new AdapterManager(punica, resolved);
   let disposed = false;
   return {
     backend,
     punica,
+    adapters,
     config: resolved,
     dispose() {
       if (disposed) return;
       disposed = true;
+      adapters.dispose();
       punica.dispose();
       backend.dispose();
     },

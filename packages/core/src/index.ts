@@ -1,3 +1,8 @@
+export { type AdapterModuleWeights, createAdapter, type LoRAAdapter } from './adapters/adapter.js';
+export { AdapterManager } from './adapters/manager.js';
+export { loadPeftAdapter, loadPeftAdapterFromDir, type PeftAdapter } from './adapters/peft.js';
+export { isTargeted, moduleScale, type PeftAdapterConfig, parsePeftConfig } from './adapters/peft-config.js';
+export { type PeftFiles, serializePeftAdapter, writePeftAdapterDir } from './adapters/peft-writer.js';
 export type { LoRABackend, LoRABackendFactory, LoRABackendStats } from './backend.js';
 export { type BackendImporter, esmEntry, resolveFromProject } from './backend-import.js';
 export { bucketSize, bucketTokens, MIN_TOKEN_BUCKET, nextPowerOfTwo, roundUp, tokenBuckets } from './bucketing.js';
@@ -12,6 +17,16 @@ export {
 } from './config.js';
 export { createLoRA, type LoRARuntime } from './create.js';
 export { describeValue, isLoRAError, LORA_ERROR_CODES, LoRAError, type LoRAErrorCode } from './errors.js';
+export { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat } from './formats/half.js';
+export {
+  MAX_HEADER_BYTES,
+  type ParsedSafetensors,
+  parseSafetensors,
+  type SafetensorsDType,
+  type SafetensorsTensor,
+  type SerializableDType,
+  serializeSafetensors,
+} from './formats/safetensors.js';
 export {
   defineLoRABackend,
   expandKernelArgs,
@@ -24,6 +39,9 @@ export {
   runShrinkKernel,
   shrinkKernelArgs,
 } from './kernels.js';
+export { LoRAEmbedding } from './layers/embedding.js';
+export type { LoRALayer, MatrixInput } from './layers/layer.js';
+export { type LinearLayerOptions, LoRALinear, LoRALogits, MergedLoRALinear } from './layers/linear.js';
 export {
   computeMapping,
   computeMetadata,

@@ -1,0 +1,42 @@
+import { type SerializableDType, serializeSafetensors } from '../formats/safetensors.js';
+import { nodeFs } from '../node.js';
+import type { AdapterModuleWeights } from './adapter.js';
+
+export interface PeftFiles {
+  /** adapter_config.json text. */
+  config: string;
+  /** adapter_model.safetensors bytes. */
+  safetensors: Uint8Array;
+}
+
+type ModuleToWrite = Pick<AdapterModuleWeights, 'name' | 'kind' | 'rank' | 'a' | 'b' | 'inFeatures' | 'outFeatures'>;
+
+/**
+ * Writes an adapter the way PEFT's `save_pretrained` does: keys
+ * `base_model.model.<module>.lora_A.weight` `[r, in]` / `lora_B.weight` `[out, r]`, embeddings as
+ * `lora_embedding_A` `[r, V]` / `lora_embedding_B` `[D, r]`, plus adapter_config.json. B is written
+ * as given (unscaled): scaling comes from the config when the adapter is loaded.
+ */
+export function serializePeftAdapter(
+  modules: Iterable<ModuleToWrite>,
+  config: Record<string, unknown>,
+  dtype: SerializableDType = 'F32',
+): PeftFiles {
+  const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const m of modules) {
+    const prefix = `base_model.model.${m.name}`;
+    const [a, b] = m.kind === 'linear' ? ['lora_A.weight', 'lora_B.weight'] : ['lora_embedding_A', 'lora_embedding_B'];
+    tensors[`${prefix}.${a}`] = { shape: [m.rank, m.inFeatures], data: m.a };
+    tensors[`${prefix}.${b}`] = { shape: [m.outFeatures, m.rank], data: m.b };
+  }
+  const fullConfig = { peft_type: 'LORA', bias: 'none', use_dora: false, modules_to_save: null, ...config };
+  return { config: `${JSON.stringify(fullConfig, null, 2)}\n`, safetensors: serializeSafetensors(tensors, { format: 'pt' }, dtype) };
+}
+
+/** Node: writes `adapter_config.json` and `adapter_model.safetensors` into `dir` (created if needed). */
+export async function writePeftAdapterDir(dir: string, files: PeftFiles): Promise<void> {
+  const { fs, path } = await nodeFs();
+  await fs.mkdir(dir, { recursive: true });
+  await fs.writeFile(path.join(dir, 'adapter_config.json'), files.config);
+  await fs.writeFile(path.join(dir, 'adapter_model.safetensors'), files.safetensors);
+}

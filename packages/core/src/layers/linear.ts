@@ -1,0 +1,202 @@
+import { add, matMul, type Tensor1D, type Tensor2D, type Tensor3D, tidy } from '@tensorflow/tfjs-core';
+import type { AdapterModuleWeights } from '../adapters/adapter.js';
+import type { LoRARuntime } from '../create.js';
+import { describeValue, LoRAError } from '../errors.js';
+import { checkTensor } from '../validate.js';
+import { checkLayerRank, checkSlot, type LoRALayer, type MatrixInput, readMatrix } from './layer.js';
+import { WeightStack, writeB } from './stack.js';
+
+interface SliceWeights {
+  a: Float32Array;
+  b: Float32Array;
+  rank: number;
+  scale: number;
+  name: string;
+}
+
+export interface LinearLayerOptions {
+  /** Base weight `[O, H]` (torch layout, y = x·Wᵀ). Not owned: the caller disposes it. */
+  weight: Tensor2D;
+  /** Optional base bias `[O]`. */
+  bias?: Tensor1D;
+}
+
+/**
+ * Shared by the linear layers: the base matmul plus one shrink and one expand over all slices.
+ * Each slice owns stacked A `[L, R, H]` and B `[L, O_s, R]`; slot writes go to host mirrors and
+ * reach the device once per forward that follows them.
+ */
+abstract class StackedLinear implements LoRALayer {
+  readonly kind = 'linear' as const;
+  readonly modules: readonly string[];
+  readonly sliceShapes: readonly { inFeatures: number; outFeatures: number }[];
+  readonly outputSizes: number[];
+  readonly weight: Tensor2D;
+  readonly bias: Tensor1D | undefined;
+  protected readonly runtime: LoRARuntime;
+  readonly #a: WeightStack[];
+  readonly #b: WeightStack[];
+
+  protected constructor(runtime: LoRARuntime, modules: readonly string[], outputSizes: readonly number[], options: LinearLayerOptions) {
+    const weight = checkTensor(options?.weight, 'weight', '[O, H]') as Tensor2D;
+    const [outFeatures, hidden] = weight.shape;
+    if (modules.length === 0 || modules.length !== outputSizes.length || modules.some((m) => typeof m !== 'string' || m.length === 0)) {
+      throw new LoRAError(
+        'E_CONFIG',
+        `expected one module name per output slice, got modules ${describeValue(modules)} for slices ${describeValue(outputSizes)}`,
+      );
+    }
+    const total = outputSizes.reduce((a, b) => a + b, 0);
+    if (!outputSizes.every((o) => Number.isSafeInteger(o) && o > 0) || total !== outFeatures) {
+      throw new LoRAError(
+        'E_SHAPE',
+        `output slices ${describeValue(outputSizes)} must be positive and add up to O = ${outFeatures} (weight shape [${weight.shape}])`,
+      );
+    }
+    if (options.bias !== undefined) {
+      const bias = checkTensor(options.bias, 'bias', '[O]');
+      if (bias.shape[0] !== outFeatures) throw new LoRAError('E_SHAPE', `bias must be [${outFeatures}], got [${bias.shape}]`);
+    }
+    const { maxLoras: L, maxLoraRank: R } = runtime.config;
+    this.runtime = runtime;
+    this.modules = Object.freeze([...modules]);
+    this.outputSizes = [...outputSizes];
+    this.sliceShapes = Object.freeze(outputSizes.map((o) => Object.freeze({ inFeatures: hidden, outFeatures: o })));
+    this.weight = weight;
+    this.bias = options.bias;
+    this.#a = outputSizes.map(() => new WeightStack([L, R, hidden]));
+    this.#b = outputSizes.map((o) => new WeightStack([L, o, R]));
+  }
+
+  /** Stacked A per slice `[L, R, H]` (the tensors punica reads). */
+  get loraA(): Tensor3D[] {
+    return this.#a.map((s) => s.tensor);
+  }
+
+  /** Stacked B per slice `[L, O_s, R]`, scaling folded in. */
+  get loraB(): Tensor3D[] {
+    return this.#b.map((s) => s.tensor);
+  }
+
+  setSlot(slot: number, modules: readonly (AdapterModuleWeights | null)[]): void {
+    checkSlot(slot, this.runtime.config.maxLoras);
+    const prepared = this.modules.map((name, s) => {
+      const m = modules[s] ?? null;
+      if (m !== null && m.kind !== 'linear')
+        throw new LoRAError('E_SHAPE', `${name} is a linear layer but the adapter holds embedding weights for it`);
+      return m === null ? null : this.#check(s, { a: m.a, b: m.b, rank: m.rank, scale: m.scale, name: m.name });
+    });
+    for (const [s, w] of prepared.entries()) this.#commit(slot, s, w);
+  }
+
+  resetLoRA(slot: number): void {
+    checkSlot(slot, this.runtime.config.maxLoras);
+    for (let s = 0; s < this.modules.length; s++) this.#commit(slot, s, null);
+  }
+
+  /**
+   * Writes a slot from PEFT layouts, one entry per slice: A `[r, H]`, B `[O_s, r]` (B times
+   * `scale`), null for a slice the adapter does not target. Everything is checked before anything
+   * is written, so a rejected call leaves the slot as it was.
+   */
+  protected writeSlot(slot: number, a: readonly (MatrixInput | null)[], b: readonly (MatrixInput | null)[], scale: number): void {
+    checkSlot(slot, this.runtime.config.maxLoras);
+    if (typeof scale !== 'number' || !Number.isFinite(scale))
+      throw new LoRAError('E_CONFIG', `scale must be a finite number, got ${describeValue(scale)}`);
+    const prepared = this.modules.map((name, s) => {
+      const [as, bs] = [a[s], b[s]];
+      if (as == null || bs == null) return null;
+      const { inFeatures, outFeatures } = this.sliceShapes[s] as { inFeatures: number; outFeatures: number };
+      const A = readMatrix(as, `a for ${name}`, undefined, inFeatures);
+      const B = readMatrix(bs, `b for ${name}`, outFeatures, A.rows);
+      return this.#check(s, { a: A.data, b: B.data, rank: A.rows, scale, name });
+    });
+    for (const [s, w] of prepared.entries()) this.#commit(slot, s, w);
+  }
+
+  #check(s: number, w: SliceWeights): SliceWeights {
+    const { inFeatures, outFeatures } = this.sliceShapes[s] as { inFeatures: number; outFeatures: number };
+    checkLayerRank(w.rank, this.runtime.config.maxLoraRank, w.name);
+    if (w.a.length !== w.rank * inFeatures || w.b.length !== outFeatures * w.rank) {
+      throw new LoRAError(
+        'E_SHAPE',
+        `${w.name}: A must be [${w.rank}, ${inFeatures}] and B [${outFeatures}, ${w.rank}] for layer ${this.modules[s]}, got ${w.a.length} and ${w.b.length} values`,
+      );
+    }
+    return w;
+  }
+
+  #commit(slot: number, s: number, w: SliceWeights | null): void {
+    const aBlock = (this.#a[s] as WeightStack).slot(slot);
+    const bBlock = (this.#b[s] as WeightStack).slot(slot);
+    if (w === null) return;
+    aBlock.set(w.a); // [r, H] is the first r rows of the slot's [R, H]
+    writeB(bBlock, w.b, (this.sliceShapes[s] as { outFeatures: number }).outFeatures, w.rank, this.runtime.config.maxLoraRank, w.scale);
+  }
+
+  /** `x·Wᵀ (+ bias)` plus every token's adapter: one shrink and one expand for the batch. */
+  forward(x: Tensor2D): Tensor2D {
+    return tidy(() => {
+      let y = matMul(x, this.weight, false, true) as Tensor2D;
+      if (this.bias) y = add(y, this.bias) as Tensor2D;
+      return this.addLoRA(y, x);
+    });
+  }
+
+  protected addLoRA(y: Tensor2D, x: Tensor2D): Tensor2D {
+    return this.runtime.punica.addLoRALinear(y, x, this.loraA, this.loraB, 1, this.outputSizes);
+  }
+
+  dispose(): void {
+    this.runtime.adapters.removeLayer(this);
+    for (const s of [...this.#a, ...this.#b]) s.dispose();
+  }
+}
+
+/** One LoRA slice: o_proj, down_proj. */
+export class LoRALinear extends StackedLinear {
+  constructor(runtime: LoRARuntime, options: LinearLayerOptions & { module: string }) {
+    super(runtime, [options?.module], [options?.weight?.shape?.[0] as number], options);
+    runtime.adapters.addLayer(this);
+  }
+
+  /** Puts adapter weights in a slot: A `[r, H]`, B `[O, r]` (PEFT layouts), B multiplied by `scale`. */
+  setLoRA(slot: number, a: MatrixInput, b: MatrixInput, scale = 1): void {
+    this.writeSlot(slot, [a], [b], scale);
+  }
+}
+
+/** Packed slices with their own widths: q/k/v (GQA: k = v = H/4), gate/up. */
+export class MergedLoRALinear extends StackedLinear {
+  constructor(runtime: LoRARuntime, options: LinearLayerOptions & { modules: string[]; outputSizes: number[] }) {
+    super(runtime, options?.modules ?? [], options?.outputSizes ?? [], options);
+    runtime.adapters.addLayer(this);
+  }
+
+  /** Per slice A `[r, H]` and B `[O_s, r]`, or null for a slice the adapter does not target. */
+  setLoRA(slot: number, a: (MatrixInput | null)[], b: (MatrixInput | null)[], scale = 1): void {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== this.modules.length || b.length !== this.modules.length) {
+      throw new LoRAError(
+        'E_SHAPE',
+        `setLoRA expects ${this.modules.length} A and B entries (one per slice), got ${describeValue(a)} and ${describeValue(b)}`,
+      );
+    }
+    this.writeSlot(slot, a, b, scale);
+  }
+}
+
+/** lm_head: logits for the rows being sampled (one per sequence, `samplerLoraIndices`). */
+export class LoRALogits extends StackedLinear {
+  constructor(runtime: LoRARuntime, options: LinearLayerOptions & { module: string }) {
+    super(runtime, [options?.module], [options?.weight?.shape?.[0] as number], options);
+    runtime.adapters.addLayer(this);
+  }
+
+  setLoRA(slot: number, a: MatrixInput, b: MatrixInput, scale = 1): void {
+    this.writeSlot(slot, [a], [b], scale);
+  }
+
+  protected override addLoRA(y: Tensor2D, x: Tensor2D): Tensor2D {
+    return this.runtime.punica.addLoRALogits(y, x, this.loraA[0] as Tensor3D, this.loraB[0] as Tensor3D, 1);
+  }
+}

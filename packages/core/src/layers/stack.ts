@@ -1,0 +1,48 @@
+import { keep, type Tensor3D, tensor3d } from '@tensorflow/tfjs-core';
+
+/**
+ * One stacked `[L, d1, d2]` weight with a host mirror. Writing a slot touches only the mirror; the
+ * tensor is rebuilt (one upload) the next time a forward asks for it, so activating several
+ * adapters before a batch costs one upload per stack, not one per adapter.
+ */
+export class WeightStack {
+  readonly host: Float32Array;
+  readonly shape: readonly [number, number, number];
+  #tensor: Tensor3D | null = null;
+
+  constructor(shape: readonly [number, number, number]) {
+    this.shape = shape;
+    this.host = new Float32Array(shape[0] * shape[1] * shape[2]);
+  }
+
+  /** The slot's `[d1, d2]` block, zeroed, for the caller to fill. Invalidates the tensor. */
+  slot(slot: number): Float32Array {
+    const size = this.shape[1] * this.shape[2];
+    const view = this.host.subarray(slot * size, (slot + 1) * size);
+    view.fill(0);
+    this.#invalidate();
+    return view;
+  }
+
+  get tensor(): Tensor3D {
+    // keep(): the stack outlives any tf.tidy the forward pass runs in.
+    this.#tensor ??= keep(tensor3d(this.host, this.shape as [number, number, number]));
+    return this.#tensor;
+  }
+
+  #invalidate(): void {
+    this.#tensor?.dispose();
+    this.#tensor = null;
+  }
+
+  dispose(): void {
+    this.#invalidate();
+  }
+}
+
+/** Copies a PEFT lora_B `[out, r]` into a slot block `[out, R]` (rank zero-padded), times `scale`. */
+export function writeB(block: Float32Array, b: Float32Array, out: number, rank: number, paddedRank: number, scale: number): void {
+  for (let o = 0; o < out; o++) {
+    for (let k = 0; k < rank; k++) block[o * paddedRank + k] = scale * (b[o * rank + k] as number);
+  }
+}
