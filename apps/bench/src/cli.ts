@@ -1,17 +1,19 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { benchActivation, benchParse, DEMO_MODEL, TINY_MODEL } from './adapters.js';
 import { FULL_SHAPES, kernelTargets, progressSteps, QUICK_SHAPES, runKernelBench, TINY_SHAPES } from './kernels.js';
 import { Progress } from './progress.js';
-import { kernelTable, targetTable } from './report.js';
+import { adapterTable, kernelTable, targetTable } from './report.js';
 
-const HELP = `pnpm bench [--quick | --tiny] [--json] [--out DIR] [--no-wasm] [--rounds N]
+const HELP = `pnpm bench [--quick | --tiny] [--only kernels|adapters] [--json] [--out DIR] [--no-wasm] [--rounds N]
 
 Kernel benchmark of the CPU backend at decode (T = 32, 8 adapters) and prefill (T = 2048,
 4 adapters) shapes, H = O = 4096, rank 16, against the naive tfjs composition, the per-adapter
 loop and the base matmul on tfjs cpu and wasm. Prints progress to stderr, a table and the
-targets at the end; writes bench-results/kernels.{json,md}. --json prints the ratios (stable
-keys, no absolute times) on stdout for comparing two commits.`;
+targets at the end; then adapter activation in a 4-layer Llama-shaped model and parsing a
+50 MB safetensors file. Writes bench-results/kernels.{json,md}. --json prints the ratios (stable
+keys, no absolute kernel times) on stdout for comparing two commits.`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -20,6 +22,7 @@ async function main(): Promise<void> {
       tiny: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       'no-wasm': { type: 'boolean', default: false },
+      only: { type: 'string' },
       rounds: { type: 'string' },
       out: { type: 'string', default: 'bench-results' },
       help: { type: 'boolean', default: false },
@@ -34,16 +37,26 @@ async function main(): Promise<void> {
   const opts = { rounds, budgetMs: values.tiny ? 200 : 6000, slowMs: 2000, wasm: !values['no-wasm'], base: true };
   const log = (s: string) => process.stderr.write(`${s}\n`);
   log(`lora-kernels bench: ${shapes.map((s) => `${s.name} T=${s.numTokens} H=${s.hidden}`).join(', ')}; ${rounds} interleaved rounds`);
-  const progress = new Progress(shapes.length * progressSteps(opts));
-  const results = await runKernelBench({ ...opts, shapes, progress });
+  const runKernels = values.only !== 'adapters';
+  const runAdapters = values.only !== 'kernels';
+  const adapterRounds = values.tiny ? 2 : 9;
+  const progress = new Progress((runKernels ? shapes.length * progressSteps(opts) : 0) + (runAdapters ? 3 * adapterRounds : 0));
+  const results = runKernels ? await runKernelBench({ ...opts, shapes, progress }) : [];
+  const activation = runAdapters ? await benchActivation(values.tiny ? TINY_MODEL : DEMO_MODEL, adapterRounds, progress) : undefined;
+  const parses = runAdapters ? (['F32', 'BF16'] as const).map((d) => benchParse(values.tiny ? 1 : 50, d, adapterRounds, progress)) : [];
   progress.finish();
 
   const targets = kernelTargets(results);
-  const markdown = `## CPU backend kernels\n\n${kernelTable(results)}\n\n## Targets\n\n${targetTable(targets)}\n`;
+  const sections = [
+    runKernels ? `## CPU backend kernels\n\n${kernelTable(results)}\n\n## Targets\n\n${targetTable(targets)}` : '',
+    activation ? `## Adapters\n\n${adapterTable(activation, parses)}` : '',
+  ];
+  const markdown = `${sections.filter(Boolean).join('\n\n')}\n`;
   const summary = {
     schema: 'lora-bench/kernels@1',
     shapes: Object.fromEntries(results.map((r) => [r.shape.name, { shape: r.shape, ratios: r.ratios }])),
     targets: targets.map(({ name, shape, value, goal, met }) => ({ name, shape, value, goal, met })),
+    adapters: activation ? { activation, parses } : undefined,
   };
   const outDir = resolve(values.out);
   await mkdir(outDir, { recursive: true });

@@ -25,8 +25,10 @@ export class WeightStack {
   }
 
   get tensor(): Tensor3D {
-    // keep(): the stack outlives any tf.tidy the forward pass runs in.
-    this.#tensor ??= keep(tensor3d(this.host, this.shape as [number, number, number]));
+    // keep(): the stack outlives any tf.tidy the forward pass runs in. A copy: tfjs may keep the
+    // array it was given as the tensor's data (cpu) or as a pending upload (webgl), and later slot
+    // writes must not reach a tensor someone still holds.
+    this.#tensor ??= keep(tensor3d(this.host.slice(), this.shape as [number, number, number]));
     return this.#tensor;
   }
 

@@ -1,0 +1,103 @@
+import { buildTinyLlama, llamaModules, randomPeftFiles, type TinyLlamaConfig } from '@lora/conformance/fixtures';
+import { Random } from '@lora/conformance/random';
+import { createLoRA, loadPeftAdapter, parseSafetensors, type SerializableDType, serializeSafetensors } from '@lora/core';
+import type * as tf from '@tensorflow/tfjs-core';
+import { median } from './measure.js';
+import type { Progress } from './progress.js';
+
+/** The demo's default Llama shape: 4 layers, hidden 512, 8 heads / 2 KV heads, intermediate 1376, vocab 4096. */
+export const DEMO_MODEL: TinyLlamaConfig = { hidden: 512, intermediate: 1376, layers: 4, vocab: 4096, kvWidth: 128 };
+export const TINY_MODEL: TinyLlamaConfig = { hidden: 32, intermediate: 48, layers: 2, vocab: 64, kvWidth: 8 };
+
+export interface ActivationResult {
+  modules: number;
+  rank: number;
+  adapterMB: number;
+  /** Host copies into every layer's slot (scale folded, rank padded). */
+  activateMs: number;
+  /** Rebuilding the stacked tensors the next forward reads (one upload per stack). */
+  uploadMs: number;
+}
+
+export interface ParseResult {
+  dtype: SerializableDType;
+  fileMB: number;
+  tensors: number;
+  ms: number;
+  mbPerSec: number;
+  /** Tensors whose data was copied out of the file (0 = all views). */
+  copiedTensors: number;
+  /** Bytes allocated for decoded data, relative to the file's size. */
+  allocatedVsFile: number;
+}
+
+export async function benchActivation(model: TinyLlamaConfig, rounds: number, progress?: Progress): Promise<ActivationResult> {
+  const rank = 16;
+  const rt = await createLoRA({ backend: 'cpu', maxLoras: 4, maxLoraRank: rank, maxCpuLoras: 8 });
+  const rng = new Random(11);
+  const llama = buildTinyLlama(rt, rng, model);
+  const targets = [...new Set(llamaModules(model).map((m) => m.short))];
+  const adapters = Array.from({ length: 5 }, (_, i) =>
+    loadPeftAdapter({ id: `a${i}`, ...randomPeftFiles(rng, { rank, alpha: 32, targets }, model) }),
+  );
+  for (const a of adapters) rt.adapters.register(a);
+  const stacks = () =>
+    rt.adapters.layers.flatMap((l) => {
+      const s = l as unknown as { loraA: tf.Tensor | tf.Tensor[]; loraB: tf.Tensor | tf.Tensor[] };
+      return [s.loraA, s.loraB].flat();
+    });
+  const activate: number[] = [];
+  const upload: number[] = [];
+  try {
+    for (let r = 0; r < rounds; r++) {
+      // Five adapters through four slots: every activation evicts one.
+      const a = adapters[r % adapters.length]!;
+      if (rt.adapters.slotOf(a.id) >= 0) rt.adapters.deactivate(a.id);
+      let t0 = performance.now();
+      rt.adapters.activate(a.id);
+      activate.push(performance.now() - t0);
+      t0 = performance.now();
+      for (const t of stacks()) t.dataSync();
+      upload.push(performance.now() - t0);
+      progress?.step(`adapters: activation ${r + 1}/${rounds}`);
+    }
+  } finally {
+    llama.dispose();
+    rt.dispose();
+  }
+  const a0 = adapters[0]!;
+  const floats = [...a0.modules.values()].reduce((n, m) => n + m.a.length + m.b.length, 0);
+  return { modules: a0.modules.size, rank, adapterMB: (floats * 4) / 2 ** 20, activateMs: median(activate), uploadMs: median(upload) };
+}
+
+/** A safetensors file of ~`megabytes` MB shaped like a large rank-16 adapter ([16, 4096] tensors). */
+export function syntheticAdapterFile(megabytes: number, dtype: SerializableDType): Uint8Array {
+  const perTensor = 16 * 4096;
+  const count = Math.max(1, Math.round((megabytes * 2 ** 20) / (perTensor * 4)));
+  const data = new Float32Array(perTensor);
+  for (let i = 0; i < perTensor; i++) data[i] = Math.sin(i) * 0.01;
+  const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (let i = 0; i < count; i++) tensors[`base_model.model.model.layers.${i}.mlp.up_proj.lora_A.weight`] = { shape: [16, 4096], data };
+  return serializeSafetensors(tensors, { format: 'pt' }, dtype);
+}
+
+export function benchParse(megabytes: number, dtype: SerializableDType, rounds: number, progress?: Progress): ParseResult {
+  const bytes = syntheticAdapterFile(megabytes, dtype);
+  const times: number[] = [];
+  let copied = 0;
+  let allocated = 0;
+  let tensors = 0;
+  for (let r = 0; r < rounds; r++) {
+    const t0 = performance.now();
+    const parsed = parseSafetensors(bytes);
+    times.push(performance.now() - t0);
+    const all = Object.values(parsed.tensors);
+    tensors = all.length;
+    copied = all.filter((t) => t.data.buffer !== bytes.buffer).length;
+    allocated = all.reduce((n, t) => n + (t.data.buffer === bytes.buffer ? 0 : t.data.byteLength), 0);
+    progress?.step(`adapters: parse ${dtype} ${r + 1}/${rounds}`);
+  }
+  const ms = median(times);
+  const fileMB = bytes.length / 2 ** 20;
+  return { dtype, fileMB, tensors, ms, mbPerSec: fileMB / (ms / 1000), copiedTensors: copied, allocatedVsFile: allocated / bytes.length };
+}
