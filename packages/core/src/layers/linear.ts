@@ -66,6 +66,7 @@ abstract class StackedLinear implements LoRALayer {
     this.bias = options.bias;
     this.#a = outputSizes.map(() => new WeightStack([L, R, hidden]));
     this.#b = outputSizes.map((o) => new WeightStack([L, o, R]));
+    runtime.adapters.addLayer(this);
   }
 
   /** Stacked A per slice `[L, R, H]` (the tensors punica reads). */
@@ -157,7 +158,6 @@ abstract class StackedLinear implements LoRALayer {
 export class LoRALinear extends StackedLinear {
   constructor(runtime: LoRARuntime, options: LinearLayerOptions & { module: string }) {
     super(runtime, [options?.module], [options?.weight?.shape?.[0] as number], options);
-    runtime.adapters.addLayer(this);
   }
 
   /** Puts adapter weights in a slot: A `[r, H]`, B `[O, r]` (PEFT layouts), B multiplied by `scale`. */
@@ -170,7 +170,6 @@ export class LoRALinear extends StackedLinear {
 export class MergedLoRALinear extends StackedLinear {
   constructor(runtime: LoRARuntime, options: LinearLayerOptions & { modules: string[]; outputSizes: number[] }) {
     super(runtime, options?.modules ?? [], options?.outputSizes ?? [], options);
-    runtime.adapters.addLayer(this);
   }
 
   /** Per slice A `[r, H]` and B `[O_s, r]`, or null for a slice the adapter does not target. */
@@ -186,16 +185,7 @@ export class MergedLoRALinear extends StackedLinear {
 }
 
 /** lm_head: logits for the rows being sampled (one per sequence, `samplerLoraIndices`). */
-export class LoRALogits extends StackedLinear {
-  constructor(runtime: LoRARuntime, options: LinearLayerOptions & { module: string }) {
-    super(runtime, [options?.module], [options?.weight?.shape?.[0] as number], options);
-    runtime.adapters.addLayer(this);
-  }
-
-  setLoRA(slot: number, a: MatrixInput, b: MatrixInput, scale = 1): void {
-    this.writeSlot(slot, [a], [b], scale);
-  }
-
+export class LoRALogits extends LoRALinear {
   protected override addLoRA(y: Tensor2D, x: Tensor2D): Tensor2D {
     return this.runtime.punica.addLoRALogits(y, x, this.loraA[0] as Tensor3D, this.loraB[0] as Tensor3D, 1);
   }
