@@ -1,5 +1,6 @@
 import { createLoRA, type LoRABackend } from '@lora/core';
 import * as tf from '@tensorflow/tfjs-core';
+import { seeded, uniform } from './rng.js';
 
 /**
  * One packed q/k/v projection serving a batch in which each request uses a different adapter (or
@@ -28,17 +29,7 @@ export interface MixedBatchResult {
   baseMs: number;
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let z = Math.imul(s ^ (s >>> 15), s | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return (((z ^ (z >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
-}
-
-const floats = (n: number, next: () => number, scale = 1) => Float32Array.from({ length: n }, () => next() * scale);
+const floats = (n: number, next: () => number, scale = 1) => uniform(next, n, scale);
 
 export async function runMixedBatch(
   options: { backend: string | LoRABackend; hidden?: number; slices?: number[] } = { backend: 'cpu' },
@@ -47,7 +38,7 @@ export async function runMixedBatch(
   const slices = options.slices ?? [96, 24, 24]; // q, k, v with grouped-query k/v
   const O = slices.reduce((a, b) => a + b, 0);
   const maxLoraRank = 16;
-  const next = rng(2024);
+  const next = seeded(2024);
 
   const adapters: Adapter[] = [
     { id: 'sql-expert', rank: 8, alpha: 16 },

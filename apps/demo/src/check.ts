@@ -1,0 +1,65 @@
+import { createLoRA, type LoRAAdapter } from '@lora/core';
+import type { ModelConfig } from './model/config.js';
+import { LlamaModel, Sequence } from './model/llama.js';
+import { type BaseWeights, mergeAdapter } from './model/weights.js';
+import type { Generation } from './serve.js';
+
+export interface CheckResult {
+  generation: Generation;
+  reference: number[];
+  pass: boolean;
+  /** Set when the tokens diverge at a near-tie of the reference logits (not a LoRA error). */
+  tieAt?: number;
+}
+
+/** Logit gap under which two greedy paths may pick different tokens from float rounding alone. */
+export const TIE_MARGIN = 1e-4;
+
+/**
+ * Runs every request alone, greedily, on the base model with its adapter merged into the weights
+ * (`W + scale·B·A`, no LoRA kernels involved), and compares the tokens with the batched run.
+ */
+export async function checkAgainstMerged(
+  backend: string,
+  config: ModelConfig,
+  weights: BaseWeights,
+  adapters: ReadonlyMap<string, LoRAAdapter>,
+  generations: readonly Generation[],
+  onRequest?: () => void,
+): Promise<CheckResult[]> {
+  const byAdapter = new Map<string | null, Generation[]>();
+  for (const g of generations) byAdapter.set(g.request.adapter, [...(byAdapter.get(g.request.adapter) ?? []), g]);
+  const results: CheckResult[] = [];
+  for (const [adapterId, gens] of byAdapter) {
+    const merged = adapterId === null ? weights : mergeAdapter(config, weights, adapters.get(adapterId) as LoRAAdapter);
+    const rt = await createLoRA({ backend, maxLoras: 1, maxLoraRank: 1 });
+    const model = new LlamaModel(rt, config, merged);
+    try {
+      for (const g of gens) {
+        const seq = new Sequence(config.layers);
+        const reference: number[] = [];
+        const margins: number[] = [];
+        let input = g.request.prompt;
+        try {
+          while (reference.length < g.request.maxNewTokens) {
+            rt.adapters.setBatch([null], [input.length]);
+            const out = model.step([{ seq, tokens: input }]);
+            reference.push(out.next[0] as number);
+            margins.push(out.margins[0] as number);
+            input = Int32Array.of(out.next[0] as number);
+          }
+        } finally {
+          seq.dispose();
+        }
+        const diverge = reference.findIndex((t, i) => t !== g.tokens[i]);
+        const tie = diverge >= 0 && Math.min(margins[diverge] as number, g.margins[diverge] as number) < TIE_MARGIN ? diverge : undefined;
+        results.push({ generation: g, reference, pass: diverge < 0 || tie !== undefined, ...(tie !== undefined ? { tieAt: tie } : {}) });
+        onRequest?.();
+      }
+    } finally {
+      model.dispose();
+      rt.dispose();
+    }
+  }
+  return results.sort((a, b) => a.generation.request.id - b.generation.request.id);
+}
