@@ -1,18 +1,21 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { PRESETS } from '@lora/demo/serving';
 import { benchActivation, benchParse, DEMO_MODEL, TINY_MODEL } from './adapters.js';
 import { FULL_SHAPES, kernelTargets, progressSteps, QUICK_SHAPES, runKernelBench, TINY_SHAPES } from './kernels.js';
+import { benchModel } from './model.js';
 import { Progress } from './progress.js';
-import { adapterTable, kernelTable, targetTable } from './report.js';
+import { adapterTable, kernelTable, modelTable, targetTable } from './report.js';
 
-const HELP = `pnpm bench [--quick | --tiny] [--only kernels|adapters] [--json] [--out DIR] [--no-wasm] [--rounds N]
+const HELP = `pnpm bench [--quick | --tiny] [--only kernels|adapters|model] [--json] [--out DIR] [--no-wasm] [--rounds N]
 
 Kernel benchmark of the CPU backend at decode (T = 32, 8 adapters) and prefill (T = 2048,
 4 adapters) shapes, H = O = 4096, rank 16, against the naive tfjs composition, the per-adapter
 loop and the base matmul on tfjs cpu and wasm. Prints progress to stderr, a table and the
 targets at the end; then adapter activation in a 4-layer Llama-shaped model and parsing a
-50 MB safetensors file. Writes bench-results/kernels.{json,md}. --json prints the ratios (stable
+50 MB safetensors file; then the demo model serving 16 requests on 8 adapters with and
+without LoRA. Writes bench-results/kernels.{json,md}. --json prints the ratios (stable
 keys, no absolute kernel times) on stdout for comparing two commits.`;
 
 async function main(): Promise<void> {
@@ -37,26 +40,54 @@ async function main(): Promise<void> {
   const opts = { rounds, budgetMs: values.tiny ? 200 : 6000, slowMs: 2000, wasm: !values['no-wasm'], base: true };
   const log = (s: string) => process.stderr.write(`${s}\n`);
   log(`lora-kernels bench: ${shapes.map((s) => `${s.name} T=${s.numTokens} H=${s.hidden}`).join(', ')}; ${rounds} interleaved rounds`);
-  const runKernels = values.only !== 'adapters';
-  const runAdapters = values.only !== 'kernels';
+  const only = values.only as string | undefined;
+  if (only !== undefined && !['kernels', 'adapters', 'model'].includes(only))
+    throw new Error(`--only takes kernels, adapters or model, got "${only}"`);
+  const runKernels = only === undefined || only === 'kernels';
+  const runAdapters = only === undefined || only === 'adapters';
+  const runModel = only === undefined || only === 'model';
+  const modelRequests = values.tiny ? 4 : 16;
   const adapterRounds = values.tiny ? 2 : 9;
-  const progress = new Progress((runKernels ? shapes.length * progressSteps(opts) : 0) + (runAdapters ? 3 * adapterRounds : 0));
+  const progress = new Progress(
+    (runKernels ? shapes.length * progressSteps(opts) : 0) + (runAdapters ? 3 * adapterRounds : 0) + (runModel ? 2 * modelRequests : 0),
+  );
   const results = runKernels ? await runKernelBench({ ...opts, shapes, progress }) : [];
   const activation = runAdapters ? await benchActivation(values.tiny ? TINY_MODEL : DEMO_MODEL, adapterRounds, progress) : undefined;
   const parses = runAdapters ? (['F32', 'BF16'] as const).map((d) => benchParse(values.tiny ? 1 : 50, d, adapterRounds, progress)) : [];
+  const model = runModel
+    ? await benchModel(values.tiny ? PRESETS.tiny! : PRESETS.default!, {
+        requests: modelRequests,
+        adapters: values.tiny ? 2 : 8,
+        rank: 16,
+        maxNewTokens: values.tiny ? 2 : 16,
+        progress,
+      })
+    : undefined;
   progress.finish();
 
   const targets = kernelTargets(results);
+  if (model) {
+    targets.push({
+      name: 'demo model LoRA overhead (16 requests, 8 adapters)',
+      shape: model.preset,
+      value: model.overhead,
+      goal: '≤ 10 %',
+      met: model.overhead <= 0.1,
+    });
+  }
   const sections = [
-    runKernels ? `## CPU backend kernels\n\n${kernelTable(results)}\n\n## Targets\n\n${targetTable(targets)}` : '',
+    runKernels ? `## CPU backend kernels\n\n${kernelTable(results)}` : '',
     activation ? `## Adapters\n\n${adapterTable(activation, parses)}` : '',
+    model ? `## Demo model\n\n${modelTable(model)}` : '',
   ];
+  if (targets.length > 0) sections.push(`## Targets\n\n${targetTable(targets)}`);
   const markdown = `${sections.filter(Boolean).join('\n\n')}\n`;
   const summary = {
     schema: 'lora-bench/kernels@1',
     shapes: Object.fromEntries(results.map((r) => [r.shape.name, { shape: r.shape, ratios: r.ratios }])),
     targets: targets.map(({ name, shape, value, goal, met }) => ({ name, shape, value, goal, met })),
     adapters: activation ? { activation, parses } : undefined,
+    model: model ? { preset: model.preset, overhead: model.overhead, lora: model.lora, base: model.base } : undefined,
   };
   const outDir = resolve(values.out);
   await mkdir(outDir, { recursive: true });

@@ -98,6 +98,7 @@ export interface Target {
 /** The speed targets of the foundation issue, evaluated on one run's ratios. */
 export function kernelTargets(results: readonly ShapeResult[]): Target[] {
   const targets: Target[] = [];
+  if (results.length === 0) return targets;
   for (const r of results) {
     targets.push({
       name: 'cpu kernel vs naive tfjs composition',

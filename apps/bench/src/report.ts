@@ -1,5 +1,6 @@
 import type { ActivationResult, ParseResult } from './adapters.js';
 import type { ShapeResult, Target } from './kernels.js';
+import { decodeTokensPerSecond, type ModelBenchResult, tokensPerSecond } from './model.js';
 
 const ms = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
@@ -70,4 +71,18 @@ export function adapterTable(activation: ActivationResult, parses: readonly Pars
     ]),
   ]);
   return `### Activating an adapter (every slot of a 4-layer Llama-shaped model)\n\n${act}\n\n### Parsing safetensors\n\n${parse}\n\nF32 data aligned in the file is returned as views (no copy); F16/BF16 are decoded in one pass (one copy, 2× their bytes).`;
+}
+
+export function modelTable(r: ModelBenchResult): string {
+  const row = (label: string, s: ModelBenchResult['lora']) => [
+    label,
+    tokensPerSecond(s).toFixed(1),
+    decodeTokensPerSecond(s).toFixed(1),
+    ms(s.prefillMs),
+    ms(s.decodeMs),
+    String(s.steps),
+  ];
+  return `### Demo model "${r.preset}", ${r.requests} requests, ${r.adapters} distinct adapters, rank ${r.rank} on every linear module\n\n${table(
+    [['run', 'tokens/s', 'decode tokens/s', 'prefill ms', 'decode ms', 'steps'], row('with LoRA', r.lora), row('without LoRA', r.base)],
+  )}\n\nLoRA overhead: ${pct(r.overhead)} of the time per token (target ≤ 10 %, goal 5 %).`;
 }

@@ -1,0 +1,65 @@
+import { createLoRA, loadPeftAdapter } from '@lora/core';
+import { adapterFiles, LlamaModel, type ModelConfig, makeRequests, type ServeStats, seededWeights, serve } from '@lora/demo/serving';
+import type { Progress } from './progress.js';
+
+export interface ModelBenchResult {
+  preset: string;
+  requests: number;
+  adapters: number;
+  rank: number;
+  lora: ServeStats;
+  base: ServeStats;
+  /** Extra time per generated or prefilled token with LoRA, relative to the same schedule without. */
+  overhead: number;
+}
+
+export const tokensPerSecond = (s: ServeStats): number => (s.prefillTokens + s.decodeTokens) / ((s.prefillMs + s.decodeMs) / 1000);
+export const decodeTokensPerSecond = (s: ServeStats): number => s.decodeTokens / (s.decodeMs / 1000);
+
+/**
+ * The demo model serving a queue in which every adapter is used (16 requests, 8 distinct adapters,
+ * rank 16 on every linear module), with LoRA and with the same schedule on the base model alone.
+ */
+export async function benchModel(
+  config: ModelConfig,
+  opts: { requests: number; adapters: number; rank: number; maxNewTokens: number; progress?: Progress },
+): Promise<ModelBenchResult> {
+  const rt = await createLoRA({ backend: 'cpu', maxLoras: opts.adapters, maxLoraRank: opts.rank, maxCpuLoras: opts.adapters });
+  const model = new LlamaModel(rt, config, seededWeights(config));
+  try {
+    const targets = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+    for (let i = 0; i < opts.adapters; i++) {
+      const id = `bench-${i}`;
+      rt.adapters.register(
+        loadPeftAdapter({ id, ...adapterFiles(config, { id, rank: opts.rank, alpha: 2 * opts.rank, targets }, 500 + i) }),
+      );
+    }
+    const ids = rt.adapters.registered;
+    // Every request has an adapter: the worst case for LoRA overhead.
+    const requests = makeRequests(opts.requests, ids, config.vocab, opts.maxNewTokens).map((r, i) => ({
+      ...r,
+      adapter: ids[i % ids.length] as string,
+    }));
+    serve(
+      model,
+      rt,
+      requests.slice(0, 2).map((r) => ({ ...r, maxNewTokens: 2 })),
+      { maxRunning: opts.requests },
+    );
+    const step = (label: string) => (i: { finished: number }) => i.finished > 0 && opts.progress?.step(`model: ${label}`);
+    const lora = serve(model, rt, requests, { maxRunning: opts.requests, onStep: step('with LoRA') }).stats;
+    const base = serve(model, rt, requests, { maxRunning: opts.requests, withoutLoRA: true, onStep: step('without LoRA') }).stats;
+    return {
+      preset: config.name,
+      requests: opts.requests,
+      adapters: opts.adapters,
+      rank: opts.rank,
+      lora,
+      base,
+      overhead: tokensPerSecond(base) / tokensPerSecond(lora) - 1,
+    };
+  } finally {
+    model.dispose();
+    rt.dispose();
+  }
+}
