@@ -1,3 +1,4 @@
+import './backends.js';
 import { createLoRA, loadPeftAdapter } from '@lora/core';
 import { adapterFiles, LlamaModel, type ModelConfig, makeRequests, type ServeStats, seededWeights, serve } from '@lora/demo/serving';
 import type { Progress } from './progress.js';
