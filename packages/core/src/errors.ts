@@ -31,17 +31,29 @@ export function isLoRAError(err: unknown, code?: LoRAErrorCode): err is LoRAErro
   return err instanceof LoRAError && (code === undefined || err.code === code);
 }
 
-/** Renders a value for an error message: short, and unambiguous about its type. */
-export function describeValue(value: unknown): string {
-  if (value === null) return 'null';
-  if (value === undefined) return 'undefined';
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
-  if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value);
-  if (Array.isArray(value)) return value.length > 8 ? `[${value.slice(0, 8).join(', ')}, ...]` : `[${value.join(', ')}]`;
-  if (typeof value === 'object') {
+/**
+ * Renders a value for an error message: short, unambiguous about its type, and safe for hostile
+ * input (never calls a value's own toString, which a parsed JSON object may have replaced).
+ */
+export function describeValue(value: unknown, depth = 0): string {
+  try {
+    if (value === null) return 'null';
+    if (value === undefined) return 'undefined';
+    if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+    if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value);
+    if (typeof value === 'boolean') return String(value);
+    if (typeof value === 'bigint') return `${value}n`;
+    if (typeof value === 'symbol' || typeof value === 'function') return typeof value;
+    if (Array.isArray(value)) {
+      if (depth > 0) return `array(${value.length})`;
+      const items = value.slice(0, 8).map((v) => describeValue(v, depth + 1));
+      return `[${items.join(', ')}${value.length > 8 ? ', ...' : ''}]`;
+    }
     const shape = (value as { shape?: unknown }).shape;
-    if (Array.isArray(shape)) return `tensor of shape [${shape.join(', ')}]`;
-    return value.constructor?.name ?? 'object';
+    if (Array.isArray(shape)) return `tensor of shape [${shape.map((d) => describeValue(d, 1)).join(', ')}]`;
+    const name = Object.getPrototypeOf(value)?.constructor?.name;
+    return typeof name === 'string' && name !== 'Object' ? name : 'object';
+  } catch {
+    return 'value';
   }
-  return String(value);
 }
