@@ -279,10 +279,8 @@ export class AdapterManager {
       if (id === null || this.isPinned(id) || this.#batch.has(id)) return;
       if (best < 0 || (this.#slotUse[slot] as number) < (this.#slotUse[best] as number)) best = slot;
     });
-    if (best >= 0) {
-      for (const layer of this.#layers) layer.resetLoRA(best);
-      this.#slots[best] = null;
-    }
+    // No reset here: the caller writes the new adapter over every layer's slot right away.
+    if (best >= 0) this.#slots[best] = null;
     return best;
   }
 
