@@ -49,7 +49,9 @@ async function main(): Promise<void> {
   const modelRequests = values.tiny ? 4 : 16;
   const adapterRounds = values.tiny ? 2 : 9;
   const progress = new Progress(
-    (runKernels ? shapes.length * progressSteps(opts) : 0) + (runAdapters ? 3 * adapterRounds : 0) + (runModel ? 2 * modelRequests : 0),
+    (runKernels ? shapes.length * progressSteps(opts) : 0) +
+      (runAdapters ? 3 * adapterRounds : 0) +
+      (runModel ? 2 * modelRequests * (values.tiny ? 1 : 3) : 0),
   );
   const results = runKernels ? await runKernelBench({ ...opts, shapes, progress }) : [];
   const activation = runAdapters ? await benchActivation(values.tiny ? TINY_MODEL : DEMO_MODEL, adapterRounds, progress) : undefined;
@@ -60,6 +62,7 @@ async function main(): Promise<void> {
         adapters: values.tiny ? 2 : 8,
         rank: 16,
         maxNewTokens: values.tiny ? 2 : 16,
+        rounds: values.tiny ? 1 : 3,
         progress,
       })
     : undefined;

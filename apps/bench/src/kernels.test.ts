@@ -9,17 +9,22 @@ describe('kernel bench on tiny shapes', () => {
     const results = await runKernelBench({ shapes: TINY_SHAPES, rounds: 1, budgetMs: 50, slowMs: 2000, wasm: true, base: true });
     expect(results.map((r) => r.shape.name)).toEqual(['decode', 'prefill']);
     for (const r of results) {
-      expect(Object.keys(r.samples).sort()).toEqual(['base-cpu', 'base-wasm', 'loop', 'lora', 'naive']);
+      expect(Object.keys(r.samples).sort()).toEqual(['base-cpu', 'base-wasm', 'loop', 'lora', 'lora-wasm', 'naive']);
       expect(r.disagreement).toBeLessThan(1e-5);
       for (const value of Object.values(r.ratios)) expect(Number.isFinite(value) && value > 0).toBe(true);
     }
     const targets = kernelTargets(results);
     expect(targets.map((t) => `${t.shape}: ${t.name}`)).toEqual([
-      'decode: cpu kernel vs naive tfjs composition',
-      'decode: cpu kernel vs per-adapter loop',
-      'decode: LoRA share of wasm base matmul',
-      'prefill: cpu kernel vs naive tfjs composition',
-      'prefill: cpu kernel vs per-adapter loop',
+      'decode: engine js vs naive tfjs composition',
+      'decode: engine js vs per-adapter loop',
+      'decode: engine js: share of wasm base matmul',
+      'decode: engine wasm: share of wasm base matmul',
+      'decode: engine wasm vs engine js (scalar)',
+      'decode: engine wasm: bandwidth / copy rate',
+      'prefill: engine js vs naive tfjs composition',
+      'prefill: engine js vs per-adapter loop',
+      'prefill: engine wasm: share of wasm base matmul',
+      'prefill: engine wasm vs engine js (scalar)',
     ]);
     expect(kernelTable(results)).toMatch(/### decode: T = 8, 4 adapters/);
     expect(targetTable(targets)).toMatch(/\| target/);

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initWasm } from './backends.js';
-import { measure, type Sample } from './measure.js';
+import { measure, median, type Sample } from './measure.js';
 import { buildContenders, type KernelShape } from './methods.js';
 import type { Progress } from './progress.js';
 
@@ -20,13 +20,17 @@ export const TINY_SHAPES: KernelShape[] = [
 ];
 
 export interface Ratios {
-  /** How many times slower the naive tfjs composition is than our kernel. */
+  /** How many times slower the naive tfjs composition is than our kernel (engine js). */
   naiveOverLoRA: number;
-  /** How many times slower the per-adapter loop is than our kernel. */
+  /** How many times slower the per-adapter loop is than our kernel (engine js). */
   loopOverLoRA: number;
-  /** LoRA time as a fraction of the base matmul on tfjs cpu / tfjs wasm. */
+  /** LoRA time (engine js) as a fraction of the base matmul on tfjs cpu / tfjs wasm. */
   loraShareOfBaseCpu?: number;
   loraShareOfBaseWasm?: number;
+  /** Engine wasm (SIMD): speed-up over engine js, share of the wasm base matmul, bandwidth vs a copy. */
+  simdOverJs?: number;
+  simdShareOfBaseWasm?: number;
+  simdBandwidthOfCopy?: number;
 }
 
 export interface ShapeResult {
@@ -35,6 +39,9 @@ export interface ShapeResult {
   ratios: Ratios;
   /** Largest |lora - loop| relative to max |loop|: the contenders compute the same thing. */
   disagreement: number;
+  /** Bytes a LoRA step must move (active A and B slots, x, y in and out) and the copy rate measured in this run. */
+  bytes: number;
+  copyGBps: number;
 }
 
 export interface KernelBenchOptions {
@@ -49,7 +56,26 @@ export interface KernelBenchOptions {
 
 /** Steps the progress bar takes per shape (warm-ups + rounds), for sizing it. */
 export const progressSteps = (o: Pick<KernelBenchOptions, 'rounds' | 'wasm' | 'base'>): number =>
-  3 + (o.base ? 1 : 0) + (o.base && o.wasm ? 1 : 0) + o.rounds;
+  3 + (o.base ? 1 : 0) + (o.wasm ? 1 : 0) + (o.base && o.wasm ? 1 : 0) + o.rounds;
+
+/** Float32Array.set over 32 MB, the machine's copy rate in bytes copied per second (median of 5). */
+export function copyRate(): number {
+  const src = new Float32Array(8 * 1024 * 1024).fill(1);
+  const dst = new Float32Array(src.length);
+  const times: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const t0 = performance.now();
+    dst.set(src);
+    times.push(performance.now() - t0);
+  }
+  return src.byteLength / (median(times.slice(1)) / 1000) / 1e9;
+}
+
+/** What one addLoRALinear must read and write at least: A and B of the active slots, x, y and the output. */
+export function loraBytes(shape: KernelShape): number {
+  const { numTokens: T, numAdapters: n, hidden: H, out: O, rank: R } = shape;
+  return 4 * (n * R * H + n * O * R + T * H + 2 * T * O);
+}
 
 function disagreement(a: tf.Tensor, b: tf.Tensor): number {
   const av = a.dataSync();
@@ -79,7 +105,15 @@ export async function runKernelBench(opts: KernelBenchOptions): Promise<ShapeRes
       const ratios: Ratios = { naiveOverLoRA: med('naive')! / l, loopOverLoRA: med('loop')! / l };
       if (med('base-cpu') !== undefined) ratios.loraShareOfBaseCpu = l / med('base-cpu')!;
       if (med('base-wasm') !== undefined) ratios.loraShareOfBaseWasm = l / med('base-wasm')!;
-      results.push({ shape, samples: Object.fromEntries(samples), ratios, disagreement: off });
+      const bytes = loraBytes(shape);
+      const copyGBps = copyRate();
+      const simd = med('lora-wasm');
+      if (simd !== undefined) {
+        ratios.simdOverJs = l / simd;
+        ratios.simdBandwidthOfCopy = bytes / (simd / 1000) / 1e9 / copyGBps;
+        if (med('base-wasm') !== undefined) ratios.simdShareOfBaseWasm = simd / med('base-wasm')!;
+      }
+      results.push({ shape, samples: Object.fromEntries(samples), ratios, disagreement: off, bytes, copyGBps });
     } finally {
       c.dispose();
     }
@@ -95,29 +129,19 @@ export interface Target {
   met: boolean;
 }
 
-/** The speed targets of the foundation issue, evaluated on one run's ratios. */
+/** The speed targets of the backend issues (#3 for engine js, #5 for engine wasm), evaluated on one run's ratios. */
 export function kernelTargets(results: readonly ShapeResult[]): Target[] {
   const targets: Target[] = [];
-  if (results.length === 0) return targets;
-  for (const r of results) {
-    targets.push({
-      name: 'cpu kernel vs naive tfjs composition',
-      shape: r.shape.name,
-      value: r.ratios.naiveOverLoRA,
-      goal: '≥ 50×',
-      met: r.ratios.naiveOverLoRA >= 50,
-    });
-    targets.push({
-      name: 'cpu kernel vs per-adapter loop',
-      shape: r.shape.name,
-      value: r.ratios.loopOverLoRA,
-      goal: '≥ 8×',
-      met: r.ratios.loopOverLoRA >= 8,
-    });
-    if (r.shape.name === 'decode' && r.ratios.loraShareOfBaseWasm !== undefined) {
-      const share = r.ratios.loraShareOfBaseWasm;
-      targets.push({ name: 'LoRA share of wasm base matmul', shape: r.shape.name, value: share, goal: '≤ 4 %', met: share <= 0.04 });
-    }
+  const add = (name: string, shape: string, value: number | undefined, goal: string, met: (v: number) => boolean) => {
+    if (value !== undefined) targets.push({ name, shape, value, goal, met: met(value) });
+  };
+  for (const { shape, ratios: r } of results) {
+    add('engine js vs naive tfjs composition', shape.name, r.naiveOverLoRA, '≥ 50×', (v) => v >= 50);
+    add('engine js vs per-adapter loop', shape.name, r.loopOverLoRA, '≥ 8×', (v) => v >= 8);
+    if (shape.name === 'decode') add('engine js: share of wasm base matmul', shape.name, r.loraShareOfBaseWasm, '≤ 4 %', (v) => v <= 0.04);
+    add('engine wasm: share of wasm base matmul', shape.name, r.simdShareOfBaseWasm, '≤ 2 %', (v) => v <= 0.02);
+    add('engine wasm vs engine js (scalar)', shape.name, r.simdOverJs, '≥ 3×', (v) => v >= 3);
+    if (shape.name === 'decode') add('engine wasm: bandwidth / copy rate', shape.name, r.simdBandwidthOfCopy, '≥ 50 %', (v) => v >= 0.5);
   }
   return targets;
 }

@@ -26,13 +26,14 @@ function randomFloats(n: number, scale = 1): Float32Array {
 
 export interface Contenders {
   methods: Method[];
-  runtime: LoRARuntime;
+  runtimes: LoRARuntime[];
   dispose(): void;
 }
 
 /**
  * The contenders for one shape, each holding its own copy of the data on its tfjs backend:
- *  - lora:      our addLoRALinear (one shrink + one expand over the mixed batch)
+ *  - lora:      our addLoRALinear on engine js (scalar kernels, tfjs cpu)
+ *  - lora-wasm: our addLoRALinear on engine wasm (SIMD kernels on tfjs-wasm's heap)
  *  - naive:     tf.gather of each token's A and B, then batched matMuls (what tfjs alone gives)
  *  - loop:      per adapter: gather its tokens, two matMuls, scatter back (PEFT-style)
  *  - base-cpu:  x·Wᵀ on tfjs cpu; base-wasm: x·W on tfjs wasm with W stored [H, O] (XNNPACK path)
@@ -45,8 +46,10 @@ export async function buildContenders(shape: KernelShape, opts: { wasm: boolean;
   const xData = randomFloats(T * H);
   const yData = randomFloats(T * O);
 
-  await tf.setBackend('cpu');
-  const runtime = await createLoRA({ backend: 'cpu', maxLoras: L, maxLoraRank: R, maxNumTokens: Math.max(T, 16) });
+  const lora = (engine: 'js' | 'wasm') =>
+    createLoRA({ backend: 'cpu', backendOptions: { engine }, maxLoras: L, maxLoraRank: R, maxNumTokens: Math.max(T, 16) });
+  // createLoRA selects its tfjs backend; the tensors made after it live there.
+  const runtime = await lora('js');
   runtime.punica.updateMetadata({ tokenLoraIndices: slots });
   const x = tf.tensor2d(xData, [T, H]);
   const y = tf.tensor2d(yData, [T, O]);
@@ -67,7 +70,12 @@ export async function buildContenders(shape: KernelShape, opts: { wasm: boolean;
   const owned: tf.Tensor[] = [x, y, a, b, idx, ...perAdapter.flatMap((p) => [p.a, p.b, p.tokens, p.scatterAt])];
 
   const methods: Method[] = [
-    { id: 'lora', label: 'cpu addLoRALinear', tfBackend: 'cpu', run: () => runtime.punica.addLoRALinear(y, x, [a], [b], 1, [O]) },
+    {
+      id: 'lora',
+      label: 'addLoRALinear, engine js (tfjs cpu)',
+      tfBackend: 'cpu',
+      run: () => runtime.punica.addLoRALinear(y, x, [a], [b], 1, [O]),
+    },
     {
       id: 'naive',
       label: 'naive tfjs (gather + batched matMul)',
@@ -101,21 +109,38 @@ export async function buildContenders(shape: KernelShape, opts: { wasm: boolean;
     owned.push(w);
     methods.push({ id: 'base-cpu', label: 'base x·Wᵀ, tfjs cpu', tfBackend: 'cpu', run: () => tf.matMul(x, w, false, true) });
   }
-  if (opts.base && opts.wasm) {
-    await tf.setBackend('wasm');
-    const xw = tf.tensor2d(xData, [T, H]);
-    const wt = tf.tensor2d(randomFloats(H * O, 1 / Math.sqrt(H)), [H, O]);
-    owned.push(xw, wt);
-    methods.push({ id: 'base-wasm', label: 'base x·W, tfjs wasm, W [H, O]', tfBackend: 'wasm', run: () => tf.matMul(xw, wt) });
+  const runtimes = [runtime];
+  if (opts.wasm) {
+    const simd = await lora('wasm');
+    simd.punica.updateMetadata({ tokenLoraIndices: slots });
+    runtimes.push(simd);
+    const [xw, yw, aw, bw] = [
+      tf.tensor2d(xData, [T, H]),
+      tf.tensor2d(yData, [T, O]),
+      tf.tensor3d(aData, [L, R, H]),
+      tf.tensor3d(bData, [L, O, R]),
+    ];
+    owned.push(xw, yw, aw, bw);
+    methods.splice(1, 0, {
+      id: 'lora-wasm',
+      label: 'addLoRALinear, engine wasm (SIMD)',
+      tfBackend: 'wasm',
+      run: () => simd.punica.addLoRALinear(yw, xw, [aw], [bw], 1, [O]),
+    });
+    if (opts.base) {
+      const wt = tf.tensor2d(randomFloats(H * O, 1 / Math.sqrt(H)), [H, O]);
+      owned.push(wt);
+      methods.push({ id: 'base-wasm', label: 'base x·W, tfjs wasm, W [H, O]', tfBackend: 'wasm', run: () => tf.matMul(xw, wt) });
+    }
     await tf.setBackend('cpu');
   }
 
   return {
     methods,
-    runtime,
+    runtimes,
     dispose() {
       tf.dispose(owned);
-      runtime.dispose();
+      for (const rt of runtimes) rt.dispose();
     },
   };
 }

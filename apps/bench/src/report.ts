@@ -27,12 +27,21 @@ export function kernelTable(results: readonly ShapeResult[]): string {
       ]);
     }
     const shares = [
-      r.ratios.loraShareOfBaseCpu !== undefined ? `${pct(r.ratios.loraShareOfBaseCpu)} of the tfjs-cpu base matmul` : undefined,
-      r.ratios.loraShareOfBaseWasm !== undefined ? `${pct(r.ratios.loraShareOfBaseWasm)} of the tfjs-wasm base matmul` : undefined,
+      r.ratios.loraShareOfBaseCpu !== undefined ? `engine js ${pct(r.ratios.loraShareOfBaseCpu)} of the tfjs-cpu base matmul` : undefined,
+      r.ratios.loraShareOfBaseWasm !== undefined
+        ? `engine js ${pct(r.ratios.loraShareOfBaseWasm)} of the tfjs-wasm base matmul`
+        : undefined,
+      r.ratios.simdShareOfBaseWasm !== undefined
+        ? `engine wasm ${pct(r.ratios.simdShareOfBaseWasm)} of the tfjs-wasm base matmul`
+        : undefined,
     ].filter(Boolean);
+    const bandwidth =
+      r.ratios.simdBandwidthOfCopy !== undefined
+        ? ` Engine wasm moves ${(r.bytes / 2 ** 20).toFixed(1)} MB at ${pct(r.ratios.simdBandwidthOfCopy)} of the ${r.copyGBps.toFixed(1)} GB/s Float32Array.set copy rate.`
+        : '';
     parts.push(
       `### ${s.name}: T = ${s.numTokens}, ${s.numAdapters} adapters (${s.layout}), H = ${s.hidden}, O = ${s.out}, rank ${s.rank}\n\n${table(rows)}\n\n` +
-        `LoRA overhead: ${shares.join(', ') || 'n/a (no base matmul measured)'}; contenders agree to ${r.disagreement.toExponential(1)} (relative).`,
+        `LoRA overhead: ${shares.join(', ') || 'n/a (no base matmul measured)'}; contenders agree to ${r.disagreement.toExponential(1)} (relative).${bandwidth}`,
     );
   }
   return parts.join('\n\n');

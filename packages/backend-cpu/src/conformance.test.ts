@@ -1,4 +1,5 @@
 import { describeBackend } from '@lora/conformance';
 import { createCpuBackend } from './index.js';
 
-describeBackend(() => createCpuBackend(), { name: 'cpu' });
+// Engine "js": tfjs "cpu" with the scalar typed-array kernels.
+describeBackend(() => createCpuBackend({ engine: 'js' }), { name: 'cpu (engine js)' });

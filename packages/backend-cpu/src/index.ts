@@ -1,18 +1,45 @@
 import '@tensorflow/tfjs-backend-cpu';
 import { checkBackendOptions, defineLoRABackend, type LoRABackend, registerLoRABackend } from '@lora/core';
+import { type CpuEngine, chooseEngine } from './engine.js';
 import { cpuKernels } from './kernels/register.js';
+import { wasmKernels } from './kernels/register-wasm.js';
+import { simdSupported } from './simd/module.js';
 
+export { type CpuEngine, loadTfjsWasm, type WasmSetup } from './engine.js';
 export { type ExpandArgs, expandSegments } from './kernels/expand.js';
 export { cpuKernels } from './kernels/register.js';
+export { wasmKernels } from './kernels/register-wasm.js';
 export { type ShrinkArgs, shrinkSegments } from './kernels/shrink.js';
+export { simdSupported } from './simd/module.js';
+
+export interface CpuBackendOptions {
+  /** 'wasm' (tfjs-backend-wasm + SIMD kernels, the default when it is installed) or 'js' (tfjs "cpu"). */
+  engine?: CpuEngine;
+  /** Browser only: where tfjs serves its .wasm binaries from (see tfjs' setWasmPaths). */
+  wasmPaths?: string | Record<string, string>;
+}
 
 /**
- * The CPU backend: SGMV-style typed-array kernels registered as tfjs kernels for tfjs "cpu".
- * `createLoRA({ backend: 'cpu' })` finds it by name once this module is imported (or installed).
+ * The CPU backend. On engine "wasm" the kernels run as wasm SIMD on tfjs-backend-wasm's heap and
+ * base weights are best kept `[H, O]` (XNNPACK's fast path, which layers do for you); on engine
+ * "js" they are register-blocked typed-array loops on tfjs "cpu". Both group tokens by adapter
+ * (SGMV segments). `createLoRA({ backend: 'cpu' })` finds it once this module is imported.
  */
-export function createCpuBackend(options: Readonly<Record<string, unknown>> = {}): LoRABackend {
-  checkBackendOptions('cpu', options, []);
-  return defineLoRABackend({ name: 'cpu', tfBackend: 'cpu', kernels: cpuKernels('cpu'), install: '@tensorflow/tfjs-backend-cpu' });
+export async function createCpuBackend(options: Readonly<Record<string, unknown>> = {}): Promise<LoRABackend> {
+  checkBackendOptions('cpu', options, ['engine', 'wasmPaths']);
+  const { engine: asked, wasmPaths } = options as CpuBackendOptions;
+  const engine = await chooseEngine(asked, { wasmPaths });
+  if (engine === 'js') {
+    return defineLoRABackend({ name: 'cpu', tfBackend: 'cpu', kernels: cpuKernels('cpu'), install: '@tensorflow/tfjs-backend-cpu' });
+  }
+  return defineLoRABackend({
+    name: 'cpu',
+    tfBackend: 'wasm',
+    kernels: wasmKernels(),
+    install: '@tensorflow/tfjs-backend-wasm',
+    weightLayout: 'in-out',
+    stats: () => ({ programsCompiled: 0, simd: simdSupported() ? 1 : 0 }),
+  });
 }
 
 registerLoRABackend('cpu', createCpuBackend);

@@ -16,6 +16,11 @@ export interface LoRABackend {
   readonly name: string;
   /** The tfjs backend its kernels are registered for and compute on. */
   readonly tfBackend: string;
+  /**
+   * How layers should keep base weights for the fastest matmul on this backend: 'out-in' (torch's
+   * `[O, H]`, `x·Wᵀ`, the default) or 'in-out' (`[H, O]`, `x·W`: tfjs-wasm's XNNPACK path).
+   */
+  readonly weightLayout?: 'out-in' | 'in-out';
   /** Registers the tfjs backend and kernels, selects devices. Safe to call more than once. */
   init(): Promise<void>;
   /** `[S, T, R]`: `scale · A_s[slot(t)] · x[t]`, zeros for tokens without an adapter. */

@@ -92,6 +92,7 @@ export interface KernelBackendSpec {
   dispose?(): void;
   /** What to install when the tfjs backend is missing, for the E_BACKEND message. */
   readonly install?: string;
+  readonly weightLayout?: 'out-in' | 'in-out';
 }
 
 /**
@@ -103,6 +104,7 @@ export function defineLoRABackend(spec: KernelBackendSpec): LoRABackend {
   return {
     name: spec.name,
     tfBackend: spec.tfBackend,
+    weightLayout: spec.weightLayout ?? 'out-in',
     async init() {
       await spec.prepare?.();
       if (findBackend(spec.tfBackend) === null && !(await trySetBackend(spec.tfBackend))) {

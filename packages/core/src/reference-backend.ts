@@ -1,6 +1,7 @@
-import { tensor2d, tensor3d } from '@tensorflow/tfjs-core';
+import { getBackend, setBackend, tensor2d, tensor3d } from '@tensorflow/tfjs-core';
 import type { LoRABackend } from './backend.js';
 import { checkBackendOptions } from './config.js';
+import { LoRAError } from './errors.js';
 import { referenceExpand, referenceShrink } from './reference.js';
 
 /**
@@ -16,7 +17,11 @@ export function createReferenceBackend(options: Readonly<Record<string, unknown>
   return {
     name: 'reference',
     tfBackend,
-    async init() {},
+    async init() {
+      if (getBackend() !== tfBackend && !(await setBackend(tfBackend))) {
+        throw new LoRAError('E_BACKEND', `the reference backend could not select tfjs backend "${tfBackend}"`);
+      }
+    },
     shrink(x, loraA, meta, scale) {
       calls++;
       const [numTokens, hidden] = x.shape;

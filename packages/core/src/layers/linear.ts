@@ -1,4 +1,4 @@
-import { add, matMul, type Tensor1D, type Tensor2D, type Tensor3D, tidy } from '@tensorflow/tfjs-core';
+import { add, keep, matMul, type Tensor1D, type Tensor2D, type Tensor3D, tidy, transpose } from '@tensorflow/tfjs-core';
 import type { AdapterModuleWeights } from '../adapters/adapter.js';
 import type { LoRARuntime } from '../create.js';
 import { describeValue, LoRAError } from '../errors.js';
@@ -33,6 +33,8 @@ abstract class StackedLinear implements LoRALayer {
   readonly outputSizes: number[];
   readonly weight: Tensor2D;
   readonly bias: Tensor1D | undefined;
+  /** `[H, O]` copy of the weight when the backend multiplies that layout faster (made once, here). */
+  readonly #weightInOut: Tensor2D | null;
   protected readonly runtime: LoRARuntime;
   readonly #a: WeightStack[];
   readonly #b: WeightStack[];
@@ -64,6 +66,7 @@ abstract class StackedLinear implements LoRALayer {
     this.sliceShapes = Object.freeze(outputSizes.map((o) => Object.freeze({ inFeatures: hidden, outFeatures: o })));
     this.weight = weight;
     this.bias = options.bias;
+    this.#weightInOut = runtime.backend.weightLayout === 'in-out' ? keep(transpose(weight)) : null;
     this.#a = outputSizes.map(() => new WeightStack([L, R, hidden]));
     this.#b = outputSizes.map((o) => new WeightStack([L, o, R]));
     runtime.adapters.addLayer(this);
@@ -138,7 +141,7 @@ abstract class StackedLinear implements LoRALayer {
   /** `x·Wᵀ (+ bias)` plus every token's adapter: one shrink and one expand for the batch. */
   forward(x: Tensor2D): Tensor2D {
     return tidy(() => {
-      let y = matMul(x, this.weight, false, true) as Tensor2D;
+      let y = (this.#weightInOut ? matMul(x, this.#weightInOut) : matMul(x, this.weight, false, true)) as Tensor2D;
       if (this.bias) y = add(y, this.bias) as Tensor2D;
       return this.addLoRA(y, x);
     });
@@ -150,6 +153,7 @@ abstract class StackedLinear implements LoRALayer {
 
   dispose(): void {
     this.runtime.adapters.removeLayer(this);
+    this.#weightInOut?.dispose();
     for (const s of [...this.#a, ...this.#b]) s.dispose();
   }
 }

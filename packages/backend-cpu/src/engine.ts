@@ -1,0 +1,81 @@
+import { LoRAError } from '@lora/core';
+
+/**
+ * Which tfjs backend the CPU LoRA backend computes on:
+ *  - 'wasm': tfjs-backend-wasm (XNNPACK base matmuls) with our SIMD kernels on its heap;
+ *  - 'js':   tfjs "cpu" with the scalar typed-array kernels.
+ */
+export type CpuEngine = 'wasm' | 'js';
+
+export interface WasmSetup {
+  /** Where the tfjs .wasm binaries are served from in a browser (passed to setWasmPaths). Node finds them itself. */
+  wasmPaths?: string | Record<string, string>;
+}
+
+const isNode = () => typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+// A computed specifier: bundlers leave it alone, and a missing optional peer is a runtime question.
+const load = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ specifier);
+
+let pathsSet = false;
+
+/** Imports @tensorflow/tfjs-backend-wasm (an optional peer) and points it at its .wasm files. */
+export async function loadTfjsWasm(setup: WasmSetup = {}): Promise<void> {
+  let mod: { setWasmPaths(prefix: string | Record<string, string>): void };
+  try {
+    mod = (await load('@tensorflow/tfjs-backend-wasm')) as typeof mod;
+  } catch (err) {
+    throw new LoRAError(
+      'E_BACKEND',
+      'engine "wasm" needs @tensorflow/tfjs-backend-wasm; run `npm install @tensorflow/tfjs-backend-wasm` or use backendOptions: { engine: "js" }',
+      { cause: err },
+    );
+  }
+  if (pathsSet) return;
+  let prefix = setup.wasmPaths;
+  if (prefix === undefined && isNode()) {
+    // The binaries ship inside the package: load them from disk, offline.
+    const { createRequire } = (await load('node:module')) as typeof import('node:module');
+    const { dirname, join } = (await load('node:path')) as typeof import('node:path');
+    // Resolved from here, like the import above (the optional peer sits beside this package).
+    const entry = createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm');
+    prefix = `${join(dirname(entry), '/')}`;
+  }
+  if (prefix !== undefined) {
+    try {
+      mod.setWasmPaths(prefix);
+    } catch {
+      // Already initialised by the app, with its own paths: keep them.
+    }
+  }
+  pathsSet = true;
+}
+
+let noticeShown = false;
+
+/** The engine to use: as asked, or wasm when tfjs-backend-wasm is installed, else js with a one-line notice. */
+export async function chooseEngine(
+  asked: unknown,
+  setup: WasmSetup,
+  loadWasm: (setup: WasmSetup) => Promise<void> = loadTfjsWasm,
+): Promise<CpuEngine> {
+  if (asked !== undefined && asked !== 'wasm' && asked !== 'js') {
+    throw new LoRAError('E_CONFIG', `backendOptions.engine must be "wasm" or "js", got ${JSON.stringify(asked)}`);
+  }
+  if (asked === 'js') return 'js';
+  if (asked === 'wasm') {
+    await loadWasm(setup);
+    return 'wasm';
+  }
+  try {
+    await loadWasm(setup);
+    return 'wasm';
+  } catch {
+    if (!noticeShown) {
+      noticeShown = true;
+      console.warn(
+        '[@lora/backend-cpu] @tensorflow/tfjs-backend-wasm is not installed: using the JS kernels on tfjs "cpu" (install it for SIMD kernels and XNNPACK)',
+      );
+    }
+    return 'js';
+  }
+}

@@ -1,0 +1,85 @@
+import { expandKernelArgs, LORA_EXPAND, LORA_SHRINK, shrinkKernelArgs } from '@lora/core';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
+import { expandOnHeap, shrinkOnHeap } from '../simd/drive.js';
+import { type SimdKernels, simdKernelsFor } from '../simd/module.js';
+import { expandSegments } from './expand.js';
+import { shrinkSegments } from './shrink.js';
+
+/**
+ * tfjs kernels for the "wasm" backend: tensors live on the backend's heap, and so do our outputs
+ * (made by the backend). The SIMD module shares that heap, so nothing is copied; where SIMD is not
+ * available the scalar kernels run on views of the heap, still without copies.
+ */
+
+interface WasmHeap {
+  be: BackendWasm;
+  simd: SimdKernels | null;
+  ptr(t: TensorInfo): number;
+  /** A view on the heap, made after every allocation of the call (memory growth detaches views). */
+  view(ptr: number, length: number): Float32Array;
+}
+
+function heap(backend: unknown): WasmHeap {
+  // `asm.memory` and `HEAPF32` are the emscripten module's (not in tfjs' typings): the heap itself.
+  const be = backend as BackendWasm & { wasm: { asm: { memory: WebAssembly.Memory }; HEAPF32: Float32Array } };
+  return {
+    be,
+    simd: simdKernelsFor(be.wasm.asm.memory),
+    ptr: (t) => be.dataIdMap.get(t.dataId)?.memoryOffset as number,
+    view: (ptr, length) => new Float32Array(be.wasm.HEAPF32.buffer, ptr, length),
+  };
+}
+
+const size = (t: TensorInfo) => t.shape.reduce((a, b) => a * b, 1);
+
+export function wasmKernels(): KernelConfig[] {
+  const shrink: KernelConfig = {
+    kernelName: LORA_SHRINK,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const h = heap(backend);
+      const { x, loraA, meta, scale } = shrinkKernelArgs(inputs, attrs);
+      const [, hidden] = x.shape as [number, number];
+      const rank = (loraA[0] as TensorInfo).shape[1] as number;
+      const out = h.be.makeOutput([loraA.length, meta.numTokens, rank], 'float32');
+      if (h.simd) {
+        shrinkOnHeap(h.simd, { out: h.ptr(out), x: h.ptr(x), loraA: loraA.map(h.ptr), hidden, rank, meta, scale });
+      } else {
+        const o = h.view(h.ptr(out), size(out));
+        o.fill(0);
+        shrinkSegments({
+          out: o,
+          x: h.view(h.ptr(x), size(x)),
+          loraA: loraA.map((a) => h.view(h.ptr(a), size(a))),
+          hidden,
+          rank,
+          meta,
+          scale,
+        });
+      }
+      return out;
+    },
+  };
+  const expand: KernelConfig = {
+    kernelName: LORA_EXPAND,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const h = heap(backend);
+      const { y, x, loraB, meta, outputSlices, offsetStart, addInputs } = expandKernelArgs(inputs, attrs);
+      const [, width] = y.shape as [number, number];
+      const rank = x.shape[2] as number;
+      const out = h.be.makeOutput(y.shape, 'float32');
+      const common = { width, rank, outputSlices, offsetStart, addInputs, meta };
+      if (h.simd) {
+        expandOnHeap(h.simd, { ...common, y: h.ptr(y), out: h.ptr(out), x: h.ptr(x), loraB: loraB.map(h.ptr) });
+      } else {
+        const o = h.view(h.ptr(out), size(out));
+        o.set(h.view(h.ptr(y), size(y)));
+        expandSegments({ ...common, out: o, x: h.view(h.ptr(x), size(x)), loraB: loraB.map((b) => h.view(h.ptr(b), size(b))) });
+      }
+      return out;
+    },
+  };
+  return [shrink, expand];
+}
