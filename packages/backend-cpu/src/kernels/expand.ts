@@ -13,13 +13,14 @@ import type { LoRAMapping } from '@lora/core';
  * in L1 while every token block of a long prefill segment passes over it. Remainders of the
  * segment length and of R take the 1×4, 4×1 and 1×1 variants: any O, R and segment length work.
  */
-export interface ExpandArgs {
-  /** `[T, W]`: a copy of y, written in place. */
-  out: Float32Array;
+/** Buffers are typed arrays here, byte offsets into the wasm heap for the SIMD kernels (`Buf = number`). */
+export interface ExpandArgs<Buf = Float32Array> {
+  /** `[T, W]`: a copy of y, written in place (SIMD: freshly allocated; y is read in the kernel). */
+  out: Buf;
   /** `[S, T, R]` shrink output. */
-  x: Float32Array;
+  x: Buf;
   /** One `[L, O_s, R]` stack per slice. */
-  loraB: readonly Float32Array[];
+  loraB: readonly Buf[];
   width: number;
   rank: number;
   outputSlices: readonly number[];

@@ -11,13 +11,14 @@ import type { LoRAMapping } from '@lora/core';
  * dot product per (token, row) here (shared/PERF_NOTES.md). Remainders of T and R take the 4×1,
  * 1×4 and 1×1 variants, so any H, R and segment length work without padding.
  */
-export interface ShrinkArgs {
+/** Buffers are typed arrays here, byte offsets into the wasm heap for the SIMD kernels (`Buf = number`). */
+export interface ShrinkArgs<Buf = Float32Array> {
   /** `[S, T, R]`, zero-filled by the caller (tokens without LoRA stay zero). */
-  out: Float32Array;
+  out: Buf;
   /** `[T, H]` */
-  x: Float32Array;
+  x: Buf;
   /** One `[L, R, H]` stack per slice. */
-  loraA: readonly Float32Array[];
+  loraA: readonly Buf[];
   hidden: number;
   rank: number;
   meta: LoRAMapping;

@@ -1,4 +1,6 @@
 import type { LoRAMapping } from '@lora/core';
+import type { ExpandArgs } from '../kernels/expand.js';
+import type { ShrinkArgs } from '../kernels/shrink.js';
 import type { SimdKernels } from './module.js';
 
 /**
@@ -10,20 +12,7 @@ import type { SimdKernels } from './module.js';
 const F32 = 4;
 const O_TILE = 256;
 
-export interface HeapShrinkArgs {
-  /** `[S, T, R]` output (uninitialised heap memory). */
-  out: number;
-  /** `[T, H]` */
-  x: number;
-  /** One `[L, R, H]` stack per slice. */
-  loraA: readonly number[];
-  hidden: number;
-  rank: number;
-  meta: LoRAMapping;
-  scale: number;
-}
-
-export function shrinkOnHeap(k: SimdKernels, a: HeapShrinkArgs): void {
+export function shrinkOnHeap(k: SimdKernels, a: ShrinkArgs<number>): void {
   const { out, x, hidden: H, rank: R, meta, scale } = a;
   const T = meta.numTokens;
   k.fill0(out, a.loraA.length * T * R * F32); // tokens without LoRA stay zero
@@ -45,22 +34,10 @@ export function shrinkOnHeap(k: SimdKernels, a: HeapShrinkArgs): void {
   });
 }
 
-export interface HeapExpandArgs {
-  /** `[T, W]` input. */
+export type HeapExpandArgs = ExpandArgs<number> & {
+  /** `[T, W]` input, read by the kernel. */
   y: number;
-  /** `[T, W]` output (uninitialised heap memory). */
-  out: number;
-  /** `[S, T, R]` shrink output. */
-  x: number;
-  /** One `[L, O_s, R]` stack per slice. */
-  loraB: readonly number[];
-  width: number;
-  rank: number;
-  outputSlices: readonly number[];
-  offsetStart: number;
-  addInputs: boolean;
-  meta: LoRAMapping;
-}
+};
 
 export function expandOnHeap(k: SimdKernels, a: HeapExpandArgs): void {
   const { y, out, x, width: W, rank: R, outputSlices, offsetStart, addInputs, meta } = a;
