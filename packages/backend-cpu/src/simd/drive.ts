@@ -1,4 +1,3 @@
-import type { LoRAMapping } from '@lora/core';
 import type { ExpandArgs } from '../kernels/expand.js';
 import type { ShrinkArgs } from '../kernels/shrink.js';
 import type { SimdKernels } from './module.js';
