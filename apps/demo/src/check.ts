@@ -1,4 +1,4 @@
-import { createLoRA, type LoRAAdapter } from '@lora/core';
+import { createLoRA, type LoRAAdapter, type LoRAConfig } from '@lora/core';
 import type { ModelConfig } from './model/config.js';
 import { LlamaModel, Sequence } from './model/llama.js';
 import { type BaseWeights, mergeAdapter } from './model/weights.js';
@@ -20,7 +20,8 @@ export const TIE_MARGIN = 1e-4;
  * (`W + scale·B·A`, no LoRA kernels involved), and compares the tokens with the batched run.
  */
 export async function checkAgainstMerged(
-  backend: string,
+  /** The serving config: the reference runs use the same backend and backend options. */
+  lora: LoRAConfig,
   config: ModelConfig,
   weights: BaseWeights,
   adapters: ReadonlyMap<string, LoRAAdapter>,
@@ -32,7 +33,7 @@ export async function checkAgainstMerged(
   const results: CheckResult[] = [];
   for (const [adapterId, gens] of byAdapter) {
     const merged = adapterId === null ? weights : mergeAdapter(config, weights, adapters.get(adapterId) as LoRAAdapter);
-    const rt = await createLoRA({ backend, maxLoras: 1, maxLoraRank: 1 });
+    const rt = await createLoRA({ ...lora, maxLoras: 1, maxLoraRank: 1, maxCpuLoras: 1 });
     const model = new LlamaModel(rt, config, merged);
     try {
       for (const g of gens) {

@@ -50,7 +50,7 @@ describe('demo: a tiny Llama serving a mixed-adapter queue', () => {
     // Merge a different adapter than the one each request used.
     const shifted = new Map<string, LoRAAdapter>(adapters.map((a, i) => [a.id, adapters[(i + 1) % adapters.length] as LoRAAdapter]));
     const checks = await checkAgainstMerged(
-      'cpu',
+      { backend: 'cpu' },
       c,
       weights,
       shifted,

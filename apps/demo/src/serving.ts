@@ -1,7 +1,9 @@
-/** What the benchmark app reuses from the demo: the model, the adapters and the serving loop. */
-export { type AdapterSpec, adapterFiles } from './adapters.js';
-export { makeRequests } from './demo.js';
-export { type ModelConfig, moduleSpecs, PRESETS } from './model/config.js';
+/** The demo's browser-safe parts, shared with the benchmark app and the playground. */
+export { type AdapterSpec, adapterFiles, DEMO_ADAPTERS, demoAdaptersInMemory } from './adapter-specs.js';
+export { type CheckResult, checkAgainstMerged } from './check.js';
+export { headDim, type ModelConfig, moduleSpecs, PRESETS } from './model/config.js';
 export { LlamaModel } from './model/llama.js';
-export { seededWeights } from './model/weights.js';
+export { type BaseWeights, seededWeights } from './model/weights.js';
+export { makeRequests } from './requests.js';
 export { type Request, type ServeStats, serve } from './serve.js';
+export { runSession, type SessionPhase, type SessionReport } from './session.js';

@@ -1,4 +1,5 @@
 import { LoRAError } from '@lora/core';
+import { findBackendFactory } from '@tensorflow/tfjs-core';
 
 /**
  * Which tfjs backend the CPU LoRA backend computes on:
@@ -18,8 +19,13 @@ const load = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ 
 
 let pathsSet = false;
 
-/** Imports @tensorflow/tfjs-backend-wasm (an optional peer) and points it at its .wasm files. */
+/**
+ * Imports @tensorflow/tfjs-backend-wasm (an optional peer) and points it at its .wasm files. In a
+ * bundled browser app, which cannot import a computed specifier, the app imports it (and calls
+ * setWasmPaths with the URLs its bundler serves); then it is already registered and used as is.
+ */
 export async function loadTfjsWasm(setup: WasmSetup = {}): Promise<void> {
+  if (!isNode() && setup.wasmPaths === undefined && findBackendFactory('wasm') !== null) return;
   let mod: { setWasmPaths(prefix: string | Record<string, string>): void };
   try {
     mod = (await load('@tensorflow/tfjs-backend-wasm')) as typeof mod;

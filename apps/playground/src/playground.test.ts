@@ -1,0 +1,96 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { createServer, type ViteDevServer } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const shots = join(root, 'test-results');
+// Debian's Chromium, headless, no sandbox (root in CI), no network chatter, GPUs through SwiftShader.
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--enable-unsafe-swiftshader',
+  '--use-angle=swiftshader',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+let server: ViteDevServer;
+let browser: Browser;
+let url: string;
+
+beforeAll(async () => {
+  server = await createServer({
+    configFile: join(root, 'vite.config.ts'),
+    root,
+    logLevel: 'error',
+    server: { port: 0, host: '127.0.0.1' },
+  });
+  await server.listen();
+  const address = server.httpServer?.address();
+  url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 5173}/`;
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  await mkdir(shots, { recursive: true });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+async function runIn(page: Page, backend: string): Promise<{ state: string; text: string }> {
+  await page.selectOption('#backend', backend);
+  await page.selectOption('#preset', 'tiny');
+  await page.fill('#requests', '6');
+  await page.click('#run');
+  await page.waitForFunction(() => ['done', 'error'].includes(document.querySelector('#status')?.getAttribute('data-state') ?? ''), null, {
+    timeout: 120_000,
+  });
+  return {
+    state: (await page.getAttribute('#status', 'data-state')) ?? '',
+    text: (await page.textContent('#status')) ?? '',
+  };
+}
+
+describe('playground in Chromium', () => {
+  it.each(['cpu:wasm', 'cpu:js'])(
+    'serves the queue on %s and every request PASSes against merged weights',
+    async (backend) => {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      await page.goto(url);
+      const { state, text } = await runIn(page, backend);
+      expect(text).toBe('done: 6/6 PASS');
+      expect(state).toBe('done');
+      const verdicts = await page.$$eval('#rows td:last-child', (tds) => tds.map((td) => td.textContent ?? ''));
+      expect(verdicts).toHaveLength(6);
+      expect(verdicts.every((v) => v.startsWith('PASS'))).toBe(true);
+      expect(await page.textContent('#summary')).toMatch(
+        backend === 'cpu:wasm' ? /^cpu on tfjs wasm \(SIMD kernels\): 6\/6 requests PASS/ : /^cpu on tfjs cpu: 6\/6 requests PASS/,
+      );
+      expect(await page.$('#chart svg rect')).not.toBeNull();
+      await page.screenshot({ path: join(shots, `playground-${backend.replace(':', '-')}.png`), fullPage: true });
+      expect(errors).toEqual([]);
+      await page.close();
+    },
+    180_000,
+  );
+
+  it.each(['webgpu', 'webgl'])(
+    '%s, not installed yet, gives the E_BACKEND line instead of a crash',
+    async (backend) => {
+      const page = await browser.newPage();
+      await page.goto(url);
+      const { state, text } = await runIn(page, backend);
+      expect(state).toBe('error');
+      expect(text).toMatch(new RegExp(`^\\[E_BACKEND\\] backend "${backend}" is not registered`));
+      await page.close();
+    },
+    60_000,
+  );
+});
