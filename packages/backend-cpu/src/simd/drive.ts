@@ -65,6 +65,28 @@ export function expandOnHeap(k: SimdKernels, a: HeapExpandArgs): void {
       for (let o0 = 0; o0 < O; o0 += O_TILE) {
         const o1 = Math.min(O, o0 + O_TILE);
         let i = start;
+        for (; i + 4 <= last; i += 4) {
+          const [t0, t1, t2, t3] = [token(i), token(i + 1), token(i + 2), token(i + 3)];
+          k.expand4(
+            out + at(t0),
+            out + at(t1),
+            out + at(t2),
+            out + at(t3),
+            y + at(t0),
+            y + at(t1),
+            y + at(t2),
+            y + at(t3),
+            add,
+            bSlot,
+            R,
+            o0,
+            o1,
+            v(t0),
+            v(t1),
+            v(t2),
+            v(t3),
+          );
+        }
         for (; i + 2 <= last; i += 2) {
           const [t0, t1] = [token(i), token(i + 1)];
           k.expand2(out + at(t0), out + at(t1), y + at(t0), y + at(t1), add, bSlot, R, o0, o1, v(t0), v(t1));
