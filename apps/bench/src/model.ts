@@ -43,7 +43,7 @@ export async function benchModel(
     }));
     // Warm-up on the whole queue: first prefill shapes grow the heap and pack XNNPACK weights, and
     // whichever pass ran first would pay for it.
-    serve(
+    await serve(
       model,
       rt,
       requests.map((r) => ({ ...r, maxNewTokens: 2 })),
@@ -54,15 +54,14 @@ export async function benchModel(
     const runs = { lora: [] as ServeStats[], base: [] as ServeStats[] };
     for (let round = 0; round < opts.rounds; round++) {
       runs.lora.push(
-        serve(model, rt, requests, { maxRunning: opts.requests, onStep: step(`with LoRA ${round + 1}/${opts.rounds}`) }).stats,
+        (await serve(model, rt, requests, { maxRunning: opts.requests, onStep: step(`with LoRA ${round + 1}/${opts.rounds}`) })).stats,
       );
-      runs.base.push(
-        serve(model, rt, requests, {
-          maxRunning: opts.requests,
-          withoutLoRA: true,
-          onStep: step(`without LoRA ${round + 1}/${opts.rounds}`),
-        }).stats,
-      );
+      const base = await serve(model, rt, requests, {
+        maxRunning: opts.requests,
+        withoutLoRA: true,
+        onStep: step(`without LoRA ${round + 1}/${opts.rounds}`),
+      });
+      runs.base.push(base.stats);
     }
     const fastest = (xs: ServeStats[]) => xs.reduce((a, b) => (b.prefillMs + b.decodeMs < a.prefillMs + a.decodeMs ? b : a));
     const lora = fastest(runs.lora);

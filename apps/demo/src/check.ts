@@ -44,7 +44,7 @@ export async function checkAgainstMerged(
         try {
           while (reference.length < g.request.maxNewTokens) {
             rt.adapters.setBatch([null], [input.length]);
-            const out = model.step([{ seq, tokens: input }]);
+            const out = await model.step([{ seq, tokens: input }]);
             reference.push(out.next[0] as number);
             margins.push(out.margins[0] as number);
             input = Int32Array.of(out.next[0] as number);

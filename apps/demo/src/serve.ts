@@ -42,12 +42,12 @@ export interface ServeOptions {
  * `maxRunning` and within `maxLoras` distinct adapters, so adapters are evicted and re-activated as
  * requests with other adapters come and go.
  */
-export function serve(
+export async function serve(
   model: LlamaModel,
   rt: LoRARuntime,
   requests: readonly Request[],
   opts: ServeOptions,
-): { generations: Generation[]; stats: ServeStats } {
+): Promise<{ generations: Generation[]; stats: ServeStats }> {
   const waiting = [...requests];
   const running: Array<{ gen: Generation; seq: Sequence }> = [];
   const done: Generation[] = [];
@@ -85,7 +85,7 @@ export function serve(
         owners.map((o) => (opts.withoutLoRA ? null : o.gen.request.adapter)),
         chunks.map((ch) => ch.tokens.length),
       );
-      const { next, margins } = model.step(chunks);
+      const { next, margins } = await model.step(chunks);
       const ms = performance.now() - t0;
       stats.activations += rt.adapters.slots.filter((id, s) => id !== null && id !== slotsBefore[s]).length;
       stats.steps++;

@@ -36,7 +36,7 @@ export async function runSession(args: {
   const maxRunning = 8;
   // Warm-up on the whole queue (JIT, heap growth, XNNPACK weight packing at the prefill shapes),
   // so that neither measured pass pays for it.
-  serve(
+  await serve(
     model,
     rt,
     requests.map((r) => ({ ...r, maxNewTokens: 2 })),
@@ -51,8 +51,8 @@ export async function runSession(args: {
       },
     });
   };
-  const withLoRA = pass('with LoRA', { maxRunning, ignoreSlotLimit: args.oneBatch });
-  const withoutLoRA = pass('without LoRA', { maxRunning, withoutLoRA: true });
+  const withLoRA = await pass('with LoRA', { maxRunning, ignoreSlotLimit: args.oneBatch });
+  const withoutLoRA = await pass('without LoRA', { maxRunning, withoutLoRA: true });
   const byId = new Map(args.adapters.map((a) => [a.id, a]));
   let checked = 0;
   const checks = await checkAgainstMerged(args.config, args.modelConfig, args.weights, byId, withLoRA.generations, () =>

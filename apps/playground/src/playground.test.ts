@@ -57,22 +57,26 @@ async function runIn(page: Page, backend: string): Promise<{ state: string; text
 }
 
 describe('playground in Chromium', () => {
-  it.each(['cpu:wasm', 'cpu:js'])(
+  it.each(['cpu:wasm', 'cpu:js', 'webgpu'])(
     'serves the queue on %s and every request PASSes against merged weights',
     async (backend) => {
       const page = await browser.newPage();
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(String(e)));
+      page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
       await page.goto(url);
       const { state, text } = await runIn(page, backend);
-      expect(text).toBe('done: 6/6 PASS');
+      expect(text, errors.join('\n')).toBe('done: 6/6 PASS');
       expect(state).toBe('done');
       const verdicts = await page.$$eval('#rows td:last-child', (tds) => tds.map((td) => td.textContent ?? ''));
       expect(verdicts).toHaveLength(6);
       expect(verdicts.every((v) => v.startsWith('PASS'))).toBe(true);
-      expect(await page.textContent('#summary')).toMatch(
-        backend === 'cpu:wasm' ? /^cpu on tfjs wasm \(SIMD kernels\): 6\/6 requests PASS/ : /^cpu on tfjs cpu: 6\/6 requests PASS/,
-      );
+      const summary: Record<string, RegExp> = {
+        'cpu:wasm': /^cpu on tfjs wasm \(SIMD kernels\): 6\/6 requests PASS/,
+        'cpu:js': /^cpu on tfjs cpu: 6\/6 requests PASS/,
+        webgpu: /^webgpu on tfjs webgpu: 6\/6 requests PASS/,
+      };
+      expect(await page.textContent('#summary')).toMatch(summary[backend] as RegExp);
       expect(await page.$('#chart svg rect')).not.toBeNull();
       await page.screenshot({ path: join(shots, `playground-${backend.replace(':', '-')}.png`), fullPage: true });
       expect(errors).toEqual([]);
@@ -81,7 +85,7 @@ describe('playground in Chromium', () => {
     180_000,
   );
 
-  it.each(['webgpu', 'webgl'])(
+  it.each(['webgl'])(
     '%s, not installed yet, gives the E_BACKEND line instead of a crash',
     async (backend) => {
       const page = await browser.newPage();

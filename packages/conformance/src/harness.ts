@@ -65,10 +65,14 @@ export function expectColumnsUntouched(
   }
 }
 
-/** The call must not mutate or dispose what it was given. */
-export function expectUnchanged(tensor: tf.Tensor, data: Float32Array, label: string): void {
+/** The call must not mutate or dispose what it was given. (Async reads: GPU backends have no sync readback in Node.) */
+export async function expectUnchanged(tensor: tf.Tensor, data: Float32Array, label: string): Promise<void> {
   expect(tensor.isDisposed, `${label} was disposed by the call`).toBe(false);
-  expect(Buffer.from((tensor.dataSync() as Float32Array).buffer).equals(Buffer.from(data.buffer)), `${label} was mutated`).toBe(true);
+  const now = (await tensor.data()) as Float32Array;
+  expect(
+    Buffer.from(now.buffer, now.byteOffset, now.byteLength).equals(Buffer.from(data.buffer, data.byteOffset, data.byteLength)),
+    `${label} was mutated`,
+  ).toBe(true);
 }
 
 export const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);

@@ -4,7 +4,10 @@ import type { LoRAMapping } from './metadata.js';
 export interface LoRABackendStats {
   /** GPU programs / simulated TPU programs compiled so far (0 for backends that compile nothing). */
   programsCompiled: number;
-  [counter: string]: number;
+  /** Tensors the backend holds on purpose between calls (e.g. a batch's uploaded index) and their bytes. */
+  tensorsHeld?: number;
+  bytesHeld?: number;
+  [counter: string]: number | undefined;
 }
 
 /**

@@ -51,9 +51,16 @@ function unpackSlices(inputs: NamedTensorInfoMap, prefix: string, numSlices: num
   return Array.from({ length: numSlices }, (_, s) => inputs[`${prefix}${s}`] as TensorInfo);
 }
 
-export function runShrinkKernel(x: Tensor2D, loraA: readonly Tensor3D[], meta: LoRAMapping, scale: number): Tensor3D {
+/** `extra`: backend-specific inputs such as an uploaded token→slot index (GPU backends). */
+export function runShrinkKernel(
+  x: Tensor2D,
+  loraA: readonly Tensor3D[],
+  meta: LoRAMapping,
+  scale: number,
+  extra: NamedTensorMap = {},
+): Tensor3D {
   const attrs: LoRAShrinkAttrs = { meta, scale, numSlices: loraA.length };
-  return engine().runKernel(LORA_SHRINK, packSlices({ x }, 'a', loraA), attrs as unknown as NamedAttrMap) as Tensor3D;
+  return engine().runKernel(LORA_SHRINK, packSlices({ ...extra, x }, 'a', loraA), attrs as unknown as NamedAttrMap) as Tensor3D;
 }
 
 export function runExpandKernel(
@@ -64,21 +71,22 @@ export function runExpandKernel(
   outputSlices: readonly number[],
   offsetStart: number,
   addInputs: boolean,
+  extra: NamedTensorMap = {},
 ): Tensor2D {
   const attrs: LoRAExpandAttrs = { meta, outputSlices, offsetStart, addInputs, numSlices: loraB.length };
-  return engine().runKernel(LORA_EXPAND, packSlices({ y, x }, 'b', loraB), attrs as unknown as NamedAttrMap) as Tensor2D;
+  return engine().runKernel(LORA_EXPAND, packSlices({ ...extra, y, x }, 'b', loraB), attrs as unknown as NamedAttrMap) as Tensor2D;
 }
 
 /** For kernel implementations: the shrink kernel's inputs and attributes, typed. */
 export function shrinkKernelArgs(inputs: NamedTensorInfoMap, attrs: NamedAttrMap | undefined) {
   const a = attrs as unknown as LoRAShrinkAttrs;
-  return { x: inputs.x as TensorInfo, loraA: unpackSlices(inputs, 'a', a.numSlices), ...a };
+  return { x: inputs.x as TensorInfo, loraA: unpackSlices(inputs, 'a', a.numSlices), inputs, ...a };
 }
 
 /** For kernel implementations: the expand kernel's inputs and attributes, typed. */
 export function expandKernelArgs(inputs: NamedTensorInfoMap, attrs: NamedAttrMap | undefined) {
   const a = attrs as unknown as LoRAExpandAttrs;
-  return { y: inputs.y as TensorInfo, x: inputs.x as TensorInfo, loraB: unpackSlices(inputs, 'b', a.numSlices), ...a };
+  return { y: inputs.y as TensorInfo, x: inputs.x as TensorInfo, loraB: unpackSlices(inputs, 'b', a.numSlices), inputs, ...a };
 }
 
 export interface KernelBackendSpec {

@@ -1,4 +1,5 @@
 import {
+  add,
   clone,
   gather,
   getBackend,
@@ -22,6 +23,9 @@ import {
   checkShrink,
   checkTokenIdValues,
 } from './validate.js';
+
+/** tfjs backends whose tensors live in host memory: reading them back costs nothing. */
+const HOST_MEMORY_BACKENDS = new Set(['cpu', 'wasm']);
 
 export interface ExpandOptions {
   /** First column of y that slice 0 writes (default 0). */
@@ -97,15 +101,17 @@ export class PunicaWrapper {
   addLoRAEmbedding(y: Tensor2D, tokenIds: Tensor1D, loraA: Tensor3D, loraB: Tensor3D): Tensor2D {
     const meta = this.#ready('addLoRAEmbedding');
     const { vocab, rank, width } = checkEmbedding(this.#ctx, meta.numTokens, y, tokenIds, loraA, loraB);
-    const ids = tokenIds.dataSync();
-    checkTokenIdValues(ids, vocab);
+    // Ids are range-checked where reading them is free (host-memory backends); a GPU backend would
+    // have to stall for the read-back, and its gather reads a zero row for an id out of range.
+    if (HOST_MEMORY_BACKENDS.has(getBackend())) checkTokenIdValues(tokenIds.dataSync(), vocab);
     if (meta.noLoRA) return clone(y);
     // Shrink of an embedding is a row gather: row slot·V + id of A viewed as [L·V, R]. Tokens
     // without LoRA gather row `id` of slot 0 and are then skipped by expand.
-    const rows = new Int32Array(meta.numTokens);
-    for (let t = 0; t < rows.length; t++) rows[t] = Math.max(meta.tokenLoraIndices[t] as number, 0) * vocab + (ids[t] as number);
+    const slotRows = new Int32Array(meta.numTokens);
+    for (let t = 0; t < slotRows.length; t++) slotRows[t] = Math.max(meta.tokenLoraIndices[t] as number, 0) * vocab;
     return tidy(() => {
-      const shrunk = reshape(gather(reshape(loraA, [-1, rank]), tensor1d(rows, 'int32')), [1, meta.numTokens, rank]) as Tensor3D;
+      const rows = add(tensor1d(slotRows, 'int32'), tokenIds);
+      const shrunk = reshape(gather(reshape(loraA, [-1, rank]), rows), [1, meta.numTokens, rank]) as Tensor3D;
       return this.#backend.expand(y, shrunk, [loraB], meta, [width], 0, true);
     });
   }

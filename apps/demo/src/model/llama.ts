@@ -108,7 +108,7 @@ export class LlamaModel {
   }
 
   /** Runs one batch step (the adapter mapping was set with `adapters.setBatch`) and extends the KV caches. */
-  step(chunks: readonly Chunk[]): StepOutput {
+  async step(chunks: readonly Chunk[]): Promise<StepOutput> {
     const c = this.config;
     const hd = headDim(c);
     const half = hd / 2;
@@ -128,7 +128,7 @@ export class LlamaModel {
       }
       lastRows[i] = t - 1;
     });
-    const out = tf.tidy(() => {
+    const logits = tf.tidy(() => {
       const cosT = tf.tensor3d(cos, [T, 1, half]);
       const sinT = tf.tensor3d(sin, [T, 1, half]);
       const rope = (x: tf.Tensor3D): tf.Tensor3D => {
@@ -168,8 +168,11 @@ export class LlamaModel {
         h = tf.add(h, (this.#down[l] as LoRALinear).forward(tf.mul(tf.mul(g, tf.sigmoid(g)), u) as tf.Tensor2D));
       }
       const last = this.#rmsNorm(tf.gather(h, tf.tensor1d(lastRows, 'int32')) as tf.Tensor2D, 2 * c.layers);
-      return this.#lmHead.forward(last).dataSync() as Float32Array;
+      return this.#lmHead.forward(last);
     });
+    // Async read: GPU backends would stall (or, in Node, cannot) read back synchronously.
+    const out = (await logits.data()) as Float32Array;
+    logits.dispose();
     for (const ch of chunks) ch.seq.length += ch.tokens.length;
     const next: number[] = [];
     const margins: number[] = [];

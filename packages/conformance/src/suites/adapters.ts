@@ -118,16 +118,16 @@ async function checkModel(
 }
 
 /** Every slot of every layer holds exactly its adapter's weights (rank-padded, scaled B) or zeros. */
-function expectSlotsMatch(rt: LoRARuntime, adapters: Map<string, LoRAAdapter>): void {
+async function expectSlotsMatch(rt: LoRARuntime, adapters: Map<string, LoRAAdapter>): Promise<void> {
   const { maxLoraRank: R } = rt.config;
   for (const layer of rt.adapters.layers) {
     const l = layer as LoRALayer & { loraA: tf.Tensor3D | tf.Tensor3D[]; loraB: tf.Tensor3D | tf.Tensor3D[] };
     const stacksA = Array.isArray(l.loraA) ? l.loraA : [l.loraA];
     const stacksB = Array.isArray(l.loraB) ? l.loraB : [l.loraB];
-    layer.modules.forEach((name, s) => {
+    for (const [s, name] of layer.modules.entries()) {
       const { inFeatures: inF, outFeatures: outF } = layer.sliceShapes[s] as { inFeatures: number; outFeatures: number };
-      const a = stacksA[s]!.dataSync();
-      const b = stacksB[s]!.dataSync();
+      const a = await stacksA[s]!.data();
+      const b = await stacksB[s]!.data();
       rt.adapters.slots.forEach((id, slot) => {
         const m = id === null ? undefined : adapters.get(id)?.modules.get(name);
         for (let i = 0; i < inF * R; i++) {
@@ -143,7 +143,7 @@ function expectSlotsMatch(rt: LoRARuntime, adapters: Map<string, LoRAAdapter>): 
             expect.fail(`${name} slot ${slot} (${id}): B[${i}] = ${b[slot * outF * R + i]}, want ${want}`);
         }
       });
-    });
+    }
   }
 }
 
@@ -182,14 +182,14 @@ export function adapterSuite(factory: BackendFactory, caps: BackendCapabilities)
             rng,
             tolerance,
           );
-          expectSlotsMatch(rt, adapters);
+          await expectSlotsMatch(rt, adapters);
           // A fourth adapter evicts the least recently used slot that this batch does not use.
           await checkModel(rt, model, adapters, ['qv-r2-bf16', 'mlp-r4-f32', null], [5, 1, 1], rng, tolerance);
           expect(rt.adapters.slots).toContain('qv-r2-bf16');
-          expectSlotsMatch(rt, adapters);
+          await expectSlotsMatch(rt, adapters);
           // Re-activating an evicted adapter restores its weights.
           await checkModel(rt, model, adapters, ['attn-r8-bf16', 'all-r16-rslora', 'qv-r2-bf16'], [1, 1, 1], rng, tolerance);
-          expectSlotsMatch(rt, adapters);
+          await expectSlotsMatch(rt, adapters);
         } finally {
           model.dispose();
           rt.dispose();
@@ -309,8 +309,8 @@ export function adapterSuite(factory: BackendFactory, caps: BackendCapabilities)
           },
         );
         try {
-          fc.assert(
-            fc.property(fc.array(command, { minLength: 10, maxLength: 40 }), (commands) => {
+          await fc.assert(
+            fc.asyncProperty(fc.array(command, { minLength: 10, maxLength: 40 }), async (commands) => {
               for (const a of rt.adapters.registered) rt.adapters.unpin(a);
               rt.adapters.setBatch([], []);
               for (const a of rt.adapters.registered) rt.adapters.remove(a);
@@ -341,7 +341,7 @@ export function adapterSuite(factory: BackendFactory, caps: BackendCapabilities)
                 for (const p of pinned) expect(rt.adapters.slots, `pinned ${p} was evicted`).toContain(p);
                 for (const b of rt.adapters.batch) expect(rt.adapters.slots, `batch adapter ${b} was evicted`).toContain(b);
               }
-              expectSlotsMatch(rt, pool);
+              await expectSlotsMatch(rt, pool);
             }),
             { numRuns: 100 },
           );

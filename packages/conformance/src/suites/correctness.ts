@@ -95,11 +95,11 @@ async function checkLinearCase(factory: BackendFactory, c: LinearCase, tolerance
     expectColumnsUntouched(actual, yLinearData, linearWidth, 0, sum(outputSlices), 'addLoRALinear');
     out.dispose();
 
-    expectUnchanged(x, xData, 'x');
-    expectUnchanged(y, yData, 'y');
-    expectUnchanged(shrunk, shrunkData, 'shrink input of addExpand');
-    for (const [i, a] of loraA.entries()) expectUnchanged(a, aData[i] as Float32Array, `loraA[${i}]`);
-    for (const [i, b] of loraB.entries()) expectUnchanged(b, bData[i] as Float32Array, `loraB[${i}]`);
+    await expectUnchanged(x, xData, 'x');
+    await expectUnchanged(y, yData, 'y');
+    await expectUnchanged(shrunk, shrunkData, 'shrink input of addExpand');
+    for (const [i, a] of loraA.entries()) await expectUnchanged(a, aData[i] as Float32Array, `loraA[${i}]`);
+    for (const [i, b] of loraB.entries()) await expectUnchanged(b, bData[i] as Float32Array, `loraB[${i}]`);
   } finally {
     tf.dispose([x, ...loraA, ...loraB, shrunk, y, yLinear]);
     rt.dispose();
@@ -154,7 +154,7 @@ export function correctnessSuite(factory: BackendFactory, caps: BackendCapabilit
             });
             expectAccurate((await out.data()) as Float32Array, ref, tolerance, 'addLoRAEmbedding');
             out.dispose();
-            expectUnchanged(y, yData, 'y');
+            await expectUnchanged(y, yData, 'y');
           } finally {
             tf.dispose([y, tokenIds, a, b]);
             rt.dispose();

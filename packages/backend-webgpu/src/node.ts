@@ -1,0 +1,45 @@
+import { LoRAError } from '@lora/core';
+
+/** Where Debian's Chromium keeps SwiftShader's Vulkan driver (Dawn rejects Mesa's lavapipe 22.3). */
+export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+const load = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ specifier);
+
+/**
+ * WebGPU in Node through Dawn (the `webgpu` package, an optional peer): installs its globals and
+ * `navigator.gpu`. Call it before anything imports @tensorflow/tfjs-backend-webgpu, which only
+ * registers itself when `navigator.gpu` exists (createWebGPUBackend calls it for you). Without a
+ * Vulkan driver set, Chromium's SwiftShader is used when installed.
+ */
+export async function initNodeWebGPU(options: { vulkanIcd?: string } = {}): Promise<void> {
+  const g = globalThis as { navigator?: { gpu?: unknown } };
+  if (g.navigator?.gpu) return;
+  if (typeof process === 'undefined' || typeof process.versions?.node !== 'string') {
+    throw new LoRAError(
+      'E_BACKEND',
+      'WebGPU is not available in this browser (navigator.gpu is missing); Chromium needs a WebGPU-capable GPU or --enable-unsafe-webgpu',
+    );
+  }
+  const icd = options.vulkanIcd ?? process.env.VK_ICD_FILENAMES;
+  if (icd === undefined) {
+    const { existsSync } = (await load('node:fs')) as typeof import('node:fs');
+    if (existsSync(SWIFTSHADER_ICD)) process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+  } else process.env.VK_ICD_FILENAMES = icd;
+  let dawn: { create(flags: string[]): unknown; globals: Record<string, unknown> };
+  try {
+    dawn = (await load('webgpu')) as typeof dawn;
+  } catch (err) {
+    throw new LoRAError(
+      'E_BACKEND',
+      'WebGPU in Node needs the `webgpu` package (Dawn): run `npm install webgpu`, and a Vulkan driver (Debian: `apt-get install libvulkan1 chromium` for SwiftShader, or mesa-vulkan-drivers)',
+      { cause: err },
+    );
+  }
+  Object.assign(globalThis, dawn.globals);
+  // navigator is a getter-only global in Node ≥ 21; define it rather than assign.
+  Object.defineProperty(globalThis, 'navigator', {
+    value: { ...(g.navigator ?? {}), gpu: dawn.create([]) },
+    configurable: true,
+    writable: true,
+  });
+}
