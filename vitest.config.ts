@@ -4,7 +4,7 @@ import SummaryReporter from './packages/conformance/src/summary-reporter.js';
 // `vitest run` at the root runs every package's and app's tests in one process, on src/ (no build).
 export default defineConfig({
   test: {
-    projects: ['packages/*', 'apps/*'],
+    projects: ['packages/*', 'apps/*', 'packages/*/vitest.browser.config.ts'],
     reporters: ['default', new SummaryReporter()],
   },
 });

@@ -8,5 +8,11 @@ if (existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES ??= SWIFTSHADER;
 
 export default defineProject({
   ssr: { resolve: { conditions: ['@lora/source', 'module', 'node', 'development|production'] } },
-  test: { name: 'backend-webgpu', environment: 'node', testTimeout: 120_000, hookTimeout: 120_000 },
+  test: {
+    name: 'backend-webgpu',
+    environment: 'node',
+    exclude: ['**/node_modules/**', '**/*.browser.test.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+  },
 });

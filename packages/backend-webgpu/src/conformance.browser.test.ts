@@ -1,0 +1,10 @@
+import { describeBackend } from '@lora/conformance';
+import { createWebGPUBackend } from './index.js';
+
+// In Chromium (vitest browser mode): WebGPU through SwiftShader.
+describeBackend(() => createWebGPUBackend(), {
+  name: 'webgpu (chromium)',
+  timeoutMs: 120_000,
+  leakBatches: 300,
+  skip: { 'token id outside the vocabulary': 'token ids are not read back from the GPU to be range-checked' },
+});

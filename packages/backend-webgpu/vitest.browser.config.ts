@@ -1,0 +1,37 @@
+import { playwright } from '@vitest/browser-playwright';
+import { defineProject } from 'vitest/config';
+
+// The same conformance suite in real Chromium (Debian's), WebGPU through SwiftShader.
+export default defineProject({
+  resolve: { conditions: ['@lora/source', 'browser', 'module', 'import', 'default'] },
+  // Pre-bundled up front: a dependency found mid-run (our dynamic import of tfjs-backend-webgpu) would reload the page.
+  optimizeDeps: {
+    exclude: ['@lora/core', '@lora/conformance'],
+    include: ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-webgpu', '@tensorflow/tfjs-backend-cpu', 'fast-check'],
+  },
+  test: {
+    name: 'backend-webgpu (chromium)',
+    include: ['src/**/*.browser.test.ts'],
+    testTimeout: 120_000,
+    browser: {
+      enabled: true,
+      headless: true,
+      provider: playwright({
+        launchOptions: {
+          executablePath: '/usr/bin/chromium',
+          args: [
+            '--no-sandbox',
+            '--enable-unsafe-webgpu',
+            '--enable-unsafe-swiftshader',
+            '--use-angle=swiftshader',
+            '--disable-background-networking',
+            '--disable-component-update',
+            '--disable-sync',
+            '--no-first-run',
+          ],
+        },
+      }),
+      instances: [{ browser: 'chromium' }],
+    },
+  },
+});
