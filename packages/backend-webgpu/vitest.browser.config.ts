@@ -6,6 +6,7 @@ export default defineProject({
   resolve: { conditions: ['@lora/source', 'browser', 'module', 'import', 'default'] },
   // Pre-bundled up front: a dependency found mid-run (our dynamic import of tfjs-backend-webgpu) would reload the page.
   optimizeDeps: {
+    noDiscovery: true,
     exclude: ['@lora/core', '@lora/conformance'],
     include: ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-webgpu', '@tensorflow/tfjs-backend-cpu', 'fast-check'],
   },

@@ -1,7 +1,9 @@
 import '@tensorflow/tfjs-backend-cpu';
 import '@lora/backend-cpu';
+import '@lora/backend-webgpu';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { createLoRA } from '@lora/core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -24,4 +26,21 @@ export function initWasm(): Promise<boolean> {
     return ok;
   })();
   return wasmReady;
+}
+
+let gpuReady: Promise<string | null> | undefined;
+
+/** Null when tfjs webgpu works here (Node: Dawn + a Vulkan driver), else why not. */
+export function gpuUnavailable(): Promise<string | null> {
+  gpuReady ??= (async () => {
+    try {
+      const rt = await createLoRA({ backend: 'webgpu' });
+      rt.dispose();
+      await tf.setBackend('cpu');
+      return null;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  })();
+  return gpuReady;
 }

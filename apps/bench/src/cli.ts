@@ -3,12 +3,13 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PRESETS } from '@lora/demo/serving';
 import { benchActivation, benchParse, DEMO_MODEL, TINY_MODEL } from './adapters.js';
+import { gpuUnavailable } from './backends.js';
 import { FULL_SHAPES, kernelTargets, progressSteps, QUICK_SHAPES, runKernelBench, TINY_SHAPES } from './kernels.js';
 import { benchModel } from './model.js';
 import { Progress } from './progress.js';
 import { adapterTable, kernelTable, modelTable, targetTable } from './report.js';
 
-const HELP = `pnpm bench [--quick | --tiny] [--only kernels|adapters|model] [--json] [--out DIR] [--no-wasm] [--rounds N]
+const HELP = `pnpm bench [--quick | --tiny] [--only kernels|adapters|model] [--json] [--out DIR] [--no-wasm] [--no-gpu] [--gpu-full] [--rounds N]
 
 Kernel benchmark of the CPU backend at decode (T = 32, 8 adapters) and prefill (T = 2048,
 4 adapters) shapes, H = O = 4096, rank 16, against the naive tfjs composition, the per-adapter
@@ -25,6 +26,8 @@ async function main(): Promise<void> {
       tiny: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       'no-wasm': { type: 'boolean', default: false },
+      'no-gpu': { type: 'boolean', default: false },
+      'gpu-full': { type: 'boolean', default: false },
       only: { type: 'string' },
       rounds: { type: 'string' },
       out: { type: 'string', default: 'bench-results' },
@@ -53,7 +56,12 @@ async function main(): Promise<void> {
       (runAdapters ? 3 * adapterRounds : 0) +
       (runModel ? 2 * modelRequests * (values.tiny ? 1 : 3) : 0),
   );
-  const results = runKernels ? await runKernelBench({ ...opts, shapes, progress }) : [];
+  const gpuProblem = runKernels && !values['no-gpu'] ? await gpuUnavailable() : 'skipped (--no-gpu)';
+  if (runKernels && gpuProblem !== null) log(`webgpu contest skipped: ${gpuProblem}`);
+  // Software-rendered GPUs (SwiftShader here) take minutes at H = 4096 (prefill alone ~4.5 min):
+  // the GPU contest uses the quick shapes unless --gpu-full.
+  const gpuShapes = values.tiny ? TINY_SHAPES : values['gpu-full'] ? shapes : QUICK_SHAPES;
+  const results = runKernels ? await runKernelBench({ ...opts, shapes, progress, gpu: gpuProblem === null, gpuShapes }) : [];
   const activation = runAdapters ? await benchActivation(values.tiny ? TINY_MODEL : DEMO_MODEL, adapterRounds, progress) : undefined;
   const parses = runAdapters ? (['F32', 'BF16'] as const).map((d) => benchParse(values.tiny ? 1 : 50, d, adapterRounds, progress)) : [];
   const model = runModel

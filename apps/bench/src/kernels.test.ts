@@ -6,7 +6,7 @@ import { kernelTable, targetTable } from './report.js';
 // and that its contenders compute the same numbers.
 describe('kernel bench on tiny shapes', () => {
   it('measures every contender, agrees across them, and reports the targets', async () => {
-    const results = await runKernelBench({ shapes: TINY_SHAPES, rounds: 1, budgetMs: 50, slowMs: 2000, wasm: true, base: true });
+    const results = await runKernelBench({ shapes: TINY_SHAPES, rounds: 1, budgetMs: 50, slowMs: 2000, wasm: true, base: true, gpu: true });
     expect(results.map((r) => r.shape.name)).toEqual(['decode', 'prefill']);
     for (const r of results) {
       expect(Object.keys(r.samples).sort()).toEqual(['base-cpu', 'base-wasm', 'loop', 'lora', 'lora-wasm', 'naive']);
@@ -25,7 +25,15 @@ describe('kernel bench on tiny shapes', () => {
       'prefill: engine js vs per-adapter loop',
       'prefill: engine wasm: share of wasm base matmul',
       'prefill: engine wasm vs engine js (scalar)',
+      'decode: webgpu vs naive tfjs composition',
+      'decode: webgpu vs per-adapter loop',
+      'decode: webgpu: share of webgpu base matmul',
+      'prefill: webgpu vs naive tfjs composition',
+      'prefill: webgpu vs per-adapter loop',
+      'prefill: webgpu: share of webgpu base matmul',
     ]);
+    for (const r of results)
+      expect(Object.keys(r.gpu?.samples ?? {}).sort()).toEqual(['base-webgpu', 'loop-webgpu', 'lora-webgpu', 'naive-webgpu']);
     expect(kernelTable(results)).toMatch(/### decode: T = 8, 4 adapters/);
     expect(targetTable(targets)).toMatch(/\| target/);
   }, 60_000);

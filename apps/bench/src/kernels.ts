@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initWasm } from './backends.js';
 import { measure, median, type Sample } from './measure.js';
-import { buildContenders, type KernelShape } from './methods.js';
+import { buildContenders, buildGpuContenders, type KernelShape } from './methods.js';
 import type { Progress } from './progress.js';
 
 export const FULL_SHAPES: KernelShape[] = [
@@ -42,6 +42,8 @@ export interface ShapeResult {
   /** Bytes a LoRA step must move (active A and B slots, x, y in and out) and the copy rate measured in this run. */
   bytes: number;
   copyGBps: number;
+  /** The same contest on a GPU backend (webgpu), where one is available. */
+  gpu?: { backend: string; samples: Record<string, Sample>; naiveOverLoRA: number; loopOverLoRA: number; loraShareOfBase: number };
 }
 
 export interface KernelBenchOptions {
@@ -51,6 +53,10 @@ export interface KernelBenchOptions {
   slowMs: number;
   wasm: boolean;
   base: boolean;
+  /** Also run the contest on tfjs webgpu (Node: Dawn + SwiftShader). */
+  gpu?: boolean;
+  /** Shapes for the GPU contest (software-rendered GPUs are slow at full size). */
+  gpuShapes?: KernelShape[];
   progress?: Progress;
 }
 
@@ -118,6 +124,26 @@ export async function runKernelBench(opts: KernelBenchOptions): Promise<ShapeRes
       c.dispose();
     }
   }
+  if (opts.gpu) {
+    for (const [i, shape] of (opts.gpuShapes ?? opts.shapes).entries()) {
+      const g = await buildGpuContenders(shape);
+      try {
+        const samples = await measure(g.methods, { ...opts, rounds: Math.min(opts.rounds, 3), prefix: `${shape.name} webgpu: ` });
+        const med = (id: string) => samples.get(id)?.median as number;
+        const gpu = {
+          backend: 'webgpu',
+          samples: Object.fromEntries(samples),
+          naiveOverLoRA: med('naive-webgpu') / med('lora-webgpu'),
+          loopOverLoRA: med('loop-webgpu') / med('lora-webgpu'),
+          loraShareOfBase: med('lora-webgpu') / med('base-webgpu'),
+        };
+        const target = results[i];
+        if (target) target.gpu = gpu;
+      } finally {
+        g.dispose();
+      }
+    }
+  }
   return results;
 }
 
@@ -142,6 +168,12 @@ export function kernelTargets(results: readonly ShapeResult[]): Target[] {
     add('engine wasm: share of wasm base matmul', shape.name, r.simdShareOfBaseWasm, '≤ 2 %', (v) => v <= 0.02);
     add('engine wasm vs engine js (scalar)', shape.name, r.simdOverJs, '≥ 3×', (v) => v >= 3);
     if (shape.name === 'decode') add('engine wasm: bandwidth / copy rate', shape.name, r.simdBandwidthOfCopy, '≥ 50 %', (v) => v >= 0.5);
+  }
+  for (const { shape, gpu } of results) {
+    if (!gpu) continue;
+    add('webgpu vs naive tfjs composition', shape.name, gpu.naiveOverLoRA, '≥ 5×', (v) => v >= 5);
+    add('webgpu vs per-adapter loop', shape.name, gpu.loopOverLoRA, '≥ 2×', (v) => v >= 2);
+    add('webgpu: share of webgpu base matmul', shape.name, gpu.loraShareOfBase, '≤ 10 %', (v) => v <= 0.1);
   }
   return targets;
 }

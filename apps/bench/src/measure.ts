@@ -43,7 +43,8 @@ async function timeOnce(m: Method): Promise<number> {
   await tf.setBackend(m.tfBackend);
   const t0 = performance.now();
   const out = m.run();
-  if (!SYNCHRONOUS.has(m.tfBackend)) out.dataSync();
+  // Async read-back: it waits for the queued GPU work (Node's WebGPU has no synchronous read).
+  if (!SYNCHRONOUS.has(m.tfBackend)) await out.data();
   const ms = performance.now() - t0;
   out.dispose();
   return ms;

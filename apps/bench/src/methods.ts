@@ -51,24 +51,9 @@ export async function buildContenders(shape: KernelShape, opts: { wasm: boolean;
   // createLoRA selects its tfjs backend; the tensors made after it live there.
   const runtime = await lora('js');
   runtime.punica.updateMetadata({ tokenLoraIndices: slots });
-  const x = tf.tensor2d(xData, [T, H]);
-  const y = tf.tensor2d(yData, [T, O]);
-  const a = tf.tensor3d(aData, [L, R, H]);
-  const b = tf.tensor3d(bData, [L, O, R]);
-  const idx = tf.tensor1d(slots, 'int32');
-  // The loop baseline keeps each adapter's weights as separate tensors, as a PEFT model does.
-  const perAdapter = Array.from({ length: L }, (_, l) => {
-    const tokens = Int32Array.from([...slots.keys()].filter((t) => slots[t] === l));
-    return {
-      a: tf.tensor2d(aData.subarray(l * R * H, (l + 1) * R * H), [R, H]),
-      b: tf.tensor2d(bData.subarray(l * O * R, (l + 1) * O * R), [O, R]),
-      tokens: tf.tensor1d(tokens, 'int32'),
-      scatterAt: tf.tensor2d(tokens, [tokens.length, 1], 'int32'),
-      count: tokens.length,
-    };
-  });
-  const owned: tf.Tensor[] = [x, y, a, b, idx, ...perAdapter.flatMap((p) => [p.a, p.b, p.tokens, p.scatterAt])];
-
+  const p = problemTensors(shape, { slots, aData, bData, xData, yData });
+  const { x, y, a, b } = p;
+  const owned: tf.Tensor[] = [...p.owned];
   const methods: Method[] = [
     {
       id: 'lora',
@@ -76,32 +61,7 @@ export async function buildContenders(shape: KernelShape, opts: { wasm: boolean;
       tfBackend: 'cpu',
       run: () => runtime.punica.addLoRALinear(y, x, [a], [b], 1, [O]),
     },
-    {
-      id: 'naive',
-      label: 'naive tfjs (gather + batched matMul)',
-      tfBackend: 'cpu',
-      run: () =>
-        tf.tidy(() => {
-          const shrunk = tf.matMul(tf.gather(a, idx), tf.reshape(x, [T, H, 1])); // [T, R, 1]
-          const expanded = tf.matMul(tf.gather(b, idx), shrunk); // [T, O, 1]
-          return tf.add(y, tf.reshape(expanded, [T, O]));
-        }),
-    },
-    {
-      id: 'loop',
-      label: 'per-adapter loop (gather, 2 matMul, scatter)',
-      tfBackend: 'cpu',
-      run: () =>
-        tf.tidy(() => {
-          let acc: tf.Tensor = y;
-          for (const p of perAdapter) {
-            if (p.count === 0) continue;
-            const d = tf.matMul(tf.matMul(tf.gather(x, p.tokens), p.a, false, true), p.b, false, true);
-            acc = tf.add(acc, tf.scatterND(p.scatterAt, d, [T, O]));
-          }
-          return acc;
-        }),
-    },
+    ...baselines(shape, p, 'cpu'),
   ];
 
   if (opts.base) {
@@ -141,6 +101,120 @@ export async function buildContenders(shape: KernelShape, opts: { wasm: boolean;
     dispose() {
       tf.dispose(owned);
       for (const rt of runtimes) rt.dispose();
+    },
+  };
+}
+
+interface ProblemData {
+  slots: Int32Array;
+  aData: Float32Array;
+  bData: Float32Array;
+  xData: Float32Array;
+  yData: Float32Array;
+}
+
+interface ProblemTensors {
+  x: tf.Tensor2D;
+  y: tf.Tensor2D;
+  a: tf.Tensor3D;
+  b: tf.Tensor3D;
+  idx: tf.Tensor1D;
+  perAdapter: Array<{ a: tf.Tensor2D; b: tf.Tensor2D; tokens: tf.Tensor1D; scatterAt: tf.Tensor2D; count: number }>;
+  owned: tf.Tensor[];
+}
+
+/** The problem's tensors on the active tfjs backend; the loop baseline keeps each adapter's weights apart, as PEFT does. */
+function problemTensors(shape: KernelShape, d: ProblemData): ProblemTensors {
+  const { numTokens: T, numAdapters: L, hidden: H, out: O, rank: R } = shape;
+  const perAdapter = Array.from({ length: L }, (_, l) => {
+    const tokens = Int32Array.from([...d.slots.keys()].filter((t) => d.slots[t] === l));
+    return {
+      a: tf.tensor2d(d.aData.subarray(l * R * H, (l + 1) * R * H), [R, H]),
+      b: tf.tensor2d(d.bData.subarray(l * O * R, (l + 1) * O * R), [O, R]),
+      tokens: tf.tensor1d(tokens, 'int32'),
+      scatterAt: tf.tensor2d(tokens, [tokens.length, 1], 'int32'),
+      count: tokens.length,
+    };
+  });
+  const t = {
+    x: tf.tensor2d(d.xData, [T, H]),
+    y: tf.tensor2d(d.yData, [T, O]),
+    a: tf.tensor3d(d.aData, [L, R, H]),
+    b: tf.tensor3d(d.bData, [L, O, R]),
+    idx: tf.tensor1d(d.slots, 'int32'),
+    perAdapter,
+  };
+  return { ...t, owned: [t.x, t.y, t.a, t.b, t.idx, ...perAdapter.flatMap((p) => [p.a, p.b, p.tokens, p.scatterAt])] };
+}
+
+/** What tfjs alone offers on a backend: the naive gather + batched matMul, and the per-adapter loop. */
+function baselines(shape: KernelShape, p: ProblemTensors, tfBackend: string): Method[] {
+  const { numTokens: T, hidden: H, out: O } = shape;
+  const suffix = tfBackend === 'cpu' ? '' : `-${tfBackend}`;
+  return [
+    {
+      id: `naive${suffix}`,
+      label: `naive tfjs (gather + batched matMul)${suffix ? `, ${tfBackend}` : ''}`,
+      tfBackend,
+      run: () =>
+        tf.tidy(() => {
+          const shrunk = tf.matMul(tf.gather(p.a, p.idx), tf.reshape(p.x, [T, H, 1])); // [T, R, 1]
+          const expanded = tf.matMul(tf.gather(p.b, p.idx), shrunk); // [T, O, 1]
+          return tf.add(p.y, tf.reshape(expanded, [T, O]));
+        }),
+    },
+    {
+      id: `loop${suffix}`,
+      label: `per-adapter loop (gather, 2 matMul, scatter)${suffix ? `, ${tfBackend}` : ''}`,
+      tfBackend,
+      run: () =>
+        tf.tidy(() => {
+          let acc: tf.Tensor = p.y;
+          for (const q of p.perAdapter) {
+            if (q.count === 0) continue;
+            const d = tf.matMul(tf.matMul(tf.gather(p.x, q.tokens), q.a, false, true), q.b, false, true);
+            acc = tf.add(acc, tf.scatterND(q.scatterAt, d, [T, O]));
+          }
+          return acc;
+        }),
+    },
+  ];
+}
+
+/**
+ * The same contest on the webgpu backend (Node: Dawn + SwiftShader, so only ratios mean anything):
+ * our addLoRALinear, the naive composition, the per-adapter loop and the base x·Wᵀ, all on webgpu.
+ */
+export async function buildGpuContenders(shape: KernelShape, tfBackend = 'webgpu'): Promise<Contenders> {
+  const { numTokens: T, numAdapters: L, hidden: H, out: O, rank: R } = shape;
+  const slots = tokenSlots(shape);
+  const data = {
+    slots,
+    aData: randomFloats(L * R * H, 1 / Math.sqrt(H)),
+    bData: randomFloats(L * O * R, 1 / Math.sqrt(R)),
+    xData: randomFloats(T * H),
+    yData: randomFloats(T * O),
+  };
+  const runtime = await createLoRA({ backend: tfBackend, maxLoras: L, maxLoraRank: R, maxNumTokens: Math.max(T, 16) });
+  runtime.punica.updateMetadata({ tokenLoraIndices: slots });
+  const p = problemTensors(shape, data);
+  const w = tf.tensor2d(randomFloats(O * H, 1 / Math.sqrt(H)), [O, H]);
+  const methods: Method[] = [
+    {
+      id: `lora-${tfBackend}`,
+      label: `addLoRALinear, ${tfBackend}`,
+      tfBackend,
+      run: () => runtime.punica.addLoRALinear(p.y, p.x, [p.a], [p.b], 1, [O]),
+    },
+    ...baselines(shape, p, tfBackend),
+    { id: `base-${tfBackend}`, label: `base x·Wᵀ, ${tfBackend}`, tfBackend, run: () => tf.matMul(p.x, w, false, true) },
+  ];
+  return {
+    methods,
+    runtimes: [runtime],
+    dispose() {
+      tf.dispose([...p.owned, w]);
+      runtime.dispose();
     },
   };
 }
