@@ -8,24 +8,40 @@ import {
   runShrinkKernel,
 } from '@lora/core';
 import { getKernel, keep, registerKernel, setBackend, type Tensor, tensor1d } from '@tensorflow/tfjs-core';
+import { batchLayout, useSegments } from './batch-layout.js';
 import { webgpuKernels } from './kernels.js';
 import { initNodeWebGPU } from './node.js';
 import { SHADER_PREFIX } from './programs.js';
 
+export { type BatchLayout, batchLayout, TOKEN_TILE, useSegments } from './batch-layout.js';
 export { webgpuKernels } from './kernels.js';
 export { initNodeWebGPU, SWIFTSHADER_ICD } from './node.js';
-export { CopyProgram, ExpandProgram, ShrinkProgram } from './programs.js';
+export { CopyProgram, ExpandProgram, SegmentExpandProgram, SegmentShrinkProgram, ShrinkProgram } from './programs.js';
 
 interface GpuLike {
   gpu?: { requestAdapter(): Promise<unknown> };
 }
 
+interface AdapterLike {
+  isFallbackAdapter?: boolean;
+  info?: { architecture?: string };
+}
+
 // Asked once per page/process: Chromium hands out a null adapter when asked again and again.
-let adapterAvailable: Promise<boolean> | undefined;
-const hasAdapter = (): Promise<boolean> =>
-  (adapterAvailable ??= Promise.resolve((globalThis as { navigator?: GpuLike }).navigator?.gpu?.requestAdapter() ?? null).then(
-    (a) => a !== null,
-  ));
+let adapterProbe: Promise<{ found: boolean; software: boolean }> | undefined;
+const probeAdapter = () =>
+  (adapterProbe ??= Promise.resolve((globalThis as { navigator?: GpuLike }).navigator?.gpu?.requestAdapter() ?? null).then((a) => {
+    const adapter = a as AdapterLike | null;
+    return { found: adapter !== null, software: adapter?.isFallbackAdapter === true || adapter?.info?.architecture === 'swiftshader' };
+  }));
+
+/**
+ * Which programs a batch runs. 'sgmv': token tiles per segment that share A and B rows through
+ * workgroup memory; 'bgmv': token by token. 'auto' takes SGMV for long segments (prefill) on
+ * hardware GPUs, and BGMV on software adapters, where workgroup memory and barriers cost more than
+ * they save (SwiftShader: BGMV 1.5–2× faster at prefill in apps/bench).
+ */
+export type WebGPUPath = 'auto' | 'bgmv' | 'sgmv';
 
 /** The tfjs webgpu backend instance, for counting our compiled pipelines. */
 async function webgpuBackend(): Promise<{ pipelineCache?: Record<string, unknown> } | undefined> {
@@ -39,14 +55,20 @@ async function webgpuBackend(): Promise<{ pipelineCache?: Record<string, unknown
  * launch nothing (core). Works in browsers with WebGPU and in Node through Dawn.
  */
 export function createWebGPUBackend(options: Readonly<Record<string, unknown>> = {}): LoRABackend {
-  checkBackendOptions('webgpu', options, ['vulkanIcd']);
+  checkBackendOptions('webgpu', options, ['vulkanIcd', 'path']);
+  const path = (options.path ?? 'auto') as WebGPUPath;
+  if (!['auto', 'bgmv', 'sgmv'].includes(path)) {
+    throw new LoRAError('E_CONFIG', `backendOptions.path must be "auto", "bgmv" or "sgmv", got ${JSON.stringify(options.path)}`);
+  }
+  let software = false;
   const indices = new Map<LoRAMapping, Tensor>();
   let tfBackend: { pipelineCache?: Record<string, unknown> } | undefined;
   let disposed = false;
 
-  /** Uploaded once per mapping; older batches' uploads are freed when a newer one arrives. */
+  /** The batch layout, uploaded once per mapping; older batches' uploads are freed when a newer one arrives. */
   const indexFor = (meta: LoRAMapping): Record<string, Tensor> => {
-    if (meta.singleLoRA) return {};
+    const segmented = path === 'sgmv' ? meta.numLoRATokens > 0 : path === 'auto' && !software && useSegments(meta);
+    if (!segmented && meta.singleLoRA) return {};
     let idx = indices.get(meta);
     if (!idx) {
       for (const [m, t] of indices) {
@@ -55,10 +77,10 @@ export function createWebGPUBackend(options: Readonly<Record<string, unknown>> =
           indices.delete(m);
         }
       }
-      idx = keep(tensor1d(meta.tokenLoraIndices, 'int32'));
+      idx = keep(tensor1d(batchLayout(meta).data, 'int32'));
       indices.set(meta, idx);
     }
-    return { idx };
+    return { [segmented ? 'segments' : 'batch']: idx };
   };
 
   return {
@@ -66,7 +88,9 @@ export function createWebGPUBackend(options: Readonly<Record<string, unknown>> =
     tfBackend: 'webgpu',
     async init() {
       await initNodeWebGPU({ vulkanIcd: options.vulkanIcd as string | undefined });
-      if (!(await hasAdapter())) {
+      const adapter = await probeAdapter();
+      software = adapter.software;
+      if (!adapter.found) {
         throw new LoRAError(
           'E_BACKEND',
           typeof window === 'undefined'
@@ -89,7 +113,12 @@ export function createWebGPUBackend(options: Readonly<Record<string, unknown>> =
       const programsCompiled = Object.keys(tfBackend?.pipelineCache ?? {}).filter((k) => k.startsWith(SHADER_PREFIX)).length;
       // Tensors held on purpose (this batch's index uploads), so leak checks can tell them apart.
       const held = [...indices.values()];
-      return { programsCompiled, tensorsHeld: held.length, bytesHeld: held.reduce((n, t) => n + 4 * t.size, 0) };
+      return {
+        programsCompiled,
+        tensorsHeld: held.length,
+        bytesHeld: held.reduce((n, t) => n + 4 * t.size, 0),
+        softwareAdapter: software ? 1 : 0,
+      };
     },
     dispose() {
       if (disposed) return;

@@ -31,10 +31,11 @@ describe('static shapes: pipelines compiled over a random trace', () => {
       tf.dispose([x, y, out]);
     }
     const compiled = rt.backend.stats?.().programsCompiled ?? Number.NaN;
-    // Sizes are uniforms: only the baked variants (vec4 or not, single or indexed, copy) can compile.
+    // Sizes are uniforms: only baked variants compile. Here H and every R are multiples of 4, so
+    // BGMV shrink and expand (vec4) × single/indexed, SGMV shrink and expand, and the copy: 7.
     expect(compiled).toBeGreaterThan(0);
     expect(compiled).toBeLessThanOrEqual(tokenBuckets(4096).length);
-    expect(compiled).toBeLessThanOrEqual(5);
+    expect(compiled).toBeLessThanOrEqual(7);
     for (const { a, b } of stacks.values()) tf.dispose([a, b]);
     rt.dispose();
   }, 300_000);

@@ -16,7 +16,7 @@ export const SHADER_PREFIX = 'lora_';
 
 type Dispatch = [number, number, number];
 
-const slotExpr = (single: boolean, t: string) => (single ? 'uniforms.slot' : `Idx[${t}]`);
+const slotExpr = (single: boolean, t: string) => (single ? 'uniforms.slot' : `Meta[${t}]`);
 
 /**
  * Shrink, BGMV-style: one workgroup per (token, tile of 8 rank rows); 8 lanes split H (split-K)
@@ -38,7 +38,7 @@ export class ShrinkProgram implements WebGPUProgram {
     this.outputShape = outputShape;
     this.#vec4 = vec4;
     this.#single = single;
-    this.variableNames = single ? ['X', 'A'] : ['X', 'A', 'Idx'];
+    this.variableNames = single ? ['X', 'A'] : ['X', 'A', 'Meta'];
     this.variableComponents = vec4 ? [4, 4, 1].slice(0, this.variableNames.length) : this.variableNames.map(() => 1);
     this.shaderKey = `${SHADER_PREFIX}shrink_${vec4 ? 'vec4' : 'scalar'}_${single ? 'single' : 'indexed'}`;
     this.dispatch = [Math.ceil(rank / RANK_TILE), numTokens, 1];
@@ -102,7 +102,7 @@ export class ExpandProgram implements WebGPUProgram {
     this.outputShape = outputShape;
     this.#vec4 = vec4;
     this.#single = single;
-    this.variableNames = single ? ['Y', 'Xs', 'B'] : ['Y', 'Xs', 'B', 'Idx'];
+    this.variableNames = single ? ['Y', 'Xs', 'B'] : ['Y', 'Xs', 'B', 'Meta'];
     this.variableComponents = (vec4 ? [1, 4, 4, 1] : [1, 1, 1, 1]).slice(0, this.variableNames.length);
     this.shaderKey = `${SHADER_PREFIX}expand_${vec4 ? 'vec4' : 'scalar'}_${single ? 'single' : 'indexed'}`;
     this.dispatch = [Math.ceil((numTokens * outSlice) / FLAT_WORKGROUP), 1, 1];
@@ -155,6 +155,143 @@ export class CopyProgram implements WebGPUProgram {
     return `
       fn main(index : i32) {
         if (index < uniforms.size) { result[index] = Y[index]; }
+      }
+    `;
+  }
+}
+
+const TT = 8; // = TOKEN_TILE
+const KC = 128; // H chunk staged in workgroup memory
+const RC = 64; // rank chunk staged in workgroup memory
+
+/**
+ * Shrink, SGMV: one workgroup per (tile of 8 tokens of one slot, 8 rank rows). x and A chunks of
+ * 32 features are staged in workgroup memory, so each A row is read once per tile instead of once
+ * per token. Tiles of slot -1 write the zeros of tokens without LoRA.
+ */
+export class SegmentShrinkProgram implements WebGPUProgram {
+  readonly variableNames = ['X', 'A', 'Meta'];
+  readonly outputShape: number[];
+  readonly shaderKey = `${SHADER_PREFIX}shrink_segments`;
+  readonly dispatchLayout = { x: [0], y: [1], z: [2] };
+  readonly dispatch: Dispatch;
+  readonly workgroupSize: Dispatch = [TT * RANK_TILE, 1, 1];
+  readonly uniforms = 'numTokens : i32, hidden : i32, rank : i32, slice : i32, sortedOffset : i32, tilesOffset : i32, scale : f32,';
+
+  constructor(outputShape: number[], numTiles: number, rank: number) {
+    this.outputShape = outputShape;
+    this.dispatch = [Math.ceil(rank / RANK_TILE), numTiles, 1];
+  }
+
+  getUserCode(): string {
+    return `
+      var<workgroup> xs : array<f32, ${TT * KC}>;
+      var<workgroup> ws : array<f32, ${RANK_TILE * KC}>;
+      fn main() {
+        let li = i32(localId.x);
+        let tt = li / ${RANK_TILE};
+        let rr = li % ${RANK_TILE};
+        let tb = uniforms.tilesOffset + 3 * i32(workgroupId.y);
+        let slot = Meta[tb];
+        let start = Meta[tb + 1];
+        let count = Meta[tb + 2];
+        let r0 = i32(workgroupId.x) * ${RANK_TILE};
+        let H = uniforms.hidden;
+        let R = uniforms.rank;
+        var acc = 0.0;
+        for (var h0 = 0; h0 < H; h0 = h0 + ${KC}) {
+          for (var k = 0; k < ${(TT * KC) / (TT * RANK_TILE)}; k = k + 1) {
+            let e = li * ${(TT * KC) / (TT * RANK_TILE)} + k;
+            let row = e / ${KC};
+            let h = h0 + e % ${KC};
+            var xv = 0.0;
+            if (row < count && h < H) { xv = X[Meta[uniforms.sortedOffset + start + row] * H + h]; }
+            xs[e] = xv;
+            var wv = 0.0;
+            if (slot >= 0 && r0 + row < R && h < H) { wv = A[(slot * R + r0 + row) * H + h]; }
+            ws[e] = wv;
+          }
+          workgroupBarrier();
+          for (var c = 0; c < ${KC}; c = c + 1) { acc = acc + xs[tt * ${KC} + c] * ws[rr * ${KC} + c]; }
+          workgroupBarrier();
+        }
+        if (tt < count && r0 + rr < R) {
+          let token = Meta[uniforms.sortedOffset + start + tt];
+          result[(uniforms.slice * uniforms.numTokens + token) * R + r0 + rr] = uniforms.scale * acc;
+        }
+      }
+    `;
+  }
+}
+
+/**
+ * Expand, SGMV: one workgroup per (tile of 8 tokens of one slot, 64 output columns). The tile's
+ * shrink values are staged in workgroup memory (64 ranks at a time); each invocation reads its B
+ * row once and applies it to all 8 tokens.
+ */
+export class SegmentExpandProgram implements WebGPUProgram {
+  readonly variableNames = ['Y', 'Xs', 'B', 'Meta'];
+  readonly outputShape: number[];
+  readonly shaderKey = `${SHADER_PREFIX}expand_segments`;
+  readonly dispatchLayout = { x: [0], y: [1], z: [2] };
+  readonly dispatch: Dispatch;
+  readonly workgroupSize: Dispatch = [FLAT_WORKGROUP, 1, 1];
+  readonly uniforms =
+    'numTokens : i32, width : i32, outSlice : i32, col0 : i32, rank : i32, slice : i32, addInputs : i32, sortedOffset : i32, tilesOffset : i32,';
+
+  constructor(outputShape: number[], numTiles: number, outSlice: number) {
+    this.outputShape = outputShape;
+    this.dispatch = [Math.ceil(outSlice / FLAT_WORKGROUP), numTiles, 1];
+  }
+
+  getUserCode(): string {
+    return `
+      var<workgroup> vs : array<f32, ${TT * RC}>;
+      fn main() {
+        let li = i32(localId.x);
+        let tb = uniforms.tilesOffset + 3 * i32(workgroupId.y);
+        let slot = Meta[tb];
+        let start = Meta[tb + 1];
+        let count = Meta[tb + 2];
+        let o = i32(workgroupId.x) * ${FLAT_WORKGROUP} + li;
+        let O = uniforms.outSlice;
+        let R = uniforms.rank;
+        // Eight named accumulators: an indexed private array is spilled to memory by some compilers.
+        var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0; var a4 = 0.0; var a5 = 0.0; var a6 = 0.0; var a7 = 0.0;
+        for (var r0 = 0; r0 < R; r0 = r0 + ${RC}) {
+          for (var k = 0; k < ${(TT * RC) / FLAT_WORKGROUP}; k = k + 1) {
+            let e = li * ${(TT * RC) / FLAT_WORKGROUP} + k;
+            let tt = e / ${RC};
+            let r = r0 + e % ${RC};
+            var v = 0.0;
+            if (slot >= 0 && tt < count && r < R) {
+              v = Xs[(uniforms.slice * uniforms.numTokens + Meta[uniforms.sortedOffset + start + tt]) * R + r];
+            }
+            vs[e] = v;
+          }
+          workgroupBarrier();
+          if (slot >= 0 && o < O) {
+            let rEnd = min(${RC}, R - r0);
+            let row = (slot * O + o) * R + r0;
+            for (var rc = 0; rc < rEnd; rc = rc + 1) {
+              let b = B[row + rc];
+              a0 = a0 + b * vs[rc]; a1 = a1 + b * vs[${RC} + rc]; a2 = a2 + b * vs[${2 * RC} + rc]; a3 = a3 + b * vs[${3 * RC} + rc];
+              a4 = a4 + b * vs[${4 * RC} + rc]; a5 = a5 + b * vs[${5 * RC} + rc]; a6 = a6 + b * vs[${6 * RC} + rc]; a7 = a7 + b * vs[${7 * RC} + rc];
+            }
+          }
+          workgroupBarrier();
+        }
+        if (slot >= 0 && o < O) {
+          let acc = array<f32, ${TT}>(a0, a1, a2, a3, a4, a5, a6, a7);
+          for (var tt = 0; tt < ${TT}; tt = tt + 1) {
+            if (tt < count) {
+              let at = Meta[uniforms.sortedOffset + start + tt] * uniforms.width + uniforms.col0 + o;
+              var v = acc[tt];
+              if (uniforms.addInputs == 1) { v = v + Y[at]; }
+              result[at] = v;
+            }
+          }
+        }
       }
     `;
   }

@@ -92,6 +92,17 @@ export const LINEAR_CASES: LinearCase[] = [
     seed: 13,
   },
   {
+    name: 'long segments, scale 0.5, rank 12',
+    numTokens: 200,
+    hidden: 67,
+    outputSlices: [45, 70],
+    rank: 12,
+    maxLoras: 3,
+    pattern: 'requests',
+    scale: 0.5,
+    seed: 15,
+  },
+  {
     name: 'decode-like T=32 8 adapters',
     numTokens: 32,
     hidden: 257,

@@ -1,0 +1,42 @@
+import type { LoRAMapping } from '@lora/core';
+
+/** Tokens per SGMV tile: a tile never crosses a segment, so all its tokens share one adapter. */
+export const TOKEN_TILE = 8;
+
+/**
+ * The batch's mapping as one int32 buffer, uploaded once per batch:
+ *   [0, T)        slot per token (BGMV programs)
+ *   [T, 2T)       tokens grouped by slot, then the tokens without LoRA (SGMV programs)
+ *   [2T, 2T+3n)   n tiles of (slot, start in the grouped order, count ≤ TOKEN_TILE)
+ * The tokens without LoRA get tiles of slot -1, so shrink writes their zeros in the same pass.
+ */
+export interface BatchLayout {
+  readonly data: Int32Array;
+  readonly numTiles: number;
+  readonly sortedOffset: number;
+  readonly tilesOffset: number;
+}
+
+export function batchLayout(meta: LoRAMapping): BatchLayout {
+  const T = meta.numTokens;
+  const tiles: number[] = [];
+  for (const { slot, start, length } of meta.segments) {
+    for (let s = start; s < start + length; s += TOKEN_TILE) tiles.push(slot, s, Math.min(TOKEN_TILE, start + length - s));
+  }
+  const data = new Int32Array(2 * T + tiles.length + 3 * Math.ceil((T - meta.numLoRATokens) / TOKEN_TILE));
+  data.set(meta.tokenLoraIndices, 0);
+  data.set(meta.sortedTokenIndices, T);
+  let at = T + meta.numLoRATokens;
+  for (let t = 0; t < T; t++) if ((meta.tokenLoraIndices[t] as number) < 0) data[at++] = t;
+  for (let s = meta.numLoRATokens; s < T; s += TOKEN_TILE) tiles.push(-1, s, Math.min(TOKEN_TILE, T - s));
+  data.set(tiles, 2 * T);
+  return { data, numTiles: tiles.length / 3, sortedOffset: T, tilesOffset: 2 * T };
+}
+
+/**
+ * SGMV pays off when segments are long (prefill: each tile reuses A and B rows across 8 tokens);
+ * decode batches, a few tokens per adapter, go token by token (BGMV).
+ */
+export function useSegments(meta: LoRAMapping): boolean {
+  return meta.numLoRATokens >= 64 && meta.numLoRATokens >= TOKEN_TILE * meta.segments.length;
+}

@@ -1,0 +1,10 @@
+import { describeBackend } from '@lora/conformance';
+import { createWebGPUBackend } from './index.js';
+
+// The SGMV programs on every case (on SwiftShader 'auto' picks BGMV, so force them here).
+describeBackend(() => createWebGPUBackend({ path: 'sgmv' }), {
+  name: 'webgpu, SGMV path (node, dawn)',
+  timeoutMs: 120_000,
+  leakBatches: 300,
+  skip: { 'token id outside the vocabulary': 'token ids are not read back from the GPU to be range-checked' },
+});
