@@ -3,11 +3,12 @@ import {
   type LoRABackend,
   LoRAError,
   type LoRAMapping,
+  MappingUploads,
   registerLoRABackend,
   runExpandKernel,
   runShrinkKernel,
 } from '@lora/core';
-import { getKernel, keep, registerKernel, setBackend, type Tensor, tensor1d } from '@tensorflow/tfjs-core';
+import { getKernel, registerKernel, setBackend, type Tensor } from '@tensorflow/tfjs-core';
 import { batchLayout, useSegments } from './batch-layout.js';
 import { webgpuKernels } from './kernels.js';
 import { initNodeWebGPU } from './node.js';
@@ -61,26 +62,14 @@ export function createWebGPUBackend(options: Readonly<Record<string, unknown>> =
     throw new LoRAError('E_CONFIG', `backendOptions.path must be "auto", "bgmv" or "sgmv", got ${JSON.stringify(options.path)}`);
   }
   let software = false;
-  const indices = new Map<LoRAMapping, Tensor>();
   let tfBackend: { pipelineCache?: Record<string, unknown> } | undefined;
-  let disposed = false;
+  const uploads = new MappingUploads();
 
-  /** The batch layout, uploaded once per mapping; older batches' uploads are freed when a newer one arrives. */
+  /** The batch layout, uploaded once per mapping, under the name that picks the kernels' path. */
   const indexFor = (meta: LoRAMapping): Record<string, Tensor> => {
     const segmented = path === 'sgmv' ? meta.numLoRATokens > 0 : path === 'auto' && !software && useSegments(meta);
     if (!segmented && meta.singleLoRA) return {};
-    let idx = indices.get(meta);
-    if (!idx) {
-      for (const [m, t] of indices) {
-        if (m.version < meta.version) {
-          t.dispose();
-          indices.delete(m);
-        }
-      }
-      idx = keep(tensor1d(batchLayout(meta).data, 'int32'));
-      indices.set(meta, idx);
-    }
-    return { [segmented ? 'segments' : 'batch']: idx };
+    return { [segmented ? 'segments' : 'batch']: uploads.get(meta, (m) => batchLayout(m).data) };
   };
 
   return {
@@ -111,20 +100,11 @@ export function createWebGPUBackend(options: Readonly<Record<string, unknown>> =
     },
     stats() {
       const programsCompiled = Object.keys(tfBackend?.pipelineCache ?? {}).filter((k) => k.startsWith(SHADER_PREFIX)).length;
-      // Tensors held on purpose (this batch's index uploads), so leak checks can tell them apart.
-      const held = [...indices.values()];
-      return {
-        programsCompiled,
-        tensorsHeld: held.length,
-        bytesHeld: held.reduce((n, t) => n + 4 * t.size, 0),
-        softwareAdapter: software ? 1 : 0,
-      };
+      // Held on purpose (this batch's layout uploads), reported so leak checks can tell them apart.
+      return { programsCompiled, ...uploads.held(), softwareAdapter: software ? 1 : 0 };
     },
     dispose() {
-      if (disposed) return;
-      disposed = true;
-      for (const t of indices.values()) t.dispose();
-      indices.clear();
+      uploads.dispose();
     },
   };
 }

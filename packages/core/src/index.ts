@@ -51,6 +51,7 @@ export {
   type LoRASegment,
 } from './metadata.js';
 export { type ExpandOptions, PunicaWrapper, type PunicaWrapperConfig } from './punica.js';
+export { MappingUploads } from './uploads.js';
 export type { Floats, ReferenceResult } from './reference.js';
 export * as reference from './reference.js';
 export { createReferenceBackend } from './reference-backend.js';
