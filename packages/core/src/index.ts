@@ -51,7 +51,6 @@ export {
   type LoRASegment,
 } from './metadata.js';
 export { type ExpandOptions, PunicaWrapper, type PunicaWrapperConfig } from './punica.js';
-export { MappingUploads } from './uploads.js';
 export type { Floats, ReferenceResult } from './reference.js';
 export * as reference from './reference.js';
 export { createReferenceBackend } from './reference-backend.js';
@@ -62,3 +61,4 @@ export {
   setBackendImporter,
   unregisterLoRABackend,
 } from './registry.js';
+export { MappingUploads } from './uploads.js';
