@@ -1,6 +1,7 @@
 import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import '@lora/backend-cpu';
+import '@lora/backend-webgl';
 import '@lora/backend-webgpu';
 import { createLoRA, isLoRAError, type LoRAConfig } from '@lora/core';
 import { demoAdaptersInMemory, LlamaModel, makeRequests, PRESETS, runSession, type SessionReport, seededWeights } from '@lora/demo/serving';

@@ -1,0 +1,10 @@
+import { describeBackend } from '@lora/conformance';
+import { createWebGLBackend } from './index.js';
+
+// Chromium, WebGL2 through ANGLE on SwiftShader (float32 textures).
+describeBackend(() => createWebGLBackend(), {
+  name: 'webgl (chromium)',
+  timeoutMs: 120_000,
+  leakBatches: 300,
+  skip: { 'token id outside the vocabulary': 'token ids are not read back from the GPU to be range-checked' },
+});
