@@ -1,15 +1,18 @@
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { CHROMIUM_PATH } from '@lora/conformance/chromium';
 import { PRESETS } from '@lora/demo/serving';
 import { benchActivation, benchParse, DEMO_MODEL, TINY_MODEL } from './adapters.js';
 import { gpuUnavailable } from './backends.js';
-import { FULL_SHAPES, kernelTargets, progressSteps, QUICK_SHAPES, runKernelBench, TINY_SHAPES } from './kernels.js';
+import { runInChromium } from './browser.js';
+import { FULL_SHAPES, gpuContest, kernelTargets, progressSteps, QUICK_SHAPES, runKernelBench, TINY_SHAPES } from './kernels.js';
 import { benchModel } from './model.js';
 import { Progress } from './progress.js';
 import { adapterTable, kernelTable, modelTable, targetTable } from './report.js';
 
-const HELP = `pnpm bench [--quick | --tiny] [--only kernels|adapters|model] [--json] [--out DIR] [--no-wasm] [--no-gpu] [--gpu-full] [--rounds N]
+const HELP = `pnpm bench [--quick | --tiny] [--only kernels|adapters|model] [--json] [--out DIR] [--no-wasm] [--no-gpu] [--gpu-full] [--no-browser] [--rounds N]
 
 Kernel benchmark of the CPU backend at decode (T = 32, 8 adapters) and prefill (T = 2048,
 4 adapters) shapes, H = O = 4096, rank 16, against the naive tfjs composition, the per-adapter
@@ -28,6 +31,7 @@ async function main(): Promise<void> {
       'no-wasm': { type: 'boolean', default: false },
       'no-gpu': { type: 'boolean', default: false },
       'gpu-full': { type: 'boolean', default: false },
+      'no-browser': { type: 'boolean', default: false },
       only: { type: 'string' },
       rounds: { type: 'string' },
       out: { type: 'string', default: 'bench-results' },
@@ -62,6 +66,16 @@ async function main(): Promise<void> {
   // the GPU contest uses the quick shapes unless --gpu-full.
   const gpuShapes = values.tiny ? TINY_SHAPES : values['gpu-full'] ? shapes : QUICK_SHAPES;
   const results = runKernels ? await runKernelBench({ ...opts, shapes, progress, gpu: gpuProblem === null, gpuShapes }) : [];
+  // webgl exists only in browsers: its contest (and webgpu's, again) runs in Chromium when installed.
+  if (runKernels && !values['no-browser'] && existsSync(CHROMIUM_PATH)) {
+    for (const contest of await runInChromium(['webgl', 'webgpu'], gpuShapes, Math.min(rounds, 3), (l) => progress.step(l))) {
+      if (contest.error) log(`${contest.backend} in Chromium: ${contest.error}`);
+      for (const { shape, samples } of contest.shapes) {
+        const r = results.find((x) => x.shape.name === shape.name);
+        if (r) r.browser = [...(r.browser ?? []), gpuContest(contest.backend, samples)];
+      }
+    }
+  } else if (runKernels && !values['no-browser']) log(`browser contests skipped: ${CHROMIUM_PATH} is not installed`);
   const activation = runAdapters ? await benchActivation(values.tiny ? TINY_MODEL : DEMO_MODEL, adapterRounds, progress) : undefined;
   const parses = runAdapters ? (['F32', 'BF16'] as const).map((d) => benchParse(values.tiny ? 1 : 50, d, adapterRounds, progress)) : [];
   const model = runModel

@@ -25,12 +25,12 @@ describe('kernel bench on tiny shapes', () => {
       'prefill: engine js vs per-adapter loop',
       'prefill: engine wasm: share of wasm base matmul',
       'prefill: engine wasm vs engine js (scalar)',
-      'decode: webgpu vs naive tfjs composition',
-      'decode: webgpu vs per-adapter loop',
-      'decode: webgpu: share of webgpu base matmul',
-      'prefill: webgpu vs naive tfjs composition',
-      'prefill: webgpu vs per-adapter loop',
-      'prefill: webgpu: share of webgpu base matmul',
+      'decode: webgpu (node) vs naive tfjs composition',
+      'decode: webgpu (node) vs per-adapter loop',
+      'decode: webgpu (node): share of its base matmul',
+      'prefill: webgpu (node) vs naive tfjs composition',
+      'prefill: webgpu (node) vs per-adapter loop',
+      'prefill: webgpu (node): share of its base matmul',
     ]);
     for (const r of results)
       expect(Object.keys(r.gpu?.samples ?? {}).sort()).toEqual(['base-webgpu', 'loop-webgpu', 'lora-webgpu', 'naive-webgpu']);

@@ -42,8 +42,29 @@ export interface ShapeResult {
   /** Bytes a LoRA step must move (active A and B slots, x, y in and out) and the copy rate measured in this run. */
   bytes: number;
   copyGBps: number;
-  /** The same contest on a GPU backend (webgpu), where one is available. */
-  gpu?: { backend: string; samples: Record<string, Sample>; naiveOverLoRA: number; loopOverLoRA: number; loraShareOfBase: number };
+  /** The same contest on GPU backends: webgpu in Node, and webgl / webgpu in Chromium, where available. */
+  gpu?: GpuContest;
+  browser?: GpuContest[];
+}
+
+export interface GpuContest {
+  backend: string;
+  samples: Record<string, Sample>;
+  naiveOverLoRA: number;
+  loopOverLoRA: number;
+  loraShareOfBase: number;
+}
+
+/** The ratios of one GPU contest, from its samples (`lora-<backend>`, `naive-<backend>`, ...). */
+export function gpuContest(backend: string, samples: Record<string, Sample>): GpuContest {
+  const med = (id: string) => samples[`${id}-${backend}`]?.median as number;
+  return {
+    backend,
+    samples,
+    naiveOverLoRA: med('naive') / med('lora'),
+    loopOverLoRA: med('loop') / med('lora'),
+    loraShareOfBase: med('lora') / med('base'),
+  };
 }
 
 export interface KernelBenchOptions {
@@ -129,16 +150,8 @@ export async function runKernelBench(opts: KernelBenchOptions): Promise<ShapeRes
       const g = await buildGpuContenders(shape);
       try {
         const samples = await measure(g.methods, { ...opts, rounds: Math.min(opts.rounds, 3), prefix: `${shape.name} webgpu: ` });
-        const med = (id: string) => samples.get(id)?.median as number;
-        const gpu = {
-          backend: 'webgpu',
-          samples: Object.fromEntries(samples),
-          naiveOverLoRA: med('naive-webgpu') / med('lora-webgpu'),
-          loopOverLoRA: med('loop-webgpu') / med('lora-webgpu'),
-          loraShareOfBase: med('lora-webgpu') / med('base-webgpu'),
-        };
         const target = results[i];
-        if (target) target.gpu = gpu;
+        if (target) target.gpu = gpuContest('webgpu', Object.fromEntries(samples));
       } finally {
         g.dispose();
       }
@@ -169,11 +182,13 @@ export function kernelTargets(results: readonly ShapeResult[]): Target[] {
     add('engine wasm vs engine js (scalar)', shape.name, r.simdOverJs, '≥ 3×', (v) => v >= 3);
     if (shape.name === 'decode') add('engine wasm: bandwidth / copy rate', shape.name, r.simdBandwidthOfCopy, '≥ 50 %', (v) => v >= 0.5);
   }
-  for (const { shape, gpu } of results) {
-    if (!gpu) continue;
-    add('webgpu vs naive tfjs composition', shape.name, gpu.naiveOverLoRA, '≥ 5×', (v) => v >= 5);
-    add('webgpu vs per-adapter loop', shape.name, gpu.loopOverLoRA, '≥ 2×', (v) => v >= 2);
-    add('webgpu: share of webgpu base matmul', shape.name, gpu.loraShareOfBase, '≤ 10 %', (v) => v <= 0.1);
+  for (const { shape, gpu, browser } of results) {
+    for (const g of [...(gpu ? [gpu] : []), ...(browser ?? [])]) {
+      const where = g === gpu ? `${g.backend} (node)` : `${g.backend} (chromium)`;
+      add(`${where} vs naive tfjs composition`, shape.name, g.naiveOverLoRA, '≥ 5×', (v) => v >= 5);
+      add(`${where} vs per-adapter loop`, shape.name, g.loopOverLoRA, '≥ 2×', (v) => v >= 2);
+      add(`${where}: share of its base matmul`, shape.name, g.loraShareOfBase, '≤ 10 %', (v) => v <= 0.1);
+    }
   }
   return targets;
 }

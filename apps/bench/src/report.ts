@@ -43,14 +43,13 @@ export function kernelTable(results: readonly ShapeResult[]): string {
       `### ${s.name}: T = ${s.numTokens}, ${s.numAdapters} adapters (${s.layout}), H = ${s.hidden}, O = ${s.out}, rank ${s.rank}\n\n${table(rows)}\n\n` +
         `LoRA overhead: ${shares.join(', ') || 'n/a (no base matmul measured)'}; contenders agree to ${r.disagreement.toExponential(1)} (relative).${bandwidth}`,
     );
-    if (r.gpu) {
-      const g = r.gpu;
+    for (const g of [...(r.gpu ? [{ ...r.gpu, where: 'Node' }] : []), ...(r.browser ?? []).map((b) => ({ ...b, where: 'Chromium' }))]) {
       const lora = g.samples[`lora-${g.backend}`]!.median;
       const gpuRows = [['method', 'median ms', 'samples', '× LoRA time']];
       for (const sample of Object.values(g.samples))
         gpuRows.push([sample.label, ms(sample.median), String(sample.times.length), `${(sample.median / lora).toFixed(1)}×`]);
       parts.push(
-        `#### ${s.name} on ${g.backend} (software-rendered here: compare ratios only)\n\n${table(gpuRows)}\n\nLoRA share of the ${g.backend} base matmul: ${pct(g.loraShareOfBase)}.`,
+        `#### ${s.name} on ${g.backend} in ${g.where} (software-rendered here: compare ratios only)\n\n${table(gpuRows)}\n\nLoRA share of the ${g.backend} base matmul: ${pct(g.loraShareOfBase)}.`,
       );
     }
   }

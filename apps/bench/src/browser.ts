@@ -1,0 +1,62 @@
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '@lora/conformance/chromium';
+import { chromium } from 'playwright-core';
+import { createServer } from 'vite';
+import type { BrowserContest } from './browser-entry.js';
+import type { KernelShape } from './methods.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * Runs the kernel contest of each backend in Chromium (Debian's, through playwright-core) on a Vite
+ * dev server serving browser/index.html, and returns what each page measured. A page error ends
+ * the run at once rather than at the timeout.
+ */
+export async function runInChromium(
+  backends: readonly string[],
+  shapes: readonly KernelShape[],
+  rounds: number,
+  onProgress?: (line: string) => void,
+): Promise<BrowserContest[]> {
+  const server = await createServer({
+    root,
+    logLevel: 'error',
+    server: { host: '127.0.0.1', port: 0, fs: { allow: [join(root, '..', '..')] } },
+    resolve: { conditions: ['@lora/source', 'browser', 'module', 'import', 'default'] },
+    optimizeDeps: {
+      entries: [join(root, 'browser', 'index.html')],
+      exclude: ['@lora/core', '@lora/backend-webgl', '@lora/backend-webgpu', '@lora/conformance'],
+      include: [
+        '@tensorflow/tfjs-core',
+        '@tensorflow/tfjs-backend-webgl',
+        '@tensorflow/tfjs-backend-webgpu',
+        '@tensorflow/tfjs-backend-cpu',
+      ],
+    },
+  });
+  await server.listen();
+  const address = server.httpServer?.address();
+  const port = typeof address === 'object' && address ? address.port : 5173;
+  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+  try {
+    const results: BrowserContest[] = [];
+    for (const backend of backends) {
+      onProgress?.(`chromium: ${backend}`);
+      const page = await browser.newPage();
+      const query = new URLSearchParams({ backend, shapes: JSON.stringify(shapes), rounds: String(rounds) });
+      const failed = new Promise<never>((_, reject) => page.on('pageerror', (e) => reject(new Error(`${backend} page: ${e.message}`))));
+      await page.goto(`http://127.0.0.1:${port}/browser/index.html?${query}`);
+      await Promise.race([
+        page.waitForFunction(() => (window as unknown as { __loraBench?: unknown }).__loraBench !== undefined, null, { timeout: 600_000 }),
+        failed,
+      ]);
+      results.push(await page.evaluate(() => (window as unknown as { __loraBench: BrowserContest }).__loraBench));
+      await page.close();
+    }
+    return results;
+  } finally {
+    await browser.close();
+    await server.close();
+  }
+}
