@@ -19,6 +19,11 @@ export interface BackendCapabilities {
   leakBatches?: number;
   /** Per-test timeout in ms for slow (software-rendered) backends. Default 60 000. */
   timeoutMs?: number;
+  /**
+   * GPU backends: the most programs a random serving trace may compile (checked through
+   * `stats().programsCompiled`). Leave out where nothing is compiled.
+   */
+  maxPrograms?: number;
 }
 
 export const DEFAULT_TOLERANCE = 1e-4;

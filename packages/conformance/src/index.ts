@@ -4,6 +4,7 @@ import { adapterSuite } from './suites/adapters.js';
 import { correctnessSuite } from './suites/correctness.js';
 import { errorSuite } from './suites/errors.js';
 import { leakSuite } from './suites/leaks.js';
+import { programSuite } from './suites/programs.js';
 
 export { EMBEDDING_CASES, type EmbeddingCase, LINEAR_CASES, type LinearCase, LOGITS_CASES, type LogitsCase } from './cases.js';
 export * from './fixtures/tiny-llama.js';
@@ -17,10 +18,13 @@ export { Random, type SlotPattern, slotIndices } from './random.js';
  *
  * Correctness against the float64 reference, every wrapper-reachable error code, leaks, and the
  * layers + adapter manager on a tiny Llama loaded from PEFT fixtures.
+ * GPU backends that declare `maxPrograms` also run a static-shapes trace that counts compiled programs.
  * Backends differ only in their declared capabilities (tolerance, skip allow list, timeouts).
  */
 export function describeBackend(factory: BackendFactory, capabilities: BackendCapabilities): void {
   describe(`conformance: ${capabilities.name} (tolerance ${capabilities.tolerance ?? DEFAULT_TOLERANCE})`, () => {
+    // First: it counts the programs it compiles, and tfjs' program cache outlives each test.
+    programSuite(factory, capabilities);
     correctnessSuite(factory, capabilities);
     errorSuite(factory, capabilities);
     leakSuite(factory, capabilities);
