@@ -40,16 +40,29 @@ function probeWebGL(): string | null {
 }
 
 /**
+ * The token→slot index as uploaded: padded with -1 to an even length (a packed texel holds two
+ * tokens) of at least 8, because tfjs uploads tensors of 4 values or fewer as uniform arrays,
+ * which would compile another variant of every program.
+ */
+export function paddedIndex(tokenLoraIndices: Int32Array): Int32Array {
+  const T = tokenLoraIndices.length;
+  const out = new Int32Array(Math.max(8, T + (T & 1))).fill(-1);
+  out.set(tokenLoraIndices);
+  return out;
+}
+
+/**
  * The WebGL backend: GLSL fragment programs run by tfjs-backend-webgl (WebGL2 with
- * EXT_color_buffer_float; float32 textures throughout, no half floats). The token→slot index is
- * uploaded once per batch; single-adapter batches read the slot from a uniform; batches without
- * LoRA launch nothing (core).
+ * EXT_color_buffer_float; packed float32 RGBA textures throughout, no half floats). The token→slot
+ * index is uploaded once per batch; single-adapter batches read the slot from a uniform; batches
+ * without LoRA launch nothing (core). Weight stacks need no preparation: tfjs uploads a tensor
+ * packed when a packed program is the first to read it, which these are.
  */
 export function createWebGLBackend(options: Readonly<Record<string, unknown>> = {}): LoRABackend {
   checkBackendOptions('webgl', options, []);
   const uploads = new MappingUploads();
   const indexFor = (meta: LoRAMapping): Record<string, Tensor> =>
-    meta.singleLoRA ? {} : { idx: uploads.get(meta, (m) => m.tokenLoraIndices) };
+    meta.singleLoRA ? {} : { idx: uploads.get(meta, (m) => paddedIndex(m.tokenLoraIndices)) };
   return {
     name: 'webgl',
     tfBackend: 'webgl',

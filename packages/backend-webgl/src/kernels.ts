@@ -6,7 +6,8 @@ import { ExpandProgram, ShrinkProgram } from './programs.js';
 /**
  * tfjs kernels for the "webgl" backend. The token→slot index arrives as an extra int32 input
  * (`idx`, uploaded once per batch by the backend object); a single-adapter batch passes none and
- * the programs read the slot from a uniform.
+ * the programs read the slot from a uniform. The programs loop over pairs of the shared dimension
+ * (packed texels); an odd size reads the zeros tfjs pads packed textures with.
  */
 export function webglKernels(): KernelConfig[] {
   const shrink: KernelConfig = {
@@ -19,7 +20,7 @@ export function webglKernels(): KernelConfig[] {
       const R = (loraA[0] as TensorInfo).shape[1] as number;
       const idx = all.idx as TensorInfo | undefined;
       const program = new ShrinkProgram(loraA.length, T, R, !idx);
-      const uniforms = [[H], [scale], ...(idx ? [] : [[meta.activeSlots[0] as number]])];
+      const uniforms = [[Math.ceil(H / 2)], [scale], ...(idx ? [] : [[meta.activeSlots[0] as number]])];
       return gl.runWebGLProgram(program, [x, ...loraA, ...(idx ? [idx] : [])], 'float32', uniforms);
     },
   };
@@ -32,7 +33,7 @@ export function webglKernels(): KernelConfig[] {
       const idx = all.idx as TensorInfo | undefined;
       const program = new ExpandProgram(y.shape, loraB.length, !idx);
       const uniforms = [
-        [x.shape[2] as number],
+        [Math.ceil((x.shape[2] as number) / 2)],
         [offsetStart],
         [addInputs ? 1 : 0],
         ...outputSlices.map((o) => [o]),

@@ -33,6 +33,7 @@ describe('webgl precision', () => {
       outputSlices: [O],
     });
     const err = reference.maxRelativeRowError((await out.data()) as Float32Array, ref);
+    console.info(`webgl, H = ${H}: max row error ${err.toExponential(2)}`);
     expect(err).toBeLessThanOrEqual(1e-4);
     tf.dispose([x, a, b, y, out]);
     rt.dispose();

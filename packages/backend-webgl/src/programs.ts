@@ -2,9 +2,12 @@ import type { GPGPUProgram } from '@tensorflow/tfjs-backend-webgl';
 
 /**
  * GLSL ES 3.0 fragment programs for tfjs-backend-webgl. WebGL has no shared memory or atomics, so
- * every output element is one fragment that loops over its own reduction. `enableShapeUniforms`
- * keeps sizes out of the source: the compiled program depends only on the slice count and on the
- * variant (one adapter or a per-token index), plus the few shape flags tfjs bakes in.
+ * every output texel is one fragment that loops over its own reduction. All programs read and
+ * write packed RGBA textures: a texel holds a 2×2 block (rows r, r+1 × columns c, c+1), so one
+ * fetch brings four values and one fragment computes two tokens × two outputs. On SwiftShader
+ * that made shrink + expand 3× faster than one float per texel (apps/bench, PERF_NOTES.md).
+ * `enableShapeUniforms` keeps sizes out of the source: a program depends only on its slice count
+ * and variant (one adapter or a per-token index), plus the few shape flags tfjs bakes in.
  */
 
 /** In every program's source, so compiled programs can be counted in tfjs' cache (keys hold the source). */
@@ -12,15 +15,45 @@ export const PROGRAM_MARKER = '// lora-kernels program';
 
 type Uniform = { name: string; type: 'int' | 'float' };
 
-/** The token's slot: a uniform for single-adapter batches, else the index texture (ints stored as floats, rounded). */
-const slotOf = (single: boolean) => (single ? 'slot' : 'int(round(getIdx(t)))');
+/**
+ * The slots of a block's two tokens t, t+1: a uniform for single-adapter batches, else one texel
+ * of the index (ints stored as floats, rounded; the index is padded so t + 1 is always inside it).
+ */
+const slotsOf = (single: boolean) =>
+  single ? 'int slot0 = slot; int slot1 = slot;' : 'vec4 ix = getIdx(t); int slot0 = int(round(ix.x)); int slot1 = int(round(ix.y));';
 
-/** Shrink `[S, T, R]`: one fragment per (slice, token, rank row) reducing over H. */
+/**
+ * One reduction step over a pair of the shared dimension, for the two tokens of a block: `x` is
+ * the tokens' texel (t, t+1 × k, k+1), `p` and `q` the weight texels (rows j, j+1 × k, k+1) of
+ * token t's and token t+1's adapter. Result components: (t, j), (t, j+1), (t+1, j), (t+1, j+1).
+ * When both tokens share an adapter (most blocks: tokens arrive grouped by request) `q` is `p`
+ * and the second fetch is skipped.
+ */
+function pairLoop(count: string, xFetch: string, wFetch: (slot: string) => string): string {
+  return `if (a0 == a1) {
+            for (int i = 0; i < ${count}; i++) {
+              vec4 x = ${xFetch};
+              vec4 p = ${wFetch('a0')};
+              sum += x.xxzz * p.xzxz + x.yyww * p.ywyw;
+            }
+          } else {
+            for (int i = 0; i < ${count}; i++) {
+              vec4 x = ${xFetch};
+              vec4 p = ${wFetch('a0')};
+              vec4 q = ${wFetch('a1')};
+              sum += x.xxzz * vec4(p.xz, q.xz) + x.yyww * vec4(p.yw, q.yw);
+            }
+          }`;
+}
+
+/** Shrink `[S, T, R]` (packed): one fragment per (slice, token pair, rank pair) reducing over H. */
 export class ShrinkProgram implements GPGPUProgram {
   readonly variableNames: string[];
   readonly outputShape: number[];
   readonly userCode: string;
   readonly enableShapeUniforms = true;
+  readonly packedInputs = true;
+  readonly packedOutput = true;
   readonly customUniforms: Uniform[];
 
   constructor(numSlices: number, numTokens: number, rank: number, single: boolean) {
@@ -28,15 +61,17 @@ export class ShrinkProgram implements GPGPUProgram {
     const slices = Array.from({ length: numSlices }, (_, s) => `A${s}`);
     this.variableNames = ['X', ...slices, ...(single ? [] : ['Idx'])];
     this.customUniforms = [
-      { name: 'hidden', type: 'int' },
+      { name: 'hiddenPairs', type: 'int' },
       { name: 'scale', type: 'float' },
       ...(single ? [{ name: 'slot', type: 'int' as const }] : []),
     ];
     const perSlice = slices
       .map(
-        (a, s) => `${s > 0 ? 'else ' : ''}if (s == ${s}) { for (int h = 0; h < hidden; h++) { sum += getX(t, h) * get${a}(slot, r, h); } }`,
+        (a, s) => `${s > 0 ? 'else ' : ''}if (s == ${s}) {
+          ${pairLoop('hiddenPairs', 'getX(t, 2 * i)', (slot) => `get${a}(${slot}, r, 2 * i)`)}
+        }`,
       )
-      .join('\n          ');
+      .join('\n        ');
     this.userCode = `
       ${PROGRAM_MARKER}: shrink
       void main() {
@@ -44,27 +79,38 @@ export class ShrinkProgram implements GPGPUProgram {
         int s = c.x;
         int t = c.y;
         int r = c.z;
-        int slot = ${slotOf(single)};
-        float sum = 0.0;
-        if (slot >= 0) {
-          ${perSlice}
+        ${slotsOf(single)}
+        // A token without an adapter borrows its neighbour's (its result is zeroed below).
+        int a0 = slot0 >= 0 ? slot0 : max(slot1, 0);
+        int a1 = slot1 >= 0 ? slot1 : a0;
+        vec4 sum = vec4(0.0);
+        if (slot0 >= 0 || slot1 >= 0) {
+        ${perSlice}
         }
-        setOutput(scale * sum);
+        vec4 result = scale * sum;
+        // Assigned, not multiplied by a mask: 0 · inf would be NaN.
+        if (slot0 < 0) result.xy = vec2(0.0);
+        if (slot1 < 0) result.zw = vec2(0.0);
+        setOutput(result);
       }
     `;
   }
 }
 
 /**
- * Expand `[T, W]`: one fragment per output element. Elements of LoRA tokens inside a slice's
- * columns get `(addInputs ? y : 0) + B_s[slot, o] · x[s, t]`; every other element is y, read
- * and written back unchanged.
+ * Expand `[T, W]` (packed): one fragment per 2×2 output block. Elements of LoRA tokens inside a
+ * slice's columns get `(addInputs ? y : 0) + B_s[slot, o] · x[s, t]`; every other element is y,
+ * read and written back unchanged. A block whose two columns fall in one slice at an even row of
+ * B reads both from one texel; a block astride a slice border or at an odd row (odd widths or
+ * offsets) computes each column on its own from the half of B's texel that holds its row.
  */
 export class ExpandProgram implements GPGPUProgram {
   readonly variableNames: string[];
   readonly outputShape: number[];
   readonly userCode: string;
   readonly enableShapeUniforms = true;
+  readonly packedInputs = true;
+  readonly packedOutput = true;
   readonly customUniforms: Uniform[];
 
   constructor(outputShape: number[], numSlices: number, single: boolean) {
@@ -72,7 +118,7 @@ export class ExpandProgram implements GPGPUProgram {
     const slices = Array.from({ length: numSlices }, (_, s) => `B${s}`);
     this.variableNames = ['Y', 'Xs', ...slices, ...(single ? [] : ['Idx'])];
     this.customUniforms = [
-      { name: 'rank', type: 'int' },
+      { name: 'rankPairs', type: 'int' },
       { name: 'offsetStart', type: 'int' },
       { name: 'addInputs', type: 'int' },
       ...slices.map((_, s) => ({ name: `width${s}`, type: 'int' as const })),
@@ -80,13 +126,32 @@ export class ExpandProgram implements GPGPUProgram {
     ];
     const perSlice = slices
       .map(
-        (b, s) => `if (col >= start && col < start + width${s}) {
+        (b, s) => `{
+          int end = start + width${s};
+          if (col >= start && col + 1 < end && ((col - start) & 1) == 0) {
             int o = col - start;
-            float sum = 0.0;
-            for (int r = 0; r < rank; r++) { sum += get${b}(slot, o, r) * getXs(${s}, t, r); }
-            value = (addInputs == 1 ? y : 0.0) + sum;
+            vec4 sum = vec4(0.0);
+            ${pairLoop('rankPairs', `getXs(${s}, t, 2 * i)`, (slot) => `get${b}(${slot}, o, 2 * i)`)}
+            delta = sum;
+            inSlice = bvec2(true);
+          } else {
+            for (int j = 0; j < 2; j++) {
+              int o = col + j - start;
+              if (o >= 0 && o < width${s}) {
+                bool odd = (o & 1) == 1;
+                vec2 d = vec2(0.0);
+                for (int i = 0; i < rankPairs; i++) {
+                  vec4 x = getXs(${s}, t, 2 * i);
+                  vec4 p = get${b}(a0, o, 2 * i);
+                  vec4 q = get${b}(a1, o, 2 * i);
+                  d += vec2(dot(x.xy, odd ? p.zw : p.xy), dot(x.zw, odd ? q.zw : q.xy));
+                }
+                if (j == 0) { delta.xz = d; inSlice.x = true; } else { delta.yw = d; inSlice.y = true; }
+              }
+            }
           }
-          start += width${s};`,
+          start = end;
+        }`,
       )
       .join('\n          ');
     this.userCode = `
@@ -95,14 +160,24 @@ export class ExpandProgram implements GPGPUProgram {
         ivec2 c = getOutputCoords();
         int t = c.x;
         int col = c.y;
-        float y = getY(t, col);
-        float value = y;
-        int slot = ${slotOf(single)};
-        if (slot >= 0) {
+        vec4 y = getY(t, col);
+        ${slotsOf(single)}
+        vec4 result = y;
+        if (slot0 >= 0 || slot1 >= 0) {
+          int a0 = slot0 >= 0 ? slot0 : slot1;
+          int a1 = slot1 >= 0 ? slot1 : a0;
+          vec4 delta = vec4(0.0);
+          bvec2 inSlice = bvec2(false);
           int start = offsetStart;
           ${perSlice}
+          // Components: x (t, col), y (t, col + 1), z (t + 1, col), w (t + 1, col + 1).
+          vec4 base = addInputs == 1 ? y : vec4(0.0);
+          if (inSlice.x && slot0 >= 0) result.x = base.x + delta.x;
+          if (inSlice.y && slot0 >= 0) result.y = base.y + delta.y;
+          if (inSlice.x && slot1 >= 0) result.z = base.z + delta.z;
+          if (inSlice.y && slot1 >= 0) result.w = base.w + delta.w;
         }
-        setOutput(value);
+        setOutput(result);
       }
     `;
   }

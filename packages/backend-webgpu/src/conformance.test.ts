@@ -5,6 +5,7 @@ import { createWebGPUBackend } from './index.js';
 describeBackend(() => createWebGPUBackend(), {
   name: 'webgpu (node, dawn)',
   timeoutMs: 120_000,
+  gpuMemory: 'deferred',
   // Sizes are uniforms, so only baked variants compile: BGMV shrink and expand (vec4) × indexed or
   // single-slot, SGMV shrink and expand (for batches the auto path sends there), and the copy.
   maxPrograms: 7,

@@ -24,6 +24,13 @@ export interface BackendCapabilities {
    * `stats().programsCompiled`). Leave out where nothing is compiled.
    */
   maxPrograms?: number;
+  /**
+   * How the tfjs backend's `memory().numBytesInGPU` moves: 'exact' (the default; webgl releases a
+   * texture when its tensor is disposed, so the leak test checks that GPU memory in use stays
+   * flat) or 'deferred' (tfjs-webgpu releases buffers in batches after queue submits, so the count
+   * swings by tens of KB between identical batches and only tensors and bytes are checked).
+   */
+  gpuMemory?: 'exact' | 'deferred';
 }
 
 export const DEFAULT_TOLERANCE = 1e-4;

@@ -14,7 +14,7 @@ export function leakSuite(factory: BackendFactory, caps: BackendCapabilities): v
 
   describe('no tensor leaks', () => {
     it(
-      `tf.memory() is flat across ${batches} random batches`,
+      `tf.memory() (tensors, bytes${caps.gpuMemory === 'deferred' ? '' : ', GPU memory in use'}) is flat across ${batches} random batches`,
       async () => {
         const L = 4;
         const R = 8;
@@ -29,9 +29,10 @@ export function leakSuite(factory: BackendFactory, caps: BackendCapabilities): v
         const embB = tf.tensor3d(rng.floats(L * H * R), [L, H, R]);
         const headB = tf.tensor3d(rng.floats(L * V * R), [L, V, R]);
 
-        const runBatch = (i: number): void => {
-          const T = rng.int(1, 64);
-          const N = rng.int(1, 4);
+        // `tokens`: a fixed count for the probe batches that bracket the run (same shapes before and after).
+        const runBatch = (i: number, tokens?: number): void => {
+          const T = tokens ?? rng.int(1, 64);
+          const N = tokens === undefined ? rng.int(1, 4) : 2;
           rt.punica.updateMetadata({
             tokenLoraIndices: slotIndices(rng, PATTERNS[i % PATTERNS.length]!, T, L),
             samplerLoraIndices: slotIndices(rng, 'random', N, L),
@@ -60,20 +61,34 @@ export function leakSuite(factory: BackendFactory, caps: BackendCapabilities): v
         };
 
         // What the backend holds on purpose (per-batch uploads, bounded) is not a leak.
-        const memory = () => {
+        const memory = async () => {
+          // GPU backends free buffers once the work that used them has finished: let it finish.
+          const flush = tf.zeros([1]);
+          await flush.data();
+          flush.dispose();
           const m = tf.memory();
           const s = rt.backend.stats?.();
           const held = s?.tensorsHeld ?? 0;
           expect(held, 'tensors a backend holds between calls must stay bounded').toBeLessThanOrEqual(4);
-          return { numTensors: m.numTensors - held, numDataBuffers: m.numDataBuffers - held, numBytes: m.numBytes - (s?.bytesHeld ?? 0) };
+          // GPU backends: bytes of textures / buffers in use (not the free pool tfjs recycles from).
+          const gpuBytes = (m as { numBytesInGPU?: number }).numBytesInGPU ?? 0;
+          return {
+            numTensors: m.numTensors - held,
+            numDataBuffers: m.numDataBuffers - held,
+            numBytes: m.numBytes - (s?.bytesHeld ?? 0),
+            gpuBytes,
+          };
         };
-        runBatch(0);
-        const before = memory();
+        runBatch(0, 7);
+        const before = await memory();
         for (let i = 1; i <= batches; i++) runBatch(i);
-        const after = memory();
+        // The same probe again: what the backend holds for the last batch is then the same size as before.
+        runBatch(0, 7);
+        const after = await memory();
         expect(after.numTensors).toBe(before.numTensors);
         expect(after.numDataBuffers).toBe(before.numDataBuffers);
         expect(after.numBytes).toBe(before.numBytes);
+        if (caps.gpuMemory !== 'deferred') expect(after.gpuBytes, 'GPU memory in use (textures) must not grow').toBe(before.gpuBytes);
 
         tf.dispose([...loraA, ...loraB, embA, embB, headB]);
         rt.dispose();
