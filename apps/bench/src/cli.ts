@@ -8,7 +8,7 @@ import { benchActivation, benchParse, DEMO_MODEL, TINY_MODEL } from './adapters.
 import { gpuUnavailable } from './backends.js';
 import { runInChromium } from './browser.js';
 import { FULL_SHAPES, gpuContest, kernelTargets, progressSteps, QUICK_SHAPES, runKernelBench, TINY_SHAPES } from './kernels.js';
-import { benchModel } from './model.js';
+import { benchModel, type ModelBackend, type ModelBenchResult } from './model.js';
 import { Progress } from './progress.js';
 import { adapterTable, kernelTable, modelTable, targetTable } from './report.js';
 
@@ -19,7 +19,8 @@ Kernel benchmark of the CPU backend at decode (T = 32, 8 adapters) and prefill (
 loop and the base matmul on tfjs cpu and wasm. Prints progress to stderr, a table and the
 targets at the end; then adapter activation in a 4-layer Llama-shaped model and parsing a
 50 MB safetensors file; then the demo model serving 16 requests on 8 adapters with and
-without LoRA. Writes bench-results/kernels.{json,md}. --json prints the ratios (stable
+without LoRA on every backend that runs in Node (cpu engine wasm and js, webgpu through Dawn
+when it has an adapter). Writes bench-results/kernels.{json,md}. --json prints the ratios (stable
 keys, no absolute kernel times) on stdout for comparing two commits.`;
 
 async function main(): Promise<void> {
@@ -55,13 +56,22 @@ async function main(): Promise<void> {
   const runModel = only === undefined || only === 'model';
   const modelRequests = values.tiny ? 4 : 16;
   const adapterRounds = values.tiny ? 2 : 9;
+  const gpuProblem = !values['no-gpu'] && (runKernels || runModel) ? await gpuUnavailable() : 'skipped (--no-gpu)';
+  const modelGpu = gpuProblem === null;
+  // Every backend that runs in Node; the overhead target is the CPU default's (engine wasm).
+  const modelBackends: Array<ModelBackend & { preset: string; rounds: number }> = [
+    { label: 'cpu (engine wasm)', backend: 'cpu', preset: 'default', rounds: 3 },
+    { label: 'cpu (engine js)', backend: 'cpu', backendOptions: { engine: 'js' }, preset: 'default', rounds: 1 },
+    // SwiftShader renders in software: the tiny preset keeps this to seconds.
+    ...(modelGpu ? [{ label: 'webgpu (node, software)', backend: 'webgpu', preset: 'tiny', rounds: 1 }] : []),
+  ];
+  const modelRounds = (b: { rounds: number }) => (values.tiny ? 1 : b.rounds);
   const progress = new Progress(
     (runKernels ? shapes.length * progressSteps(opts) : 0) +
       (runAdapters ? 3 * adapterRounds : 0) +
-      (runModel ? 2 * modelRequests * (values.tiny ? 1 : 3) : 0),
+      (runModel ? modelBackends.reduce((n, b) => n + 2 * modelRounds(b), 0) : 0),
   );
-  const gpuProblem = runKernels && !values['no-gpu'] ? await gpuUnavailable() : 'skipped (--no-gpu)';
-  if (runKernels && gpuProblem !== null) log(`webgpu contest skipped: ${gpuProblem}`);
+  if (gpuProblem !== null) log(`webgpu in Node skipped: ${gpuProblem}`);
   // Software-rendered GPUs (SwiftShader here) take minutes at H = 4096 (prefill alone ~4.5 min):
   // the GPU contest uses the quick shapes unless --gpu-full.
   const gpuShapes = values.tiny ? TINY_SHAPES : values['gpu-full'] ? shapes : QUICK_SHAPES;
@@ -78,22 +88,27 @@ async function main(): Promise<void> {
   } else if (runKernels && !values['no-browser']) log(`browser contests skipped: ${CHROMIUM_PATH} is not installed`);
   const activation = runAdapters ? await benchActivation(values.tiny ? TINY_MODEL : DEMO_MODEL, adapterRounds, progress) : undefined;
   const parses = runAdapters ? (['F32', 'BF16'] as const).map((d) => benchParse(values.tiny ? 1 : 50, d, adapterRounds, progress)) : [];
-  const model = runModel
-    ? await benchModel(values.tiny ? PRESETS.tiny! : PRESETS.default!, {
+  const models: ModelBenchResult[] = [];
+  for (const b of runModel ? modelBackends : []) {
+    models.push(
+      await benchModel(values.tiny ? PRESETS.tiny! : PRESETS[b.preset]!, {
         requests: modelRequests,
         adapters: values.tiny ? 2 : 8,
         rank: 16,
         maxNewTokens: values.tiny ? 2 : 16,
-        rounds: values.tiny ? 1 : 3,
+        rounds: modelRounds(b),
+        backend: b,
         progress,
-      })
-    : undefined;
+      }),
+    );
+  }
+  const model = models[0];
   progress.finish();
 
   const targets = kernelTargets(results);
   if (model) {
     targets.push({
-      name: 'demo model LoRA overhead (16 requests, 8 adapters)',
+      name: `demo model LoRA overhead on ${model.backend} (16 requests, 8 adapters)`,
       shape: model.preset,
       value: model.overhead,
       goal: '≤ 10 %',
@@ -103,7 +118,7 @@ async function main(): Promise<void> {
   const sections = [
     runKernels ? `## CPU backend kernels\n\n${kernelTable(results)}` : '',
     activation ? `## Adapters\n\n${adapterTable(activation, parses)}` : '',
-    model ? `## Demo model\n\n${modelTable(model)}` : '',
+    models.length > 0 ? `## Demo model\n\n${models.map(modelTable).join('\n\n')}` : '',
   ];
   if (targets.length > 0) sections.push(`## Targets\n\n${targetTable(targets)}`);
   const markdown = `${sections.filter(Boolean).join('\n\n')}\n`;
@@ -113,6 +128,7 @@ async function main(): Promise<void> {
     targets: targets.map(({ name, shape, value, goal, met }) => ({ name, shape, value, goal, met })),
     adapters: activation ? { activation, parses } : undefined,
     model: model ? { preset: model.preset, overhead: model.overhead, lora: model.lora, base: model.base } : undefined,
+    models: models.map((m) => ({ backend: m.backend, preset: m.preset, overhead: m.overhead, lora: m.lora, base: m.base })),
   };
   const outDir = resolve(values.out);
   await mkdir(outDir, { recursive: true });

@@ -3,7 +3,16 @@ import { createLoRA, loadPeftAdapter } from '@lora/core';
 import { adapterFiles, LlamaModel, type ModelConfig, makeRequests, type ServeStats, seededWeights, serve } from '@lora/demo/serving';
 import type { Progress } from './progress.js';
 
+/** A LoRA backend by name, with its options: how `createLoRA` is asked for it. */
+export interface ModelBackend {
+  /** Shown in the report, e.g. 'cpu (engine wasm)'. */
+  label: string;
+  backend: string;
+  backendOptions?: Record<string, unknown>;
+}
+
 export interface ModelBenchResult {
+  backend: string;
   preset: string;
   requests: number;
   adapters: number;
@@ -23,9 +32,24 @@ export const decodeTokensPerSecond = (s: ServeStats): number => s.decodeTokens /
  */
 export async function benchModel(
   config: ModelConfig,
-  opts: { requests: number; adapters: number; rank: number; maxNewTokens: number; rounds: number; progress?: Progress },
+  opts: {
+    requests: number;
+    adapters: number;
+    rank: number;
+    maxNewTokens: number;
+    rounds: number;
+    backend?: ModelBackend;
+    progress?: Progress;
+  },
 ): Promise<ModelBenchResult> {
-  const rt = await createLoRA({ backend: 'cpu', maxLoras: opts.adapters, maxLoraRank: opts.rank, maxCpuLoras: opts.adapters });
+  const backend = opts.backend ?? { label: 'cpu', backend: 'cpu' };
+  const rt = await createLoRA({
+    backend: backend.backend,
+    backendOptions: backend.backendOptions,
+    maxLoras: opts.adapters,
+    maxLoraRank: opts.rank,
+    maxCpuLoras: opts.adapters,
+  });
   const model = new LlamaModel(rt, config, seededWeights(config));
   try {
     const targets = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
@@ -49,24 +73,19 @@ export async function benchModel(
       requests.map((r) => ({ ...r, maxNewTokens: 2 })),
       { maxRunning: opts.requests },
     );
-    const step = (label: string) => (i: { finished: number }) => i.finished > 0 && opts.progress?.step(`model: ${label}`);
     // Interleaved rounds; the faster of each kind counts (noise only ever adds time).
     const runs = { lora: [] as ServeStats[], base: [] as ServeStats[] };
     for (let round = 0; round < opts.rounds; round++) {
-      runs.lora.push(
-        (await serve(model, rt, requests, { maxRunning: opts.requests, onStep: step(`with LoRA ${round + 1}/${opts.rounds}`) })).stats,
-      );
-      const base = await serve(model, rt, requests, {
-        maxRunning: opts.requests,
-        withoutLoRA: true,
-        onStep: step(`without LoRA ${round + 1}/${opts.rounds}`),
-      });
-      runs.base.push(base.stats);
+      runs.lora.push((await serve(model, rt, requests, { maxRunning: opts.requests })).stats);
+      opts.progress?.step(`model on ${backend.label}: with LoRA ${round + 1}/${opts.rounds}`);
+      runs.base.push((await serve(model, rt, requests, { maxRunning: opts.requests, withoutLoRA: true })).stats);
+      opts.progress?.step(`model on ${backend.label}: without LoRA ${round + 1}/${opts.rounds}`);
     }
     const fastest = (xs: ServeStats[]) => xs.reduce((a, b) => (b.prefillMs + b.decodeMs < a.prefillMs + a.decodeMs ? b : a));
     const lora = fastest(runs.lora);
     const base = fastest(runs.base);
     return {
+      backend: backend.label,
       preset: config.name,
       requests: opts.requests,
       adapters: opts.adapters,

@@ -100,7 +100,7 @@ export function modelTable(r: ModelBenchResult): string {
     ms(s.decodeMs),
     String(s.steps),
   ];
-  return `### Demo model "${r.preset}", ${r.requests} requests, ${r.adapters} distinct adapters, rank ${r.rank} on every linear module\n\n${table(
+  return `### Demo model "${r.preset}" on ${r.backend}, ${r.requests} requests, ${r.adapters} distinct adapters, rank ${r.rank} on every linear module\n\n${table(
     [['run', 'tokens/s', 'decode tokens/s', 'prefill ms', 'decode ms', 'steps'], row('with LoRA', r.lora), row('without LoRA', r.base)],
   )}\n\nLoRA overhead: ${pct(r.overhead)} of the time per token (target ≤ 10 %, goal 5 %).`;
 }
