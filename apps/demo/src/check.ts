@@ -14,6 +14,12 @@ export interface CheckResult {
 
 /** Logit gap under which two greedy paths may pick different tokens from float rounding alone. */
 export const TIE_MARGIN = 1e-4;
+/**
+ * The same for backends that round LoRA operands to bfloat16 (tpu-sim: 8 significant bits, the
+ * DESIGN's 3e-2 accuracy promise): measured flips on the demo model happen at gaps of 3e-3–4e-3.
+ */
+export const BF16_TIE_MARGIN = 1e-2;
+const BF16_BACKENDS = new Set(['tpu-sim']);
 
 /**
  * Runs every request alone, greedily, on the base model with its adapter merged into the weights
@@ -53,7 +59,8 @@ export async function checkAgainstMerged(
           seq.dispose();
         }
         const diverge = reference.findIndex((t, i) => t !== g.tokens[i]);
-        const tie = diverge >= 0 && Math.min(margins[diverge] as number, g.margins[diverge] as number) < TIE_MARGIN ? diverge : undefined;
+        const tieMargin = BF16_BACKENDS.has(rt.backend.name) ? BF16_TIE_MARGIN : TIE_MARGIN;
+        const tie = diverge >= 0 && Math.min(margins[diverge] as number, g.margins[diverge] as number) < tieMargin ? diverge : undefined;
         results.push({ generation: g, reference, pass: diverge < 0 || tie !== undefined, ...(tie !== undefined ? { tieAt: tie } : {}) });
         onRequest?.();
       }

@@ -1,5 +1,7 @@
 import '@tensorflow/tfjs-backend-cpu';
 import '@lora/backend-cpu';
+// Registered here: under the root vitest run, a by-name import of a TS workspace package bypasses Vite.
+import '@lora/backend-tpu-sim';
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -40,6 +42,15 @@ describe('demo: a tiny Llama serving a mixed-adapter queue', () => {
     expect(tf.memory().numTensors).toBe(before);
     const again = await runDemo(opts(['--requests', '2', '--max-new-tokens', '2']), quiet);
     expect(again.adaptersCreated).toBe(false);
+  }, 60_000);
+
+  it('serves the same queue on the tpu-sim backend (bf16 operands), every request matching its merged-weight run', async () => {
+    const before = tf.memory().numTensors;
+    const report = await runDemo(opts(['--backend', 'tpu-sim', '--requests', '6', '--max-new-tokens', '4']), quiet);
+    expect(report.backend).toBe('tpu-sim');
+    expect(report.checks.map((c) => c.pass)).toEqual([true, true, true, true, true, true]);
+    expect(report.changedByLoRA).toBeGreaterThan(0);
+    expect(tf.memory().numTensors).toBe(before);
   }, 60_000);
 
   it('the merged-weight check fails when the served adapter is not the merged one', async () => {

@@ -31,6 +31,7 @@ export {
   defineLoRABackend,
   expandKernelArgs,
   type KernelBackendSpec,
+  type KernelTarget,
   LORA_EXPAND,
   LORA_SHRINK,
   type LoRAExpandAttrs,

@@ -51,6 +51,18 @@ function unpackSlices(inputs: NamedTensorInfoMap, prefix: string, numSlices: num
   return Array.from({ length: numSlices }, (_, s) => inputs[`${prefix}${s}`] as TensorInfo);
 }
 
+/**
+ * Which tfjs kernels a backend's calls run, and attributes added to every call. tfjs keeps one
+ * kernel per name and tfjs backend, so two LoRA backends computing on the same tfjs backend (cpu
+ * and tpu-sim both use tfjs "cpu") need different names; `attrs` carries per-instance state the
+ * kernels need (tpu-sim: the simulator with its flags and cost totals).
+ */
+export interface KernelTarget {
+  readonly shrink?: string;
+  readonly expand?: string;
+  readonly attrs?: Readonly<Record<string, unknown>>;
+}
+
 /** `extra`: backend-specific inputs such as an uploaded token→slot index (GPU backends). */
 export function runShrinkKernel(
   x: Tensor2D,
@@ -58,9 +70,14 @@ export function runShrinkKernel(
   meta: LoRAMapping,
   scale: number,
   extra: NamedTensorMap = {},
+  target: KernelTarget = {},
 ): Tensor3D {
-  const attrs: LoRAShrinkAttrs = { meta, scale, numSlices: loraA.length };
-  return engine().runKernel(LORA_SHRINK, packSlices({ ...extra, x }, 'a', loraA), attrs as unknown as NamedAttrMap) as Tensor3D;
+  const attrs: LoRAShrinkAttrs = { ...target.attrs, meta, scale, numSlices: loraA.length };
+  return engine().runKernel(
+    target.shrink ?? LORA_SHRINK,
+    packSlices({ ...extra, x }, 'a', loraA),
+    attrs as unknown as NamedAttrMap,
+  ) as Tensor3D;
 }
 
 export function runExpandKernel(
@@ -72,9 +89,14 @@ export function runExpandKernel(
   offsetStart: number,
   addInputs: boolean,
   extra: NamedTensorMap = {},
+  target: KernelTarget = {},
 ): Tensor2D {
-  const attrs: LoRAExpandAttrs = { meta, outputSlices, offsetStart, addInputs, numSlices: loraB.length };
-  return engine().runKernel(LORA_EXPAND, packSlices({ ...extra, y, x }, 'b', loraB), attrs as unknown as NamedAttrMap) as Tensor2D;
+  const attrs: LoRAExpandAttrs = { ...target.attrs, meta, outputSlices, offsetStart, addInputs, numSlices: loraB.length };
+  return engine().runKernel(
+    target.expand ?? LORA_EXPAND,
+    packSlices({ ...extra, y, x }, 'b', loraB),
+    attrs as unknown as NamedAttrMap,
+  ) as Tensor2D;
 }
 
 /** For kernel implementations: the shrink kernel's inputs and attributes, typed. */
@@ -94,6 +116,8 @@ export interface KernelBackendSpec {
   readonly tfBackend: string;
   /** Shrink and expand kernels, registered for `tfBackend` the first time any instance inits. */
   readonly kernels: readonly KernelConfig[];
+  /** Kernel names other than LoRAShrink / LoRAExpand, and per-instance call attributes (see KernelTarget). */
+  readonly target?: KernelTarget;
   /** Runs before the tfjs backend is selected (load a wasm module, pick a device...). */
   prepare?(): Promise<void>;
   stats?(): LoRABackendStats;
@@ -130,11 +154,11 @@ export function defineLoRABackend(spec: KernelBackendSpec): LoRABackend {
     },
     shrink(x, loraA, meta, scale) {
       calls++;
-      return runShrinkKernel(x, loraA, meta, scale);
+      return runShrinkKernel(x, loraA, meta, scale, {}, spec.target);
     },
     expand(y, x, loraB, meta, outputSlices, offsetStart, addInputs) {
       calls++;
-      return runExpandKernel(y, x, loraB, meta, outputSlices, offsetStart, addInputs);
+      return runExpandKernel(y, x, loraB, meta, outputSlices, offsetStart, addInputs, {}, spec.target);
     },
     stats() {
       return { programsCompiled: 0, kernelCalls: calls, ...spec.stats?.() };

@@ -1,0 +1,55 @@
+import { expandKernelArgs, shrinkKernelArgs } from '@lora/core';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
+import type { TpuSim } from './sim.js';
+
+/**
+ * tfjs kernels for the simulator, on tfjs "cpu". They have their own names (not core's
+ * LoRAShrink/LoRAExpand) because @lora/backend-cpu registers those for the same tfjs backend and a
+ * process may load both; and each call carries its simulator (flags, program cache, cost totals) as
+ * an attribute (core's KernelTarget), so runtimes with different presets coexist. Inputs are read in place; outputs
+ * are handed to the backend, so the engine tracks them like any op's output.
+ */
+export const TPU_SIM_SHRINK = 'LoRATpuSimShrink';
+export const TPU_SIM_EXPAND = 'LoRATpuSimExpand';
+
+const values = (backend: MathBackendCPU, t: TensorInfo): Float32Array => backend.data.get(t.dataId).values as Float32Array;
+
+export function tpuSimKernels(): KernelConfig[] {
+  const shrink: KernelConfig = {
+    kernelName: TPU_SIM_SHRINK,
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const cpu = backend as MathBackendCPU;
+      const { x, loraA, meta, scale } = shrinkKernelArgs(inputs, attrs);
+      const sim = (attrs as unknown as { sim: TpuSim }).sim;
+      const [slots, rank, hidden] = (loraA[0] as TensorInfo).shape as [number, number, number];
+      const out = sim.shrink({ x: values(cpu, x), hidden, loraA: loraA.map((a) => values(cpu, a)), slots, rank, meta, scale });
+      return cpu.makeTensorInfo([loraA.length, meta.numTokens, rank], 'float32', out);
+    },
+  };
+  const expand: KernelConfig = {
+    kernelName: TPU_SIM_EXPAND,
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const cpu = backend as MathBackendCPU;
+      const { y, x, loraB, meta, outputSlices, offsetStart, addInputs } = expandKernelArgs(inputs, attrs);
+      const sim = (attrs as unknown as { sim: TpuSim }).sim;
+      const [slots, , rank] = (loraB[0] as TensorInfo).shape as [number, number, number];
+      const out = sim.expand({
+        y: values(cpu, y),
+        width: y.shape[1] as number,
+        x: values(cpu, x),
+        loraB: loraB.map((b) => values(cpu, b)),
+        slots,
+        rank,
+        outputSlices,
+        offsetStart,
+        addInputs,
+        meta,
+      });
+      return cpu.makeTensorInfo(y.shape, 'float32', out);
+    },
+  };
+  return [shrink, expand];
+}
