@@ -1,6 +1,7 @@
 import '@tensorflow/tfjs-backend-cpu';
 import '@lora/backend-cpu';
 import '@lora/backend-webgpu';
+import '@lora/backend-tpu-sim';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { createLoRA } from '@lora/core';

@@ -1,38 +1,48 @@
 import '@lora/backend-webgl';
 import '@lora/backend-webgpu';
 import '@tensorflow/tfjs-backend-cpu';
-import { measure, type Sample } from './measure.js';
-import { buildGpuContenders, type KernelShape } from './methods.js';
+import type { BrowserResult, BrowserTask } from './browser-task.js';
+import { runGrid } from './grid.js';
+import { runHeatmap } from './heatmap.js';
+import { measure } from './measure.js';
+import { buildGpuContenders } from './methods.js';
 
 /**
- * The kernel contest in a browser page, for backends that only exist there (webgl) or that should
- * be measured there too (webgpu). The Node CLI opens this page in Chromium and reads
- * `window.__loraBench` when it is set.
+ * The bench page: runs one task (kernel contest, grid or slowdown heatmap) on a backend that only
+ * exists in browsers (webgl) or that should be measured there too (webgpu). The Node CLI opens it
+ * in Chromium, follows `window.__loraProgress` and reads `window.__loraBench` when it is set.
  */
-export interface BrowserContest {
-  backend: string;
-  shapes: Array<{ shape: KernelShape; samples: Record<string, Sample> }>;
-  error?: string;
-}
-
 const params = new URLSearchParams(location.search);
 const backend = params.get('backend') ?? 'webgl';
-const shapes = JSON.parse(params.get('shapes') ?? '[]') as KernelShape[];
-const rounds = Number(params.get('rounds') ?? 3);
+const task = JSON.parse(params.get('task') ?? '{}') as BrowserTask;
 const status = document.getElementById('status') as HTMLElement;
+const page = window as unknown as { __loraBench?: BrowserResult; __loraProgress?: (label: string) => void };
 
-async function run(): Promise<BrowserContest> {
-  const out: BrowserContest = { backend, shapes: [] };
+const progress = (label: string) => {
+  status.textContent = label;
+  page.__loraProgress?.(label);
+};
+
+async function run(): Promise<BrowserResult> {
+  const out: BrowserResult = { backend };
+  const spec = { id: backend, label: `${backend} (chromium)`, backend };
   try {
-    for (const shape of shapes) {
-      status.textContent = `${backend}: ${shape.name}`;
-      const c = await buildGpuContenders(shape, backend);
-      try {
-        const samples = await measure(c.methods, { rounds, budgetMs: 2000, slowMs: 2000 });
-        out.shapes.push({ shape, samples: Object.fromEntries(samples) });
-      } finally {
-        c.dispose();
+    if (task.kind === 'contest') {
+      out.contest = [];
+      for (const shape of task.shapes) {
+        const c = await buildGpuContenders(shape, backend);
+        try {
+          const samples = await measure(c.methods, { rounds: task.rounds, budgetMs: 2000, slowMs: 2000 });
+          out.contest.push({ shape, samples: Object.fromEntries(samples) });
+        } finally {
+          c.dispose();
+        }
+        progress(`${backend}: ${shape.name}`);
       }
+    } else if (task.kind === 'grid') {
+      out.grid = await runGrid(spec, task.shapes, { ...task, onPoint: progress });
+    } else {
+      out.heatmap = await runHeatmap(spec, task.preset, task.axes, { ...task, onCell: progress });
     }
   } catch (err) {
     out.error = (err as Error)?.message ?? String(err);
@@ -42,5 +52,5 @@ async function run(): Promise<BrowserContest> {
 
 void run().then((result) => {
   status.textContent = 'done';
-  (window as unknown as { __loraBench: BrowserContest }).__loraBench = result;
+  page.__loraBench = result;
 });

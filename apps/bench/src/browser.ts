@@ -3,22 +3,20 @@ import { fileURLToPath } from 'node:url';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '@lora/conformance/chromium';
 import { chromium } from 'playwright-core';
 import { createServer } from 'vite';
-import type { BrowserContest } from './browser-entry.js';
-import type { KernelShape } from './methods.js';
+import type { BrowserResult, BrowserTask } from './browser-task.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /**
- * Runs the kernel contest of each backend in Chromium (Debian's, through playwright-core) on a Vite
- * dev server serving browser/index.html, and returns what each page measured. A page error ends
- * the run at once rather than at the timeout.
+ * Runs a bench task on each backend in Chromium (Debian's, through playwright-core) on a Vite dev
+ * server serving browser/index.html, and returns what each page measured; the page reports its
+ * progress through `onProgress`. A page error ends the run at once rather than at the timeout.
  */
 export async function runInChromium(
   backends: readonly string[],
-  shapes: readonly KernelShape[],
-  rounds: number,
+  task: BrowserTask,
   onProgress?: (line: string) => void,
-): Promise<BrowserContest[]> {
+): Promise<BrowserResult[]> {
   const server = await createServer({
     root,
     logLevel: 'error',
@@ -40,18 +38,20 @@ export async function runInChromium(
   const port = typeof address === 'object' && address ? address.port : 5173;
   const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
   try {
-    const results: BrowserContest[] = [];
+    const results: BrowserResult[] = [];
     for (const backend of backends) {
-      onProgress?.(`chromium: ${backend}`);
       const page = await browser.newPage();
-      const query = new URLSearchParams({ backend, shapes: JSON.stringify(shapes), rounds: String(rounds) });
+      await page.exposeFunction('__loraProgress', (label: string) => onProgress?.(`chromium ${label}`));
+      const query = new URLSearchParams({ backend, task: JSON.stringify(task) });
       const failed = new Promise<never>((_, reject) => page.on('pageerror', (e) => reject(new Error(`${backend} page: ${e.message}`))));
       await page.goto(`http://127.0.0.1:${port}/browser/index.html?${query}`);
       await Promise.race([
-        page.waitForFunction(() => (window as unknown as { __loraBench?: unknown }).__loraBench !== undefined, null, { timeout: 600_000 }),
+        page.waitForFunction(() => (window as unknown as { __loraBench?: unknown }).__loraBench !== undefined, null, {
+          timeout: 3_600_000,
+        }),
         failed,
       ]);
-      results.push(await page.evaluate(() => (window as unknown as { __loraBench: BrowserContest }).__loraBench));
+      results.push(await page.evaluate(() => (window as unknown as { __loraBench: BrowserResult }).__loraBench));
       await page.close();
     }
     return results;

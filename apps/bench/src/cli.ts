@@ -7,12 +7,18 @@ import { PRESETS } from '@lora/demo/serving';
 import { benchActivation, benchParse, DEMO_MODEL, TINY_MODEL } from './adapters.js';
 import { gpuUnavailable } from './backends.js';
 import { runInChromium } from './browser.js';
+import { GRIDS, gridShapes } from './grid.js';
+import { HEATMAPS } from './heatmap.js';
 import { FULL_SHAPES, gpuContest, kernelTargets, progressSteps, QUICK_SHAPES, runKernelBench, TINY_SHAPES } from './kernels.js';
 import { benchModel, type ModelBackend, type ModelBenchResult } from './model.js';
 import { Progress } from './progress.js';
 import { adapterTable, kernelTable, modelTable, targetTable } from './report.js';
+import { gridSvg, gridTable, heatmapSvgOf, heatmapTable, rooflineSvgOf } from './report-grid.js';
+import { runGridsAndHeatmaps, sweepTargets } from './sweeps.js';
 
-const HELP = `pnpm bench [--quick | --tiny] [--only kernels|adapters|model] [--json] [--out DIR] [--no-wasm] [--no-gpu] [--gpu-full] [--no-browser] [--rounds N]
+const SECTIONS = ['kernels', 'grid', 'heatmap', 'adapters', 'model'] as const;
+
+const HELP = `pnpm bench [--quick | --tiny] [--only ${SECTIONS.join(',')}] [--json] [--out DIR] [--no-wasm] [--no-gpu] [--gpu-full] [--no-browser] [--rounds N]
 
 Kernel benchmark of the CPU backend at decode (T = 32, 8 adapters) and prefill (T = 2048,
 4 adapters) shapes, H = O = 4096, rank 16, against the naive tfjs composition, the per-adapter
@@ -20,8 +26,14 @@ loop and the base matmul on tfjs cpu and wasm. Prints progress to stderr, a tabl
 targets at the end; then adapter activation in a 4-layer Llama-shaped model and parsing a
 50 MB safetensors file; then the demo model serving 16 requests on 8 adapters with and
 without LoRA on every backend that runs in Node (cpu engine wasm and js, webgpu through Dawn
-when it has an adapter). Writes bench-results/kernels.{json,md}. --json prints the ratios (stable
-keys, no absolute kernel times) on stdout for comparing two commits.`;
+when it has an adapter).
+grid: the same contest over T {1..2048} x distinct adapters {1,4,8,16} x rank {8,16,64} on every
+backend (cpu in Node, webgpu through Dawn, webgl and webgpu in Chromium; GPUs on the --quick grid
+unless --gpu-full), with a CPU roofline against a copy benchmark. heatmap: the LoRA slowdown of a
+demo-model decode forward, input length {128..8k} x concurrency {1,4,16,64}, per backend.
+Writes bench-results/report.{md,json} and SVG figures (grid-*, heatmap-*, roofline-cpu). --only
+takes a comma-separated list. --json prints the ratios (stable keys, no absolute times) on stdout
+for comparing two commits.`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -48,15 +60,17 @@ async function main(): Promise<void> {
   const opts = { rounds, budgetMs: values.tiny ? 200 : 6000, slowMs: 2000, wasm: !values['no-wasm'], base: true };
   const log = (s: string) => process.stderr.write(`${s}\n`);
   log(`lora-kernels bench: ${shapes.map((s) => `${s.name} T=${s.numTokens} H=${s.hidden}`).join(', ')}; ${rounds} interleaved rounds`);
-  const only = values.only as string | undefined;
-  if (only !== undefined && !['kernels', 'adapters', 'model'].includes(only))
-    throw new Error(`--only takes kernels, adapters or model, got "${only}"`);
-  const runKernels = only === undefined || only === 'kernels';
-  const runAdapters = only === undefined || only === 'adapters';
-  const runModel = only === undefined || only === 'model';
+  const only = values.only === undefined ? [...SECTIONS] : values.only.split(',');
+  const unknown = only.filter((o) => !(SECTIONS as readonly string[]).includes(o));
+  if (unknown.length > 0) throw new Error(`--only takes ${SECTIONS.join(', ')} (comma-separated), got "${unknown.join(',')}"`);
+  const runKernels = only.includes('kernels');
+  const runAdapters = only.includes('adapters');
+  const runModel = only.includes('model');
+  const runGrid = only.includes('grid');
+  const runHeatmap = only.includes('heatmap');
   const modelRequests = values.tiny ? 4 : 16;
   const adapterRounds = values.tiny ? 2 : 9;
-  const gpuProblem = !values['no-gpu'] && (runKernels || runModel) ? await gpuUnavailable() : 'skipped (--no-gpu)';
+  const gpuProblem = !values['no-gpu'] && (runKernels || runModel || runGrid || runHeatmap) ? await gpuUnavailable() : 'skipped (--no-gpu)';
   const modelGpu = gpuProblem === null;
   // Every backend that runs in Node; the overhead target is the CPU default's (engine wasm).
   const modelBackends: Array<ModelBackend & { preset: string; rounds: number }> = [
@@ -64,28 +78,65 @@ async function main(): Promise<void> {
     { label: 'cpu (engine js)', backend: 'cpu', backendOptions: { engine: 'js' }, preset: 'default', rounds: 1 },
     // SwiftShader renders in software: the tiny preset keeps this to seconds.
     ...(modelGpu ? [{ label: 'webgpu (node, software)', backend: 'webgpu', preset: 'tiny', rounds: 1 }] : []),
+    // Wall-clock of the simulator on the CPU, not of a TPU (its cost model is in the grid and in its own report).
+    { label: 'tpu-sim (simulated on the CPU)', backend: 'tpu-sim', preset: 'default', rounds: 1 },
   ];
   const modelRounds = (b: { rounds: number }) => (values.tiny ? 1 : b.rounds);
+  const mode = values.tiny ? 'tiny' : values.quick ? 'quick' : 'full';
+  // Software-rendered GPUs take minutes at full size: they sweep the quick grid unless --gpu-full.
+  const gpuMode = mode === 'full' && !values['gpu-full'] ? 'quick' : mode;
+  const browser = !values['no-browser'] && existsSync(CHROMIUM_PATH);
+  const sweepPlan = {
+    // The TPU simulator interprets its kernels in JS: the quick grid (its cost model prices any size).
+    grid: runGrid
+      ? { cpu: gridShapes(GRIDS[mode]), gpu: gridShapes(GRIDS[gpuMode]), sim: gridShapes(GRIDS[mode === 'tiny' ? 'tiny' : 'quick']) }
+      : undefined,
+    heatmap: runHeatmap
+      ? {
+          cpu: HEATMAPS[mode],
+          gpu: HEATMAPS[gpuMode === 'quick' ? 'gpu' : gpuMode],
+          preset: values.tiny ? PRESETS.tiny! : PRESETS.default!,
+        }
+      : undefined,
+    rounds: Math.min(rounds, 3),
+    budgetMs: values.tiny ? 100 : 1500,
+    wasm: !values['no-wasm'],
+    nodeGpu: gpuProblem === null,
+    browser,
+  };
+  const sweepSteps =
+    (sweepPlan.grid
+      ? sweepPlan.grid.cpu.length + sweepPlan.grid.sim.length + sweepPlan.grid.gpu.length * ((modelGpu ? 1 : 0) + (browser ? 2 : 0))
+      : 0) +
+    (sweepPlan.heatmap
+      ? sweepPlan.heatmap.cpu.lengths.length * sweepPlan.heatmap.cpu.concurrency.length +
+        sweepPlan.heatmap.gpu.lengths.length * sweepPlan.heatmap.gpu.concurrency.length * (browser ? 2 : 0)
+      : 0);
+  // Software-rendered GPUs (SwiftShader here) take minutes at H = 4096 (prefill alone ~4.5 min):
+  // the GPU contest uses the quick shapes unless --gpu-full.
+  const gpuShapes = gpuMode === 'tiny' ? TINY_SHAPES : gpuMode === 'quick' ? QUICK_SHAPES : shapes;
+  // Per GPU shape: 4 warm-ups + the rounds in Node, one step per shape and backend in Chromium.
+  const gpuContestSteps = gpuShapes.length * ((modelGpu ? 4 + Math.min(rounds, 3) : 0) + (browser ? 2 : 0));
   const progress = new Progress(
-    (runKernels ? shapes.length * progressSteps(opts) : 0) +
+    (runKernels ? shapes.length * progressSteps(opts) + gpuContestSteps : 0) +
+      sweepSteps +
       (runAdapters ? 3 * adapterRounds : 0) +
       (runModel ? modelBackends.reduce((n, b) => n + 2 * modelRounds(b), 0) : 0),
   );
   if (gpuProblem !== null) log(`webgpu in Node skipped: ${gpuProblem}`);
-  // Software-rendered GPUs (SwiftShader here) take minutes at H = 4096 (prefill alone ~4.5 min):
-  // the GPU contest uses the quick shapes unless --gpu-full.
-  const gpuShapes = values.tiny ? TINY_SHAPES : values['gpu-full'] ? shapes : QUICK_SHAPES;
   const results = runKernels ? await runKernelBench({ ...opts, shapes, progress, gpu: gpuProblem === null, gpuShapes }) : [];
   // webgl exists only in browsers: its contest (and webgpu's, again) runs in Chromium when installed.
-  if (runKernels && !values['no-browser'] && existsSync(CHROMIUM_PATH)) {
-    for (const contest of await runInChromium(['webgl', 'webgpu'], gpuShapes, Math.min(rounds, 3), (l) => progress.step(l))) {
+  if (runKernels && browser) {
+    const task = { kind: 'contest' as const, shapes: gpuShapes, rounds: Math.min(rounds, 3) };
+    for (const contest of await runInChromium(['webgl', 'webgpu'], task, (l) => progress.step(l))) {
       if (contest.error) log(`${contest.backend} in Chromium: ${contest.error}`);
-      for (const { shape, samples } of contest.shapes) {
+      for (const { shape, samples } of contest.contest ?? []) {
         const r = results.find((x) => x.shape.name === shape.name);
         if (r) r.browser = [...(r.browser ?? []), gpuContest(contest.backend, samples)];
       }
     }
   } else if (runKernels && !values['no-browser']) log(`browser contests skipped: ${CHROMIUM_PATH} is not installed`);
+  const sweeps = await runGridsAndHeatmaps(sweepPlan, progress, log);
   const activation = runAdapters ? await benchActivation(values.tiny ? TINY_MODEL : DEMO_MODEL, adapterRounds, progress) : undefined;
   const parses = runAdapters ? (['F32', 'BF16'] as const).map((d) => benchParse(values.tiny ? 1 : 50, d, adapterRounds, progress)) : [];
   const models: ModelBenchResult[] = [];
@@ -105,7 +156,7 @@ async function main(): Promise<void> {
   const model = models[0];
   progress.finish();
 
-  const targets = kernelTargets(results);
+  const targets = [...kernelTargets(results), ...sweepTargets(sweeps)];
   if (model) {
     targets.push({
       name: `demo model LoRA overhead on ${model.backend} (16 requests, 8 adapters)`,
@@ -117,27 +168,61 @@ async function main(): Promise<void> {
   }
   const sections = [
     runKernels ? `## CPU backend kernels\n\n${kernelTable(results)}` : '',
+    sweeps.grids.length > 0
+      ? `## Kernel grid\n\n${sweeps.grids.map((g) => gridTable(g, g === sweeps.cpuGrid ? sweeps.copyGBps : undefined)).join('\n\n')}`
+      : '',
+    sweeps.heatmaps.length > 0 ? `## LoRA slowdown heatmaps\n\n${sweeps.heatmaps.map(heatmapTable).join('\n\n')}` : '',
     activation ? `## Adapters\n\n${adapterTable(activation, parses)}` : '',
     models.length > 0 ? `## Demo model\n\n${models.map(modelTable).join('\n\n')}` : '',
   ];
   if (targets.length > 0) sections.push(`## Targets\n\n${targetTable(targets)}`);
   const markdown = `${sections.filter(Boolean).join('\n\n')}\n`;
   const summary = {
-    schema: 'lora-bench/kernels@1',
+    schema: 'lora-bench/report@2',
     shapes: Object.fromEntries(results.map((r) => [r.shape.name, { shape: r.shape, ratios: r.ratios }])),
     targets: targets.map(({ name, shape, value, goal, met }) => ({ name, shape, value, goal, met })),
     adapters: activation ? { activation, parses } : undefined,
     model: model ? { preset: model.preset, overhead: model.overhead, lora: model.lora, base: model.base } : undefined,
     models: models.map((m) => ({ backend: m.backend, preset: m.preset, overhead: m.overhead, lora: m.lora, base: m.base })),
+    grids: sweeps.grids.map((g) => ({
+      backend: g.backend,
+      programsCompiled: g.programsCompiled,
+      points: Object.fromEntries(
+        g.points.map((p) => [
+          p.shape.name,
+          { naiveOverLoRA: p.naiveOverLoRA, loopOverLoRA: p.loopOverLoRA, loraShareOfBase: p.loraShareOfBase },
+        ]),
+      ),
+    })),
+    roofline: sweeps.cpuGrid && sweeps.copyGBps ? { backend: sweeps.cpuGrid.backend, copyGBps: sweeps.copyGBps } : undefined,
+    heatmaps: sweeps.heatmaps.map((h) => ({
+      backend: h.backend,
+      preset: h.preset,
+      slowdown: Object.fromEntries(h.cells.map((c) => [`${c.length}x${c.concurrency}`, c.slowdown])),
+    })),
   };
   const outDir = resolve(values.out);
   await mkdir(outDir, { recursive: true });
-  await writeFile(join(outDir, 'kernels.md'), markdown);
-  await writeFile(join(outDir, 'kernels.json'), `${JSON.stringify({ ...summary, samples: results.map((r) => r.samples) }, null, 2)}\n`);
+  const written = ['report.md', 'report.json'];
+  const figure = async (name: string, svg: string) => {
+    await writeFile(join(outDir, name), svg);
+    written.push(name);
+  };
+  const slug = (s: string) =>
+    s
+      .replace(/[^a-z0-9]+/gi, '-')
+      .replace(/^-|-$/g, '')
+      .toLowerCase();
+  for (const g of sweeps.grids) await figure(`grid-${slug(g.backend)}.svg`, gridSvg(g));
+  for (const h of sweeps.heatmaps) await figure(`heatmap-${slug(h.backend)}.svg`, heatmapSvgOf(h));
+  if (sweeps.cpuGrid && sweeps.copyGBps) await figure('roofline-cpu.svg', rooflineSvgOf(sweeps.cpuGrid, sweeps.copyGBps));
+  await writeFile(join(outDir, 'report.md'), markdown);
+  const raw = { samples: results.map((r) => r.samples), grids: sweeps.grids, heatmaps: sweeps.heatmaps };
+  await writeFile(join(outDir, 'report.json'), `${JSON.stringify({ ...summary, raw }, null, 2)}\n`);
   if (values.json) {
     console.log(JSON.stringify(summary, null, 2));
   } else {
-    console.log(`\n${markdown}\nWritten: ${join(outDir, 'kernels.md')}, kernels.json`);
+    console.log(`\n${markdown}\nWritten to ${outDir}: ${written.join(', ')}`);
   }
 }
 

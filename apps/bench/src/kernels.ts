@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initWasm } from './backends.js';
+import { loraBytes } from './grid.js';
 import { measure, median, type Sample } from './measure.js';
 import { buildContenders, buildGpuContenders, type KernelShape } from './methods.js';
 import type { Progress } from './progress.js';
@@ -98,12 +99,6 @@ export function copyRate(): number {
   return src.byteLength / (median(times.slice(1)) / 1000) / 1e9;
 }
 
-/** What one addLoRALinear must read and write at least: A and B of the active slots, x, y and the output. */
-export function loraBytes(shape: KernelShape): number {
-  const { numTokens: T, numAdapters: n, hidden: H, out: O, rank: R } = shape;
-  return 4 * (n * R * H + n * O * R + T * H + 2 * T * O);
-}
-
 function disagreement(a: tf.Tensor, b: tf.Tensor): number {
   const av = a.dataSync();
   const bv = b.dataSync();
@@ -166,6 +161,8 @@ export interface Target {
   value: number;
   goal: string;
   met: boolean;
+  /** How `value` reads: a ratio (×, the default), a share (%, when the goal has one) or a count. */
+  unit?: 'count';
 }
 
 /** The speed targets of the backend issues (#3 for engine js, #5 for engine wasm), evaluated on one run's ratios. */

@@ -148,9 +148,13 @@ function problemTensors(shape: KernelShape, d: ProblemData): ProblemTensors {
 }
 
 /** What tfjs alone offers on a backend: the naive gather + batched matMul, and the per-adapter loop. */
-function baselines(shape: KernelShape, p: ProblemTensors, tfBackend: string): Method[] {
+function baselines(
+  shape: KernelShape,
+  p: ProblemTensors,
+  tfBackend: string,
+  suffix = tfBackend === 'cpu' ? '' : `-${tfBackend}`,
+): Method[] {
   const { numTokens: T, hidden: H, out: O } = shape;
-  const suffix = tfBackend === 'cpu' ? '' : `-${tfBackend}`;
   return [
     {
       id: `naive${suffix}`,
@@ -181,11 +185,35 @@ function baselines(shape: KernelShape, p: ProblemTensors, tfBackend: string): Me
   ];
 }
 
+/** A LoRA backend to measure, as `createLoRA` is asked for it; `id` suffixes its method ids. */
+export interface BackendSpec {
+  id: string;
+  label: string;
+  backend: string;
+  backendOptions?: Record<string, unknown>;
+}
+
+export interface BackendContenderOptions {
+  /** Measure the base matmul too (a grid measures it once per token count). */
+  base?: boolean;
+  /** The naive composition gathers `[T, R, H]` and `[T, O, R]`: skip it above this many bytes. */
+  naiveLimitBytes?: number;
+}
+
+/** Bytes the naive composition's two gathers allocate. */
+export const naiveGatherBytes = (s: KernelShape): number => 4 * s.numTokens * s.rank * (s.hidden + s.out);
+
 /**
- * The same contest on the webgpu backend (Node: Dawn + SwiftShader, so only ratios mean anything):
- * our addLoRALinear, the naive composition, the per-adapter loop and the base x·Wᵀ, all on webgpu.
+ * The contest on one LoRA backend, every contender on the tfjs backend it computes on: our
+ * addLoRALinear, the naive composition, the per-adapter loop and the base matmul (kept the way the
+ * backend wants base weights: `[H, O]` for XNNPACK, `[O, H]` otherwise). On software-rendered GPUs
+ * (Dawn or Chromium on SwiftShader here) only the ratios mean anything.
  */
-export async function buildGpuContenders(shape: KernelShape, tfBackend = 'webgpu'): Promise<Contenders> {
+export async function buildBackendContenders(
+  shape: KernelShape,
+  spec: BackendSpec,
+  opts: BackendContenderOptions = {},
+): Promise<Contenders> {
   const { numTokens: T, numAdapters: L, hidden: H, out: O, rank: R } = shape;
   const slots = tokenSlots(shape);
   const data = {
@@ -195,26 +223,51 @@ export async function buildGpuContenders(shape: KernelShape, tfBackend = 'webgpu
     xData: randomFloats(T * H),
     yData: randomFloats(T * O),
   };
-  const runtime = await createLoRA({ backend: tfBackend, maxLoras: L, maxLoraRank: R, maxNumTokens: Math.max(T, 16) });
+  const runtime = await createLoRA({
+    backend: spec.backend,
+    backendOptions: spec.backendOptions,
+    maxLoras: L,
+    maxLoraRank: R,
+    maxNumTokens: Math.max(T, 16),
+  });
+  const tfBackend = runtime.backend.tfBackend;
   runtime.punica.updateMetadata({ tokenLoraIndices: slots });
   const p = problemTensors(shape, data);
-  const w = tf.tensor2d(randomFloats(O * H, 1 / Math.sqrt(H)), [O, H]);
+  const owned = [...p.owned];
   const methods: Method[] = [
     {
-      id: `lora-${tfBackend}`,
-      label: `addLoRALinear, ${tfBackend}`,
+      id: `lora-${spec.id}`,
+      label: `addLoRALinear, ${spec.label}`,
       tfBackend,
       run: () => runtime.punica.addLoRALinear(p.y, p.x, [p.a], [p.b], 1, [O]),
     },
-    ...baselines(shape, p, tfBackend),
-    { id: `base-${tfBackend}`, label: `base x·Wᵀ, ${tfBackend}`, tfBackend, run: () => tf.matMul(p.x, w, false, true) },
+    ...baselines(shape, p, tfBackend, `-${spec.id}`).filter(
+      (m) => !m.id.startsWith('naive') || naiveGatherBytes(shape) <= (opts.naiveLimitBytes ?? Number.POSITIVE_INFINITY),
+    ),
   ];
+  if (opts.base !== false) {
+    const inOut = runtime.backend.weightLayout === 'in-out';
+    const w = inOut
+      ? tf.tensor2d(randomFloats(H * O, 1 / Math.sqrt(H)), [H, O])
+      : tf.tensor2d(randomFloats(O * H, 1 / Math.sqrt(H)), [O, H]);
+    owned.push(w);
+    methods.push({
+      id: `base-${spec.id}`,
+      label: inOut ? `base x·W, ${tfBackend}, W [H, O]` : `base x·Wᵀ, ${tfBackend}`,
+      tfBackend,
+      run: () => tf.matMul(p.x, w, false, !inOut),
+    });
+  }
   return {
     methods,
     runtimes: [runtime],
     dispose() {
-      tf.dispose([...p.owned, w]);
+      tf.dispose(owned);
       runtime.dispose();
     },
   };
 }
+
+/** The contest on a GPU backend by name (webgpu in Node; webgl and webgpu in Chromium). */
+export const buildGpuContenders = (shape: KernelShape, backend = 'webgpu'): Promise<Contenders> =>
+  buildBackendContenders(shape, { id: backend, label: backend, backend });

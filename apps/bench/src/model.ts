@@ -1,6 +1,7 @@
 import './backends.js';
-import { createLoRA, loadPeftAdapter } from '@lora/core';
-import { adapterFiles, LlamaModel, type ModelConfig, makeRequests, type ServeStats, seededWeights, serve } from '@lora/demo/serving';
+import { createLoRA } from '@lora/core';
+import { LlamaModel, type ModelConfig, makeRequests, type ServeStats, seededWeights, serve } from '@lora/demo/serving';
+import { registerBenchAdapters } from './model-adapters.js';
 import type { Progress } from './progress.js';
 
 /** A LoRA backend by name, with its options: how `createLoRA` is asked for it. */
@@ -52,14 +53,7 @@ export async function benchModel(
   });
   const model = new LlamaModel(rt, config, seededWeights(config));
   try {
-    const targets = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
-    for (let i = 0; i < opts.adapters; i++) {
-      const id = `bench-${i}`;
-      rt.adapters.register(
-        loadPeftAdapter({ id, ...adapterFiles(config, { id, rank: opts.rank, alpha: 2 * opts.rank, targets }, 500 + i) }),
-      );
-    }
-    const ids = rt.adapters.registered;
+    const ids = registerBenchAdapters(rt, config, opts.adapters, opts.rank);
     // Every request has an adapter: the worst case for LoRA overhead.
     const requests = makeRequests(opts.requests, ids, config.vocab, opts.maxNewTokens).map((r, i) => ({
       ...r,

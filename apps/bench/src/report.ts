@@ -2,10 +2,10 @@ import type { ActivationResult, ParseResult } from './adapters.js';
 import type { ShapeResult, Target } from './kernels.js';
 import { decodeTokensPerSecond, type ModelBenchResult, tokensPerSecond } from './model.js';
 
-const ms = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
-const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
+export const ms = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+export const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
 
-function table(rows: string[][]): string {
+export function markdownTable(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   const line = (r: string[]) => `| ${r.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ')} |`;
   return [line(rows[0]!), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.slice(1).map(line)].join('\n');
@@ -40,7 +40,7 @@ export function kernelTable(results: readonly ShapeResult[]): string {
         ? ` Engine wasm moves ${(r.bytes / 2 ** 20).toFixed(1)} MB at ${pct(r.ratios.simdBandwidthOfCopy)} of the ${r.copyGBps.toFixed(1)} GB/s Float32Array.set copy rate.`
         : '';
     parts.push(
-      `### ${s.name}: T = ${s.numTokens}, ${s.numAdapters} adapters (${s.layout}), H = ${s.hidden}, O = ${s.out}, rank ${s.rank}\n\n${table(rows)}\n\n` +
+      `### ${s.name}: T = ${s.numTokens}, ${s.numAdapters} adapters (${s.layout}), H = ${s.hidden}, O = ${s.out}, rank ${s.rank}\n\n${markdownTable(rows)}\n\n` +
         `LoRA overhead: ${shares.join(', ') || 'n/a (no base matmul measured)'}; contenders agree to ${r.disagreement.toExponential(1)} (relative).${bandwidth}`,
     );
     for (const g of [...(r.gpu ? [{ ...r.gpu, where: 'Node' }] : []), ...(r.browser ?? []).map((b) => ({ ...b, where: 'Chromium' }))]) {
@@ -49,7 +49,7 @@ export function kernelTable(results: readonly ShapeResult[]): string {
       for (const sample of Object.values(g.samples))
         gpuRows.push([sample.label, ms(sample.median), String(sample.times.length), `${(sample.median / lora).toFixed(1)}×`]);
       parts.push(
-        `#### ${s.name} on ${g.backend} in ${g.where} (software-rendered here: compare ratios only)\n\n${table(gpuRows)}\n\nLoRA share of the ${g.backend} base matmul: ${pct(g.loraShareOfBase)}.`,
+        `#### ${s.name} on ${g.backend} in ${g.where} (software-rendered here: compare ratios only)\n\n${markdownTable(gpuRows)}\n\nLoRA share of the ${g.backend} base matmul: ${pct(g.loraShareOfBase)}.`,
       );
     }
   }
@@ -59,14 +59,14 @@ export function kernelTable(results: readonly ShapeResult[]): string {
 export function targetTable(targets: readonly Target[]): string {
   const rows = [['target', 'shape', 'measured', 'goal', 'met']];
   for (const t of targets) {
-    const value = t.goal.includes('%') ? pct(t.value) : `${t.value.toFixed(1)}×`;
+    const value = t.unit === 'count' ? String(t.value) : t.goal.includes('%') ? pct(t.value) : `${t.value.toFixed(1)}×`;
     rows.push([t.name, t.shape, value, t.goal, t.met ? 'yes' : 'NO']);
   }
-  return table(rows);
+  return markdownTable(rows);
 }
 
 export function adapterTable(activation: ActivationResult, parses: readonly ParseResult[]): string {
-  const act = table([
+  const act = markdownTable([
     ['modules', 'rank', 'adapter MB', 'activate ms (host copies)', 'upload ms (stack rebuild)'],
     [
       String(activation.modules),
@@ -76,7 +76,7 @@ export function adapterTable(activation: ActivationResult, parses: readonly Pars
       ms(activation.uploadMs),
     ],
   ]);
-  const parse = table([
+  const parse = markdownTable([
     ['dtype', 'file MB', 'tensors', 'parse ms', 'MB/s', 'tensors copied', 'decoded bytes / file bytes'],
     ...parses.map((p) => [
       p.dtype,
@@ -100,7 +100,7 @@ export function modelTable(r: ModelBenchResult): string {
     ms(s.decodeMs),
     String(s.steps),
   ];
-  return `### Demo model "${r.preset}" on ${r.backend}, ${r.requests} requests, ${r.adapters} distinct adapters, rank ${r.rank} on every linear module\n\n${table(
+  return `### Demo model "${r.preset}" on ${r.backend}, ${r.requests} requests, ${r.adapters} distinct adapters, rank ${r.rank} on every linear module\n\n${markdownTable(
     [['run', 'tokens/s', 'decode tokens/s', 'prefill ms', 'decode ms', 'steps'], row('with LoRA', r.lora), row('without LoRA', r.base)],
   )}\n\nLoRA overhead: ${pct(r.overhead)} of the time per token (target ≤ 10 %, goal 5 %).`;
 }

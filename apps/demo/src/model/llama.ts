@@ -3,7 +3,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { headDim, kvWidth, type ModelConfig } from './config.js';
 import type { BaseWeights } from './weights.js';
 
-/** One request's state: its KV cache per layer (`[len, kvHeads, headDim]`) and its length. */
+/**
+ * One request's state: its KV cache per layer, head-major (`[kvHeads, len, headDim]`: attention reads
+ * it as is, no transpose per step), and its length.
+ */
 export class Sequence {
   length = 0;
   readonly kv: Array<{ k: tf.Tensor3D | null; v: tf.Tensor3D | null }>;
@@ -48,7 +51,6 @@ export class LlamaModel {
   readonly #owned: tf.Tensor[] = [];
   readonly #cos: Float32Array;
   readonly #sin: Float32Array;
-  readonly #kvHeadOfHead: tf.Tensor1D;
 
   constructor(rt: LoRARuntime, config: ModelConfig, weights: BaseWeights) {
     this.config = config;
@@ -99,12 +101,6 @@ export class LlamaModel {
         this.#sin[p * half + i] = Math.sin(angle);
       }
     }
-    const group = c.heads / c.kvHeads;
-    this.#kvHeadOfHead = tf.tensor1d(
-      Int32Array.from({ length: c.heads }, (_, h) => Math.floor(h / group)),
-      'int32',
-    );
-    this.#owned.push(this.#kvHeadOfHead);
   }
 
   /** Runs one batch step (the adapter mapping was set with `adapters.setBatch`) and extends the KV caches. */
@@ -149,10 +145,10 @@ export class LlamaModel {
         for (const ch of chunks) {
           const n = ch.tokens.length;
           const cache = ch.seq.kv[l] as { k: tf.Tensor3D | null; v: tf.Tensor3D | null };
-          const kNew = tf.slice(kr, [r0, 0, 0], [n, c.kvHeads, hd]);
-          const vNew = tf.slice(vr, [r0, 0, 0], [n, c.kvHeads, hd]);
-          const K = tf.keep(cache.k ? tf.concat([cache.k, kNew], 0) : kNew);
-          const V = tf.keep(cache.v ? tf.concat([cache.v, vNew], 0) : vNew);
+          const kNew = tf.transpose(tf.slice(kr, [r0, 0, 0], [n, c.kvHeads, hd]), [1, 0, 2]) as tf.Tensor3D;
+          const vNew = tf.transpose(tf.slice(vr, [r0, 0, 0], [n, c.kvHeads, hd]), [1, 0, 2]) as tf.Tensor3D;
+          const K = tf.keep(cache.k ? tf.concat([cache.k, kNew], 1) : kNew);
+          const V = tf.keep(cache.v ? tf.concat([cache.v, vNew], 1) : vNew);
           cache.k?.dispose();
           cache.v?.dispose();
           cache.k = K;
@@ -197,17 +193,24 @@ export class LlamaModel {
     return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, this.config.rmsEps))), this.#norms[which] as tf.Tensor1D) as tf.Tensor2D;
   }
 
-  /** Causal GQA attention of n new queries (positions p0…) over the whole cache. */
+  /**
+   * Causal GQA attention of n new queries (positions p0…) over the whole cache (`[kvHeads, L, hd]`).
+   * The query heads that share a KV head are stacked as rows of one matmul per KV head, so the
+   * cache is read once per step rather than copied out per query head.
+   */
   #attend(q: tf.Tensor3D, K: tf.Tensor3D, V: tf.Tensor3D, p0: number): tf.Tensor2D {
     const [n, heads, hd] = q.shape;
-    const L = K.shape[0];
-    const Kh = tf.gather(tf.transpose(K, [1, 0, 2]), this.#kvHeadOfHead); // [heads, L, hd]
-    const Vh = tf.gather(tf.transpose(V, [1, 0, 2]), this.#kvHeadOfHead);
-    const mask = new Float32Array(n * L);
-    for (let i = 0; i < n; i++) mask.fill(-1e9, i * L + p0 + i + 1, (i + 1) * L);
-    const scores = tf.add(tf.mul(tf.matMul(tf.transpose(q, [1, 0, 2]), Kh, false, true), 1 / Math.sqrt(hd)), tf.tensor2d(mask, [n, L]));
-    const out = tf.matMul(tf.softmax(scores), Vh); // [heads, n, hd]
-    return tf.reshape(tf.transpose(out, [1, 0, 2]), [n, heads * hd]) as tf.Tensor2D;
+    const [kvHeads, L] = K.shape;
+    const group = heads / kvHeads;
+    // [n, heads, hd] → [kvHeads, n·group, hd]; row i·group + g is query i of head kvh·group + g.
+    const qg = tf.reshape(tf.transpose(tf.reshape(q, [n, kvHeads, group, hd]), [1, 0, 2, 3]), [kvHeads, n * group, hd]);
+    const mask = new Float32Array(n * group * L);
+    for (let i = 0; i < n; i++) {
+      for (let g = 0; g < group; g++) mask.fill(-1e9, (i * group + g) * L + p0 + i + 1, (i * group + g + 1) * L);
+    }
+    const scores = tf.add(tf.mul(tf.matMul(qg, K, false, true), 1 / Math.sqrt(hd)), tf.tensor2d(mask, [n * group, L]));
+    const out = tf.matMul(tf.softmax(scores), V); // [kvHeads, n·group, hd]
+    return tf.reshape(tf.transpose(tf.reshape(out, [kvHeads, n, group, hd]), [1, 0, 2, 3]), [n, heads * hd]) as tf.Tensor2D;
   }
 
   dispose(): void {

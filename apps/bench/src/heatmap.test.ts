@@ -1,0 +1,33 @@
+import './backends.js';
+import { PRESETS } from '@lora/demo/serving';
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { runHeatmap } from './heatmap.js';
+import { heatmapSvgOf, heatmapTable } from './report-grid.js';
+
+describe('slowdown heatmap', () => {
+  it('times a decode forward with and without LoRA per cell, skips cells over the KV limit, leaks nothing', async () => {
+    const cpu = { id: 'cpu', label: 'cpu (engine js)', backend: 'cpu', backendOptions: { engine: 'js' } };
+    const axes = { lengths: [8, 64], concurrency: [1, 4] };
+    // tiny preset: 2 layers × 1 KV head × 16 dims, K and V: 256 bytes per cached token and sequence.
+    const kvLimitBytes = 256 * 65 * 1;
+    await tf.setBackend('cpu');
+    const before = tf.memory().numTensors;
+    const cells: string[] = [];
+    const h = await runHeatmap(cpu, PRESETS.tiny!, axes, { rounds: 1, adapters: 2, rank: 4, kvLimitBytes, onCell: (l) => cells.push(l) });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(cells).toHaveLength(4);
+    expect(h.cells.map((c) => `${c.length}x${c.concurrency}`)).toEqual(['8x1', '8x4', '64x1']);
+    expect(h.skipped).toEqual([{ length: 64, concurrency: 4, reason: expect.stringMatching(/KV cache .* limit/) }]);
+    for (const c of h.cells) {
+      expect(c.loraMs).toBeGreaterThan(0);
+      expect(c.slowdown).toBeCloseTo(c.loraMs / c.baseMs - 1, 10);
+    }
+    const table = heatmapTable(h);
+    expect(table).toMatch(/\| 64 +\| .* % +\| — /);
+    expect(table).toMatch(/Not measured: 64 × 4/);
+    const svg = heatmapSvgOf(h);
+    expect(svg.match(/<rect /g)).toHaveLength(1 + 4);
+    expect(svg).toContain('—');
+  }, 60_000);
+});

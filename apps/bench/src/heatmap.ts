@@ -1,0 +1,166 @@
+import { createLoRA } from '@lora/core';
+import { type Chunk, headDim, LlamaModel, type ModelConfig, Sequence, seededWeights } from '@lora/demo/serving';
+import * as tf from '@tensorflow/tfjs-core';
+import { median } from './measure.js';
+import type { BackendSpec } from './methods.js';
+import { registerBenchAdapters } from './model-adapters.js';
+
+/** Rows and columns of the slowdown heatmap (the seed's GenAI-Perf figures: input length × concurrency). */
+export interface HeatmapAxes {
+  lengths: readonly number[];
+  concurrency: readonly number[];
+}
+
+export const HEATMAPS: Record<'full' | 'quick' | 'gpu' | 'tiny', HeatmapAxes> = {
+  full: { lengths: [128, 256, 512, 1024, 2048, 4096, 8192], concurrency: [1, 4, 16, 64] },
+  quick: { lengths: [128, 256, 512, 1024], concurrency: [1, 4, 16, 64] },
+  // Software-rendered GPUs (SwiftShader) take 0.4–7 s per decode step of the demo model.
+  gpu: { lengths: [128, 512, 1024], concurrency: [1, 4, 16] },
+  tiny: { lengths: [8, 32], concurrency: [1, 4] },
+};
+
+export interface HeatmapCell {
+  length: number;
+  concurrency: number;
+  /** Median ms of one decode forward with LoRA and of the same forward on the base model (interleaved rounds). */
+  loraMs: number;
+  baseMs: number;
+  /** loraMs / baseMs − 1. */
+  slowdown: number;
+}
+
+export interface HeatmapResult {
+  backend: string;
+  preset: string;
+  adapters: number;
+  rank: number;
+  axes: HeatmapAxes;
+  cells: HeatmapCell[];
+  /** Cells not measured, and why (e.g. a KV cache over the memory limit). */
+  skipped: Array<{ length: number; concurrency: number; reason: string }>;
+}
+
+export interface HeatmapOptions {
+  rounds: number;
+  adapters: number;
+  rank: number;
+  /** Largest KV cache (all sequences, all layers) a cell may hold; bigger cells are skipped. */
+  kvLimitBytes: number;
+  onCell?: (label: string) => void;
+}
+
+const MAX_ROUNDS = 20;
+
+const kvBytes = (c: ModelConfig, length: number, concurrency: number): number =>
+  4 * 2 * c.layers * c.kvHeads * headDim(c) * (length + 1) * concurrency;
+
+/**
+ * The LoRA slowdown of one demo-model forward at each input length × concurrency: a decode step of
+ * `concurrency` sequences whose KV caches already hold `length` tokens (the forward a server spends
+ * most of its steps in), each sequence on its own adapter (adapters cycle when there are more
+ * sequences than adapters), with LoRA on every linear module, against the same step on the base
+ * model. The caches are filled with random keys and values instead of running prefill: attention
+ * costs the same whatever the cache holds, and an 8k × 64 prefill would take hours on a CPU.
+ * Browser-safe: the bench page runs it for webgl and webgpu in Chromium.
+ */
+export async function runHeatmap(spec: BackendSpec, preset: ModelConfig, axes: HeatmapAxes, opts: HeatmapOptions): Promise<HeatmapResult> {
+  // Every timed step appends a token to each cache: room for the warm-up and up to MAX_ROUNDS rounds.
+  const config: ModelConfig = { ...preset, maxPositions: Math.max(...axes.lengths) + 2 * (Math.max(opts.rounds, MAX_ROUNDS) + 1) };
+  const rt = await createLoRA({
+    backend: spec.backend,
+    backendOptions: spec.backendOptions,
+    maxLoras: opts.adapters,
+    maxLoraRank: opts.rank,
+    maxCpuLoras: opts.adapters,
+    maxNumTokens: Math.max(16, ...axes.concurrency),
+  });
+  const model = new LlamaModel(rt, config, seededWeights(config));
+  const result: HeatmapResult = {
+    backend: spec.label,
+    preset: preset.name,
+    adapters: opts.adapters,
+    rank: opts.rank,
+    axes,
+    cells: [],
+    skipped: [],
+  };
+  try {
+    const ids = registerBenchAdapters(rt, config, opts.adapters, opts.rank);
+    for (const length of axes.lengths) {
+      for (const concurrency of axes.concurrency) {
+        const bytes = kvBytes(config, length, concurrency);
+        if (bytes > opts.kvLimitBytes) {
+          result.skipped.push({
+            length,
+            concurrency,
+            reason: `KV cache ${(bytes / 2 ** 30).toFixed(1)} GB > ${(opts.kvLimitBytes / 2 ** 30).toFixed(1)} GB limit`,
+          });
+        } else {
+          result.cells.push(await measureCell(model, rt, ids, length, concurrency, opts.rounds));
+        }
+        opts.onCell?.(`heatmap ${spec.label}: input ${length}, concurrency ${concurrency}`);
+      }
+    }
+  } finally {
+    model.dispose();
+    rt.dispose();
+  }
+  return result;
+}
+
+async function measureCell(
+  model: LlamaModel,
+  rt: Awaited<ReturnType<typeof createLoRA>>,
+  ids: readonly string[],
+  length: number,
+  concurrency: number,
+  rounds: number,
+): Promise<HeatmapCell> {
+  const c = model.config;
+  const kvShape: [number, number, number] = [c.kvHeads, length, headDim(c)];
+  // One random cache per layer, cloned into every sequence (clones share memory until a step
+  // appends to them).
+  const templates = Array.from({ length: c.layers }, () => ({
+    k: tf.randomNormal(kvShape) as tf.Tensor3D,
+    v: tf.randomNormal(kvShape) as tf.Tensor3D,
+  }));
+  const seqs = Array.from({ length: concurrency }, () => {
+    const seq = new Sequence(c.layers);
+    templates.forEach((t, l) => {
+      seq.kv[l] = { k: tf.clone(t.k), v: tf.clone(t.v) };
+    });
+    seq.length = length;
+    return seq;
+  });
+  tf.dispose(templates.flatMap((t) => [t.k, t.v]));
+  const adapters = seqs.map((_, i) => ids[i % ids.length] as string);
+  const step = async (withLoRA: boolean): Promise<number> => {
+    const chunks: Chunk[] = seqs.map((seq, i) => ({ seq, tokens: Int32Array.of((i * 37 + seq.length) % c.vocab) }));
+    const t0 = performance.now();
+    rt.adapters.setBatch(
+      withLoRA ? adapters : adapters.map(() => null),
+      chunks.map(() => 1),
+    );
+    await model.step(chunks);
+    return performance.now() - t0;
+  };
+  try {
+    // Warm-up: the first step at a new batch size allocates, packs and compiles.
+    await step(true);
+    await step(false);
+    const lora: number[] = [];
+    const base: number[] = [];
+    // Short steps take more rounds (up to 20, until 300 ms of LoRA steps): a 2 ms step's noise
+    // would otherwise swamp a slowdown of a few percent.
+    for (let r = 0, spent = 0; r < rounds || (spent < 300 && r < MAX_ROUNDS); r++) {
+      lora.push(await step(true));
+      base.push(await step(false));
+      spent += lora.at(-1) as number;
+    }
+    const loraMs = median(lora);
+    const baseMs = median(base);
+    return { length, concurrency, loraMs, baseMs, slowdown: loraMs / baseMs - 1 };
+  } finally {
+    for (const seq of seqs) seq.dispose();
+  }
+}

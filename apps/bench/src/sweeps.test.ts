@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import type { GridPoint, GridResult } from './grid.js';
+import type { Sample } from './measure.js';
+import { sweepTargets } from './sweeps.js';
+
+const sample = (median: number): Sample => ({ id: 's', label: 's', tfBackend: 'cpu', times: [median], median, min: median, max: median });
+const point = (naiveOverLoRA: number | undefined, loopOverLoRA: number): GridPoint => ({
+  shape: { name: 'p', numTokens: 8, numAdapters: 1, hidden: 4, out: 4, rank: 2, layout: 'interleaved' },
+  lora: sample(1),
+  loop: sample(loopOverLoRA),
+  base: sample(10),
+  naiveOverLoRA,
+  loopOverLoRA,
+  loraShareOfBase: 0.1,
+  bytes: 1,
+  flops: 1,
+});
+const grid = (backend: string, points: GridPoint[], programsTotal = 0): GridResult => ({
+  backend,
+  programsCompiled: programsTotal,
+  programsTotal,
+  points,
+  notes: [],
+});
+
+describe('grid targets', () => {
+  it('take the worst point per backend, bound GPU programs by the token buckets, and leave the simulator out', () => {
+    const targets = sweepTargets({
+      grids: [
+        grid('cpu (engine wasm)', [point(40, 9), point(undefined, 0.8)]),
+        grid('webgl (chromium)', [point(6, 3)], 8),
+        grid('webgpu (node)', [point(6, 3)], 12),
+        grid('tpu-sim (v6e cost model)', [point(0.1, 0.1)]),
+      ],
+      heatmaps: [],
+    });
+    expect(targets.map((t) => [t.name, t.value, t.met])).toEqual([
+      ['cpu (engine wasm): worst point vs naive composition', 40, true],
+      ['cpu (engine wasm): worst point vs per-adapter loop', 0.8, false],
+      ['webgl (chromium): worst point vs naive composition', 6, true],
+      ['webgl (chromium): worst point vs per-adapter loop', 3, true],
+      // Token buckets 16 … 4096: 9 programs at most.
+      ['webgl (chromium): programs compiled (whole run)', 8, true],
+      ['webgpu (node): worst point vs naive composition', 6, true],
+      ['webgpu (node): worst point vs per-adapter loop', 3, true],
+      ['webgpu (node): programs compiled (whole run)', 12, false],
+    ]);
+  });
+});

@@ -1,0 +1,121 @@
+import { tokenBuckets } from '@lora/core';
+import type { ModelConfig } from '@lora/demo/serving';
+import { initWasm } from './backends.js';
+import { runInChromium } from './browser.js';
+import type { BrowserTask } from './browser-task.js';
+import { type GridResult, runGrid } from './grid.js';
+import { type HeatmapAxes, type HeatmapResult, runHeatmap } from './heatmap.js';
+import { copyRate, type Target } from './kernels.js';
+import type { BackendSpec, KernelShape } from './methods.js';
+import type { Progress } from './progress.js';
+
+/** What the grid and heatmap sections run: CPU sizes, (smaller) GPU sizes, and where. */
+export interface SweepPlan {
+  grid?: { cpu: KernelShape[]; gpu: KernelShape[]; sim: KernelShape[] };
+  heatmap?: { cpu: HeatmapAxes; gpu: HeatmapAxes; preset: ModelConfig };
+  rounds: number;
+  budgetMs: number;
+  wasm: boolean;
+  /** tfjs webgpu works in this Node process (Dawn + a Vulkan driver). */
+  nodeGpu: boolean;
+  /** Chromium is installed: webgl and webgpu run there. */
+  browser: boolean;
+}
+
+export interface SweepResults {
+  grids: GridResult[];
+  heatmaps: HeatmapResult[];
+  /** The CPU backend's grid and the copy rate measured beside it: the roofline's inputs. */
+  cpuGrid?: GridResult;
+  copyGBps?: number;
+}
+
+/** The naive composition's gathers above this are skipped (a T = 2048, rank 64 point would need 4 GB). */
+const NAIVE_LIMIT_BYTES = 512 * 2 ** 20;
+/** tfjs-wasm's heap ends at 4 GB: a 2 GB KV cache plus one step's copies does not fit. */
+const KV_LIMIT_BYTES = 1.5 * 2 ** 30;
+
+const BROWSER_BACKENDS = ['webgl', 'webgpu'];
+
+export async function runGridsAndHeatmaps(plan: SweepPlan, progress: Progress, log: (s: string) => void): Promise<SweepResults> {
+  const out: SweepResults = { grids: [], heatmaps: [] };
+  const engine = plan.wasm && (await initWasm()) ? 'wasm' : 'js';
+  const cpu: BackendSpec = { id: 'cpu', label: `cpu (engine ${engine})`, backend: 'cpu', backendOptions: { engine } };
+  const webgpu: BackendSpec = { id: 'webgpu', label: 'webgpu (node)', backend: 'webgpu' };
+  const tpuSim: BackendSpec = { id: 'tpu-sim', label: 'tpu-sim (v6e cost model)', backend: 'tpu-sim' };
+  const step = (label: string) => progress.step(label);
+  const fromBrowser = async (task: BrowserTask) => {
+    const results = await runInChromium(BROWSER_BACKENDS, task, step);
+    for (const r of results) if (r.error) log(`${r.backend} in Chromium: ${r.error}`);
+    return results;
+  };
+
+  if (plan.grid) {
+    const opts = { rounds: plan.rounds, budgetMs: plan.budgetMs, naiveLimitBytes: NAIVE_LIMIT_BYTES, onPoint: step };
+    out.copyGBps = copyRate();
+    out.cpuGrid = await runGrid(cpu, plan.grid.cpu, opts);
+    out.grids.push(out.cpuGrid);
+    out.grids.push(await runGrid(tpuSim, plan.grid.sim, opts));
+    if (plan.nodeGpu) out.grids.push(await runGrid(webgpu, plan.grid.gpu, opts));
+    if (plan.browser) {
+      const task: BrowserTask = {
+        kind: 'grid',
+        shapes: plan.grid.gpu,
+        rounds: plan.rounds,
+        budgetMs: plan.budgetMs,
+        naiveLimitBytes: NAIVE_LIMIT_BYTES,
+      };
+      for (const r of await fromBrowser(task)) if (r.grid) out.grids.push(r.grid);
+    }
+  }
+  if (plan.heatmap) {
+    const { preset } = plan.heatmap;
+    const sizes = { rounds: plan.rounds, adapters: 8, rank: 16, kvLimitBytes: KV_LIMIT_BYTES };
+    out.heatmaps.push(await runHeatmap(cpu, preset, plan.heatmap.cpu, { ...sizes, onCell: step }));
+    // webgpu's heatmap comes from Chromium: in Node, Dawn's read-back after each decode step (the
+    // model reads its logits) swings by ±50 % on SwiftShader, more than the slowdown measured.
+    if (plan.browser) {
+      const task: BrowserTask = { kind: 'heatmap', preset, axes: plan.heatmap.gpu, ...sizes };
+      for (const r of await fromBrowser(task)) if (r.heatmap) out.heatmaps.push(r.heatmap);
+    }
+  }
+  return out;
+}
+
+/**
+ * Targets over the grid, per backend: our kernel beats the naive composition and the per-adapter
+ * loop at every point (worst point shown), and GPU backends compile no more programs over the whole
+ * grid than there are token buckets (sizes travel as uniforms).
+ */
+export function sweepTargets(s: SweepResults): Target[] {
+  const targets: Target[] = [];
+  for (const g of s.grids) {
+    // The simulator's wall-clock is not a TPU's: its targets are the cost model's (its own report).
+    if (g.backend.startsWith('tpu-sim')) continue;
+    const worst = (f: (p: GridResult['points'][number]) => number | undefined) => {
+      const values = g.points.map(f).filter((v): v is number => v !== undefined);
+      return values.length > 0 ? Math.min(...values) : undefined;
+    };
+    const naive = worst((p) => p.naiveOverLoRA);
+    const loop = worst((p) => p.loopOverLoRA);
+    const where = `grid, ${g.points.length} points`;
+    if (naive !== undefined)
+      targets.push({ name: `${g.backend}: worst point vs naive composition`, shape: where, value: naive, goal: '≥ 1×', met: naive >= 1 });
+    if (loop !== undefined)
+      targets.push({ name: `${g.backend}: worst point vs per-adapter loop`, shape: where, value: loop, goal: '≥ 1×', met: loop >= 1 });
+    if (g.backend.startsWith('cpu')) continue;
+    // The static-shape bound of the GPU backend issues: no more programs than token buckets for
+    // T up to 4096, whatever the batches. Counted over everything this process or page ran
+    // (kernel contests, every grid point), since tfjs compiles a program once per process.
+    const buckets = tokenBuckets(4096).length;
+    targets.push({
+      name: `${g.backend}: programs compiled (whole run)`,
+      shape: where,
+      value: g.programsTotal,
+      goal: `≤ ${buckets} (token buckets)`,
+      met: g.programsTotal <= buckets,
+      unit: 'count',
+    });
+  }
+  return targets;
+}
