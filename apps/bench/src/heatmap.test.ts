@@ -2,7 +2,8 @@ import './backends.js';
 import { PRESETS } from '@lora/demo/serving';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { runHeatmap } from './heatmap.js';
+import { HEATMAPS, runHeatmap } from './heatmap.js';
+import { tpuSimHeatmap } from './heatmap-tpu.js';
 import { heatmapSvgOf, heatmapTable } from './report-grid.js';
 
 describe('slowdown heatmap', () => {
@@ -30,4 +31,18 @@ describe('slowdown heatmap', () => {
     expect(svg.match(/<rect /g)).toHaveLength(1 + 4);
     expect(svg).toContain('—');
   }, 60_000);
+});
+
+describe('tpu-sim cost-model heatmap', () => {
+  it('prices every cell; longer inputs dilute LoRA (the base step reads more KV cache)', () => {
+    const h = tpuSimHeatmap(HEATMAPS.full, 'all-on');
+    expect(h.cells).toHaveLength(HEATMAPS.full.lengths.length * HEATMAPS.full.concurrency.length);
+    for (const c of h.cells) {
+      expect(c.slowdown).toBeGreaterThan(0);
+      expect(c.slowdown).toBeCloseTo(c.loraMs / c.baseMs - 1, 10);
+    }
+    const at = (length: number, concurrency: number) => h.cells.find((c) => c.length === length && c.concurrency === concurrency)!.slowdown;
+    expect(at(8192, 64)).toBeLessThan(at(128, 64));
+    expect(heatmapTable(h)).toMatch(/cost model/);
+  });
 });

@@ -38,6 +38,8 @@ export interface HeatmapResult {
   cells: HeatmapCell[];
   /** Cells not measured, and why (e.g. a KV cache over the memory limit). */
   skipped: Array<{ length: number; concurrency: number; reason: string }>;
+  /** What a cell is, where it is not a measured decode forward of the demo model (the cost-model heatmap). */
+  note?: string;
 }
 
 export interface HeatmapOptions {

@@ -74,7 +74,7 @@ export function heatmapTable(h: HeatmapResult): string {
   const skipped = h.skipped.map((s) => `${s.length} × ${s.concurrency}: ${s.reason}`);
   return (
     `### LoRA slowdown of a decode forward on ${h.backend} (model "${h.preset}", ${h.adapters} adapters of rank ${h.rank} on every linear module)\n\n` +
-    `${markdownTable(rows)}\n\nEach cell: one decode step of that many sequences whose KV caches hold that many tokens, time with LoRA / time on the base model − 1 (median of the rounds).` +
+    `${markdownTable(rows)}\n\n${h.note ?? 'Each cell: one decode step of that many sequences whose KV caches hold that many tokens, time with LoRA / time on the base model − 1 (median of the rounds).'}` +
     (skipped.length > 0 ? ` Not measured: ${skipped.join('; ')}.` : '')
   );
 }

@@ -4,7 +4,8 @@ import { initWasm } from './backends.js';
 import { runInChromium } from './browser.js';
 import type { BrowserTask } from './browser-task.js';
 import { type GridResult, runGrid } from './grid.js';
-import { type HeatmapAxes, type HeatmapResult, runHeatmap } from './heatmap.js';
+import { HEATMAPS, type HeatmapAxes, type HeatmapResult, runHeatmap } from './heatmap.js';
+import { tpuSimHeatmap } from './heatmap-tpu.js';
 import { copyRate, type Target } from './kernels.js';
 import type { BackendSpec, KernelShape } from './methods.js';
 import type { Progress } from './progress.js';
@@ -72,6 +73,8 @@ export async function runGridsAndHeatmaps(plan: SweepPlan, progress: Progress, l
     const { preset } = plan.heatmap;
     const sizes = { rounds: plan.rounds, adapters: 8, rank: 16, kvLimitBytes: KV_LIMIT_BYTES };
     out.heatmaps.push(await runHeatmap(cpu, preset, plan.heatmap.cpu, { ...sizes, onCell: step }));
+    // Priced, not timed: milliseconds for the whole grid.
+    out.heatmaps.push(tpuSimHeatmap(HEATMAPS.full, 'all-on'), tpuSimHeatmap(HEATMAPS.full, 'einsum'));
     // webgpu's heatmap comes from Chromium: in Node, Dawn's read-back after each decode step (the
     // model reads its logits) swings by ±50 % on SwiftShader, more than the slowdown measured.
     if (plan.browser) {

@@ -10,45 +10,28 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Random, slotIndices } from '@lora/conformance';
 import { computeMapping, type LoRAMapping } from '@lora/core';
-import { CHIPS, type ChipSpec, FLAG_NAMES, resolveTpuSimOptions, TpuSim, type TpuSimFlags } from '../src/index.js';
+import {
+  CHIPS,
+  estimateBaseStep,
+  estimateLoRAStep,
+  FLAG_NAMES,
+  LLAMA_3_1_8B,
+  LLAMA_3_1_70B_TP8,
+  type LlamaShape,
+  priceLayer,
+  resolveTpuSimOptions,
+  TpuSim,
+  type TpuSimFlags,
+} from '../src/index.js';
 
-interface Model {
-  name: string;
-  hidden: number;
-  q: number;
-  kv: number;
-  intermediate: number;
-  layers: number;
-  vocab: number;
-  /** Tensor-parallel chips: each holds 1/tp of every sharded dimension. */
-  tp: number;
+interface Model extends LlamaShape {
   /** Seed's measured throughput without and with LoRA (tok/s). */
   seed: { base: number; lora: number; what: string };
 }
 
 const MODELS: Model[] = [
-  {
-    name: 'Llama-3.1-8B, 1× v6e',
-    hidden: 4096,
-    q: 4096,
-    kv: 1024,
-    intermediate: 14336,
-    layers: 32,
-    vocab: 128256,
-    tp: 1,
-    seed: { base: 1621.62, lora: 1426.01, what: 'MLPerf offline' },
-  },
-  {
-    name: 'Llama-3.1-70B, 8× v6e (TP 8)',
-    hidden: 8192,
-    q: 8192,
-    kv: 1024,
-    intermediate: 28672,
-    layers: 80,
-    vocab: 128256,
-    tp: 8,
-    seed: { base: 432.96, lora: 326.71, what: 'MLPerf offline' },
-  },
+  { ...LLAMA_3_1_8B, seed: { base: 1621.62, lora: 1426.01, what: 'MLPerf offline' } },
+  { ...LLAMA_3_1_70B_TP8, seed: { base: 432.96, lora: 326.71, what: 'MLPerf offline' } },
 ];
 
 const RANK = 16;
@@ -56,34 +39,6 @@ const ADAPTERS = 8;
 const DECODE = [64, 128, 256];
 const PREFILL = [128, 512, 2048, 8192];
 const MAX_TOKENS = 8192;
-
-/** One LoRA-wrapped linear on one chip: shrink input width and the expand output slices. */
-interface Module {
-  name: string;
-  input: number;
-  slices: number[];
-}
-
-/** vLLM's targets on every layer; column-parallel B and row-parallel A are sharded across chips. */
-function modules(m: Model): Module[] {
-  const s = (n: number) => n / m.tp;
-  return [
-    { name: 'qkv_proj', input: m.hidden, slices: [s(m.q), s(m.kv), s(m.kv)] },
-    { name: 'o_proj', input: s(m.q), slices: [m.hidden] },
-    { name: 'gate_up_proj', input: m.hidden, slices: [s(m.intermediate), s(m.intermediate)] },
-    { name: 'down_proj', input: s(m.intermediate), slices: [m.hidden] },
-  ];
-}
-
-/** Base step on one chip: read its bf16 weights once, and its matmul FLOPs (roofline max). */
-function baseStep(m: Model, chip: ChipSpec, tokens: number, sampled: number) {
-  const perLayer = m.hidden * (m.q + 2 * m.kv) + m.q * m.hidden + 3 * m.hidden * m.intermediate;
-  const linear = (perLayer * m.layers) / m.tp;
-  const weights = linear + (2 * m.vocab * m.hidden) / m.tp; // + embedding and lm_head
-  const flops = 2 * tokens * linear + (2 * sampled * m.vocab * m.hidden) / m.tp;
-  const bytes = 2 * weights;
-  return { seconds: Math.max(flops / chip.peakBf16Flops, bytes / chip.hbmBytesPerSecond), flops, bytes };
-}
 
 type Kind = 'decode' | 'decode, 1 adapter' | 'prefill';
 
@@ -93,45 +48,6 @@ function mapping(tokens: number, kind: Kind, seed: number): LoRAMapping {
   const pattern = kind === 'decode' ? 'random' : kind === 'prefill' ? 'requests' : 'single';
   const slots = slotIndices(rng, pattern, tokens, ADAPTERS).map((s) => Math.max(s, 0));
   return computeMapping(slots, { maxLoras: ADAPTERS, maxNumTokens: MAX_TOKENS });
-}
-
-const empty = new Float32Array(0);
-
-/** Prices one layer's LoRA calls (shrink + expand per module) in a cost-only simulator. */
-function priceLayer(sim: TpuSim, m: Model, meta: LoRAMapping): void {
-  for (const mod of modules(m)) {
-    const loraA = mod.slices.map(() => empty);
-    sim.shrink({ x: empty, hidden: mod.input, loraA, slots: ADAPTERS, rank: RANK, meta, scale: 1 });
-    const width = mod.slices.reduce((a, b) => a + b, 0);
-    sim.expand({
-      y: empty,
-      width,
-      x: empty,
-      loraB: loraA,
-      slots: ADAPTERS,
-      rank: RANK,
-      outputSlices: mod.slices,
-      offsetStart: 0,
-      addInputs: true,
-      meta,
-    });
-  }
-}
-
-/** Estimated LoRA seconds of one model step (all layers, all modules) under `options`. */
-function loraStep(m: Model, options: Record<string, unknown>, meta: LoRAMapping) {
-  const sim = new TpuSim(resolveTpuSimOptions(options), { costOnly: true });
-  priceLayer(sim, m, meta);
-  const t = sim.totals;
-  return {
-    seconds: t.kernelMicros * 1e-6 * m.layers,
-    secondsWithApiGlue: t.estimatedMicros * 1e-6 * m.layers,
-    hbmBytes: t.hbmBytes * m.layers,
-    mxuFlops: t.mxuFlops * m.layers,
-    usefulFlops: t.usefulFlops * m.layers,
-    gridSteps: t.gridSteps * m.layers,
-    stepsSkipped: t.stepsSkipped * m.layers,
-  };
 }
 
 /** The seed's order: each step adds one optimisation to the previous one. */
@@ -157,7 +73,7 @@ function compiles(m: Model, options: Record<string, unknown>): number {
     const slots = slotIndices(rng, rng.pick(['random', 'single', 'requests'] as const), T, rng.int(1, ADAPTERS));
     const meta = computeMapping(slots, { maxLoras: ADAPTERS, maxNumTokens: 4096 });
     if (meta.noLoRA) continue; // core skips the kernels for such batches
-    priceLayer(sim, m, meta);
+    priceLayer(sim, m, meta, { adapters: ADAPTERS, rank: RANK });
   }
   return sim.cache.compiled;
 }
@@ -199,11 +115,11 @@ function main(): void {
     md.push(`## ${m.name}`, '', "### LoRA time per step (µs), optimisations switched on in the seed's order", '');
     md.push(`| variant | ${scenarios.map((s) => `${s.kind} ${s.tokens}`).join(' | ')} |`);
     md.push(`|---|${scenarios.map(() => '---:').join('|')}|`);
-    const table = steps.map((st) => ({ label: st.label, values: [] as ReturnType<typeof loraStep>[] }));
+    const table = steps.map((st) => ({ label: st.label, values: [] as ReturnType<typeof estimateLoRAStep>[] }));
     scenarios.forEach((sc, i) => {
       const meta = mapping(sc.tokens, sc.kind, 1000 + i);
       steps.forEach((st, k) => {
-        table[k]!.values.push(loraStep(m, st.options, meta));
+        table[k]!.values.push(estimateLoRAStep(m, st.options, meta, { adapters: ADAPTERS, rank: RANK }));
       });
     });
     for (const row of table) md.push(`| ${row.label} | ${row.values.map((v) => us(v.seconds)).join(' | ')} |`);
@@ -215,7 +131,7 @@ function main(): void {
     const allOn = steps.findIndex((s) => s.label === '+ bucketing');
     const einsum = steps.length - 1;
     scenarios.forEach((sc, i) => {
-      const base = baseStep(m, chip, sc.tokens, sc.sampled).seconds;
+      const base = estimateBaseStep(m, chip, { tokens: sc.tokens, sampled: sc.sampled }).seconds;
       const [off, on, ein] = [table[0]!.values[i]!, table[allOn]!.values[i]!, table[einsum]!.values[i]!];
       const slow = (l: number) => base / (base + l) - 1;
       md.push(
@@ -230,7 +146,7 @@ function main(): void {
     });
     const seedSlow = m.seed.lora / m.seed.base - 1;
     const d128 = scenarios.findIndex((sc) => sc.kind === 'decode' && sc.tokens === 128);
-    const base128 = baseStep(m, chip, 128, 128).seconds;
+    const base128 = estimateBaseStep(m, chip, { tokens: 128, sampled: 128 }).seconds;
     const at = (row: number) => base128 / (base128 + table[row]!.values[d128]!.seconds) - 1;
     summary.push(`${m.name}: all-on ${pct(at(allOn))}, einsum ${pct(at(einsum))} at decode 128 vs the seed's ${pct(seedSlow)}`);
     md.push('', `Seed (measured, ${m.seed.what}): ${m.seed.base} → ${m.seed.lora} tok/s = **${pct(seedSlow)}**.`, '');

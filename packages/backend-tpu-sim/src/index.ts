@@ -7,6 +7,18 @@ import { TpuSim, type TpuSimStats } from './sim.js';
 export { bf16Bits, bf16FromBits, roundBf16, roundBf16Array } from './bf16.js';
 export { CHIPS, type ChipSpec, DEFAULT_STEP_OVERHEAD_SECONDS } from './chips.js';
 export { type CostTotals, estimateSeconds, type OpCost } from './cost.js';
+export {
+  type BaseStepShape,
+  estimateBaseStep,
+  estimateLoRAStep,
+  LLAMA_3_1_8B,
+  LLAMA_3_1_70B_TP8,
+  type LlamaShape,
+  type LoRAModule,
+  loraModules,
+  priceLayer,
+  type StackShape,
+} from './estimate.js';
 export { type Lanes, laneLayout } from './kernels/plan.js';
 export {
   FLAG_NAMES,
