@@ -25,12 +25,12 @@ describe('kernel bench on tiny shapes', () => {
       'prefill: engine js vs per-adapter loop',
       'prefill: engine wasm: share of wasm base matmul',
       'prefill: engine wasm vs engine js (scalar)',
-      'decode: webgpu (node) vs naive tfjs composition',
-      'decode: webgpu (node) vs per-adapter loop',
-      'decode: webgpu (node): share of its base matmul',
-      'prefill: webgpu (node) vs naive tfjs composition',
-      'prefill: webgpu (node) vs per-adapter loop',
-      'prefill: webgpu (node): share of its base matmul',
+      'decode, H = 64: webgpu (node) vs naive tfjs composition',
+      'decode, H = 64: webgpu (node) vs per-adapter loop',
+      'decode, H = 64: webgpu (node): share of its base matmul',
+      'prefill, H = 64: webgpu (node) vs naive tfjs composition',
+      'prefill, H = 64: webgpu (node) vs per-adapter loop',
+      'prefill, H = 64: webgpu (node): share of its base matmul',
     ]);
     for (const r of results)
       expect(Object.keys(r.gpu?.samples ?? {}).sort()).toEqual(['base-webgpu', 'loop-webgpu', 'lora-webgpu', 'naive-webgpu']);

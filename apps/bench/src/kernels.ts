@@ -50,19 +50,23 @@ export interface ShapeResult {
 
 export interface GpuContest {
   backend: string;
+  /** The shape it ran (GPU contests may run smaller shapes than the CPU one of the same name). */
+  shape: KernelShape;
   samples: Record<string, Sample>;
-  naiveOverLoRA: number;
+  /** Undefined where the naive composition's gathers were too big to run (WebGL's texture limit). */
+  naiveOverLoRA?: number;
   loopOverLoRA: number;
   loraShareOfBase: number;
 }
 
 /** The ratios of one GPU contest, from its samples (`lora-<backend>`, `naive-<backend>`, ...). */
-export function gpuContest(backend: string, samples: Record<string, Sample>): GpuContest {
+export function gpuContest(backend: string, samples: Record<string, Sample>, shape: KernelShape): GpuContest {
   const med = (id: string) => samples[`${id}-${backend}`]?.median as number;
   return {
     backend,
+    shape,
     samples,
-    naiveOverLoRA: med('naive') / med('lora'),
+    naiveOverLoRA: samples[`naive-${backend}`] ? med('naive') / med('lora') : undefined,
     loopOverLoRA: med('loop') / med('lora'),
     loraShareOfBase: med('lora') / med('base'),
   };
@@ -146,7 +150,7 @@ export async function runKernelBench(opts: KernelBenchOptions): Promise<ShapeRes
       try {
         const samples = await measure(g.methods, { ...opts, rounds: Math.min(opts.rounds, 3), prefix: `${shape.name} webgpu: ` });
         const target = results[i];
-        if (target) target.gpu = gpuContest('webgpu', Object.fromEntries(samples));
+        if (target) target.gpu = gpuContest('webgpu', Object.fromEntries(samples), shape);
       } finally {
         g.dispose();
       }
@@ -182,9 +186,10 @@ export function kernelTargets(results: readonly ShapeResult[]): Target[] {
   for (const { shape, gpu, browser } of results) {
     for (const g of [...(gpu ? [gpu] : []), ...(browser ?? [])]) {
       const where = g === gpu ? `${g.backend} (node)` : `${g.backend} (chromium)`;
-      add(`${where} vs naive tfjs composition`, shape.name, g.naiveOverLoRA, '≥ 5×', (v) => v >= 5);
-      add(`${where} vs per-adapter loop`, shape.name, g.loopOverLoRA, '≥ 2×', (v) => v >= 2);
-      add(`${where}: share of its base matmul`, shape.name, g.loraShareOfBase, '≤ 10 %', (v) => v <= 0.1);
+      const at = `${shape.name}, H = ${g.shape.hidden}`;
+      add(`${where} vs naive tfjs composition`, at, g.naiveOverLoRA, '≥ 5×', (v) => v >= 5);
+      add(`${where} vs per-adapter loop`, at, g.loopOverLoRA, '≥ 2×', (v) => v >= 2);
+      add(`${where}: share of its base matmul`, at, g.loraShareOfBase, '≤ 10 %', (v) => v <= 0.1);
     }
   }
   return targets;

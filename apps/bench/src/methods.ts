@@ -268,6 +268,12 @@ export async function buildBackendContenders(
   };
 }
 
+/**
+ * The naive composition's gathers are plain tensors: on WebGL a 512 MB one (prefill at H = 4096)
+ * exceeds the 8192 × 8192 texture limit, so GPU contests leave it out above 256 MB.
+ */
+export const GPU_NAIVE_LIMIT_BYTES = 256 * 2 ** 20;
+
 /** The contest on a GPU backend by name (webgpu in Node; webgl and webgpu in Chromium). */
 export const buildGpuContenders = (shape: KernelShape, backend = 'webgpu'): Promise<Contenders> =>
-  buildBackendContenders(shape, { id: backend, label: backend, backend });
+  buildBackendContenders(shape, { id: backend, label: backend, backend }, { naiveLimitBytes: GPU_NAIVE_LIMIT_BYTES });

@@ -49,7 +49,7 @@ export function kernelTable(results: readonly ShapeResult[]): string {
       for (const sample of Object.values(g.samples))
         gpuRows.push([sample.label, ms(sample.median), String(sample.times.length), `${(sample.median / lora).toFixed(1)}×`]);
       parts.push(
-        `#### ${s.name} on ${g.backend} in ${g.where} (software-rendered here: compare ratios only)\n\n${markdownTable(gpuRows)}\n\nLoRA share of the ${g.backend} base matmul: ${pct(g.loraShareOfBase)}.`,
+        `#### ${s.name} on ${g.backend} in ${g.where}: T = ${g.shape.numTokens}, H = ${g.shape.hidden}, O = ${g.shape.out} (software-rendered here: compare ratios only)\n\n${markdownTable(gpuRows)}\n\nLoRA share of the ${g.backend} base matmul: ${pct(g.loraShareOfBase)}.`,
       );
     }
   }
