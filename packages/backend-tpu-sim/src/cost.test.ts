@@ -69,8 +69,7 @@ describe('cost model: shrink kernels, exact bytes and FLOPs', () => {
 
 describe('cost model: expand kernels', () => {
   const O = 512;
-  const expand = (options: Record<string, unknown>) => {
-    const sim = new TpuSim(resolveTpuSimOptions(options));
+  const expandOnce = (sim: TpuSim, addInputs = true) =>
     sim.expand({
       y: ones(T * O),
       width: O,
@@ -80,9 +79,12 @@ describe('cost model: expand kernels', () => {
       rank: R,
       outputSlices: [O],
       offsetStart: 0,
-      addInputs: true,
+      addInputs,
       meta,
     });
+  const expand = (options: Record<string, unknown>) => {
+    const sim = new TpuSim(resolveTpuSimOptions(options));
+    expandOnce(sim);
     return sim;
   };
 
@@ -108,18 +110,7 @@ describe('cost model: expand kernels', () => {
   it('stats() keeps running totals and estimated time is the sum of the ops', () => {
     const sim = expand({ preset: 'all-on' });
     const first = sim.stats();
-    sim.expand({
-      y: ones(T * O),
-      width: O,
-      x: ones(T * R),
-      loraB: [ones(L * O * R)],
-      slots: L,
-      rank: R,
-      outputSlices: [O],
-      offsetStart: 0,
-      addInputs: false,
-      meta,
-    });
+    expandOnce(sim, false);
     const second = sim.stats();
     expect(second.calls).toBe(2);
     expect(second.programsCompiled).toBe(1); // same static shapes: no recompile
