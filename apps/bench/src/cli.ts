@@ -20,20 +20,22 @@ const SECTIONS = ['kernels', 'grid', 'heatmap', 'adapters', 'model'] as const;
 
 const HELP = `pnpm bench [--quick | --tiny] [--only ${SECTIONS.join(',')}] [--json] [--out DIR] [--no-wasm] [--no-gpu] [--gpu-full] [--no-browser] [--rounds N]
 
-Kernel benchmark of the CPU backend at decode (T = 32, 8 adapters) and prefill (T = 2048,
-4 adapters) shapes, H = O = 4096, rank 16, against the naive tfjs composition, the per-adapter
-loop and the base matmul on tfjs cpu and wasm. Prints progress to stderr, a table and the
-targets at the end; then adapter activation in a 4-layer Llama-shaped model and parsing a
-50 MB safetensors file; then the demo model serving 16 requests on 8 adapters with and
-without LoRA on every backend that runs in Node (cpu engine wasm and js, webgpu through Dawn
-when it has an adapter).
-grid: the same contest over T {1..2048} x distinct adapters {1,4,8,16} x rank {8,16,64} on every
-backend (cpu in Node, webgpu through Dawn, webgl and webgpu in Chromium; GPUs on the --quick grid
-unless --gpu-full), with a CPU roofline against a copy benchmark. heatmap: the LoRA slowdown of a
-demo-model decode forward, input length {128..8k} x concurrency {1,4,16,64}, per backend.
-Writes bench-results/report.{md,json} and SVG figures (grid-*, heatmap-*, roofline-cpu). --only
-takes a comma-separated list. --json prints the ratios (stable keys, no absolute times) on stdout
-for comparing two commits.`;
+kernels   addLoRALinear at decode (T = 32, 8 adapters) and prefill (T = 2048, 4 adapters),
+          H = O = 4096, rank 16, against the naive tfjs composition, the per-adapter loop and
+          the base matmul: cpu (engine js and wasm), webgpu through Dawn, webgl and webgpu in
+          Chromium.
+grid      the same contest over T {1..2048} x distinct adapters {1,4,8,16} x rank {8,16,64} on
+          every backend (GPUs and tpu-sim on the --quick grid unless --gpu-full; tpu-sim adds its
+          cost model's v6e time), with a CPU roofline against a copy benchmark.
+heatmap   LoRA slowdown of a demo-model decode forward, input length {128..8k} x concurrency
+          {1,4,16,64}, per backend (tpu-sim: priced by its cost model for Llama-3.1-8B).
+adapters  activating an adapter in a 4-layer Llama-shaped model; parsing 50 MB of safetensors.
+model     the demo model serving 16 requests on 8 adapters with and without LoRA on every
+          backend that runs in Node.
+
+Progress goes to stderr; tables and the targets (met or not) to stdout; files to
+bench-results/: report.{md,json} and SVG figures (grid-*, heatmap-*, roofline-cpu). --json prints
+the ratios (stable keys, no absolute times) on stdout for comparing two commits.`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
