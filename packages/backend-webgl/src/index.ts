@@ -1,14 +1,5 @@
-import {
-  checkBackendOptions,
-  type LoRABackend,
-  LoRAError,
-  type LoRAMapping,
-  MappingUploads,
-  registerLoRABackend,
-  runExpandKernel,
-  runShrinkKernel,
-} from '@lora/core';
-import { findBackend, getKernel, registerKernel, setBackend, type Tensor } from '@tensorflow/tfjs-core';
+import { checkBackendOptions, defineLoRABackend, type LoRABackend, LoRAError, MappingUploads, registerLoRABackend } from '@lora/core';
+import { findBackend, type Tensor } from '@tensorflow/tfjs-core';
 import { webglKernels } from './kernels.js';
 import { PROGRAM_MARKER } from './programs.js';
 
@@ -61,23 +52,20 @@ export function paddedIndex(tokenLoraIndices: Int32Array): Int32Array {
 export function createWebGLBackend(options: Readonly<Record<string, unknown>> = {}): LoRABackend {
   checkBackendOptions('webgl', options, []);
   const uploads = new MappingUploads();
-  const indexFor = (meta: LoRAMapping): Record<string, Tensor> =>
-    meta.singleLoRA ? {} : { idx: uploads.get(meta, (m) => paddedIndex(m.tokenLoraIndices)) };
-  return {
+  return defineLoRABackend({
     name: 'webgl',
     tfBackend: 'webgl',
-    async init() {
+    kernels: webglKernels(),
+    install: '@tensorflow/tfjs-backend-webgl',
+    async prepare() {
       const problem = webglProblem();
       if (problem) throw new LoRAError('E_BACKEND', problem);
       await import('@tensorflow/tfjs-backend-webgl');
-      for (const kernel of webglKernels()) if (getKernel(kernel.kernelName, kernel.backendName) === undefined) registerKernel(kernel);
-      if (!(await setBackend('webgl'))) throw new LoRAError('E_BACKEND', 'tf.setBackend("webgl") failed');
     },
-    shrink(x, loraA, meta, scale) {
-      return runShrinkKernel(x, loraA, meta, scale, indexFor(meta));
-    },
-    expand(y, x, loraB, meta, outputSlices, offsetStart, addInputs) {
-      return runExpandKernel(y, x, loraB, meta, outputSlices, offsetStart, addInputs, indexFor(meta));
+    /** The token→slot index, uploaded once per mapping; single-adapter batches read a uniform instead. */
+    inputs(meta): Record<string, Tensor> {
+      if (meta.singleLoRA) return {};
+      return { idx: uploads.get(meta, (m) => paddedIndex(m.tokenLoraIndices)) };
     },
     stats() {
       // tfjs caches compiled programs under keys that contain their source.
@@ -85,10 +73,8 @@ export function createWebGLBackend(options: Readonly<Record<string, unknown>> = 
       const programsCompiled = Object.keys(cache).filter((k) => k.includes(PROGRAM_MARKER)).length;
       return { programsCompiled, ...uploads.held() };
     },
-    dispose() {
-      uploads.dispose();
-    },
-  };
+    dispose: () => uploads.dispose(),
+  });
 }
 
 registerLoRABackend('webgl', createWebGLBackend);

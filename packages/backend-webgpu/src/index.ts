@@ -1,14 +1,5 @@
-import {
-  checkBackendOptions,
-  type LoRABackend,
-  LoRAError,
-  type LoRAMapping,
-  MappingUploads,
-  registerLoRABackend,
-  runExpandKernel,
-  runShrinkKernel,
-} from '@lora/core';
-import { getKernel, registerKernel, setBackend, type Tensor } from '@tensorflow/tfjs-core';
+import { checkBackendOptions, defineLoRABackend, type LoRABackend, LoRAError, MappingUploads, registerLoRABackend } from '@lora/core';
+import { findBackend } from '@tensorflow/tfjs-core';
 import { batchLayout, useSegments } from './batch-layout.js';
 import { webgpuKernels } from './kernels.js';
 import { initNodeWebGPU } from './node.js';
@@ -44,12 +35,6 @@ const probeAdapter = () =>
  */
 export type WebGPUPath = 'auto' | 'bgmv' | 'sgmv';
 
-/** The tfjs webgpu backend instance, for counting our compiled pipelines. */
-async function webgpuBackend(): Promise<{ pipelineCache?: Record<string, unknown> } | undefined> {
-  const tf = await import('@tensorflow/tfjs-core');
-  return tf.findBackend('webgpu') as { pipelineCache?: Record<string, unknown> } | undefined;
-}
-
 /**
  * The WebGPU backend: WGSL shrink/expand programs run by tfjs-backend-webgpu. The token→slot index
  * is uploaded once per batch (per mapping), single-adapter batches skip it, batches without LoRA
@@ -62,20 +47,13 @@ export function createWebGPUBackend(options: Readonly<Record<string, unknown>> =
     throw new LoRAError('E_CONFIG', `backendOptions.path must be "auto", "bgmv" or "sgmv", got ${JSON.stringify(options.path)}`);
   }
   let software = false;
-  let tfBackend: { pipelineCache?: Record<string, unknown> } | undefined;
   const uploads = new MappingUploads();
-
-  /** The batch layout, uploaded once per mapping, under the name that picks the kernels' path. */
-  const indexFor = (meta: LoRAMapping): Record<string, Tensor> => {
-    const segmented = path === 'sgmv' ? meta.numLoRATokens > 0 : path === 'auto' && !software && useSegments(meta);
-    if (!segmented && meta.singleLoRA) return {};
-    return { [segmented ? 'segments' : 'batch']: uploads.get(meta, (m) => batchLayout(m).data) };
-  };
-
-  return {
+  return defineLoRABackend({
     name: 'webgpu',
     tfBackend: 'webgpu',
-    async init() {
+    kernels: webgpuKernels(),
+    install: '@tensorflow/tfjs-backend-webgpu',
+    async prepare() {
       await initNodeWebGPU({ vulkanIcd: options.vulkanIcd as string | undefined });
       const adapter = await probeAdapter();
       software = adapter.software;
@@ -88,25 +66,21 @@ export function createWebGPUBackend(options: Readonly<Record<string, unknown>> =
         );
       }
       await import('@tensorflow/tfjs-backend-webgpu');
-      for (const kernel of webgpuKernels()) if (getKernel(kernel.kernelName, kernel.backendName) === undefined) registerKernel(kernel);
-      if (!(await setBackend('webgpu'))) throw new LoRAError('E_BACKEND', 'tf.setBackend("webgpu") failed');
-      tfBackend = await webgpuBackend();
     },
-    shrink(x, loraA, meta, scale) {
-      return runShrinkKernel(x, loraA, meta, scale, indexFor(meta));
-    },
-    expand(y, x, loraB, meta, outputSlices, offsetStart, addInputs) {
-      return runExpandKernel(y, x, loraB, meta, outputSlices, offsetStart, addInputs, indexFor(meta));
+    /** The batch layout, uploaded once per mapping, under the name that picks the kernels' path. */
+    inputs(meta) {
+      const segmented = path === 'sgmv' ? meta.numLoRATokens > 0 : path === 'auto' && !software && useSegments(meta);
+      if (!segmented && meta.singleLoRA) return {};
+      return { [segmented ? 'segments' : 'batch']: uploads.get(meta, (m) => batchLayout(m).data) };
     },
     stats() {
-      const programsCompiled = Object.keys(tfBackend?.pipelineCache ?? {}).filter((k) => k.startsWith(SHADER_PREFIX)).length;
+      const cache = (findBackend('webgpu') as { pipelineCache?: Record<string, unknown> } | null)?.pipelineCache ?? {};
+      const programsCompiled = Object.keys(cache).filter((k) => k.startsWith(SHADER_PREFIX)).length;
       // Held on purpose (this batch's layout uploads), reported so leak checks can tell them apart.
       return { programsCompiled, ...uploads.held(), softwareAdapter: software ? 1 : 0 };
     },
-    dispose() {
-      uploads.dispose();
-    },
-  };
+    dispose: () => uploads.dispose(),
+  });
 }
 
 registerLoRABackend('webgpu', createWebGPUBackend);

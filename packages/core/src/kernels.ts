@@ -120,6 +120,8 @@ export interface KernelBackendSpec {
   readonly target?: KernelTarget;
   /** Runs before the tfjs backend is selected (load a wasm module, pick a device...). */
   prepare?(): Promise<void>;
+  /** Backend-specific inputs of a batch's calls, given to both kernels (GPU backends: the uploaded token→slot index). */
+  inputs?(meta: LoRAMapping): NamedTensorMap;
   stats?(): LoRABackendStats;
   dispose?(): void;
   /** What to install when the tfjs backend is missing, for the E_BACKEND message. */
@@ -154,11 +156,11 @@ export function defineLoRABackend(spec: KernelBackendSpec): LoRABackend {
     },
     shrink(x, loraA, meta, scale) {
       calls++;
-      return runShrinkKernel(x, loraA, meta, scale, {}, spec.target);
+      return runShrinkKernel(x, loraA, meta, scale, spec.inputs?.(meta), spec.target);
     },
     expand(y, x, loraB, meta, outputSlices, offsetStart, addInputs) {
       calls++;
-      return runExpandKernel(y, x, loraB, meta, outputSlices, offsetStart, addInputs, {}, spec.target);
+      return runExpandKernel(y, x, loraB, meta, outputSlices, offsetStart, addInputs, spec.inputs?.(meta), spec.target);
     },
     stats() {
       return { programsCompiled: 0, kernelCalls: calls, ...spec.stats?.() };
