@@ -14,7 +14,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
  */
 export async function runInChromium(
   backends: readonly string[],
-  task: BrowserTask,
+  /** One task for every backend, or one per backend. */
+  task: BrowserTask | ((backend: string) => BrowserTask),
   onProgress?: (line: string) => void,
 ): Promise<BrowserResult[]> {
   const server = await createServer({
@@ -42,7 +43,7 @@ export async function runInChromium(
     for (const backend of backends) {
       const page = await browser.newPage();
       await page.exposeFunction('__loraProgress', (label: string) => onProgress?.(`chromium ${label}`));
-      const query = new URLSearchParams({ backend, task: JSON.stringify(task) });
+      const query = new URLSearchParams({ backend, task: JSON.stringify(typeof task === 'function' ? task(backend) : task) });
       const failed = new Promise<never>((_, reject) => page.on('pageerror', (e) => reject(new Error(`${backend} page: ${e.message}`))));
       await page.goto(`http://127.0.0.1:${port}/browser/index.html?${query}`);
       await Promise.race([

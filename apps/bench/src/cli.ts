@@ -131,15 +131,16 @@ async function main(): Promise<void> {
   if (runKernels && browser) {
     // WebGL on SwiftShader runs the full shapes in about a minute; WebGPU there takes several
     // (workgroup memory and barriers are emulated), so it keeps the GPU shapes.
-    const browserShapes = { webgl: gpuMode === 'quick' ? shapes : gpuShapes, webgpu: gpuShapes };
-    for (const [backend, contestShapes] of Object.entries(browserShapes)) {
-      const task = { kind: 'contest' as const, shapes: contestShapes, rounds: Math.min(rounds, 3) };
-      for (const contest of await runInChromium([backend], task, (l) => progress.step(l))) {
-        if (contest.error) log(`${contest.backend} in Chromium: ${contest.error}`);
-        for (const { shape, samples } of contest.contest ?? []) {
-          const r = results.find((x) => x.shape.name === shape.name);
-          if (r) r.browser = [...(r.browser ?? []), gpuContest(contest.backend, samples, shape)];
-        }
+    const task = (backend: string) => ({
+      kind: 'contest' as const,
+      shapes: backend === 'webgl' && gpuMode === 'quick' ? shapes : gpuShapes,
+      rounds: Math.min(rounds, 3),
+    });
+    for (const contest of await runInChromium(['webgl', 'webgpu'], task, (l) => progress.step(l))) {
+      if (contest.error) log(`${contest.backend} in Chromium: ${contest.error}`);
+      for (const { shape, samples } of contest.contest ?? []) {
+        const r = results.find((x) => x.shape.name === shape.name);
+        if (r) r.browser = [...(r.browser ?? []), gpuContest(contest.backend, samples, shape)];
       }
     }
   } else if (runKernels && !values['no-browser']) log(`browser contests skipped: ${CHROMIUM_PATH} is not installed`);

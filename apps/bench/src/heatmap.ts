@@ -1,4 +1,4 @@
-import { createLoRA } from '@lora/core';
+import { createLoRA, type LoRARuntime } from '@lora/core';
 import { type Chunk, headDim, LlamaModel, type ModelConfig, Sequence, seededWeights } from '@lora/demo/serving';
 import * as tf from '@tensorflow/tfjs-core';
 import { median } from './measure.js';
@@ -112,7 +112,7 @@ export async function runHeatmap(spec: BackendSpec, preset: ModelConfig, axes: H
 
 async function measureCell(
   model: LlamaModel,
-  rt: Awaited<ReturnType<typeof createLoRA>>,
+  rt: LoRARuntime,
   ids: readonly string[],
   length: number,
   concurrency: number,

@@ -26,7 +26,10 @@ export function gridTable(g: GridResult, copyGBps?: number): string {
       times(p.loopOverLoRA),
       pct(p.loraShareOfBase),
     ];
-    if (copyGBps !== undefined) row.push(gbps(p.bytes, p.lora.median).toFixed(2), pct(gbps(p.bytes, p.lora.median) / copyGBps));
+    if (copyGBps !== undefined) {
+      const rate = gbps(p.bytes, p.lora.median);
+      row.push(rate.toFixed(2), pct(rate / copyGBps));
+    }
     if (estimates) row.push(p.estimatedMicros?.toFixed(1) ?? '—');
     rows.push(row);
   }
