@@ -17,6 +17,7 @@ export {
 } from './config.js';
 export { createLoRA, type LoRARuntime } from './create.js';
 export { describeValue, isLoRAError, LORA_ERROR_CODES, LoRAError, type LoRAErrorCode } from './errors.js';
+export { readLocalFile } from './files.js';
 export { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat } from './formats/half.js';
 export {
   MAX_HEADER_BYTES,
