@@ -1,2 +1,2 @@
 /** @lora/llama: Hugging Face Llama-family checkpoints, tokenizers and adapters on @lora/core. */
-export {};
+export type { FileSource, LoadProgress, ReadOptions } from './source.js';
