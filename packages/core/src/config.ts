@@ -13,6 +13,12 @@ export interface LoRAConfig {
   maxCpuLoras?: number;
   /** Largest batch in tokens (default 8192). */
   maxNumTokens?: number;
+  /**
+   * Bytes the layers' adapter slot stacks may take in all (host mirror and device copy, every
+   * layer of the runtime; default 2 GiB). A layer whose stacks would pass it is refused with
+   * E_CAPACITY before anything is allocated, and the message says how many bytes it needs.
+   */
+  maxSlotMemory?: number;
   /** Passed unchanged to the backend factory. */
   backendOptions?: Record<string, unknown>;
 }
@@ -23,22 +29,50 @@ export interface ResolvedLoRAConfig {
   readonly maxLoraRank: number;
   readonly maxCpuLoras: number;
   readonly maxNumTokens: number;
+  readonly maxSlotMemory: number;
   readonly backendOptions: Readonly<Record<string, unknown>>;
 }
 
 export const DEFAULT_MAX_LORAS = 4;
 export const DEFAULT_MAX_LORA_RANK = 16;
 export const DEFAULT_MAX_NUM_TOKENS = 8192;
+export const DEFAULT_MAX_SLOT_MEMORY = 2 * 1024 ** 3;
 
-const KNOWN_KEYS = ['backend', 'maxLoras', 'maxLoraRank', 'maxCpuLoras', 'maxNumTokens', 'backendOptions'];
+/**
+ * Upper limits of the numeric settings. They are far above what a real deployment uses (vLLM
+ * offers max_lora_rank up to 512) and low enough that no setting alone can make a layer try to
+ * allocate more than a typed array holds; the byte budget `maxSlotMemory` bounds the product.
+ */
+export const CONFIG_LIMITS = Object.freeze({
+  maxLoras: 1024,
+  maxLoraRank: 1024,
+  maxCpuLoras: 65_536,
+  maxNumTokens: 1 << 20,
+  maxSlotMemory: 2 ** 45,
+});
 
-function positiveInteger(config: Record<string, unknown>, key: string, fallback: number): number {
+const KNOWN_KEYS = ['backend', 'maxLoras', 'maxLoraRank', 'maxCpuLoras', 'maxNumTokens', 'maxSlotMemory', 'backendOptions'];
+
+function positiveInteger(config: Record<string, unknown>, key: keyof typeof CONFIG_LIMITS, fallback: number): number {
   const value = config[key];
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new LoRAError('E_CONFIG', `${key} must be a positive integer, got ${describeValue(value)}`);
+  const limit = CONFIG_LIMITS[key];
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > limit) {
+    throw new LoRAError('E_CONFIG', `${key} must be an integer from 1 to ${limit}, got ${describeValue(value)}`);
   }
   return value;
+}
+
+/** A plain copy of the caller's object, read once: getters run once and may not throw past us. */
+function ownEntries(value: object, what: string): Record<string, unknown> {
+  try {
+    const copy: Record<string, unknown> = {};
+    for (const key of Object.keys(value))
+      Object.defineProperty(copy, key, { value: (value as Record<string, unknown>)[key], enumerable: true });
+    return copy;
+  } catch (err) {
+    throw new LoRAError('E_CONFIG', `${what} could not be read: ${describeValue((err as Error)?.message)}`);
+  }
 }
 
 /** Fills defaults and rejects anything a backend could trip over later. */
@@ -46,12 +80,18 @@ export function resolveConfig(config: LoRAConfig): ResolvedLoRAConfig {
   if (config === null || typeof config !== 'object' || Array.isArray(config)) {
     throw new LoRAError('E_CONFIG', `expected a LoRAConfig object, got ${describeValue(config)}`);
   }
-  const raw = config as unknown as Record<string, unknown>;
+  const raw = ownEntries(config, 'the LoRAConfig');
   const unknown = Object.keys(raw).filter((k) => !KNOWN_KEYS.includes(k));
   if (unknown.length > 0) {
-    throw new LoRAError('E_CONFIG', `unknown LoRAConfig key(s) ${unknown.join(', ')}; expected only ${KNOWN_KEYS.join(', ')}`);
+    throw new LoRAError(
+      'E_CONFIG',
+      `unknown LoRAConfig key(s) ${unknown
+        .slice(0, 8)
+        .map((k) => describeValue(k))
+        .join(', ')}; expected only ${KNOWN_KEYS.join(', ')}`,
+    );
   }
-  const { backend } = config;
+  const backend = raw.backend as LoRAConfig['backend'];
   if (typeof backend !== 'string' && (backend === null || typeof backend !== 'object')) {
     throw new LoRAError('E_CONFIG', `backend must be a backend name such as "cpu" or a LoRABackend object, got ${describeValue(backend)}`);
   }
@@ -59,17 +99,26 @@ export function resolveConfig(config: LoRAConfig): ResolvedLoRAConfig {
   const maxLoraRank = positiveInteger(raw, 'maxLoraRank', DEFAULT_MAX_LORA_RANK);
   const maxCpuLoras = positiveInteger(raw, 'maxCpuLoras', 2 * maxLoras);
   const maxNumTokens = positiveInteger(raw, 'maxNumTokens', DEFAULT_MAX_NUM_TOKENS);
+  const maxSlotMemory = positiveInteger(raw, 'maxSlotMemory', DEFAULT_MAX_SLOT_MEMORY);
   if (maxCpuLoras < maxLoras) {
     throw new LoRAError(
       'E_CONFIG',
       `maxCpuLoras (${maxCpuLoras}) must be at least maxLoras (${maxLoras}): every device slot is backed by the host cache`,
     );
   }
-  const options = config.backendOptions ?? {};
+  const options = raw.backendOptions ?? {};
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new LoRAError('E_CONFIG', `backendOptions must be an object, got ${describeValue(options)}`);
   }
-  return Object.freeze({ backend, maxLoras, maxLoraRank, maxCpuLoras, maxNumTokens, backendOptions: Object.freeze({ ...options }) });
+  return Object.freeze({
+    backend,
+    maxLoras,
+    maxLoraRank,
+    maxCpuLoras,
+    maxNumTokens,
+    maxSlotMemory,
+    backendOptions: Object.freeze(ownEntries(options, 'backendOptions')),
+  });
 }
 
 /** For backend factories: rejects `backendOptions` keys the backend does not know (typos in a JSON config). */
@@ -77,6 +126,9 @@ export function checkBackendOptions(backend: string, options: Readonly<Record<st
   const unknown = Object.keys(options).filter((k) => !known.includes(k));
   if (unknown.length > 0) {
     const expected = known.length > 0 ? `expected only ${known.join(', ')}` : 'it takes none';
-    throw new LoRAError('E_CONFIG', `unknown backendOptions key(s) ${unknown.join(', ')} for backend "${backend}"; ${expected}`);
+    throw new LoRAError(
+      'E_CONFIG',
+      `unknown backendOptions key(s) ${unknown.slice(0, 8).join(', ')} for backend "${backend}"; ${expected}`,
+    );
   }
 }

@@ -17,11 +17,19 @@ export const LORA_ERROR_CODES = [
 
 export type LoRAErrorCode = (typeof LORA_ERROR_CODES)[number];
 
+/**
+ * The longest message a LoRAError carries. Messages quote what they were given (ids, names,
+ * paths), and those come from users and files: a 1 MB adapter id must not make a 1 MB message
+ * (logs, HTTP error bodies). Values are already shortened by `describeValue`; this is the backstop.
+ */
+export const MAX_ERROR_MESSAGE = 2000;
+
 export class LoRAError extends Error {
   readonly code: LoRAErrorCode;
 
   constructor(code: LoRAErrorCode, message: string, options?: { cause?: unknown }) {
-    super(`[${code}] ${message}`, options);
+    const text = String(message);
+    super(`[${code}] ${text.length > MAX_ERROR_MESSAGE ? `${text.slice(0, MAX_ERROR_MESSAGE - 20)}… (message shortened)` : text}`, options);
     this.name = 'LoRAError';
     this.code = code;
   }

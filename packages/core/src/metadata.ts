@@ -1,5 +1,7 @@
 import { bucketTokens } from './bucketing.js';
+import { CONFIG_LIMITS } from './config.js';
 import { describeValue, LoRAError } from './errors.js';
+import { snapshotArray } from './validate.js';
 
 /** A run of tokens (in `sortedTokenIndices` order) that all use one adapter slot. */
 export interface LoRASegment {
@@ -42,14 +44,23 @@ export interface LoRAMetadata extends LoRAMapping {
 
 export type IndexArray = Int32Array | readonly number[];
 
-function toSlots(indices: IndexArray, maxLoras: number, what: string): Int32Array {
-  if (!(indices instanceof Int32Array) && !Array.isArray(indices)) {
-    throw new LoRAError('E_INDEX', `${what} must be an Int32Array or number[], got ${describeValue(indices)}`);
-  }
-  const slots = Int32Array.from(indices);
-  for (let i = 0; i < indices.length; i++) {
-    const v = indices[i] as number;
-    if (!Number.isInteger(v) || v < -1 || v >= maxLoras) {
+/**
+ * The caller's indices copied once and checked on the copy: a second read of a Proxy or of an
+ * array someone mutates could give slot 7 to a runtime with 2 slots, and kernels index memory with it.
+ */
+function toSlots(indices: IndexArray, maxLoras: number, maxTokens: number, what: string): Int32Array {
+  const values = snapshotArray(indices, what, {
+    code: 'E_INDEX',
+    maxLength: maxTokens,
+    expected: 'an Int32Array or number[] of slots',
+    limitName: 'maxNumTokens',
+    unit: 'tokens',
+  });
+  const slots = new Int32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as number;
+    slots[i] = v;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < -1 || v >= maxLoras) {
       throw new LoRAError(
         'E_INDEX',
         `${what}[${i}] is ${describeValue(v)}; expected an integer slot in [0, ${maxLoras}) (maxLoras = ${maxLoras}) or -1 for no LoRA`,
@@ -64,12 +75,9 @@ export function computeMapping(
   indices: IndexArray,
   options: { maxLoras: number; maxNumTokens?: number; version?: number; what?: string },
 ): LoRAMapping {
-  const { maxLoras, maxNumTokens = Number.POSITIVE_INFINITY, version = 0, what = 'tokenLoraIndices' } = options;
-  const slots = toSlots(indices, maxLoras, what);
+  const { maxLoras, maxNumTokens = CONFIG_LIMITS.maxNumTokens, version = 0, what = 'tokenLoraIndices' } = options;
+  const slots = toSlots(indices, maxLoras, maxNumTokens, what);
   const numTokens = slots.length;
-  if (numTokens > maxNumTokens) {
-    throw new LoRAError('E_CAPACITY', `${what} has ${numTokens} tokens; the runtime takes at most maxNumTokens = ${maxNumTokens}`);
-  }
   const counts = new Int32Array(maxLoras);
   for (let t = 0; t < numTokens; t++) {
     const s = slots[t] as number;
@@ -118,8 +126,14 @@ export function computeMetadata(
   if (m === null || typeof m !== 'object') {
     throw new LoRAError('E_INDEX', `updateMetadata expects { tokenLoraIndices, samplerLoraIndices? }, got ${describeValue(m)}`);
   }
-  const tokens = computeMapping(m.tokenLoraIndices, options);
+  let given: { tokenLoraIndices: IndexArray; samplerLoraIndices?: IndexArray };
+  try {
+    given = { tokenLoraIndices: m.tokenLoraIndices, samplerLoraIndices: m.samplerLoraIndices };
+  } catch (err) {
+    throw new LoRAError('E_INDEX', `updateMetadata's argument could not be read: ${describeValue((err as Error)?.message)}`);
+  }
+  const tokens = computeMapping(given.tokenLoraIndices, options);
   const sampler =
-    m.samplerLoraIndices === undefined ? tokens : computeMapping(m.samplerLoraIndices, { ...options, what: 'samplerLoraIndices' });
+    given.samplerLoraIndices === undefined ? tokens : computeMapping(given.samplerLoraIndices, { ...options, what: 'samplerLoraIndices' });
   return Object.freeze({ ...tokens, sampler });
 }

@@ -22,10 +22,8 @@ import {
   checkLogits,
   checkShrink,
   checkTokenIdValues,
+  HOST_MEMORY_TF_BACKENDS,
 } from './validate.js';
-
-/** tfjs backends whose tensors live in host memory: reading them back costs nothing. */
-const HOST_MEMORY_BACKENDS = new Set(['cpu', 'wasm']);
 
 export interface ExpandOptions {
   /** First column of y that slice 0 writes (default 0). */
@@ -50,6 +48,7 @@ export class PunicaWrapper {
   readonly #ctx: CheckContext;
   readonly #maxNumTokens: number;
   #meta: LoRAMetadata | undefined;
+  #publicMeta: LoRAMetadata | undefined;
   #version = 0;
   #disposed = false;
 
@@ -63,38 +62,53 @@ export class PunicaWrapper {
   updateMetadata(m: { tokenLoraIndices: IndexArray; samplerLoraIndices?: IndexArray }): void {
     this.#live('updateMetadata');
     this.#meta = computeMetadata(m, { maxLoras: this.#ctx.maxLoras, maxNumTokens: this.#maxNumTokens, version: this.#version + 1 });
+    this.#publicMeta = undefined;
     this.#version++;
   }
 
+  /**
+   * The current batch's metadata. A copy made once per batch: kernels index memory with the
+   * mapping, so the one they use is never handed out where a caller could write to it.
+   */
   get meta(): LoRAMetadata {
     this.#live('meta');
     if (this.#meta === undefined) throw new LoRAError('E_INDEX', 'no batch metadata yet: call updateMetadata({ tokenLoraIndices }) first');
-    return this.#meta;
+    this.#publicMeta ??= copyMetadata(this.#meta);
+    return this.#publicMeta;
   }
 
   /** `[S, T, R]` = `scale · A_s[slot(t)] · x[t]`, zeros for tokens with slot -1. */
   shrink(x: Tensor2D, loraA: Tensor3D[], scale: number): Tensor3D {
     const meta = this.#ready('shrink');
-    const { numSlices, numTokens, rank } = checkShrink(this.#ctx, meta.numTokens, x, loraA, scale);
-    if (meta.noLoRA) return zeros([numSlices, numTokens, rank]);
-    return this.#backend.shrink(x, loraA, meta, scale);
+    const checked = checkShrink(this.#ctx, meta.numTokens, x, loraA, scale);
+    if (meta.noLoRA) return zeros([checked.numSlices, checked.numTokens, checked.rank]);
+    return this.#backend.shrink(x, checked.loraA, meta, scale);
   }
 
   /** y with slice s of `B_s[slot(t)] · x[s, t]` added (or written) at `offsetStart + Σ_{j<s} O_j`. */
   addExpand(y: Tensor2D, x: Tensor3D, loraB: Tensor3D[], outputSlices: number[], opts: ExpandOptions = {}): Tensor2D {
     const meta = this.#ready('addExpand');
     const { offsetStart, addInputs } = expandOptions(opts);
-    checkExpand(this.#ctx, meta.numTokens, y, x, loraB, outputSlices, offsetStart, addInputs);
+    const checked = checkExpand(this.#ctx, meta.numTokens, y, x, loraB, outputSlices, offsetStart, addInputs);
     if (meta.noLoRA) return clone(y);
-    return this.#backend.expand(y, x, loraB, meta, outputSlices, offsetStart, addInputs);
+    return this.#backend.expand(y, x, checked.loraB, meta, checked.outputSlices, offsetStart, addInputs);
   }
 
   /** `y + scale · B·(A·x)` for every LoRA token: one shrink and one expand for the whole batch. */
   addLoRALinear(y: Tensor2D, x: Tensor2D, loraA: Tensor3D[], loraB: Tensor3D[], scale: number, outputSlices: number[]): Tensor2D {
     const meta = this.#ready('addLoRALinear');
-    const { numSlices, rank } = checkShrink(this.#ctx, meta.numTokens, x, loraA, scale);
-    checkExpandTargets(this.#ctx, meta.numTokens, y, { numSlices, rank, from: 'loraA' }, loraB, outputSlices, 0, true);
-    return this.#linear(y, x, loraA, loraB, scale, outputSlices, meta);
+    const a = checkShrink(this.#ctx, meta.numTokens, x, loraA, scale);
+    const b = checkExpandTargets(
+      this.#ctx,
+      meta.numTokens,
+      y,
+      { numSlices: a.numSlices, rank: a.rank, from: 'loraA' },
+      loraB,
+      outputSlices,
+      0,
+      true,
+    );
+    return this.#linear(y, x, a.loraA, b.loraB, scale, b.outputSlices, meta);
   }
 
   /** `y + B[slot(t)] · A[slot(t), tokenIds[t]]`: the LoRA term of an embedding lookup. */
@@ -103,7 +117,7 @@ export class PunicaWrapper {
     const { vocab, rank, width } = checkEmbedding(this.#ctx, meta.numTokens, y, tokenIds, loraA, loraB);
     // Ids are range-checked where reading them is free (host-memory backends); a GPU backend would
     // have to stall for the read-back, and its gather reads a zero row for an id out of range.
-    if (HOST_MEMORY_BACKENDS.has(getBackend())) checkTokenIdValues(tokenIds.dataSync(), vocab);
+    if (HOST_MEMORY_TF_BACKENDS.has(getBackend())) checkTokenIdValues(tokenIds.dataSync(), vocab);
     if (meta.noLoRA) return clone(y);
     // Shrink of an embedding is a row gather: row slot·V + id of A viewed as [L·V, R]. Tokens
     // without LoRA gather row `id` of slot 0 and are then skipped by expand.
@@ -127,6 +141,7 @@ export class PunicaWrapper {
   dispose(): void {
     this.#disposed = true;
     this.#meta = undefined;
+    this.#publicMeta = undefined;
   }
 
   get isDisposed(): boolean {
@@ -161,6 +176,26 @@ function expandOptions(opts: unknown): { offsetStart: number; addInputs: boolean
   if (opts === null || typeof opts !== 'object') {
     throw new LoRAError('E_SHAPE', `addExpand options must be { offsetStart?, addInputs? }, got ${describeValue(opts)}`);
   }
-  const o = opts as ExpandOptions;
-  return { offsetStart: o.offsetStart ?? 0, addInputs: o.addInputs ?? true };
+  try {
+    const o = opts as ExpandOptions;
+    return { offsetStart: o.offsetStart ?? 0, addInputs: o.addInputs ?? true };
+  } catch (err) {
+    throw new LoRAError('E_SHAPE', `addExpand options could not be read: ${describeValue((err as Error)?.message)}`);
+  }
+}
+
+function copyMapping(m: LoRAMapping): LoRAMapping {
+  return Object.freeze({
+    ...m,
+    tokenLoraIndices: m.tokenLoraIndices.slice(),
+    sortedTokenIndices: m.sortedTokenIndices.slice(),
+  });
+}
+
+function copyMetadata(meta: LoRAMetadata): LoRAMetadata {
+  const tokens = copyMapping(meta);
+  return Object.freeze({
+    ...tokens,
+    sampler: meta.sampler.tokenLoraIndices === meta.tokenLoraIndices ? tokens : copyMapping(meta.sampler),
+  });
 }

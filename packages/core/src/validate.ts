@@ -6,12 +6,49 @@ import { describeValue, LoRAError } from './errors.js';
  * a rejected call leaves nothing behind, and backends never repeat them.
  */
 
+/** tfjs backends whose tensors live in host memory: reading them back (to check token ids) costs nothing. */
+export const HOST_MEMORY_TF_BACKENDS: ReadonlySet<string> = new Set(['cpu', 'wasm']);
+
 export interface CheckContext {
   readonly maxLoras: number;
   readonly maxLoraRank: number;
 }
 
 const shapeOf = (t: Tensor): string => `[${t.shape.join(', ')}]`;
+
+/**
+ * A caller's array copied once, before anything reads it: checks and kernels then see the same
+ * values even if the caller's array (a Proxy, an array with getters, one another task mutates)
+ * would give different ones on a second read. Its length is checked before copying, so a
+ * hostile `length` cannot make us allocate; a throwing getter becomes a LoRAError.
+ */
+export function snapshotArray(
+  value: unknown,
+  name: string,
+  options: { code: 'E_SHAPE' | 'E_INDEX'; maxLength: number; expected: string; limitName?: string; unit?: string },
+): unknown[] {
+  if (!Array.isArray(value) && !(ArrayBuffer.isView(value) && !(value instanceof DataView))) {
+    throw new LoRAError(options.code, `${name} must be ${options.expected}, got ${describeValue(value)}`);
+  }
+  let length: unknown;
+  try {
+    length = (value as ArrayLike<unknown>).length;
+  } catch (err) {
+    throw new LoRAError(options.code, `${name} could not be read: ${describeValue((err as Error)?.message)}`);
+  }
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) {
+    throw new LoRAError(options.code, `${name} has an invalid length ${describeValue(length)}`);
+  }
+  if (length > options.maxLength) {
+    const limit = options.limitName === undefined ? `${options.maxLength}` : `${options.limitName} = ${options.maxLength}`;
+    throw new LoRAError('E_CAPACITY', `${name} has ${length} ${options.unit ?? 'entries'}; this runtime takes at most ${limit}`);
+  }
+  try {
+    return Array.prototype.slice.call(value, 0, length);
+  } catch (err) {
+    throw new LoRAError(options.code, `${name} could not be read: ${describeValue((err as Error)?.message)}`);
+  }
+}
 
 function isTensorLike(value: unknown): value is Tensor {
   return (
@@ -48,11 +85,15 @@ function checkTokens(actual: number, numTokens: number, name: string, t: Tensor,
   }
 }
 
+/** Packed layers have a handful of slices (q/k/v, gate/up); more is a mistake, not a model. */
+const MAX_SLICES = 64;
+
 function checkSliceList(value: unknown, name: string): readonly unknown[] {
   if (!Array.isArray(value))
     throw new LoRAError('E_SHAPE', `${name} must be an array with one tensor per slice, got ${describeValue(value)}`);
-  if (value.length === 0) throw new LoRAError('E_SHAPE', `${name} must hold at least one slice, got an empty array`);
-  return value;
+  const slices = snapshotArray(value, name, { code: 'E_SHAPE', maxLength: MAX_SLICES, expected: 'an array of tensors' });
+  if (slices.length === 0) throw new LoRAError('E_SHAPE', `${name} must hold at least one slice, got an empty array`);
+  return slices;
 }
 
 function checkRank(rank: number, ctx: CheckContext, name: string, t: Tensor): void {
@@ -91,6 +132,8 @@ export interface ShrinkShape {
   hidden: number;
   rank: number;
   numSlices: number;
+  /** The caller's slice list as checked (a copy: kernels get exactly what was validated). */
+  loraA: Tensor3D[];
 }
 
 export function checkShrink(ctx: CheckContext, numTokens: number, x: unknown, loraA: unknown, scale: unknown): ShrinkShape {
@@ -108,7 +151,7 @@ export function checkShrink(ctx: CheckContext, numTokens: number, x: unknown, lo
     ]);
   }
   checkScale(scale);
-  return { numTokens, hidden, rank, numSlices: slices.length };
+  return { numTokens, hidden, rank, numSlices: slices.length, loraA: slices as Tensor3D[] };
 }
 
 export interface ExpandShape {
@@ -116,6 +159,9 @@ export interface ExpandShape {
   width: number;
   rank: number;
   numSlices: number;
+  /** Copies of the caller's lists as checked. */
+  loraB: Tensor3D[];
+  outputSlices: number[];
 }
 
 export function checkExpand(
@@ -162,7 +208,10 @@ export function checkExpandTargets(
   if (slices.length !== numSlices) {
     throw new LoRAError('E_SHAPE', `loraB has ${slices.length} slice(s) but ${shrunk.from} has S = ${numSlices}`);
   }
-  if (!Array.isArray(outputSlices) || outputSlices.length !== numSlices) {
+  const widths = Array.isArray(outputSlices)
+    ? snapshotArray(outputSlices, 'outputSlices', { code: 'E_SHAPE', maxLength: MAX_SLICES, expected: 'an array of widths' })
+    : undefined;
+  if (widths === undefined || widths.length !== numSlices) {
     throw new LoRAError(
       'E_SHAPE',
       `outputSlices must list ${numSlices} slice width(s) (one per loraB), got ${describeValue(outputSlices)}`,
@@ -170,7 +219,7 @@ export function checkExpandTargets(
   }
   let total = 0;
   for (let s = 0; s < numSlices; s++) {
-    const width = outputSlices[s];
+    const width = widths[s] as number;
     if (!Number.isSafeInteger(width) || width < 1) {
       throw new LoRAError('E_SHAPE', `outputSlices[${s}] must be a positive integer, got ${describeValue(width)}`);
     }
@@ -187,11 +236,11 @@ export function checkExpandTargets(
   if ((offsetStart as number) + total > width) {
     throw new LoRAError(
       'E_SHAPE',
-      `slices [${(outputSlices as number[]).join(', ')}] at offsetStart ${offsetStart} need ${(offsetStart as number) + total} columns but y has ${width} (shape ${shapeOf(yt)})`,
+      `slices [${(widths as number[]).join(', ')}] at offsetStart ${offsetStart} need ${(offsetStart as number) + total} columns but y has ${width} (shape ${shapeOf(yt)})`,
     );
   }
   if (typeof addInputs !== 'boolean') throw new LoRAError('E_SHAPE', `addInputs must be a boolean, got ${describeValue(addInputs)}`);
-  return { numTokens, width, rank, numSlices };
+  return { numTokens, width, rank, numSlices, loraB: slices as Tensor3D[], outputSlices: widths as number[] };
 }
 
 export function checkEmbedding(

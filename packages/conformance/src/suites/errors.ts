@@ -284,12 +284,13 @@ export function errorSuite(factory: BackendFactory, caps: BackendCapabilities): 
     it('E_CONFIG: bad runtime configs name the field and the value', async () => {
       const backend = await factory();
       const bad: Array<[Record<string, unknown>, RegExp]> = [
-        [{ maxLoras: 0 }, /maxLoras must be a positive integer, got 0/],
+        [{ maxLoras: 0 }, /maxLoras must be an integer from 1 to 1024, got 0/],
+        [{ maxLoras: 1e9 }, /maxLoras must be an integer from 1 to 1024, got 1000000000/],
         [{ maxLoras: Number.NaN }, /maxLoras .* got NaN/],
         [{ maxLoraRank: Number.POSITIVE_INFINITY }, /maxLoraRank .* got Infinity/],
         [{ maxNumTokens: 1.5 }, /maxNumTokens .* got 1.5/],
         [{ maxLoras: 4, maxCpuLoras: 2 }, /maxCpuLoras \(2\) must be at least maxLoras \(4\)/],
-        [{ maxLoraRnak: 8 }, /unknown LoRAConfig key\(s\) maxLoraRnak/],
+        [{ maxLoraRnak: 8 }, /unknown LoRAConfig key\(s\) "maxLoraRnak"/],
       ];
       for (const [extra, mentions] of bad) {
         await expect(createLoRA({ backend, ...extra })).rejects.toSatisfy(

@@ -1,5 +1,6 @@
-/** Host-side adapter weights, as loaded from PEFT files (or built by hand). */
+import { describeValue, LoRAError } from '../errors.js';
 
+/** Host-side adapter weights, as loaded from PEFT files (or built by hand). */
 export interface AdapterModuleWeights {
   /** Module path without PEFT's `base_model.model.` prefix, e.g. `model.layers.0.self_attn.q_proj`. */
   readonly name: string;
@@ -23,13 +24,160 @@ export interface LoRAAdapter {
   readonly modules: ReadonlyMap<string, AdapterModuleWeights>;
 }
 
-/** Builds an adapter from module weights, checking each module's sizes against its rank. */
-export function createAdapter(id: string, modules: Iterable<AdapterModuleWeights>): LoRAAdapter {
+/** Adapter ids appear in URLs, metrics labels and error messages; a bounded length keeps those bounded. */
+export const MAX_ADAPTER_ID_LENGTH = 256;
+/** More modules than any model has (a 405B Llama has ~900 LoRA-targetable modules). */
+export const MAX_ADAPTER_MODULES = 100_000;
+const MAX_MODULE_NAME_LENGTH = 1024;
+
+/** Adapters built (and so checked) by `createAdapter`: registering them needs no second scan of their weights. */
+const CHECKED = new WeakSet<LoRAAdapter>();
+
+export function isCheckedAdapter(adapter: unknown): boolean {
+  return typeof adapter === 'object' && adapter !== null && CHECKED.has(adapter as LoRAAdapter);
+}
+
+export function checkAdapterId(id: unknown): string {
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ADAPTER_ID_LENGTH) {
+    throw new LoRAError(
+      'E_CONFIG',
+      `adapter id must be a non-empty string of at most ${MAX_ADAPTER_ID_LENGTH} characters, got ${describeValue(id)}${typeof id === 'string' ? ` (${id.length} characters)` : ''}`,
+    );
+  }
+  return id;
+}
+
+const positiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+
+/** The index of the first NaN or ±Infinity, or -1. */
+function firstNonFinite(values: Float32Array): number {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as number;
+    // v - v is NaN exactly for NaN and ±Infinity; cheaper than Number.isFinite in a hot loop.
+    if (v - v !== 0) return i;
+  }
+  return -1;
+}
+
+/**
+ * One module's weights checked and copied into a frozen record (the arrays are shared, not
+ * copied). Sizes must match the rank, the scale must be finite, and so must every weight: a NaN
+ * in one adapter would reach other requests through kernels that multiply every slot by a
+ * 0/1 mask (vLLM's one-hot einsum: NaN · 0 = NaN).
+ */
+export function checkModuleWeights(value: unknown, adapterId: string): AdapterModuleWeights {
+  let m: AdapterModuleWeights;
+  try {
+    const v = value as AdapterModuleWeights;
+    m = {
+      name: v.name,
+      kind: v.kind,
+      rank: v.rank,
+      scale: v.scale,
+      a: v.a,
+      b: v.b,
+      inFeatures: v.inFeatures,
+      outFeatures: v.outFeatures,
+    };
+  } catch (err) {
+    throw new LoRAError('E_CONFIG', `adapter "${adapterId}": a module could not be read: ${describeValue((err as Error)?.message)}`);
+  }
+  const where = `adapter "${adapterId}" module ${describeValue(m.name)}`;
+  if (typeof m.name !== 'string' || m.name.length === 0 || m.name.length > MAX_MODULE_NAME_LENGTH) {
+    throw new LoRAError('E_CONFIG', `${where}: name must be a non-empty string of at most ${MAX_MODULE_NAME_LENGTH} characters`);
+  }
+  if (m.kind !== 'linear' && m.kind !== 'embedding')
+    throw new LoRAError('E_CONFIG', `${where}: kind must be "linear" or "embedding", got ${describeValue(m.kind)}`);
+  if (!positiveInt(m.rank)) throw new LoRAError('E_RANK', `${where}: rank must be a positive integer, got ${describeValue(m.rank)}`);
+  if (!positiveInt(m.inFeatures) || !positiveInt(m.outFeatures)) {
+    throw new LoRAError(
+      'E_SHAPE',
+      `${where}: inFeatures and outFeatures must be positive integers, got ${describeValue(m.inFeatures)} and ${describeValue(m.outFeatures)}`,
+    );
+  }
+  if (typeof m.scale !== 'number' || !Number.isFinite(m.scale))
+    throw new LoRAError('E_CONFIG', `${where}: scale must be a finite number, got ${describeValue(m.scale)}`);
+  if (!(m.a instanceof Float32Array) || !(m.b instanceof Float32Array))
+    throw new LoRAError('E_SHAPE', `${where}: a and b must be Float32Arrays, got ${describeValue(m.a)} and ${describeValue(m.b)}`);
+  // PEFT stores A as [r, in] (lora_embedding_A: [r, V]) and B as [out, r] (lora_embedding_B: [D, r]).
+  const [aRows, aCols] = [m.rank, m.inFeatures];
+  if (m.a.length !== aRows * aCols || m.b.length !== m.outFeatures * m.rank) {
+    throw new LoRAError(
+      'E_SHAPE',
+      `${where}: rank ${m.rank} needs A [${aRows}, ${aCols}] (${aRows * aCols} values) and B [${m.outFeatures}, ${m.rank}] (${m.outFeatures * m.rank} values), got ${m.a.length} and ${m.b.length} values`,
+    );
+  }
+  for (const [label, values] of [
+    ['A', m.a],
+    ['B', m.b],
+  ] as const) {
+    const bad = firstNonFinite(values);
+    if (bad >= 0) {
+      throw new LoRAError('E_FORMAT', `${where}: ${label}[${bad}] is ${describeValue(values[bad])}; adapter weights must be finite`);
+    }
+  }
+  return Object.freeze(m);
+}
+
+/** A map nobody can write to after it was checked (a plain Map would still have `set`). */
+class FrozenModuleMap implements ReadonlyMap<string, AdapterModuleWeights> {
+  readonly #map: Map<string, AdapterModuleWeights>;
+  constructor(map: Map<string, AdapterModuleWeights>) {
+    this.#map = map;
+    Object.freeze(this);
+  }
+  get size(): number {
+    return this.#map.size;
+  }
+  get(key: string): AdapterModuleWeights | undefined {
+    return this.#map.get(key);
+  }
+  has(key: string): boolean {
+    return this.#map.has(key);
+  }
+  forEach(fn: (value: AdapterModuleWeights, key: string, map: ReadonlyMap<string, AdapterModuleWeights>) => void): void {
+    this.#map.forEach((v, k) => fn(v, k, this));
+  }
+  entries(): MapIterator<[string, AdapterModuleWeights]> {
+    return this.#map.entries();
+  }
+  keys(): MapIterator<string> {
+    return this.#map.keys();
+  }
+  values(): MapIterator<AdapterModuleWeights> {
+    return this.#map.values();
+  }
+  [Symbol.iterator](): MapIterator<[string, AdapterModuleWeights]> {
+    return this.#map.entries();
+  }
+}
+
+/**
+ * Builds an adapter from module weights, checking each module (sizes against its rank, a finite
+ * scale, finite weights, one entry per module name). The result is frozen.
+ */
+export function createAdapter<Extra extends object = object>(
+  id: string,
+  modules: Iterable<AdapterModuleWeights>,
+  extra?: Extra,
+): LoRAAdapter & Extra {
+  checkAdapterId(id);
   const map = new Map<string, AdapterModuleWeights>();
   let rank = 0;
-  for (const m of modules) {
-    map.set(m.name, m);
-    rank = Math.max(rank, m.rank);
+  try {
+    for (const value of modules) {
+      const m = checkModuleWeights(value, id);
+      if (map.has(m.name)) throw new LoRAError('E_CONFIG', `adapter "${id}" lists module ${m.name} twice`);
+      if (map.size >= MAX_ADAPTER_MODULES)
+        throw new LoRAError('E_CAPACITY', `adapter "${id}" has more than ${MAX_ADAPTER_MODULES} modules`);
+      map.set(m.name, m);
+      rank = Math.max(rank, m.rank);
+    }
+  } catch (err) {
+    if (err instanceof LoRAError) throw err;
+    throw new LoRAError('E_CONFIG', `adapter "${id}": its modules could not be read: ${describeValue((err as Error)?.message)}`);
   }
-  return Object.freeze({ id, rank, modules: map });
+  const adapter = Object.freeze({ ...(extra as Extra), id, rank, modules: new FrozenModuleMap(map) });
+  CHECKED.add(adapter);
+  return adapter;
 }

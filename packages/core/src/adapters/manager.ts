@@ -3,7 +3,9 @@ import { describeValue, LoRAError } from '../errors.js';
 import type { LoRALayer } from '../layers/layer.js';
 import type { LoRAMetadata } from '../metadata.js';
 import type { PunicaWrapper } from '../punica.js';
-import type { AdapterModuleWeights, LoRAAdapter } from './adapter.js';
+import { snapshotArray } from '../validate.js';
+import { type AdapterModuleWeights, createAdapter, isCheckedAdapter, type LoRAAdapter } from './adapter.js';
+import { planSlots, type SlotPlan } from './slot-plan.js';
 
 interface Registered {
   readonly adapter: LoRAAdapter;
@@ -28,6 +30,8 @@ export class AdapterManager {
   readonly #slotUse: number[];
   #clock = 0;
   #batch = new Set<string>();
+  /** Bytes of every layer's slot stacks, against `maxSlotMemory`. */
+  #slotBytes = 0;
   #disposed = false;
 
   constructor(punica: PunicaWrapper, config: ResolvedLoRAConfig) {
@@ -68,18 +72,41 @@ export class AdapterManager {
     return this.#registered.get(id)?.adapter;
   }
 
-  /** Called by layers on construction. Active adapters are written into the new layer's slots. */
-  addLayer(layer: LoRALayer): void {
+  /** Bytes the layers' slot stacks take now (host mirrors and device copies). */
+  get slotMemory(): number {
+    return this.#slotBytes;
+  }
+
+  /**
+   * Called by a layer before it allocates anything: its modules must be free in this runtime and
+   * its slot stacks (`bytes`) must fit `maxSlotMemory` with the layers already built.
+   */
+  checkNewLayer(modules: readonly string[], bytes: number, description: string): void {
     this.#live('addLayer');
-    const taken = layer.modules.filter((m) => this.#modules.has(m));
-    if (taken.length > 0) throw new LoRAError('E_CONFIG', `module(s) ${taken.join(', ')} already belong to another layer of this runtime`);
-    for (const [slot, id] of this.#slots.entries()) {
-      layer.setSlot(
-        slot,
-        id === null ? layer.modules.map(() => null) : this.#weightsFor(layer, (this.#registered.get(id) as Registered).adapter),
+    const taken = modules.filter((m) => this.#modules.has(m));
+    if (taken.length > 0)
+      throw new LoRAError('E_CONFIG', `module(s) ${taken.slice(0, 4).join(', ')} already belong to another layer of this runtime`);
+    const budget = this.#config.maxSlotMemory;
+    if (this.#slotBytes + bytes > budget) {
+      const { maxLoras, maxLoraRank } = this.#config;
+      throw new LoRAError(
+        'E_CAPACITY',
+        `${description} needs ${bytes} bytes of adapter slots (maxLoras ${maxLoras} × maxLoraRank ${maxLoraRank} × (in + out) floats, host mirror and device copy); with the ${this.#slotBytes} bytes of the layers already built that passes maxSlotMemory = ${budget}. Lower maxLoras or maxLoraRank, or raise maxSlotMemory`,
       );
     }
+  }
+
+  /** Called by layers on construction. Active adapters are written into the new layer's slots. */
+  addLayer(layer: LoRALayer): void {
+    const bytes = layer.slotBytes ?? 0;
+    this.checkNewLayer(layer.modules, bytes, `layer ${layer.modules[0] ?? ''}`);
+    const contents = this.#slots.map((id) =>
+      id === null ? layer.modules.map(() => null) : this.#weightsFor(layer, (this.#registered.get(id) as Registered).adapter),
+    );
+    contents.forEach((modules) => layer.validateSlot?.(modules));
+    contents.forEach((modules, slot) => layer.setSlot(slot, modules));
     this.#layers.push(layer);
+    this.#slotBytes += bytes;
     for (const [slice, m] of layer.modules.entries()) this.#modules.set(m, { layer, slice });
   }
 
@@ -87,71 +114,60 @@ export class AdapterManager {
     const i = this.#layers.indexOf(layer);
     if (i < 0) return;
     this.#layers.splice(i, 1);
+    this.#slotBytes -= layer.slotBytes ?? 0;
     for (const m of layer.modules) this.#modules.delete(m);
   }
 
-  /** Adds an adapter to the host cache, evicting the least recently used unpinned one if full. */
+  /**
+   * Adds an adapter to the host cache, evicting the least recently used unpinned one if full. The
+   * adapter is checked whole first (every module served by a layer with its sizes, rank within
+   * maxLoraRank, finite scale and weights), so a bad one never reaches a slot.
+   */
   register(adapter: LoRAAdapter): void {
     this.#live('register');
-    this.#checkAdapter(adapter);
-    if (this.#registered.has(adapter.id))
-      throw new LoRAError('E_CONFIG', `adapter "${adapter.id}" is already registered; remove() it first to replace it`);
+    const checked = this.#checkAdapter(adapter);
+    if (this.#registered.has(checked.id))
+      throw new LoRAError('E_CONFIG', `adapter ${describeValue(checked.id)} is already registered; remove() it first to replace it`);
     if (this.#registered.size >= this.#config.maxCpuLoras) {
       const victim = [...this.#registered].find(([id, r]) => !r.pinned && !this.#batch.has(id))?.[0];
       if (victim === undefined) {
         throw new LoRAError(
           'E_CAPACITY',
-          `cannot register "${adapter.id}": the host cache holds maxCpuLoras = ${this.#config.maxCpuLoras} adapters, all pinned or used by the current batch`,
+          `cannot register ${describeValue(checked.id)}: the host cache holds maxCpuLoras = ${this.#config.maxCpuLoras} adapters, all pinned or used by the current batch`,
         );
       }
       this.#drop(victim);
     }
-    this.#registered.set(adapter.id, { adapter, pinned: false });
+    this.#registered.set(checked.id, { adapter: checked, pinned: false });
   }
 
   /** Puts a registered adapter in a device slot (evicting the LRU unpinned slot not in use) → slot. */
   activate(id: string): number {
     this.#live('activate');
-    const reg = this.#get(id);
-    const current = this.#slots.indexOf(id);
-    if (current >= 0) {
-      this.#touch(id);
-      this.#slotUse[current] = ++this.#clock;
-      return current;
-    }
-    let slot = this.#slots.indexOf(null);
-    if (slot < 0) {
-      slot = this.#evictableSlot();
-      if (slot < 0) {
-        throw new LoRAError(
-          'E_CAPACITY',
-          `cannot activate "${id}": all maxLoras = ${this.#config.maxLoras} slots hold pinned adapters or adapters of the current batch (${this.#slots.join(', ')})`,
-        );
-      }
-    }
-    for (const layer of this.#layers) layer.setSlot(slot, this.#weightsFor(layer, reg.adapter));
-    this.#touch(id);
-    this.#slots[slot] = id;
-    this.#slotUse[slot] = ++this.#clock;
-    return slot;
+    this.#get(id);
+    const plan = planSlots(this.#slotState(), [id], (other) => !this.isPinned(other) && !this.#batch.has(other));
+    this.#commit(plan);
+    return plan.slotOf.get(id) as number;
   }
 
-  /** Frees the adapter's slot (zeroed). It stays registered. */
+  /** Frees the adapter's slot (zeroed). It stays registered. Pinned adapters and the current batch's stay. */
   deactivate(id: string): void {
     this.#live('deactivate');
     this.#get(id);
     this.#notInBatch(id, 'deactivate');
+    this.#notPinned(id, 'deactivate');
     const slot = this.#slots.indexOf(id);
     if (slot < 0) return;
     for (const layer of this.#layers) layer.resetLoRA(slot);
     this.#slots[slot] = null;
   }
 
-  /** Deactivates and forgets an adapter. */
+  /** Deactivates and forgets an adapter. Pinned adapters and the current batch's stay. */
   remove(id: string): void {
     this.#live('remove');
     this.#get(id);
     this.#notInBatch(id, 'remove');
+    this.#notPinned(id, 'remove');
     this.#drop(id);
   }
 
@@ -178,26 +194,29 @@ export class AdapterManager {
    */
   setBatch(requestAdapterIds: readonly (string | null)[], tokensPerRequest: readonly number[]): LoRAMetadata {
     this.#live('setBatch');
-    if (!Array.isArray(requestAdapterIds) || !Array.isArray(tokensPerRequest) || requestAdapterIds.length !== tokensPerRequest.length) {
+    const { maxNumTokens, maxLoras } = this.#config;
+    // Read the caller's arrays once: every check below and the mapping use these copies.
+    const read = (value: unknown, name: string, expected: string) =>
+      snapshotArray(value, name, { code: 'E_SHAPE', maxLength: maxNumTokens, expected, limitName: 'maxNumTokens' });
+    const ids = read(requestAdapterIds, 'requestAdapterIds', 'an array with one adapter id (or null) per request');
+    const counts = read(tokensPerRequest, 'tokensPerRequest', 'an array with one token count per request');
+    if (ids.length !== counts.length) {
       throw new LoRAError(
         'E_SHAPE',
-        `setBatch expects one adapter id (or null) and one token count per request, got ${describeValue(requestAdapterIds)} and ${describeValue(tokensPerRequest)}`,
+        `setBatch expects one adapter id (or null) and one token count per request, got ${ids.length} ids and ${counts.length} counts`,
       );
     }
     let total = 0;
-    tokensPerRequest.forEach((n, i) => {
-      if (!Number.isSafeInteger(n) || n < 1)
+    counts.forEach((n, i) => {
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1)
         throw new LoRAError('E_SHAPE', `tokensPerRequest[${i}] must be a positive integer, got ${describeValue(n)}`);
-      total += n;
+      total += n; // a float sum: a count past the limit keeps it past the limit
     });
-    if (total > this.#config.maxNumTokens) {
-      throw new LoRAError(
-        'E_CAPACITY',
-        `the batch has ${total} tokens; this runtime takes at most maxNumTokens = ${this.#config.maxNumTokens}`,
-      );
+    if (total > maxNumTokens) {
+      throw new LoRAError('E_CAPACITY', `the batch has ${total} tokens; this runtime takes at most maxNumTokens = ${maxNumTokens}`);
     }
     const needed = new Set<string>();
-    requestAdapterIds.forEach((id, i) => {
+    ids.forEach((id, i) => {
       if (id === null) return;
       if (typeof id !== 'string')
         throw new LoRAError('E_SHAPE', `requestAdapterIds[${i}] must be an adapter id or null, got ${describeValue(id)}`);
@@ -205,25 +224,27 @@ export class AdapterManager {
       needed.add(id);
     });
     const pinnedElsewhere = this.#slots.filter((id) => id !== null && !needed.has(id) && this.isPinned(id)).length;
-    if (needed.size > this.#config.maxLoras - pinnedElsewhere) {
+    if (needed.size > maxLoras - pinnedElsewhere) {
       throw new LoRAError(
         'E_CAPACITY',
-        `the batch needs ${needed.size} distinct adapters but only ${this.#config.maxLoras - pinnedElsewhere} of maxLoras = ${this.#config.maxLoras} slots are not pinned by other adapters`,
+        `the batch needs ${needed.size} distinct adapters but only ${maxLoras - pinnedElsewhere} of maxLoras = ${maxLoras} slots are not pinned by other adapters`,
       );
     }
-    this.#batch = needed;
-    const slotOf = new Map<string, number>();
-    for (const id of needed) slotOf.set(id, this.activate(id));
+    // Plan and check every slot write before changing anything (all-or-nothing).
+    const plan = planSlots(this.#slotState(), [...needed], (other) => !this.isPinned(other));
+    const writes = this.#checkWrites(plan);
     const tokenLoraIndices = new Int32Array(total);
-    const samplerLoraIndices = new Int32Array(requestAdapterIds.length);
+    const samplerLoraIndices = new Int32Array(ids.length);
     let t = 0;
-    requestAdapterIds.forEach((id, i) => {
-      const slot = id === null ? -1 : (slotOf.get(id) as number);
-      tokenLoraIndices.fill(slot, t, t + (tokensPerRequest[i] as number));
+    ids.forEach((id, i) => {
+      const slot = id === null ? -1 : (plan.slotOf.get(id as string) as number);
+      tokenLoraIndices.fill(slot, t, t + (counts[i] as number));
       samplerLoraIndices[i] = slot;
-      t += tokensPerRequest[i] as number;
+      t += counts[i] as number;
     });
     this.#punica.updateMetadata({ tokenLoraIndices, samplerLoraIndices });
+    this.#batch = needed;
+    this.#apply(plan, writes);
     return this.#punica.meta;
   }
 
@@ -240,48 +261,91 @@ export class AdapterManager {
     return layer.modules.map((m) => adapter.modules.get(m) ?? null);
   }
 
-  /** Every module must exist in the model with the adapter's sizes, and fit maxLoraRank. */
-  #checkAdapter(adapter: LoRAAdapter): void {
-    if (adapter === null || typeof adapter !== 'object' || typeof adapter.id !== 'string' || !(adapter.modules instanceof Map)) {
-      throw new LoRAError(
-        'E_CONFIG',
-        `register expects a LoRAAdapter { id, rank, modules } (see loadPeftAdapter), got ${describeValue(adapter)}`,
-      );
+  /**
+   * The adapter as this manager will keep it: built by createAdapter (checked once there) or
+   * checked now, then every module must exist in the model with the adapter's sizes and fit
+   * maxLoraRank.
+   */
+  #checkAdapter(adapter: LoRAAdapter): LoRAAdapter {
+    let checked: LoRAAdapter;
+    if (isCheckedAdapter(adapter)) checked = adapter;
+    else {
+      if (adapter === null || typeof adapter !== 'object') {
+        throw new LoRAError(
+          'E_CONFIG',
+          `register expects a LoRAAdapter { id, rank, modules } (see loadPeftAdapter), got ${describeValue(adapter)}`,
+        );
+      }
+      let id: unknown;
+      let modules: unknown;
+      try {
+        id = adapter.id;
+        modules = adapter.modules;
+      } catch (err) {
+        throw new LoRAError('E_CONFIG', `register: the adapter could not be read: ${describeValue((err as Error)?.message)}`);
+      }
+      if (typeof id !== 'string' || !(modules instanceof Map)) {
+        throw new LoRAError(
+          'E_CONFIG',
+          `register expects a LoRAAdapter { id, rank, modules } (see loadPeftAdapter), got ${describeValue(adapter)}`,
+        );
+      }
+      checked = createAdapter(id, (modules as Map<string, AdapterModuleWeights>).values());
     }
-    for (const [name, m] of adapter.modules) {
+    const label = describeValue(checked.id);
+    for (const [name, m] of checked.modules) {
       const target = this.#modules.get(name);
       if (target === undefined) {
         const known = [...this.#modules.keys()];
         throw new LoRAError(
           'E_SHAPE',
-          `adapter "${adapter.id}" targets module ${name}, which no layer of this model serves (${known.length} modules: ${known.slice(0, 4).join(', ')}${known.length > 4 ? ', ...' : ''})`,
+          `adapter ${label} targets module ${name}, which no layer of this model serves (${known.length} modules: ${known.slice(0, 4).join(', ')}${known.length > 4 ? ', ...' : ''})`,
         );
       }
       if (m.rank > this.#config.maxLoraRank) {
         throw new LoRAError(
           'E_RANK',
-          `adapter "${adapter.id}" has rank ${m.rank} on ${name}; this runtime takes at most maxLoraRank = ${this.#config.maxLoraRank}`,
+          `adapter ${label} has rank ${m.rank} on ${name}; this runtime takes at most maxLoraRank = ${this.#config.maxLoraRank}`,
         );
       }
       const shape = target.layer.sliceShapes[target.slice] as { inFeatures: number; outFeatures: number };
       if (m.kind !== target.layer.kind || m.inFeatures !== shape.inFeatures || m.outFeatures !== shape.outFeatures) {
         throw new LoRAError(
           'E_SHAPE',
-          `adapter "${adapter.id}" has ${m.kind} weights ${m.inFeatures} → ${m.outFeatures} for ${name}; the model's ${target.layer.kind} layer there is ${shape.inFeatures} → ${shape.outFeatures}`,
+          `adapter ${label} has ${m.kind} weights ${m.inFeatures} → ${m.outFeatures} for ${name}; the model's ${target.layer.kind} layer there is ${shape.inFeatures} → ${shape.outFeatures}`,
         );
       }
     }
+    return checked;
   }
 
-  #evictableSlot(): number {
-    let best = -1;
-    this.#slots.forEach((id, slot) => {
-      if (id === null || this.isPinned(id) || this.#batch.has(id)) return;
-      if (best < 0 || (this.#slotUse[slot] as number) < (this.#slotUse[best] as number)) best = slot;
+  #slotState() {
+    return { slots: this.#slots, slotUse: this.#slotUse, clock: this.#clock };
+  }
+
+  /** The layer contents of every planned write, each checked by its layer before any is made. */
+  #checkWrites(plan: SlotPlan): { slot: number; contents: (AdapterModuleWeights | null)[][] }[] {
+    const writes = plan.writes.map(({ id, slot }) => ({
+      slot,
+      contents: this.#layers.map((layer) => this.#weightsFor(layer, (this.#registered.get(id) as Registered).adapter)),
+    }));
+    for (const w of writes) this.#layers.forEach((layer, i) => layer.validateSlot?.(w.contents[i] as (AdapterModuleWeights | null)[]));
+    return writes;
+  }
+
+  /** Applies a checked plan: slot writes, slot LRU clock, host-cache LRU order. */
+  #apply(plan: SlotPlan, writes: { slot: number; contents: (AdapterModuleWeights | null)[][] }[]): void {
+    for (const w of writes) this.#layers.forEach((layer, i) => layer.setSlot(w.slot, w.contents[i] as (AdapterModuleWeights | null)[]));
+    plan.slots.forEach((id, slot) => {
+      this.#slots[slot] = id;
+      this.#slotUse[slot] = plan.slotUse[slot] as number;
     });
-    // No reset here: the caller writes the new adapter over every layer's slot right away.
-    if (best >= 0) this.#slots[best] = null;
-    return best;
+    this.#clock = plan.clock;
+    for (const id of plan.slotOf.keys()) this.#touch(id);
+  }
+
+  #commit(plan: SlotPlan): void {
+    this.#apply(plan, this.#checkWrites(plan));
   }
 
   #drop(id: string): void {
@@ -304,7 +368,12 @@ export class AdapterManager {
     if (reg === undefined) {
       throw new LoRAError(
         'E_NOT_FOUND',
-        `adapter ${describeValue(id)} is not registered (registered: ${this.registered.map((r) => `"${r}"`).join(', ') || 'none'})`,
+        `adapter ${describeValue(id)} is not registered (registered: ${
+          this.registered
+            .slice(0, 8)
+            .map((r) => describeValue(r))
+            .join(', ') || 'none'
+        }${this.#registered.size > 8 ? `, ... ${this.#registered.size} in all` : ''})`,
       );
     }
     return reg;
@@ -314,9 +383,13 @@ export class AdapterManager {
     if (this.#batch.has(id)) {
       throw new LoRAError(
         'E_CONFIG',
-        `cannot ${what} "${id}": the current batch uses it; call setBatch() for the next batch (or setBatch([], [])) first`,
+        `cannot ${what} ${describeValue(id)}: the current batch uses it; call setBatch() for the next batch (or setBatch([], [])) first`,
       );
     }
+  }
+
+  #notPinned(id: string, what: string): void {
+    if (this.isPinned(id)) throw new LoRAError('E_CONFIG', `cannot ${what} ${describeValue(id)}: it is pinned; unpin() it first`);
   }
 
   #live(call: string): void {

@@ -1,4 +1,7 @@
+import type { RE2JS } from 're2js';
 import { describeValue, LoRAError } from '../errors.js';
+import { checkPeftFields } from './peft-fields.js';
+import { compileLayersPattern, fullMatcher, layerIndex, type NameMatcher, suffixMatcher } from './peft-patterns.js';
 
 /** The adapter_config.json fields that change the math, normalised. */
 export interface PeftAdapterConfig {
@@ -6,108 +9,200 @@ export interface PeftAdapterConfig {
   readonly loraAlpha: number;
   /** A list of module-name suffixes, a regex string matched against whole module names, or null. */
   readonly targetModules: readonly string[] | string | null;
+  /** Modules never adapted, in target_modules' forms. */
+  readonly excludeModules: readonly string[] | string | null;
   readonly useRslora: boolean;
   readonly rankPattern: Readonly<Record<string, number>>;
   readonly alphaPattern: Readonly<Record<string, number>>;
   /** GPT-2 style Conv1D base weights `[in, out]`; the LoRA A/B layouts are the same either way. */
   readonly fanInFanOut: boolean;
+  /** Layer indices the adapter applies to (PEFT `layers_to_transform`), or null for all. */
+  readonly layersToTransform: readonly number[] | null;
+  readonly layersPattern: readonly string[] | null;
 }
+
+/** Bounds for what a config may ask of the loader (ranks beyond this are not LoRA; keys beyond this are not a model). */
+const MAX_CONFIG_RANK = 65_536;
+const MAX_PATTERN_KEYS = 10_000;
 
 const format = (message: string): never => {
   throw new LoRAError('E_FORMAT', `adapter_config.json: ${message}`);
 };
-const unsupported = (message: string): never => {
-  throw new LoRAError('E_UNSUPPORTED', `adapter_config.json: ${message}`);
-};
+
+/** The config's patterns, compiled once when it is parsed (never once per module). */
+interface Matchers {
+  target: NameMatcher | readonly string[] | null;
+  exclude: NameMatcher | readonly string[] | null;
+  rank: readonly [NameMatcher, number][];
+  alpha: readonly [NameMatcher, number][];
+  layersPattern: readonly RE2JS[] | null;
+}
+const MATCHERS = new WeakMap<PeftAdapterConfig, Matchers>();
 
 function numberMap(value: unknown, field: string, integer: boolean): Record<string, number> {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) return format(`${field} must be an object, got ${describeValue(value)}`);
+  const entries = Object.entries(value as Record<string, unknown>);
+  if (entries.length > MAX_PATTERN_KEYS) format(`${field} has ${entries.length} keys; at most ${MAX_PATTERN_KEYS}`);
   const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-    const ok = typeof v === 'number' && Number.isFinite(v) && (!integer || (Number.isInteger(v) && v > 0));
-    if (!ok) format(`${field}["${k}"] must be ${integer ? 'a positive integer' : 'a finite number'}, got ${describeValue(v)}`);
-    compilePattern(k, field);
+  for (const [k, v] of entries) {
+    const ok = typeof v === 'number' && Number.isFinite(v) && (!integer || (Number.isInteger(v) && v > 0 && v <= MAX_CONFIG_RANK));
+    if (!ok) {
+      format(
+        `${field}[${describeValue(k)}] must be ${integer ? `a positive integer ≤ ${MAX_CONFIG_RANK}` : 'a finite number'}, got ${describeValue(v)}`,
+      );
+    }
     Object.defineProperty(out, k, { value: v, enumerable: true });
   }
   return out;
 }
 
-/** PEFT matches a pattern key against a module name as `(.*\.)?key$`. */
-function compilePattern(key: string, field: string): RegExp {
-  try {
-    return new RegExp(`(?:^|\\.)(?:${key})$`);
-  } catch {
-    return format(`${field} key ${describeValue(key)} is not a valid regular expression`);
+/** A list of names or one regex string (target_modules / exclude_modules), or null. */
+function moduleList(value: unknown, field: string): readonly string[] | string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value) && value.length <= MAX_PATTERN_KEYS && value.every((m) => typeof m === 'string')) {
+    return Object.freeze([...(value as string[])]);
   }
+  return format(`${field} must be a list of names or a regex string, got ${describeValue(value)}`);
 }
 
-/** The rank/alpha override that applies to `module`, PEFT's way (first matching key wins). */
-export function patternValue(pattern: Readonly<Record<string, number>>, module: string): number | undefined {
-  for (const [key, value] of Object.entries(pattern)) if (compilePattern(key, 'pattern').test(module)) return value;
-  return undefined;
+function listMatcher(list: readonly string[] | string | null, field: string): NameMatcher | readonly string[] | null {
+  if (list === null) return null;
+  // "all-linear" is PEFT's shorthand (expanded against the model's layers when the adapter is made).
+  if (typeof list === 'string') return list === 'all-linear' ? null : fullMatcher(list, field);
+  return list;
 }
 
-/** Validates adapter_config.json (text or parsed) and rejects what would give silently wrong output. */
+function layers(value: unknown): readonly number[] | null {
+  if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) return null;
+  const list = typeof value === 'number' ? [value] : value;
+  if (!Array.isArray(list) || list.length > MAX_PATTERN_KEYS || !list.every((i) => Number.isSafeInteger(i) && i >= 0)) {
+    return format(`layers_to_transform must be a layer index or a list of them, got ${describeValue(value)}`);
+  }
+  return Object.freeze([...(list as number[])]);
+}
+
+function layerPatterns(value: unknown): readonly string[] | null {
+  if (value === undefined || value === null || value === '' || (Array.isArray(value) && value.length === 0)) return null;
+  const list = typeof value === 'string' ? [value] : value;
+  if (!Array.isArray(list) || list.length > 64 || !list.every((p) => typeof p === 'string')) {
+    return format(`layers_pattern must be a string or a list of strings, got ${describeValue(value)}`);
+  }
+  return Object.freeze([...(list as string[])]);
+}
+
+/**
+ * Validates adapter_config.json (text or parsed) and refuses every field that would make PEFT
+ * compute something this loader does not (see `peft-fields.ts`), so an adapter is served the
+ * way PEFT serves it or not at all.
+ */
 export function parsePeftConfig(input: unknown): PeftAdapterConfig {
   let raw = input;
   if (typeof input === 'string') {
     try {
       raw = JSON.parse(input);
     } catch (err) {
-      format(`not valid JSON (${(err as Error).message})`);
+      format(`not valid JSON (${describeValue((err as Error).message)})`);
     }
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return format(`expected a JSON object, got ${describeValue(raw)}`);
-  const c = raw as Record<string, unknown>;
-  if (c.peft_type !== undefined && c.peft_type !== 'LORA')
-    unsupported(`peft_type ${describeValue(c.peft_type)} is not supported; only "LORA"`);
-  if (c.use_dora === true) unsupported('DoRA (use_dora: true) is not supported: its magnitude vector would be ignored');
-  if (c.bias !== undefined && c.bias !== 'none')
-    unsupported(`bias ${describeValue(c.bias)} is not supported; only "none" (LoRA biases would be ignored)`);
-  const toSave = c.modules_to_save;
-  if (toSave !== undefined && toSave !== null && !(Array.isArray(toSave) && toSave.length === 0)) {
-    unsupported(`modules_to_save ${describeValue(toSave)} is not supported: those fully trained modules would be ignored`);
+  let c: Record<string, unknown>;
+  try {
+    c = Object.fromEntries(Object.entries(raw as Record<string, unknown>));
+  } catch (err) {
+    return format(`could not be read (${describeValue((err as Error)?.message)})`);
   }
+  checkPeftFields(c);
   const r = c.r ?? 8;
-  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1) format(`r must be a positive integer, got ${describeValue(r)}`);
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1 || r > MAX_CONFIG_RANK)
+    format(`r must be a positive integer ≤ ${MAX_CONFIG_RANK}, got ${describeValue(r)}`);
   const loraAlpha = c.lora_alpha ?? 8;
   if (typeof loraAlpha !== 'number' || !Number.isFinite(loraAlpha))
     format(`lora_alpha must be a finite number, got ${describeValue(loraAlpha)}`);
-  const t = c.target_modules ?? null;
-  const targetsOk = t === null || typeof t === 'string' || (Array.isArray(t) && t.every((m) => typeof m === 'string'));
-  if (!targetsOk) format(`target_modules must be a list of names or a regex string, got ${describeValue(t)}`);
   for (const flag of ['use_rslora', 'fan_in_fan_out'] as const) {
     if (c[flag] !== undefined && typeof c[flag] !== 'boolean') format(`${flag} must be a boolean, got ${describeValue(c[flag])}`);
   }
-  return Object.freeze({
+  const rankPattern = numberMap(c.rank_pattern, 'rank_pattern', true);
+  const alphaPattern = numberMap(c.alpha_pattern, 'alpha_pattern', false);
+  const config: PeftAdapterConfig = Object.freeze({
     r: r as number,
     loraAlpha: loraAlpha as number,
-    targetModules: Array.isArray(t) ? Object.freeze([...(t as string[])]) : (t as string | null),
+    targetModules: moduleList(c.target_modules, 'target_modules'),
+    excludeModules: moduleList(c.exclude_modules, 'exclude_modules'),
     useRslora: c.use_rslora === true,
-    rankPattern: Object.freeze(numberMap(c.rank_pattern, 'rank_pattern', true)),
-    alphaPattern: Object.freeze(numberMap(c.alpha_pattern, 'alpha_pattern', false)),
+    rankPattern: Object.freeze(rankPattern),
+    alphaPattern: Object.freeze(alphaPattern),
     fanInFanOut: c.fan_in_fan_out === true,
+    layersToTransform: layers(c.layers_to_transform),
+    layersPattern: layerPatterns(c.layers_pattern),
   });
+  const patternPairs = (pattern: Record<string, number>, field: string): [NameMatcher, number][] =>
+    Object.entries(pattern).map(([key, value]) => [suffixMatcher(key, field), value]);
+  MATCHERS.set(config, {
+    target: listMatcher(config.targetModules, 'target_modules'),
+    exclude: listMatcher(config.excludeModules, 'exclude_modules'),
+    rank: patternPairs(rankPattern, 'rank_pattern'),
+    alpha: patternPairs(alphaPattern, 'alpha_pattern'),
+    layersPattern: config.layersPattern === null ? null : compileLayersPattern(config.layersPattern, 'layers_pattern'),
+  });
+  return config;
+}
+
+/** Compiled patterns of a config (parsing again if it was built by hand rather than by parsePeftConfig). */
+function matchersOf(config: PeftAdapterConfig): Matchers {
+  const known = MATCHERS.get(config);
+  if (known) return known;
+  const reparsed = parsePeftConfig({
+    r: config.r,
+    lora_alpha: config.loraAlpha,
+    target_modules: config.targetModules,
+    exclude_modules: config.excludeModules,
+    use_rslora: config.useRslora,
+    rank_pattern: config.rankPattern,
+    alpha_pattern: config.alphaPattern,
+    fan_in_fan_out: config.fanInFanOut,
+    layers_to_transform: config.layersToTransform,
+    layers_pattern: config.layersPattern,
+  });
+  const matchers = MATCHERS.get(reparsed) as Matchers;
+  MATCHERS.set(config, matchers);
+  return matchers;
+}
+
+/** The rank/alpha override that applies to `module`, PEFT's way (first matching key wins). */
+function patternValue(pairs: readonly [NameMatcher, number][], module: string): number | undefined {
+  for (const [matcher, value] of pairs) if (matcher.test(module)) return value;
+  return undefined;
 }
 
 /** The scaling folded into B for one module: `alpha / r`, or `alpha / √r` with rsLoRA. */
 export function moduleScale(config: PeftAdapterConfig, module: string): { rank: number; scale: number } {
-  const rank = patternValue(config.rankPattern, module) ?? config.r;
-  const alpha = patternValue(config.alphaPattern, module) ?? config.loraAlpha;
+  const m = matchersOf(config);
+  const rank = patternValue(m.rank, module) ?? config.r;
+  const alpha = patternValue(m.alpha, module) ?? config.loraAlpha;
   return { rank, scale: config.useRslora ? alpha / Math.sqrt(rank) : alpha / rank };
 }
 
-/** Does target_modules name this module? (PEFT: list entries match as suffixes, a string as a full regex.) */
+const inList = (list: readonly string[], module: string): boolean => list.some((name) => module === name || module.endsWith(`.${name}`));
+
+const matches = (m: NameMatcher | readonly string[], module: string): boolean =>
+  Array.isArray(m) ? inList(m as readonly string[], module) : (m as NameMatcher).test(module);
+
+/**
+ * Does the config adapt this module? PEFT `tuners_utils.py` `check_target_module_exists`:
+ * exclude_modules first, then target_modules (a string: full regex match; a list: the name or a
+ * dotted suffix), and for a list, layers_to_transform on the layer index found by layers_pattern.
+ */
 export function isTargeted(config: PeftAdapterConfig, module: string): boolean {
-  const t = config.targetModules;
-  if (t === null || t === 'all-linear') return true;
-  if (typeof t === 'string') {
-    try {
-      return new RegExp(`^(?:${t})$`).test(module);
-    } catch {
-      return format(`target_modules ${describeValue(t)} is not a valid regular expression`);
-    }
-  }
-  return t.some((name) => module === name || module.endsWith(`.${name}`));
+  const m = matchersOf(config);
+  if (m.exclude !== null && matches(m.exclude, module)) return false;
+  if (m.target === null) return true;
+  if (!Array.isArray(m.target)) return (m.target as NameMatcher).test(module);
+  const list = m.target as readonly string[];
+  if (list.includes(module)) return true;
+  if (!inList(list, module)) return false;
+  if (config.layersToTransform === null) return true;
+  const index = layerIndex(module, m.layersPattern);
+  return index !== undefined && config.layersToTransform.includes(index);
 }

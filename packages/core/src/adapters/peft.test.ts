@@ -66,18 +66,23 @@ describe('loadPeftAdapter', () => {
       'a module outside target_modules',
       { r: 2, lora_alpha: 8, target_modules: ['q_proj', 'embed_tokens'] },
       undefined,
-      /v_proj holds weights but is not in target_modules/,
+      /v_proj: holds weights but is not adapted by target_modules/,
     ],
-    ['a regex target_modules that misses', { r: 2, lora_alpha: 8, target_modules: '.*\\.q_proj' }, undefined, /not in target_modules/],
+    [
+      'a regex target_modules that misses',
+      { r: 2, lora_alpha: 8, target_modules: '.*\\.q_proj' },
+      undefined,
+      /not adapted by target_modules/,
+    ],
     [
       'a lora_A without lora_B',
       { r: 2 },
       { 'base_model.model.x.lora_A.weight': { shape: [2, 3], data: seq(6) } },
-      /module x has lora_A but no lora_B/,
+      /module x: has lora_A but no lora_B/,
     ],
     ['an unexpected key', { r: 2 }, { 'base_model.model.x.weight': { shape: [1], data: seq(1) } }, /unexpected tensor/],
     ['a file without LoRA weights', { r: 2 }, {}, /holds no LoRA weights/],
-    ['r = 0', { r: 0 }, undefined, /r must be a positive integer, got 0/],
+    ['r = 0', { r: 0 }, undefined, /r must be a positive integer ≤ 65536, got 0/],
   ])('rejects %s with E_FORMAT', (_, config, tensors, message) => {
     const safetensors = tensors ? serializeSafetensors(tensors) : files(config).safetensors;
     expect(() => loadPeftAdapter({ id: 'x', config, safetensors })).toThrow(message);

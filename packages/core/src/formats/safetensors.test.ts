@@ -77,73 +77,198 @@ describe('safetensors', () => {
     expect(Array.from(parsed.tensors.x!.data)).toEqual([Math.fround(Math.PI), -0.5]);
   });
 
-  const lyingLength = new Uint8Array(16);
-  new DataView(lyingLength.buffer).setBigUint64(0, 2n ** 60n, true);
-
-  it.each([
-    ['a file shorter than 8 bytes', new Uint8Array(3), /needs 8/],
-    ['a header length of 2^60', lyingLength, /header length 1152921504606846976 runs past the end/],
-    ['a header that is not JSON', rawFile(null, undefined, '{"a": '), /not valid UTF-8 JSON/],
-    ['a header that is not UTF-8', rawFile(null, undefined, '{}').map((b, i) => (i === 8 ? 0xff : b)), /not valid UTF-8 JSON/],
-    ['a JSON array header', rawFile([]), /must be a JSON object/],
-    [
-      'an unknown dtype',
-      rawFile({ w: { dtype: 'I8', shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)),
-      /tensor "w": dtype "I8" is not supported/,
-    ],
-    ['a NaN shape', rawFile(null, new Uint8Array(4), '{"w":{"dtype":"F32","shape":[NaN],"data_offsets":[0,4]}}'), /not valid UTF-8 JSON/],
-    [
-      'a negative dimension',
-      rawFile({ w: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, new Uint8Array(4)),
-      /tensor "w": shape must be/,
-    ],
-    [
-      'a huge shape',
-      rawFile({ w: { dtype: 'F32', shape: [1e6, 1e6, 1e6], data_offsets: [0, 4] } }, new Uint8Array(4)),
-      /needs more than the 4 bytes/,
-    ],
-    [
-      'a byte length that disagrees with the shape',
-      rawFile({ w: { dtype: 'F32', shape: [1], data_offsets: [0, 8] } }, new Uint8Array(8)),
-      /= 4 bytes, but data_offsets span 8/,
-    ],
-    [
-      'offsets past the data',
-      rawFile({ w: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, new Uint8Array(4)),
-      /lie outside the 4-byte data area/,
-    ],
-    [
-      'overlapping tensors',
-      rawFile(
-        { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] } },
-        new Uint8Array(8),
-      ),
-      /"a" \[0, 8\] and "b" \[4, 8\] overlap/,
-    ],
-    ['non-string metadata', rawFile({ __metadata__: { n: 1 } }), /__metadata__\["n"\] must be a string/],
-    [
-      'a "__proto__" tensor',
-      rawFile(null, new Uint8Array(4), '{"__proto__":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'),
-      /"__proto__"/,
-    ],
-  ])('rejects %s with E_FORMAT naming the problem', (_, bytes, message) => {
-    expect(() => parseSafetensors(bytes as Uint8Array)).toThrow(message);
-    expect(() => parseSafetensors(bytes as Uint8Array)).toThrow(/E_FORMAT/);
-  });
-
   it('serialize checks shapes and dtypes', () => {
     expect(() => serializeSafetensors({ w: { shape: [3], data: new Float32Array(2) } })).toThrow(/E_SHAPE/);
     expect(() => serializeSafetensors({}, undefined, 'F64' as never)).toThrow(/E_UNSUPPORTED/);
+    expect(() => serializeSafetensors({ __metadata__: { shape: [0], data: new Float32Array(0) } })).toThrow(/reserves it/);
+    expect(() => serializeSafetensors({ [`a\ud800`]: { shape: [0], data: new Float32Array(0) } })).toThrow(/lone surrogate/);
+    expect(() => serializeSafetensors({}, { n: 1 as never })).toThrow(/must be a string/);
+  });
+
+  it('never writes a file that its own parser refuses (fast-check, 500 files)', () => {
+    const name = fc.oneof(fc.string({ unit: 'binary', maxLength: 12 }), fc.constantFrom('__proto__', '', 'constructor', 'a.b'));
+    const tensor = fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 3 }).chain((shape) =>
+      fc.record({
+        shape: fc.constant(shape),
+        data: fc.float32Array({ minLength: shape.reduce((a, b) => a * b, 1), maxLength: shape.reduce((a, b) => a * b, 1) }),
+      }),
+    );
+    fc.assert(
+      fc.property(
+        fc.dictionary(name, tensor, { maxKeys: 5 }),
+        fc.option(fc.dictionary(name, fc.string({ unit: 'binary', maxLength: 8 }), { maxKeys: 3 }), { nil: undefined }),
+        fc.constantFrom('F32', 'F16', 'BF16' as const),
+        (tensors, metadata, dtype) => {
+          let bytes: Uint8Array;
+          try {
+            bytes = serializeSafetensors(tensors, metadata, dtype);
+          } catch (err) {
+            expect(err).toBeInstanceOf(LoRAError);
+            return;
+          }
+          const parsed = parseSafetensors(bytes);
+          expect(Object.keys(parsed.tensors).sort()).toEqual(Object.keys(tensors).sort());
+          for (const [n, t] of Object.entries(tensors)) expect(parsed.tensors[n]?.shape).toEqual(t.shape);
+          expect(parsed.metadata).toEqual(metadata ?? {});
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
 
-/** Parsing either succeeds within 2× the input's size, or throws LoRAError E_FORMAT; nothing else. */
+/**
+ * The format's reference implementation is the judge: huggingface/safetensors
+ * `safetensors/src/tensor.rs` (`SafeTensors::read_metadata`, `Metadata::validate`, serde's
+ * `HashMetadata` / `TensorInfo`). Each row is one of its rules; the error it names is in the row.
+ */
+describe('safetensors: the reference implementation rules (table)', () => {
+  const enc = (text: string) => new TextEncoder().encode(text);
+  /** A file from raw header text (or bytes) and data bytes, with a correct length prefix. */
+  const file = (header: string | Uint8Array, data = 0): Uint8Array => {
+    const h = typeof header === 'string' ? enc(header) : header;
+    const out = new Uint8Array(8 + h.length + data);
+    new DataView(out.buffer).setBigUint64(0, BigInt(h.length), true);
+    out.set(h, 8);
+    return out;
+  };
+  const f32 = (offsets: string, shape = '[1]') => `{"dtype":"F32","shape":${shape},"data_offsets":${offsets}}`;
+  const withLength = (n: bigint, size = 16) => {
+    const out = new Uint8Array(size);
+    new DataView(out.buffer).setBigUint64(0, n, true);
+    return out;
+  };
+
+  const refused: Array<[string, string, Uint8Array, RegExp]> = [
+    ['HeaderTooSmall', 'a file shorter than 8 bytes', new Uint8Array(3), /needs 8/],
+    ['HeaderTooLarge', 'a header length over 100,000,000', withLength(100_000_001n), /exceeds the format's 100000000-byte limit/],
+    ['HeaderTooLarge', 'a header length of 2^60', withLength(2n ** 60n), /exceeds/],
+    ['InvalidHeaderLength', 'a header length past the end of the file', withLength(9n), /runs past the end of the 16-byte file/],
+    ['InvalidHeader', 'a header that is not UTF-8', file(Uint8Array.of(0x7b, 0xff, 0x7d)), /not valid UTF-8/],
+    ['InvalidHeaderDeserialization', 'a header that is not JSON', file('{"a": '), /expected tensor "a" to be an object/],
+    ['InvalidHeaderDeserialization', 'a JSON array header', file('[]'), /start with "\{"/],
+    ['InvalidHeaderDeserialization', 'a byte-order mark before "{"', file('\ufeff{}'), /start with "\{"/],
+    ['InvalidHeaderDeserialization', 'a trailing comma', file(`{"a":${f32('[0,4]')},}`, 4), /expected a string/],
+    ['InvalidHeaderDeserialization', 'text after the header object', file('{} x'), /nothing but whitespace/],
+    [
+      'InvalidHeaderDeserialization',
+      'a float offset (4.0)',
+      file(`{"a":${f32('[0,4.0]')}}`, 4),
+      /non-negative integers \(no sign, fraction/,
+    ],
+    [
+      'InvalidHeaderDeserialization',
+      'a float dimension (1.0)',
+      file(`{"a":${f32('[0,4]', '[1.0]')}}`, 4),
+      /shape to hold non-negative integers/,
+    ],
+    ['InvalidHeaderDeserialization', 'an exponent (1e0)', file(`{"a":${f32('[0,4]', '[1e0]')}}`, 4), /shape to hold non-negative/],
+    ['InvalidHeaderDeserialization', 'a negative dimension', file(`{"a":${f32('[0,4]', '[-1]')}}`, 4), /shape to hold non-negative/],
+    ['InvalidHeaderDeserialization', 'a NaN dimension', file(`{"a":${f32('[0,4]', '[NaN]')}}`, 4), /shape to hold non-negative/],
+    [
+      'InvalidHeaderDeserialization',
+      'an unknown dtype',
+      file('{"a":{"dtype":"X9","shape":[1],"data_offsets":[0,1]}}', 1),
+      /dtype "X9" is not a safetensors dtype/,
+    ],
+    ['InvalidHeaderDeserialization', 'a missing field', file('{"a":{"dtype":"F32","shape":[1]}}', 4), /to have data_offsets/],
+    ['InvalidHeaderDeserialization', 'three data_offsets', file(`{"a":${f32('[0,4,4]')}}`, 4), /data_offsets to be \[begin, end\]/],
+    [
+      'InvalidHeaderDeserialization',
+      'a duplicate field in a tensor',
+      file('{"a":{"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]}}', 4),
+      /"dtype" twice/,
+    ],
+    ['InvalidHeaderDeserialization', 'non-string metadata', file('{"__metadata__":{"n":1}}'), /__metadata__\["n"\] to be a string/],
+    ['InvalidHeaderDeserialization', 'a lone surrogate escape in a name', file(`{"a\\ud800":${f32('[0,4]')}}`, 4), /low surrogate/],
+    [
+      'InvalidHeaderDeserialization',
+      "unknown fields nested past serde_json's limit of 128",
+      file(`{"a":{"x":${'['.repeat(200)}${']'.repeat(200)},"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, 4),
+      /nested at most 128 deep/,
+    ],
+    [
+      '(stricter: serde keeps the last)',
+      'a duplicate tensor name',
+      file(`{"a":${f32('[0,4]')},"a":${f32('[4,8]')}}`, 8),
+      /the key "a" twice/,
+    ],
+    ['InvalidOffset', 'a hole before the first tensor', file(`{"a":${f32('[4,8]')}}`, 8), /leave a hole at bytes \[0, 4\)/],
+    ['InvalidOffset', 'a hole between tensors', file(`{"a":${f32('[0,4]')},"b":${f32('[8,12]')}}`, 12), /"b".*hole at bytes \[4, 8\)/],
+    ['InvalidOffset', 'overlapping tensors', file(`{"a":${f32('[0,8]', '[2]')},"b":${f32('[4,8]')}}`, 8), /overlap the previous tensor/],
+    ['InvalidOffset', 'offsets that end before they begin', file(`{"a":${f32('[4,0]', '[0]')}}`), /hole|end before/],
+    ['MetadataIncompleteBuffer', 'bytes after the last tensor', file(`{"a":${f32('[0,4]')}}`, 5), /1 trailing/],
+    ['MetadataIncompleteBuffer', 'data shorter than the offsets', file(`{"a":${f32('[0,8]', '[2]')}}`, 4), /end at byte 8 .* 4 data bytes/],
+    [
+      'TensorInvalidInfo',
+      'a byte span that disagrees with the shape',
+      file(`{"a":${f32('[0,8]')}}`, 8),
+      /is 4 bytes, but data_offsets span 8/,
+    ],
+    [
+      'ValidationOverflow',
+      'a shape whose element count overflows',
+      file(`{"a":${f32('[0,4]', '[4503599627370496,4503599627370496,4503599627370496]')}}`, 4),
+      /overflows/,
+    ],
+    [
+      'MisalignedSlice',
+      'F4 data that is not a whole number of bytes',
+      file('{"a":{"dtype":"F4","shape":[3],"data_offsets":[0,2]}}', 2),
+      /not a whole number of bytes/,
+    ],
+  ];
+  it.each(refused)('refuses (%s) %s with E_FORMAT', (_, __, bytes, message) => {
+    expect(() => parseSafetensors(bytes)).toThrow(message);
+    expect(() => parseSafetensors(bytes)).toThrow(/E_FORMAT/);
+  });
+
+  const accepted: Array<[string, Uint8Array, string[]]> = [
+    ['an empty header {}', file('{}'), []],
+    ['a header padded with trailing whitespace', file('{}\r \t\n'), []],
+    ['a header padded with leading whitespace', file('\t\n{}\r '), []],
+    ['a zero-size tensor [2, 0]', file(`{"a":${f32('[0,0]', '[2,0]')}}`), ['a']],
+    [
+      'a zero-size tensor [0, 2] between two others',
+      file(`{"a":${f32('[0,4]')},"z":${f32('[4,4]', '[0,2]')},"b":${f32('[4,8]')}}`, 8),
+      ['a', 'b', 'z'],
+    ],
+    ['tensors listed out of offset order', file(`{"b":${f32('[4,8]')},"a":${f32('[0,4]')}}`, 8), ['a', 'b']],
+    [
+      'unknown fields in a tensor entry',
+      file(`{"a":{"dtype":"F32","extra":{"x":[1,2.5,null]},"shape":[1],"data_offsets":[0,4]}}`, 4),
+      ['a'],
+    ],
+    ['__metadata__ null', file(`{"__metadata__":null,"a":${f32('[0,4]')}}`, 4), ['a']],
+    ['a tensor named "__proto__"', file(`{"__proto__":${f32('[0,4]')}}`, 4), ['__proto__']],
+    ['escaped names', file(`{"\\u00e9\\n\\ud83d\\ude00":${f32('[0,4]')}}`, 4), ['é\n😀']],
+    ['spaces inside the header', file(` { "a" : { "dtype" : "F32" , "shape" : [ 1 ] , "data_offsets" : [ 0 , 4 ] } } `, 4), ['a']],
+  ];
+  it.each(accepted)('accepts %s', (_, bytes, names) => {
+    const parsed = parseSafetensors(bytes);
+    expect(Object.keys(parsed.tensors).sort()).toEqual(names);
+    expect(Object.getPrototypeOf(parsed.tensors)).toBe(Object.prototype);
+  });
+
+  it('accepts a valid file with a dtype it does not decode, then refuses that tensor with E_UNSUPPORTED (not E_FORMAT)', () => {
+    const bytes = file('{"a":{"dtype":"I32","shape":[2],"data_offsets":[0,8]}}', 8);
+    expect(() => parseSafetensors(bytes)).toThrow(/E_UNSUPPORTED.*"a" is I32/);
+  });
+
+  it('reads an ArrayBuffer (what fetch().arrayBuffer() gives) like a Uint8Array', () => {
+    const bytes = serializeSafetensors({ w: { shape: [2], data: Float32Array.of(1, 2) } });
+    const copy = bytes.slice().buffer;
+    expect(Array.from(parseSafetensors(copy).tensors.w!.data)).toEqual([1, 2]);
+  });
+});
+
+/** Parsing either succeeds within 2× the input's size, or throws LoRAError E_FORMAT (E_UNSUPPORTED: a valid file of integers); nothing else. */
 function expectFormatErrorOrBounded(bytes: Uint8Array): void {
   let parsed: ReturnType<typeof parseSafetensors>;
   try {
     parsed = parseSafetensors(bytes);
   } catch (err) {
-    if (!(err instanceof LoRAError) || err.code !== 'E_FORMAT') throw err;
+    if (!(err instanceof LoRAError) || !['E_FORMAT', 'E_UNSUPPORTED'].includes(err.code)) throw err;
     return;
   }
   let allocated = 0;
@@ -170,7 +295,7 @@ const weirdValue = fc.oneof(
   fc.string({ maxLength: 8 }),
 );
 
-describe('safetensors fuzzing (fast-check): only E_FORMAT, no hang, no allocation beyond 2× the input', () => {
+describe('safetensors fuzzing (fast-check): only E_FORMAT / E_UNSUPPORTED, no hang, no allocation beyond 2× the input', () => {
   it('random bytes (4,000 buffers)', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), expectFormatErrorOrBounded), { numRuns: 4000 });
   });

@@ -1,5 +1,6 @@
 import { describeValue, LoRAError } from '../errors.js';
 import { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat } from './half.js';
+import { type HeaderEntry, HeaderSyntaxError, type ParsedHeader, readHeader } from './safetensors-header.js';
 
 /**
  * safetensors: 8-byte little-endian header length N, N bytes of JSON header, then the data area.
@@ -22,69 +23,95 @@ export interface ParsedSafetensors {
   metadata: Record<string, string>;
 }
 
-export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+/** The reference implementation's limit (`MAX_HEADER_SIZE` in safetensors `tensor.rs`). */
+export const MAX_HEADER_BYTES = 100_000_000;
+/**
+ * Our own bound on tensors per file, so that parse time and memory stay proportional to a real
+ * checkpoint (the format has none; a DeepSeek-V3-sized adapter of every expert has ~94k tensors).
+ */
+export const MAX_TENSORS = 200_000;
 
 const DTYPE_BYTES: Record<SafetensorsDType, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
+/** Every dtype of the format (safetensors `Dtype`), with its size in bits: valid files, not all decodable here. */
+const FORMAT_DTYPE_BITS: Record<string, number> = {
+  BOOL: 8,
+  F4: 4,
+  F6_E2M3: 6,
+  F6_E3M2: 6,
+  U8: 8,
+  I8: 8,
+  F8_E5M2: 8,
+  F8_E4M3: 8,
+  F8_E8M0: 8,
+  F8_E4M3FNUZ: 8,
+  F8_E5M2FNUZ: 8,
+  I16: 16,
+  U16: 16,
+  F16: 16,
+  BF16: 16,
+  I32: 32,
+  U32: 32,
+  F32: 32,
+  C64: 64,
+  F64: 64,
+  I64: 64,
+  U64: 64,
+};
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 const fail = (message: string): never => {
   throw new LoRAError('E_FORMAT', `safetensors: ${message}`);
 };
 
-interface Entry {
-  name: string;
-  dtype: SafetensorsDType;
-  shape: number[];
-  begin: number;
-  end: number;
-}
-
 function readHeaderLength(bytes: Uint8Array): number {
   if (!(bytes instanceof Uint8Array)) fail(`expected a Uint8Array, got ${describeValue(bytes)}`);
   if (bytes.length < 8) fail(`file is ${bytes.length} bytes; a header length needs 8`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, 8);
   const n = view.getBigUint64(0, true);
+  if (n > BigInt(MAX_HEADER_BYTES)) fail(`header length ${n} exceeds the format's ${MAX_HEADER_BYTES}-byte limit`);
   if (n > BigInt(bytes.length - 8)) fail(`header length ${n} runs past the end of the ${bytes.length}-byte file`);
-  if (n > BigInt(MAX_HEADER_BYTES)) fail(`header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   return Number(n);
 }
 
-function readEntry(name: string, value: unknown, dataLength: number): Entry {
-  if (value === null || typeof value !== 'object' || Array.isArray(value))
-    fail(`tensor "${name}": expected an object, got ${describeValue(value)}`);
-  const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
-  if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) {
-    fail(`tensor "${name}": dtype ${describeValue(dtype)} is not supported; expected one of ${Object.keys(DTYPE_BYTES).join(', ')}`);
+/**
+ * The reference implementation's `Metadata::validate`: tensors sorted by offsets must tile the
+ * data area from 0 with no hole or overlap, each exactly its shape × dtype size, and the file must
+ * end where the last tensor ends (no trailing bytes: a polyglot file is refused).
+ */
+function checkLayout(entries: readonly HeaderEntry[], dataLength: number): void {
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  for (const e of sorted) {
+    if (e.begin !== at || e.end < e.begin) {
+      fail(
+        `tensor "${short(e.name)}": data_offsets [${e.begin}, ${e.end}] ${e.begin > at ? `leave a hole at bytes [${at}, ${e.begin})` : e.end < e.begin ? 'end before they begin' : `overlap the previous tensor, which ends at ${at}`}`,
+      );
+    }
+    const bits = FORMAT_DTYPE_BITS[e.dtype] as number;
+    let elements = 1n;
+    for (const d of e.shape) elements *= BigInt(d);
+    const totalBits = elements * BigInt(bits);
+    if (totalBits >= 1n << 64n) fail(`tensor "${short(e.name)}": shape [${e.shape.join(', ')}] overflows the element count`);
+    if (totalBits % 8n !== 0n)
+      fail(`tensor "${short(e.name)}": shape [${e.shape.join(', ')}] of ${e.dtype} is not a whole number of bytes`);
+    const size = totalBits / 8n;
+    if (size !== BigInt(e.end - e.begin)) {
+      fail(
+        `tensor "${short(e.name)}": shape [${e.shape.join(', ')}] of ${e.dtype} is ${size} bytes, but data_offsets span ${e.end - e.begin}`,
+      );
+    }
+    at = e.end;
   }
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    fail(`tensor "${name}": shape must be an array of non-negative integers, got ${describeValue(shape)}`);
+  if (at !== dataLength) {
+    fail(`the tensors end at byte ${at} of the data area, but the file has ${dataLength} data bytes (${dataLength - at} trailing)`);
   }
-  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
-    fail(`tensor "${name}": data_offsets must be [begin, end] non-negative integers, got ${describeValue(offsets)}`);
-  }
-  const [begin, end] = offsets as [number, number];
-  if (begin > end || end > dataLength)
-    fail(`tensor "${name}": data_offsets [${begin}, ${end}] lie outside the ${dataLength}-byte data area`);
-  const width = DTYPE_BYTES[dtype as SafetensorsDType];
-  let elements = 1;
-  for (const d of shape as number[]) {
-    elements *= d;
-    // Past the data span already: stop before the product grows without bound.
-    if (elements * width > end - begin)
-      fail(`tensor "${name}": shape [${(shape as number[]).join(', ')}] needs more than the ${end - begin} bytes of its data_offsets`);
-  }
-  if (elements * width !== end - begin) {
-    fail(
-      `tensor "${name}": shape [${(shape as number[]).join(', ')}] × ${width} bytes = ${elements * width} bytes, but data_offsets span ${end - begin}`,
-    );
-  }
-  return { name, dtype: dtype as SafetensorsDType, shape: shape as number[], begin, end };
 }
 
-function decode(bytes: Uint8Array, at: number, e: Entry): Float32Array {
-  const n = (e.end - e.begin) / DTYPE_BYTES[e.dtype];
+function decode(bytes: Uint8Array, at: number, e: HeaderEntry): Float32Array {
+  const dtype = e.dtype as SafetensorsDType;
+  const n = (e.end - e.begin) / DTYPE_BYTES[dtype];
   const offset = bytes.byteOffset + at + e.begin;
-  if (e.dtype === 'F32') {
+  if (dtype === 'F32') {
     // Zero-copy where the platform and alignment allow; otherwise one copy.
     if (LITTLE_ENDIAN && offset % 4 === 0) return new Float32Array(bytes.buffer, offset, n);
     const out = new Float32Array(n);
@@ -94,57 +121,76 @@ function decode(bytes: Uint8Array, at: number, e: Entry): Float32Array {
   }
   const out = new Float32Array(n);
   const view = new DataView(bytes.buffer, offset, e.end - e.begin);
-  if (e.dtype === 'F64') for (let i = 0; i < n; i++) out[i] = view.getFloat64(i * 8, true);
-  else if (e.dtype === 'F16') for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
+  if (dtype === 'F64') for (let i = 0; i < n; i++) out[i] = view.getFloat64(i * 8, true);
+  else if (dtype === 'F16') for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
   else for (let i = 0; i < n; i++) out[i] = bf16ToFloat(view.getUint16(i * 2, true));
   return out;
 }
 
-/** Parses and validates a safetensors file; tensor data decoded to float32. */
-export function parseSafetensors(bytes: Uint8Array): ParsedSafetensors {
-  const headerLength = readHeaderLength(bytes);
-  let header: unknown;
+const short = (name: string): string => (name.length > 80 ? `${name.slice(0, 77)}...` : name);
+
+/**
+ * Parses and validates a safetensors file with the reference implementation's rules (see
+ * `safetensors-header.ts` and `checkLayout`); tensor data decoded to float32. A valid file with a
+ * dtype we do not decode (integers, FP8) is refused with E_UNSUPPORTED naming the tensor. Work and
+ * memory are proportional to the file: header ≤ 100 MB, ≤ MAX_TENSORS tensors, output ≤ 2× input.
+ */
+export function parseSafetensors(bytes: Uint8Array | ArrayBuffer): ParsedSafetensors {
+  const input = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes;
+  const headerLength = readHeaderLength(input);
+  let text: string;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLength)));
+    // ignoreBOM: a byte-order mark stays in the text and is refused like any character before "{".
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(input.subarray(8, 8 + headerLength));
+  } catch {
+    return fail('header is not valid UTF-8');
+  }
+  let header: ParsedHeader;
+  try {
+    header = readHeader(text, MAX_TENSORS);
   } catch (err) {
-    fail(`header is not valid UTF-8 JSON (${(err as Error).message})`);
+    if (err instanceof HeaderSyntaxError) return fail(`header: ${err.message}`);
+    throw err;
   }
-  if (header === null || typeof header !== 'object' || Array.isArray(header))
-    fail(`header must be a JSON object, got ${describeValue(header)}`);
-  const dataStart = 8 + headerLength;
-  const dataLength = bytes.length - dataStart;
-  const metadata: Record<string, string> = {};
-  const entries: Entry[] = [];
-  for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
-    // A "__proto__" key would reach the prototype of the result objects.
-    if (name === '__proto__') fail('a tensor may not be named "__proto__"');
-    if (name === '__metadata__') {
-      if (value === null || typeof value !== 'object' || Array.isArray(value))
-        fail(`__metadata__ must be an object of strings, got ${describeValue(value)}`);
-      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-        if (typeof v !== 'string' || k === '__proto__')
-          fail(`__metadata__["${k}"] must be a string under a plain key, got ${describeValue(v)}`);
-        metadata[k] = v as string;
-      }
-      continue;
+  for (const e of header.entries) {
+    if (!(e.dtype in FORMAT_DTYPE_BITS)) {
+      fail(`tensor "${short(e.name)}": dtype ${describeValue(e.dtype)} is not a safetensors dtype`);
     }
-    entries.push(readEntry(name, value, dataLength));
   }
-  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
-  for (let i = 1; i < sorted.length; i++) {
-    const prev = sorted[i - 1] as Entry;
-    const cur = sorted[i] as Entry;
-    if (cur.begin < prev.end)
-      fail(`tensors "${prev.name}" [${prev.begin}, ${prev.end}] and "${cur.name}" [${cur.begin}, ${cur.end}] overlap`);
-  }
+  const dataStart = 8 + headerLength;
+  checkLayout(header.entries, input.length - dataStart);
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of header.metadata ?? []) Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true });
   const tensors: Record<string, SafetensorsTensor> = {};
-  for (const e of entries) tensors[e.name] = { dtype: e.dtype, shape: e.shape, data: decode(bytes, dataStart, e) };
+  for (const e of header.entries) {
+    if (!(e.dtype in DTYPE_BYTES)) {
+      throw new LoRAError(
+        'E_UNSUPPORTED',
+        `safetensors: tensor "${short(e.name)}" is ${e.dtype}; only ${Object.keys(DTYPE_BYTES).join(', ')} tensors are read`,
+      );
+    }
+    const tensor = { dtype: e.dtype as SafetensorsDType, shape: [...e.shape], data: decode(input, dataStart, e) };
+    // defineProperty: a tensor may be called "__proto__" (the format allows it) without touching the prototype.
+    Object.defineProperty(tensors, e.name, { value: tensor, enumerable: true, writable: true, configurable: true });
+  }
   return { tensors, metadata };
 }
 
 export type SerializableDType = 'F32' | 'F16' | 'BF16';
 
-/** Writes tensors (float32 data) as a safetensors file in `dtype`; data starts 8-byte aligned. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+function checkWritableName(name: string, what: string): void {
+  if (LONE_SURROGATE.test(name)) {
+    throw new LoRAError('E_CONFIG', `serializeSafetensors: ${what} ${describeValue(name)} is not valid Unicode (a lone surrogate)`);
+  }
+}
+
+/**
+ * Writes tensors (float32 data) as a safetensors file in `dtype`; data starts 8-byte aligned.
+ * Whatever it writes, `parseSafetensors` (and the reference implementation) reads back: names and
+ * metadata are checked, and a header past the format's limit is refused instead of written.
+ */
 export function serializeSafetensors(
   tensors: Record<string, { shape: readonly number[]; data: ArrayLike<number> }>,
   metadata?: Record<string, string>,
@@ -155,29 +201,58 @@ export function serializeSafetensors(
   }
   const width = DTYPE_BYTES[dtype];
   const header: Record<string, unknown> = {};
-  if (metadata !== undefined) header.__metadata__ = metadata;
+  if (metadata !== undefined) {
+    const meta: Record<string, string> = {};
+    for (const [k, v] of Object.entries(metadata)) {
+      if (typeof v !== 'string')
+        throw new LoRAError('E_CONFIG', `serializeSafetensors: metadata ${describeValue(k)} must be a string, got ${describeValue(v)}`);
+      checkWritableName(k, 'metadata key');
+      checkWritableName(v, 'metadata value');
+      Object.defineProperty(meta, k, { value: v, enumerable: true });
+    }
+    header.__metadata__ = meta;
+  }
   let offset = 0;
   const names = Object.keys(tensors);
+  if (names.length > MAX_TENSORS)
+    throw new LoRAError('E_CAPACITY', `serializeSafetensors: ${names.length} tensors; at most ${MAX_TENSORS}`);
   for (const name of names) {
+    if (name === '__metadata__')
+      throw new LoRAError('E_CONFIG', 'serializeSafetensors: a tensor may not be named "__metadata__" (the format reserves it)');
+    checkWritableName(name, 'tensor name');
     const t = tensors[name] as { shape: readonly number[]; data: ArrayLike<number> };
-    const elements = t.shape.reduce((a, b) => a * b, 1);
-    if (elements !== t.data.length) {
+    if (!Array.isArray(t?.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       throw new LoRAError(
         'E_SHAPE',
-        `serializeSafetensors: tensor "${name}" has shape [${t.shape.join(', ')}] but ${t.data.length} values`,
+        `serializeSafetensors: tensor "${short(name)}" needs a shape of non-negative integers, got ${describeValue(t?.shape)}`,
       );
     }
-    header[name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + elements * width] };
+    const elements = t.shape.reduce((a, b) => a * b, 1);
+    if (elements !== t.data?.length) {
+      throw new LoRAError(
+        'E_SHAPE',
+        `serializeSafetensors: tensor "${short(name)}" has shape [${t.shape.join(', ')}] but ${describeValue(t.data?.length)} values`,
+      );
+    }
+    Object.defineProperty(header, name, {
+      value: { dtype, shape: [...t.shape], data_offsets: [offset, offset + elements * width] },
+      enumerable: true,
+    });
     offset += elements * width;
   }
-  let json = new TextEncoder().encode(JSON.stringify(header));
-  const padded = Math.ceil(json.length / 8) * 8;
-  if (padded !== json.length) json = new TextEncoder().encode(JSON.stringify(header) + ' '.repeat(padded - json.length));
-  const out = new Uint8Array(8 + json.length + offset);
+  const text = JSON.stringify(header);
+  const encoded = new TextEncoder().encode(text);
+  const padded = Math.ceil(encoded.length / 8) * 8;
+  if (padded > MAX_HEADER_BYTES) {
+    throw new LoRAError('E_CAPACITY', `serializeSafetensors: the header would be ${padded} bytes; the format allows ${MAX_HEADER_BYTES}`);
+  }
+  // Trailing spaces align the data area to 8 bytes (the reference writer pads the same way).
+  const out = new Uint8Array(8 + padded + offset);
   const view = new DataView(out.buffer);
-  view.setBigUint64(0, BigInt(json.length), true);
-  out.set(json, 8);
-  let at = 8 + json.length;
+  view.setBigUint64(0, BigInt(padded), true);
+  out.set(encoded, 8);
+  out.fill(0x20, 8 + encoded.length, 8 + padded);
+  let at = 8 + padded;
   for (const name of names) {
     const data = (tensors[name] as { data: ArrayLike<number> }).data;
     for (let i = 0; i < data.length; i++, at += width) {

@@ -1,10 +1,10 @@
-import { gather, type Tensor1D, type Tensor2D, type Tensor3D, tidy } from '@tensorflow/tfjs-core';
+import { gather, getBackend, type Tensor1D, type Tensor2D, type Tensor3D, tidy } from '@tensorflow/tfjs-core';
 import type { AdapterModuleWeights } from '../adapters/adapter.js';
 import type { LoRARuntime } from '../create.js';
 import { describeValue, LoRAError } from '../errors.js';
-import { checkTensor } from '../validate.js';
-import { checkLayerRank, checkSlot, type LoRALayer, type MatrixInput, readMatrix } from './layer.js';
-import { WeightStack, writeB } from './stack.js';
+import { checkScale, checkTensor, checkTokenIdValues, HOST_MEMORY_TF_BACKENDS } from '../validate.js';
+import { checkLayerRank, checkLive, checkSlot, checkTokenCount, type LoRALayer, type MatrixInput, readMatrix } from './layer.js';
+import { stackBytes, WeightStack, writeB } from './stack.js';
 
 /**
  * Token embedding with LoRA: `W[id] + B[slot] · A[slot, id]`. PEFT stores lora_embedding_A as
@@ -17,6 +17,7 @@ export class LoRAEmbedding implements LoRALayer {
   readonly sliceShapes: readonly { inFeatures: number; outFeatures: number }[];
   /** Base table `[V, D]`. Not owned: the caller disposes it. */
   readonly weight: Tensor2D;
+  readonly slotBytes: number;
   readonly #runtime: LoRARuntime;
   readonly #a: WeightStack;
   readonly #b: WeightStack;
@@ -28,13 +29,23 @@ export class LoRAEmbedding implements LoRALayer {
     }
     const [vocab, dim] = weight.shape;
     const { maxLoras: L, maxLoraRank: R } = runtime.config;
+    const aShape = [L, vocab, R] as const;
+    const bShape = [L, dim, R] as const;
+    this.slotBytes = stackBytes(aShape) + stackBytes(bShape);
+    runtime.adapters.checkNewLayer([options.module], this.slotBytes, `embedding ${options.module} (V = ${vocab}, D = ${dim})`);
     this.#runtime = runtime;
     this.modules = Object.freeze([options.module]);
     this.sliceShapes = Object.freeze([Object.freeze({ inFeatures: vocab, outFeatures: dim })]);
     this.weight = weight;
-    this.#a = new WeightStack([L, vocab, R]);
-    this.#b = new WeightStack([L, dim, R]);
-    runtime.adapters.addLayer(this);
+    this.#a = new WeightStack(aShape);
+    this.#b = new WeightStack(bShape);
+    try {
+      runtime.adapters.addLayer(this);
+    } catch (err) {
+      this.#a.dispose();
+      this.#b.dispose();
+      throw err;
+    }
   }
 
   get loraA(): Tensor3D {
@@ -47,7 +58,9 @@ export class LoRAEmbedding implements LoRALayer {
 
   /** PEFT layouts: A `[r, V]` (lora_embedding_A), B `[D, r]` (lora_embedding_B), B times `scale`. */
   setLoRA(slot: number, a: MatrixInput, b: MatrixInput, scale = 1): void {
+    checkLive(this.#runtime, `${this.modules[0]}.setLoRA`);
     checkSlot(slot, this.#runtime.config.maxLoras);
+    checkScale(scale);
     const { inFeatures: vocab, outFeatures: dim } = this.sliceShapes[0] as { inFeatures: number; outFeatures: number };
     const A = readMatrix(a, `a for ${this.modules[0]}`, undefined, vocab);
     const B = readMatrix(b, `b for ${this.modules[0]}`, dim, A.rows);
@@ -56,11 +69,18 @@ export class LoRAEmbedding implements LoRALayer {
 
   setSlot(slot: number, modules: readonly (AdapterModuleWeights | null)[]): void {
     checkSlot(slot, this.#runtime.config.maxLoras);
+    const m = this.#prepare(modules);
+    if (m === null) this.resetLoRA(slot);
+    else this.#write(slot, m.a, m.b, m.rank, m.scale);
+  }
+
+  validateSlot(modules: readonly (AdapterModuleWeights | null)[]): void {
+    this.#prepare(modules);
+  }
+
+  #prepare(modules: readonly (AdapterModuleWeights | null)[]): AdapterModuleWeights | null {
     const m = modules[0] ?? null;
-    if (m === null) {
-      this.resetLoRA(slot);
-      return;
-    }
+    if (m === null) return null;
     if (m.kind !== 'embedding')
       throw new LoRAError('E_SHAPE', `${this.modules[0]} is an embedding but the adapter holds linear weights for it`);
     const { inFeatures, outFeatures } = this.sliceShapes[0] as { inFeatures: number; outFeatures: number };
@@ -70,12 +90,12 @@ export class LoRAEmbedding implements LoRALayer {
         `${m.name}: adapter is for V = ${m.inFeatures}, D = ${m.outFeatures}; this embedding has V = ${inFeatures}, D = ${outFeatures}`,
       );
     }
-    this.#write(slot, m.a, m.b, m.rank, m.scale);
+    this.#checkSizes(m.a, m.b, m.rank);
+    return m;
   }
 
-  #write(slot: number, a: Float32Array, b: Float32Array, rank: number, scale: number): void {
-    const R = this.#runtime.config.maxLoraRank;
-    checkLayerRank(rank, R, this.modules[0] as string);
+  #checkSizes(a: Float32Array, b: Float32Array, rank: number): void {
+    checkLayerRank(rank, this.#runtime.config.maxLoraRank, this.modules[0] as string);
     const { inFeatures: vocab, outFeatures: dim } = this.sliceShapes[0] as { inFeatures: number; outFeatures: number };
     if (a.length !== rank * vocab || b.length !== dim * rank) {
       throw new LoRAError(
@@ -83,6 +103,12 @@ export class LoRAEmbedding implements LoRALayer {
         `${this.modules[0]}: A must be [${rank}, ${vocab}] and B [${dim}, ${rank}], got ${a.length} and ${b.length} values`,
       );
     }
+  }
+
+  #write(slot: number, a: Float32Array, b: Float32Array, rank: number, scale: number): void {
+    this.#checkSizes(a, b, rank);
+    const R = this.#runtime.config.maxLoraRank;
+    const { inFeatures: vocab, outFeatures: dim } = this.sliceShapes[0] as { inFeatures: number; outFeatures: number };
     const aBlock = this.#a.slot(slot);
     for (let k = 0; k < rank; k++) {
       for (let v = 0; v < vocab; v++) aBlock[v * R + k] = a[k * vocab + v] as number;
@@ -98,6 +124,14 @@ export class LoRAEmbedding implements LoRALayer {
 
   /** `W[ids]` plus each token's adapter. */
   forward(tokenIds: Tensor1D): Tensor2D {
+    // Checked before the gather: a wrong id is a LoRAError naming it, not a tfjs error or a zero row.
+    checkLive(this.#runtime, `${this.modules[0]}.forward`);
+    const meta = this.#runtime.punica.meta; // E_INDEX before any batch
+    const ids = checkTensor(tokenIds, 'tokenIds', '[T]', 'int32');
+    checkTokenCount(ids.shape[0] as number, meta.numTokens, this.modules[0] as string);
+    if (HOST_MEMORY_TF_BACKENDS.has(getBackend())) {
+      checkTokenIdValues(ids.dataSync(), (this.sliceShapes[0] as { inFeatures: number }).inFeatures);
+    }
     return tidy(() => this.#runtime.punica.addLoRAEmbedding(gather(this.weight, tokenIds) as Tensor2D, tokenIds, this.loraA, this.loraB));
   }
 

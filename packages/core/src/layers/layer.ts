@@ -1,6 +1,7 @@
 import type { Tensor2D } from '@tensorflow/tfjs-core';
 import type { AdapterModuleWeights } from '../adapters/adapter.js';
 import { describeValue, LoRAError } from '../errors.js';
+import { checkTensor } from '../validate.js';
 
 /** What the adapter manager needs from a layer: which modules it serves and how to fill a slot. */
 export interface LoRALayer {
@@ -11,6 +12,13 @@ export interface LoRALayer {
   readonly sliceShapes: readonly { readonly inFeatures: number; readonly outFeatures: number }[];
   /** Writes one adapter's modules (null = not targeted: zeros) into a slot, scale folded into B. */
   setSlot(slot: number, modules: readonly (AdapterModuleWeights | null)[]): void;
+  /**
+   * Throws what `setSlot` would throw for these modules, writing nothing. The manager checks every
+   * layer before it writes any, so a refused activation leaves no slot half-written.
+   */
+  validateSlot?(modules: readonly (AdapterModuleWeights | null)[]): void;
+  /** Bytes of this layer's slot stacks (host mirror and device copy), counted against `maxSlotMemory`. */
+  readonly slotBytes?: number;
   resetLoRA(slot: number): void;
   dispose(): void;
 }
@@ -26,11 +34,12 @@ export function readMatrix(value: MatrixInput, name: string, rows: number | unde
     }
     return { data: value, rows: r };
   }
-  const shape = (value as Tensor2D | undefined)?.shape;
-  if (!Array.isArray(shape) || shape.length !== 2 || shape[1] !== cols || (rows !== undefined && shape[0] !== rows)) {
+  const t = checkTensor(value, name, `[${rows ?? 'r'}, ${cols}]`);
+  const shape = t.shape;
+  if (shape[1] !== cols || (rows !== undefined && shape[0] !== rows)) {
     throw new LoRAError('E_SHAPE', `${name} must be [${rows ?? 'r'}, ${cols}], got ${describeValue(value)}`);
   }
-  return { data: (value as Tensor2D).dataSync() as Float32Array, rows: shape[0] };
+  return { data: t.dataSync() as Float32Array, rows: shape[0] as number };
 }
 
 export function checkSlot(slot: number, maxLoras: number): void {
@@ -43,4 +52,20 @@ export function checkLayerRank(rank: number, maxLoraRank: number, name: string):
   if (rank < 1 || rank > maxLoraRank) {
     throw new LoRAError('E_RANK', `${name} has rank ${rank}; this runtime takes ranks 1 to maxLoraRank = ${maxLoraRank}`);
   }
+}
+
+/** A forward's input rows must match the batch that `setBatch` / `updateMetadata` described. */
+export function checkTokenCount(rows: number, expected: number, layer: string): void {
+  if (rows !== expected) {
+    throw new LoRAError(
+      'E_INDEX',
+      `${layer}: the input has ${rows} rows but the current batch has ${expected}; call adapters.setBatch() (or punica.updateMetadata()) for this batch first`,
+    );
+  }
+}
+
+/** Layers refuse work once their runtime is disposed, before touching their (freed) stacks. */
+export function checkLive(runtime: { readonly punica: { readonly isDisposed: boolean } }, what: string): void {
+  if (runtime.punica.isDisposed)
+    throw new LoRAError('E_DISPOSED', `${what}: the LoRA runtime was disposed; create a new one with createLoRA()`);
 }

@@ -2,9 +2,10 @@ import { add, keep, matMul, type Tensor1D, type Tensor2D, type Tensor3D, tidy, t
 import type { AdapterModuleWeights } from '../adapters/adapter.js';
 import type { LoRARuntime } from '../create.js';
 import { describeValue, LoRAError } from '../errors.js';
+import type { LoRAMetadata } from '../metadata.js';
 import { checkTensor } from '../validate.js';
-import { checkLayerRank, checkSlot, type LoRALayer, type MatrixInput, readMatrix } from './layer.js';
-import { WeightStack, writeB } from './stack.js';
+import { checkLayerRank, checkLive, checkSlot, checkTokenCount, type LoRALayer, type MatrixInput, readMatrix } from './layer.js';
+import { stackBytes, WeightStack, writeB } from './stack.js';
 
 interface SliceWeights {
   a: Float32Array;
@@ -33,6 +34,7 @@ abstract class StackedLinear implements LoRALayer {
   readonly outputSizes: number[];
   readonly weight: Tensor2D;
   readonly bias: Tensor1D | undefined;
+  readonly slotBytes: number;
   /** `[H, O]` copy of the weight when the backend multiplies that layout faster (made once, here). */
   readonly #weightInOut: Tensor2D | null;
   protected readonly runtime: LoRARuntime;
@@ -60,16 +62,30 @@ abstract class StackedLinear implements LoRALayer {
       if (bias.shape[0] !== outFeatures) throw new LoRAError('E_SHAPE', `bias must be [${outFeatures}], got [${bias.shape}]`);
     }
     const { maxLoras: L, maxLoraRank: R } = runtime.config;
+    const aShapes = outputSizes.map(() => [L, R, hidden] as const);
+    const bShapes = outputSizes.map((o) => [L, o, R] as const);
+    this.slotBytes = [...aShapes, ...bShapes].reduce((n, shape) => n + stackBytes(shape), 0);
+    // Everything that can refuse runs before anything is allocated.
+    runtime.adapters.checkNewLayer(
+      modules,
+      this.slotBytes,
+      `layer ${modules[0]} (${modules.length} slice(s), H = ${hidden}, O = ${outFeatures})`,
+    );
     this.runtime = runtime;
     this.modules = Object.freeze([...modules]);
     this.outputSizes = [...outputSizes];
     this.sliceShapes = Object.freeze(outputSizes.map((o) => Object.freeze({ inFeatures: hidden, outFeatures: o })));
     this.weight = weight;
     this.bias = options.bias;
+    this.#a = aShapes.map((shape) => new WeightStack(shape));
+    this.#b = bShapes.map((shape) => new WeightStack(shape));
     this.#weightInOut = runtime.backend.weightLayout === 'in-out' ? keep(transpose(weight)) : null;
-    this.#a = outputSizes.map(() => new WeightStack([L, R, hidden]));
-    this.#b = outputSizes.map((o) => new WeightStack([L, o, R]));
-    runtime.adapters.addLayer(this);
+    try {
+      runtime.adapters.addLayer(this);
+    } catch (err) {
+      this.#free();
+      throw err;
+    }
   }
 
   /** Stacked A per slice `[L, R, H]` (the tensors punica reads). */
@@ -84,13 +100,21 @@ abstract class StackedLinear implements LoRALayer {
 
   setSlot(slot: number, modules: readonly (AdapterModuleWeights | null)[]): void {
     checkSlot(slot, this.runtime.config.maxLoras);
-    const prepared = this.modules.map((name, s) => {
+    const prepared = this.#prepare(modules);
+    for (const [s, w] of prepared.entries()) this.#commit(slot, s, w);
+  }
+
+  validateSlot(modules: readonly (AdapterModuleWeights | null)[]): void {
+    this.#prepare(modules);
+  }
+
+  #prepare(modules: readonly (AdapterModuleWeights | null)[]): (SliceWeights | null)[] {
+    return this.modules.map((name, s) => {
       const m = modules[s] ?? null;
       if (m !== null && m.kind !== 'linear')
         throw new LoRAError('E_SHAPE', `${name} is a linear layer but the adapter holds embedding weights for it`);
       return m === null ? null : this.#check(s, { a: m.a, b: m.b, rank: m.rank, scale: m.scale, name: m.name });
     });
-    for (const [s, w] of prepared.entries()) this.#commit(slot, s, w);
   }
 
   resetLoRA(slot: number): void {
@@ -104,6 +128,7 @@ abstract class StackedLinear implements LoRALayer {
    * is written, so a rejected call leaves the slot as it was.
    */
   protected writeSlot(slot: number, a: readonly (MatrixInput | null)[], b: readonly (MatrixInput | null)[], scale: number): void {
+    checkLive(this.runtime, `${this.modules[0]}.setLoRA`);
     checkSlot(slot, this.runtime.config.maxLoras);
     if (typeof scale !== 'number' || !Number.isFinite(scale))
       throw new LoRAError('E_CONFIG', `scale must be a finite number, got ${describeValue(scale)}`);
@@ -140,6 +165,8 @@ abstract class StackedLinear implements LoRALayer {
 
   /** `x·Wᵀ (+ bias)` plus every token's adapter: one shrink and one expand for the batch. */
   forward(x: Tensor2D): Tensor2D {
+    // Checked before the base matmul, so a wrong input is a LoRAError naming it, not a tfjs error.
+    this.checkInput(x);
     return tidy(() => {
       let y = (this.#weightInOut ? matMul(x, this.#weightInOut) : matMul(x, this.weight, false, true)) as Tensor2D;
       if (this.bias) y = add(y, this.bias) as Tensor2D;
@@ -151,8 +178,28 @@ abstract class StackedLinear implements LoRALayer {
     return this.runtime.punica.addLoRALinear(y, x, this.loraA, this.loraB, 1, this.outputSizes);
   }
 
+  /** `x` `[T, H]` float32 with T = the rows this layer's batch mapping has (tokens; logits: sequences). */
+  protected checkInput(x: Tensor2D): void {
+    checkLive(this.runtime, `${this.modules[0]}.forward`);
+    const meta = this.runtime.punica.meta; // E_INDEX before any batch
+    const xt = checkTensor(x, 'x', '[T, H]');
+    const hidden = (this.sliceShapes[0] as { inFeatures: number }).inFeatures;
+    if (xt.shape[1] !== hidden) {
+      throw new LoRAError('E_SHAPE', `x must be [T, H = ${hidden}] for layer ${this.modules[0]}, got shape [${xt.shape.join(', ')}]`);
+    }
+    checkTokenCount(xt.shape[0] as number, this.rowsOf(meta), this.modules[0] as string);
+  }
+
+  protected rowsOf(meta: LoRAMetadata): number {
+    return meta.numTokens;
+  }
+
   dispose(): void {
     this.runtime.adapters.removeLayer(this);
+    this.#free();
+  }
+
+  #free(): void {
     this.#weightInOut?.dispose();
     for (const s of [...this.#a, ...this.#b]) s.dispose();
   }
@@ -192,5 +239,9 @@ export class MergedLoRALinear extends StackedLinear {
 export class LoRALogits extends LoRALinear {
   protected override addLoRA(y: Tensor2D, x: Tensor2D): Tensor2D {
     return this.runtime.punica.addLoRALogits(y, x, this.loraA[0] as Tensor3D, this.loraB[0] as Tensor3D, 1);
+  }
+
+  protected override rowsOf(meta: LoRAMetadata): number {
+    return meta.sampler.numTokens;
   }
 }

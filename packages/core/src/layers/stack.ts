@@ -42,6 +42,11 @@ export class WeightStack {
   }
 }
 
+/** Bytes a stack of this shape takes: its host mirror plus the device copy made from it. */
+export function stackBytes(shape: readonly [number, number, number]): number {
+  return 2 * 4 * shape[0] * shape[1] * shape[2];
+}
+
 /** Copies a PEFT lora_B `[out, r]` into a slot block `[out, R]` (rank zero-padded), times `scale`. */
 export function writeB(block: Float32Array, b: Float32Array, out: number, rank: number, paddedRank: number, scale: number): void {
   for (let o = 0; o < out; o++) {
