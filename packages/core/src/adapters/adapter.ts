@@ -136,7 +136,7 @@ class FrozenModuleMap implements ReadonlyMap<string, AdapterModuleWeights> {
     return this.#map.has(key);
   }
   forEach(fn: (value: AdapterModuleWeights, key: string, map: ReadonlyMap<string, AdapterModuleWeights>) => void): void {
-    this.#map.forEach((v, k) => fn(v, k, this));
+    for (const [k, v] of this.#map) fn(v, k, this);
   }
   entries(): MapIterator<[string, AdapterModuleWeights]> {
     return this.#map.entries();

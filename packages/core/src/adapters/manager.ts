@@ -103,8 +103,8 @@ export class AdapterManager {
     const contents = this.#slots.map((id) =>
       id === null ? layer.modules.map(() => null) : this.#weightsFor(layer, (this.#registered.get(id) as Registered).adapter),
     );
-    contents.forEach((modules) => layer.validateSlot?.(modules));
-    contents.forEach((modules, slot) => layer.setSlot(slot, modules));
+    for (const modules of contents) layer.validateSlot?.(modules);
+    for (const [slot, modules] of contents.entries()) layer.setSlot(slot, modules);
     this.#layers.push(layer);
     this.#slotBytes += bytes;
     for (const [slice, m] of layer.modules.entries()) this.#modules.set(m, { layer, slice });
@@ -329,13 +329,17 @@ export class AdapterManager {
       slot,
       contents: this.#layers.map((layer) => this.#weightsFor(layer, (this.#registered.get(id) as Registered).adapter)),
     }));
-    for (const w of writes) this.#layers.forEach((layer, i) => layer.validateSlot?.(w.contents[i] as (AdapterModuleWeights | null)[]));
+    for (const w of writes) {
+      for (const [i, layer] of this.#layers.entries()) layer.validateSlot?.(w.contents[i] as (AdapterModuleWeights | null)[]);
+    }
     return writes;
   }
 
   /** Applies a checked plan: slot writes, slot LRU clock, host-cache LRU order. */
   #apply(plan: SlotPlan, writes: { slot: number; contents: (AdapterModuleWeights | null)[][] }[]): void {
-    for (const w of writes) this.#layers.forEach((layer, i) => layer.setSlot(w.slot, w.contents[i] as (AdapterModuleWeights | null)[]));
+    for (const w of writes) {
+      for (const [i, layer] of this.#layers.entries()) layer.setSlot(w.slot, w.contents[i] as (AdapterModuleWeights | null)[]);
+    }
     plan.slots.forEach((id, slot) => {
       this.#slots[slot] = id;
       this.#slotUse[slot] = plan.slotUse[slot] as number;
