@@ -31,6 +31,11 @@ export interface BackendCapabilities {
    * swings by tens of KB between identical batches and only tensors and bytes are checked).
    */
   gpuMemory?: 'exact' | 'deferred';
+  /**
+   * Steps of the hostile-session property suite (default 20,000; `LORA_HOSTILE_STEPS` overrides it
+   * for a thorough run). Node only: browser projects skip it.
+   */
+  hostileSteps?: number;
 }
 
 export const DEFAULT_TOLERANCE = 1e-4;

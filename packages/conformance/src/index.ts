@@ -3,6 +3,7 @@ import { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE } from
 import { adapterSuite } from './suites/adapters.js';
 import { correctnessSuite } from './suites/correctness.js';
 import { errorSuite } from './suites/errors.js';
+import { hostileSuite } from './suites/hostile/index.js';
 import { leakSuite } from './suites/leaks.js';
 import { programSuite } from './suites/programs.js';
 
@@ -29,5 +30,6 @@ export function describeBackend(factory: BackendFactory, capabilities: BackendCa
     errorSuite(factory, capabilities);
     leakSuite(factory, capabilities);
     adapterSuite(factory, capabilities);
+    hostileSuite(factory, capabilities);
   });
 }

@@ -1,26 +1,35 @@
 export { type AdapterModuleWeights, createAdapter, type LoRAAdapter } from './adapters/adapter.js';
 export { AdapterManager } from './adapters/manager.js';
-export { loadPeftAdapter, loadPeftAdapterFromDir, type PeftAdapter } from './adapters/peft.js';
+export {
+  loadPeftAdapter,
+  loadPeftAdapterFromDir,
+  type PeftAdapter,
+  type PeftAdapterInput,
+  type PeftDirOptions,
+} from './adapters/peft.js';
 export { isTargeted, moduleScale, type PeftAdapterConfig, parsePeftConfig } from './adapters/peft-config.js';
 export { type PeftFiles, serializePeftAdapter, writePeftAdapterDir } from './adapters/peft-writer.js';
 export type { LoRABackend, LoRABackendFactory, LoRABackendStats } from './backend.js';
 export { type BackendImporter, esmEntry, resolveFromProject } from './backend-import.js';
 export { bucketSize, bucketTokens, MIN_TOKEN_BUCKET, nextPowerOfTwo, roundUp, tokenBuckets } from './bucketing.js';
 export {
+  CONFIG_LIMITS,
   checkBackendOptions,
   DEFAULT_MAX_LORA_RANK,
   DEFAULT_MAX_LORAS,
   DEFAULT_MAX_NUM_TOKENS,
+  DEFAULT_MAX_SLOT_MEMORY,
   type LoRAConfig,
   type ResolvedLoRAConfig,
   resolveConfig,
 } from './config.js';
 export { createLoRA, type LoRARuntime } from './create.js';
-export { describeValue, isLoRAError, LORA_ERROR_CODES, LoRAError, type LoRAErrorCode } from './errors.js';
+export { describeValue, isLoRAError, LORA_ERROR_CODES, LoRAError, type LoRAErrorCode, MAX_ERROR_MESSAGE } from './errors.js';
 export { readLocalFile } from './files.js';
 export { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat } from './formats/half.js';
 export {
   MAX_HEADER_BYTES,
+  MAX_TENSORS,
   type ParsedSafetensors,
   parseSafetensors,
   type SafetensorsDType,

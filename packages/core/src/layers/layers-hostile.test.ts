@@ -1,0 +1,111 @@
+import '@tensorflow/tfjs-backend-cpu';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLoRA, type LoRARuntime } from '../create.js';
+import { LoRAError } from '../errors.js';
+import { createReferenceBackend } from '../reference-backend.js';
+import { LoRAEmbedding } from './embedding.js';
+import { LoRALinear, MergedLoRALinear } from './linear.js';
+
+tf.env().set('IS_TEST', true);
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof LoRAError) return err.code;
+    throw err;
+  }
+  return undefined;
+}
+
+describe('layers refuse bad input before touching tfjs, and leak nothing when they refuse', () => {
+  let rt: LoRARuntime;
+  let owned: tf.Tensor[];
+  beforeEach(async () => {
+    // weightLayout 'in-out': the layer keeps a transposed copy of W, the allocation a failed constructor must not leak.
+    rt = await createLoRA({ backend: { ...createReferenceBackend(), weightLayout: 'in-out' }, maxLoras: 2, maxLoraRank: 4 });
+    owned = [];
+  });
+  afterEach(() => {
+    rt.dispose();
+    tf.dispose(owned);
+  });
+  const w = (rows: number, cols: number) => {
+    const t = tf.ones([rows, cols]) as tf.Tensor2D;
+    owned.push(t);
+    return t;
+  };
+
+  it('a constructor that refuses (module taken, bad bias, slot budget) allocates nothing', async () => {
+    new LoRALinear(rt, { module: 'm.a', weight: w(3, 2) });
+    const before = tf.memory().numTensors;
+    const weight = w(3, 2);
+    const bias = tf.ones([4]) as tf.Tensor1D;
+    owned.push(bias);
+    expect(codeOf(() => new LoRALinear(rt, { module: 'm.a', weight }))).toBe('E_CONFIG');
+    expect(codeOf(() => new LoRALinear(rt, { module: 'm.b', weight, bias }))).toBe('E_SHAPE');
+    expect(tf.memory().numTensors - before).toBe(2); // the test's own weight and bias, nothing the layers made
+    const small = await createLoRA({ backend: createReferenceBackend(), maxLoras: 8, maxLoraRank: 64, maxSlotMemory: 1_000_000 });
+    try {
+      const bigW = w(512, 512);
+      const beforeBig = tf.memory().numTensors;
+      let message = '';
+      try {
+        new LoRALinear(small, { module: 'big', weight: bigW });
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toMatch(/E_CAPACITY.*layer big .* needs 4194304 bytes of adapter slots.*passes maxSlotMemory = 1000000/);
+      expect(tf.memory().numTensors).toBe(beforeBig);
+      expect(small.adapters.slotMemory).toBe(0);
+    } finally {
+      small.dispose();
+    }
+  });
+
+  it('forward checks x (shape, dtype, rows of the batch) before the base matmul', () => {
+    const layer = new MergedLoRALinear(rt, { modules: ['q', 'k'], outputSizes: [2, 1], weight: w(3, 4) });
+    expect(codeOf(() => layer.forward(w(1, 4)))).toBe('E_INDEX'); // no batch yet
+    rt.punica.updateMetadata({ tokenLoraIndices: [0, -1] });
+    const before = tf.memory().numTensors;
+    expect(codeOf(() => layer.forward(w(2, 5)))).toBe('E_SHAPE');
+    expect(codeOf(() => layer.forward(w(3, 4)))).toBe('E_INDEX');
+    const ints = tf.zeros([2, 4], 'int32') as tf.Tensor2D;
+    owned.push(ints);
+    expect(codeOf(() => layer.forward(ints))).toBe('E_UNSUPPORTED');
+    expect(tf.memory().numTensors - before).toBe(3); // the three inputs made above, nothing else
+  });
+
+  it('an embedding checks ids before the gather (a wrong id is E_INDEX, not a tfjs error)', () => {
+    const emb = new LoRAEmbedding(rt, { module: 'embed', weight: w(5, 3) });
+    rt.punica.updateMetadata({ tokenLoraIndices: [0, 1] });
+    const ids = tf.tensor1d([1, 9], 'int32');
+    owned.push(ids);
+    expect(() => emb.forward(ids as tf.Tensor1D)).toThrow(/E_INDEX.*tokenIds\[1\] is 9.*V = 5/);
+  });
+
+  it('after runtime.dispose() every layer call is E_DISPOSED and rebuilds nothing', () => {
+    const layer = new LoRALinear(rt, { module: 'o', weight: w(2, 2) });
+    const emb = new LoRAEmbedding(rt, { module: 'e', weight: w(4, 2) });
+    rt.punica.updateMetadata({ tokenLoraIndices: [0] });
+    const x = w(1, 2);
+    const ids = tf.tensor1d([1], 'int32') as tf.Tensor1D;
+    owned.push(ids);
+    rt.dispose();
+    const before = tf.memory().numTensors;
+    expect(codeOf(() => layer.forward(x))).toBe('E_DISPOSED');
+    expect(codeOf(() => emb.forward(ids))).toBe('E_DISPOSED');
+    expect(codeOf(() => layer.setLoRA(0, new Float32Array(2), new Float32Array(2)))).toBe('E_DISPOSED');
+    expect(codeOf(() => emb.setLoRA(0, new Float32Array(4), new Float32Array(2)))).toBe('E_DISPOSED');
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('setLoRA refuses a disposed tensor and a non-finite scale with a LoRAError', () => {
+    const layer = new LoRALinear(rt, { module: 'o', weight: w(2, 2) });
+    const a = tf.ones([1, 2]) as tf.Tensor2D;
+    a.dispose();
+    expect(codeOf(() => layer.setLoRA(0, a, new Float32Array(2)))).toBe('E_DISPOSED');
+    expect(codeOf(() => layer.setLoRA(0, new Float32Array(2), new Float32Array(2), Number.NaN))).toBe('E_CONFIG');
+  });
+});
