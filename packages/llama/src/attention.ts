@@ -29,13 +29,24 @@ export function applyRotary(x: Tensor3D, cos: Tensor3D, sin: Tensor3D): Tensor3D
 /** transformers' additive mask value for a masked position (its `finfo.min` also gives exp(·) = 0). */
 const MASKED = -1e9;
 
+/** Which keys a sequence's n new queries read, and the additive mask over them (null: none masked). */
+export interface AttentionSpan {
+  /** First key position read (keys before it are outside every query's window). */
+  readonly start: number;
+  /** `[n, 1, keys]`, broadcast over heads. */
+  readonly mask: Tensor3D | null;
+}
+
 /**
- * The additive mask `[n, keys]` for n queries at positions p0… over keys at positions start…,
- * or null when nothing is masked (a single decode query sees all the keys it is given). A key is
- * visible when causal (`kv ≤ q`, `causal_mask_function`) and, with a window, inside it
- * (`kv > q − window`, `sliding_window_overlay`).
+ * The span for n queries at positions p0… over a cache that ends with them. A key is visible when
+ * causal (`kv ≤ q`, transformers `masking_utils.causal_mask_function`) and, with a window, inside
+ * it (`kv > q − window`, `sliding_window_overlay`). A single decode query sees every key it is
+ * given, so it needs no mask. The same for every layer with the same window: compute it once per
+ * step (`spans`).
  */
-function attentionMask(n: number, p0: number, start: number, keys: number, window: number | null): Float32Array | null {
+function attentionSpan(n: number, p0: number, window: number | null): AttentionSpan {
+  const start = window === null ? 0 : Math.max(0, p0 - window + 1);
+  const keys = p0 + n - start;
   const mask = new Float32Array(n * keys);
   let masked = false;
   for (let i = 0; i < n; i++) {
@@ -48,33 +59,42 @@ function attentionMask(n: number, p0: number, start: number, keys: number, windo
       }
     }
   }
-  return masked ? mask : null;
+  return { start, mask: masked ? tensor3d(mask, [n, 1, keys]) : null };
+}
+
+/** Spans memoised per (sequence row, window) for one step: every layer shares them. Call inside the step's tidy. */
+export function spans(): (row: number, n: number, p0: number, window: number | null) => AttentionSpan {
+  const memo = new Map<string, AttentionSpan>();
+  return (row, n, p0, window) => {
+    const key = `${row}:${window}`;
+    let span = memo.get(key);
+    if (span === undefined) memo.set(key, (span = attentionSpan(n, p0, window)));
+    return span;
+  };
 }
 
 /**
- * Causal grouped-query attention of n new queries (positions p0…) over a sequence's whole cache
- * `[kvHeads, L, head_dim]` (the new keys included). transformers `repeat_kv` gives query head h
- * the KV head `h // (heads / kvHeads)`; here the query heads that share a KV head are stacked as
- * rows of one matmul per KV head instead, so the cache is read once, not copied per query head.
- * Scores are scaled by 1/√head_dim (`self.scaling`) and softmaxed in float32. With a sliding
- * window only the keys some query can see are read.
+ * Causal grouped-query attention of n new queries over a sequence's whole cache
+ * `[kvHeads, L, head_dim]` (the new keys included), reading keys from `span.start` on.
+ * transformers `repeat_kv` gives query head h the KV head `h // (heads / kvHeads)`; here the query
+ * heads that share a KV head are stacked as rows of one matmul per KV head instead, so the cache is
+ * read once, not copied per query head. Scores are scaled by 1/√head_dim (`self.scaling`) and
+ * softmaxed in float32.
  */
-export function attend(q: Tensor3D, K: Tensor3D, V: Tensor3D, p0: number, window: number | null): Tensor2D {
+export function attend(q: Tensor3D, K: Tensor3D, V: Tensor3D, span: AttentionSpan): Tensor2D {
   const [n, heads, hd] = q.shape;
   const [kvHeads, L] = K.shape;
   const group = heads / kvHeads;
-  const start = window === null ? 0 : Math.max(0, p0 - window + 1);
+  const { start, mask } = span;
   const keys = L - start;
   const Ks = start > 0 ? slice(K, [0, start, 0], [kvHeads, keys, hd]) : K;
   const Vs = start > 0 ? slice(V, [0, start, 0], [kvHeads, keys, hd]) : V;
   // [n, heads, hd] → [kvHeads, n·group, hd]; row i·group + g is query i of head kvh·group + g.
   const qg = reshape(transpose(reshape(q, [n, kvHeads, group, hd]), [1, 0, 2, 3]), [kvHeads, n * group, hd]);
   let scores = mul(matMul(qg, Ks, false, true), 1 / Math.sqrt(hd));
-  const mask = attentionMask(n, p0, start, keys, window);
   if (mask !== null) {
     // One mask row per query, broadcast over the KV heads and the query heads of a group.
-    const masked = add(reshape(scores, [kvHeads, n, group, keys]), tensor3d(mask, [n, 1, keys]));
-    scores = reshape(masked, [kvHeads, n * group, keys]);
+    scores = reshape(add(reshape(scores, [kvHeads, n, group, keys]), mask), [kvHeads, n * group, keys]);
   }
   const out = matMul(softmax(scores), Vs); // [kvHeads, n·group, hd]
   return reshape(transpose(reshape(out, [kvHeads, n, group, hd]), [1, 0, 2, 3]), [n, heads * hd]) as Tensor2D;

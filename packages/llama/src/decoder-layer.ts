@@ -17,7 +17,7 @@ import {
   tensor2d,
   transpose,
 } from '@tensorflow/tfjs-core';
-import { applyRotary, attend } from './attention.js';
+import { applyRotary, attend, type spans } from './attention.js';
 import type { ModelConfig } from './config.js';
 import { kvWidth, layerModules, qWidth } from './modules.js';
 import { rmsNorm } from './rms-norm.js';
@@ -39,6 +39,8 @@ export interface StepContext {
   /** `[tokens, 1, head_dim/2]`, broadcast over heads. */
   readonly cos: Tensor3D;
   readonly sin: Tensor3D;
+  /** Keys read and mask for row i's queries under a window (shared by the layers). */
+  readonly span: ReturnType<typeof spans>;
 }
 
 /**
@@ -127,9 +129,10 @@ export class DecoderLayer {
     const qr = applyRotary(reshape(q as Tensor, [T, c.numAttentionHeads, hd]) as Tensor3D, step.cos, step.sin);
     const kr = applyRotary(reshape(k as Tensor, [T, c.numKeyValueHeads, hd]) as Tensor3D, step.cos, step.sin);
     const vr = reshape(v as Tensor, [T, c.numKeyValueHeads, hd]) as Tensor3D;
-    const outs = step.rows.map((r) => {
+    const outs = step.rows.map((r, i) => {
       const { k: K, v: V } = this.#extend(r, kr, vr);
-      return attend(slice(qr, [r.start, 0, 0], [r.count, c.numAttentionHeads, hd]), K, V, r.position, this.#window);
+      const span = step.span(i, r.count, r.position, this.#window);
+      return attend(slice(qr, [r.start, 0, 0], [r.count, c.numAttentionHeads, hd]), K, V, span);
     });
     const attended = add(h, this.#o.forward(concat(outs, 0) as Tensor2D)) as Tensor2D;
     const [gate, up] = split(this.#gateUp.forward(rmsNorm(attended, this.#postNorm, c.rmsNormEps)), 2, 1) as [Tensor2D, Tensor2D];

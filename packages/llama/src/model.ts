@@ -1,5 +1,6 @@
 import { describeValue, LoRAEmbedding, LoRAError, LoRALogits, type LoRARuntime } from '@lora/core';
 import { dispose, gather, type Tensor, type Tensor1D, type Tensor2D, tensor1d, tensor2d, tensor3d, tidy } from '@tensorflow/tfjs-core';
+import { spans } from './attention.js';
 import type { Architecture, ModelConfig } from './config.js';
 import { DecoderLayer, type StepContext, type StepRows } from './decoder-layer.js';
 import { EMBED_TOKENS, FINAL_NORM, LM_HEAD } from './modules.js';
@@ -103,6 +104,7 @@ export class CausalLM {
           tokens: tokens.length,
           cos: tensor3d(cos, [tokens.length, 1, half]),
           sin: tensor3d(sin, [tokens.length, 1, half]),
+          span: spans(),
         };
         let h = this.#embed.forward(tensor1d(tokens, 'int32'));
         for (const layer of this.#layers) h = layer.forward(h, step);

@@ -43,8 +43,9 @@ export class WeightTaker {
     return data;
   }
 
-  /** Several tensors' rows stacked into one new array (packed q/k/v, gate/up), in the order given. */
+  /** Several tensors' rows stacked into one new array (packed q/k/v, gate/up), in the order given; one tensor as it is. */
   pack(names: readonly string[]): Float32Array {
+    if (names.length === 1) return this.take(names[0] as string);
     const parts = names.map((n) => this.take(n));
     const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
     let at = 0;
