@@ -159,9 +159,12 @@ describe('CausalLM.forward', () => {
     );
   });
 
-  it('a disposed model refuses to run', async () => {
+  it('a disposed model or runtime refuses to run', async () => {
+    const seq = new Sequence();
+    m.runtime.dispose();
+    await expect(m.model.forward([{ seq, tokens: Int32Array.of(1) }])).rejects.toSatisfy(code('E_DISPOSED', /runtime was disposed/));
     m.model.dispose();
-    await expect(m.model.forward([{ seq: new Sequence(), tokens: Int32Array.of(1) }])).rejects.toSatisfy(code('E_DISPOSED'));
+    await expect(m.model.forward([{ seq, tokens: Int32Array.of(1) }])).rejects.toSatisfy(code('E_DISPOSED', /the model was disposed/));
   });
 });
 

@@ -1,4 +1,4 @@
-import { describeValue, LoRAEmbedding, LoRAError, LoRALogits, type LoRARuntime } from '@lora/core';
+import { describeValue, isLoRAError, LoRAEmbedding, LoRAError, LoRALogits, type LoRARuntime } from '@lora/core';
 import { dispose, gather, type Tensor, type Tensor1D, type Tensor2D, tensor1d, tensor2d, tensor3d, tidy } from '@tensorflow/tfjs-core';
 import { spans } from './attention.js';
 import type { Architecture, ModelConfig } from './config.js';
@@ -202,7 +202,9 @@ export class CausalLM {
     let meta: { numTokens: number; sampler: { numTokens: number } } | undefined;
     try {
       meta = this.runtime.punica.meta;
-    } catch {
+    } catch (err) {
+      // No batch yet reads as a mismatch below; a disposed runtime is reported as such.
+      if (isLoRAError(err, 'E_DISPOSED')) throw err;
       meta = undefined;
     }
     if (meta?.numTokens !== tokens || meta.sampler.numTokens !== requests) {
