@@ -181,6 +181,8 @@ describe('constructing a model', () => {
     expect(model).toBeInstanceOf(Qwen2ForCausalLM);
     expect(model).toBeInstanceOf(CausalLM);
     expect(weights.size).toBeGreaterThan(0); // not released without the option
+    expect(() => new CausalLM({} as never, config, weights)).toThrow(/E_CONFIG.*runtime must be a LoRARuntime from createLoRA, got object/);
+    expect(() => new CausalLM(rt, { hiddenSize: 64 } as never, weights)).toThrow(/E_CONFIG.*config must be a ModelConfig/);
     model.dispose();
     expect(tf.memory().numTensors).toBe(before);
     rt.dispose();

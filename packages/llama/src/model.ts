@@ -55,6 +55,9 @@ export class CausalLM {
         `config must be a ModelConfig from parseModelConfig or loadModelConfig, got ${describeValue(config)}`,
       );
     }
+    if (typeof runtime?.adapters?.addLayer !== 'function') {
+      throw new LoRAError('E_CONFIG', `runtime must be a LoRARuntime from createLoRA, got ${describeValue(runtime)}`);
+    }
     this.config = config;
     this.runtime = runtime;
     this.#invFreq = inverseFrequencies(config);
