@@ -1,8 +1,7 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadPeftAdapterFromDir, type PeftAdapter, writePeftAdapterDir } from '@lora/core';
-import { adapterFiles, DEMO_ADAPTERS } from './adapter-specs.js';
-import type { ModelConfig } from './model/config.js';
+import { adapterFiles, DEMO_ADAPTERS, type ModelConfig } from '@lora/llama';
 
 const exists = (p: string) =>
   access(p).then(

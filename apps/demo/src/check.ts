@@ -1,7 +1,5 @@
 import { createLoRA, type LoRAAdapter, type LoRAConfig } from '@lora/core';
-import type { ModelConfig } from './model/config.js';
-import { LlamaModel, Sequence } from './model/llama.js';
-import { type BaseWeights, mergeAdapter } from './model/weights.js';
+import { CausalLM, greedy, type ModelConfig, mergeAdapter, Sequence, type WeightMap } from '@lora/llama';
 import type { Generation } from './serve.js';
 
 export interface CheckResult {
@@ -29,7 +27,7 @@ export async function checkAgainstMerged(
   /** The serving config: the reference runs use the same backend and backend options. */
   lora: LoRAConfig,
   config: ModelConfig,
-  weights: BaseWeights,
+  weights: WeightMap,
   adapters: ReadonlyMap<string, LoRAAdapter>,
   generations: readonly Generation[],
   onRequest?: () => void,
@@ -38,22 +36,22 @@ export async function checkAgainstMerged(
   for (const g of generations) byAdapter.set(g.request.adapter, [...(byAdapter.get(g.request.adapter) ?? []), g]);
   const results: CheckResult[] = [];
   for (const [adapterId, gens] of byAdapter) {
-    const merged = adapterId === null ? weights : mergeAdapter(config, weights, adapters.get(adapterId) as LoRAAdapter);
+    const merged = adapterId === null ? { config, weights } : mergeAdapter(config, weights, adapters.get(adapterId) as LoRAAdapter);
     const rt = await createLoRA({ ...lora, maxLoras: 1, maxLoraRank: 1, maxCpuLoras: 1 });
-    const model = new LlamaModel(rt, config, merged);
+    const model = new CausalLM(rt, merged.config, merged.weights);
     try {
       for (const g of gens) {
-        const seq = new Sequence(config.layers);
+        const seq = new Sequence();
         const reference: number[] = [];
         const margins: number[] = [];
         let input = g.request.prompt;
         try {
           while (reference.length < g.request.maxNewTokens) {
             rt.adapters.setBatch([null], [input.length]);
-            const out = await model.step([{ seq, tokens: input }]);
-            reference.push(out.next[0] as number);
+            const out = greedy(await model.forward([{ seq, tokens: input }]), config.vocabSize);
+            reference.push(out.tokens[0] as number);
             margins.push(out.margins[0] as number);
-            input = Int32Array.of(out.next[0] as number);
+            input = Int32Array.of(out.tokens[0] as number);
           }
         } finally {
           seq.dispose();

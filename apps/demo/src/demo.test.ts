@@ -7,14 +7,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LoRAAdapter } from '@lora/core';
+import { seededWeights } from '@lora/llama';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoAdapters } from './adapters.js';
 import { checkAgainstMerged } from './check.js';
 import { runDemo } from './demo.js';
-import { PRESETS } from './model/config.js';
-import { seededWeights } from './model/weights.js';
 import { parseOptions } from './options.js';
+import { demoModelConfig, PRESETS } from './presets.js';
 
 tf.env().set('IS_TEST', true);
 
@@ -96,7 +96,7 @@ describe('demo: a tiny Llama serving a mixed-adapter queue', () => {
       /E_NOT_FOUND.*adapter_config\.json does not exist/,
     );
     const other = join(cache, 'other-model');
-    await demoAdapters({ ...PRESETS.tiny!, hidden: 32, name: 'other' }, other);
+    await demoAdapters(demoModelConfig({ ...PRESETS.tiny!, hidden: 32, name: 'other' }), other);
     await expect(runDemo(opts(['--adapters', join(other, 'sql-r8')]), quiet)).rejects.toThrow(
       /E_SHAPE.*32 → 32 for model\.layers\.0\.self_attn\.q_proj/,
     );

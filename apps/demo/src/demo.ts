@@ -1,11 +1,10 @@
 import { join } from 'node:path';
 import { createLoRA, loadPeftAdapterFromDir } from '@lora/core';
 import { demoAdapters } from './adapters.js';
-import { LlamaModel } from './model/llama.js';
-import { seededWeights } from './model/weights.js';
 import type { DemoOptions } from './options.js';
 import { progressBar } from './progress.js';
 import { makeRequests } from './requests.js';
+import { seededModel } from './seeded-model.js';
 import { runSession, type SessionReport } from './session.js';
 
 export interface DemoReport extends SessionReport {
@@ -28,13 +27,12 @@ export async function runDemo(opts: DemoOptions, io: DemoIO = {}): Promise<DemoR
   const rt = await createLoRA(opts.lora);
   try {
     log(
-      `model "${c.name}": ${c.layers} layers, hidden ${c.hidden}, ${c.heads} heads / ${c.kvHeads} KV heads, intermediate ${c.intermediate}, vocab ${c.vocab}`,
+      `model "${c.name}": ${c.numHiddenLayers} layers, hidden ${c.hiddenSize}, ${c.numAttentionHeads} heads / ${c.numKeyValueHeads} KV heads, intermediate ${c.intermediateSize}, vocab ${c.vocabSize} (a seeded ${c.architecture} checkpoint built in memory)`,
     );
     log(
       `LoRA backend "${rt.backend.name}" on tfjs "${rt.backend.tfBackend}": maxLoras ${rt.config.maxLoras}, maxLoraRank ${rt.config.maxLoraRank}`,
     );
-    const weights = seededWeights(c);
-    const model = new LlamaModel(rt, c, weights);
+    const { model, weights } = await seededModel(c, rt);
     try {
       const cacheDir = join(opts.cacheDir, c.name);
       const { adapters, created } = await demoAdapters(c, cacheDir);

@@ -1,6 +1,6 @@
 import { createLoRA, type LoRABackend } from '@lora/core';
+import { seeded, uniform } from '@lora/llama';
 import * as tf from '@tensorflow/tfjs-core';
-import { seeded, uniform } from './rng.js';
 
 /**
  * One packed q/k/v projection serving a batch in which each request uses a different adapter (or

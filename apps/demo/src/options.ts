@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type LoRAConfig, LoRAError } from '@lora/core';
-import { type ModelConfig, PRESETS } from './model/config.js';
+import { type DemoModelConfig, PRESETS } from './presets.js';
 
 export const HELP = `pnpm demo [options]
 
@@ -21,7 +21,7 @@ merged into the weights, and reports tokens/s with and without LoRA.
   --help`;
 
 export interface DemoOptions {
-  model: ModelConfig;
+  model: DemoModelConfig;
   lora: LoRAConfig & { backend: string };
   userAdapters: string[];
   requests: number;

@@ -1,4 +1,4 @@
-import { seeded } from './rng.js';
+import { seeded } from '@lora/llama';
 import type { Request } from './serve.js';
 
 /** A seeded queue: prompt lengths 4–16, adapters cycling through all of them and "none". */

@@ -1,5 +1,5 @@
 import type { LoRARuntime } from '@lora/core';
-import { type Chunk, type LlamaModel, Sequence } from './model/llama.js';
+import { type CausalLM, type Chunk, greedy, Sequence } from '@lora/llama';
 
 export interface Request {
   id: number;
@@ -43,7 +43,7 @@ export interface ServeOptions {
  * requests with other adapters come and go.
  */
 export async function serve(
-  model: LlamaModel,
+  model: CausalLM,
   rt: LoRARuntime,
   requests: readonly Request[],
   opts: ServeOptions,
@@ -72,7 +72,7 @@ export async function serve(
       let chunks: Chunk[];
       let owners: Array<{ gen: Generation; seq: Sequence }>;
       if (kind === 'prefill') {
-        owners = admitted.map((request) => ({ gen: { request, tokens: [], margins: [] }, seq: new Sequence(model.config.layers) }));
+        owners = admitted.map((request) => ({ gen: { request, tokens: [], margins: [] }, seq: new Sequence() }));
         running.push(...owners);
         chunks = owners.map((o) => ({ seq: o.seq, tokens: o.gen.request.prompt }));
       } else {
@@ -85,7 +85,7 @@ export async function serve(
         owners.map((o) => (opts.withoutLoRA ? null : o.gen.request.adapter)),
         chunks.map((ch) => ch.tokens.length),
       );
-      const { next, margins } = await model.step(chunks);
+      const { tokens: next, margins } = greedy(await model.forward(chunks), model.config.vocabSize);
       const ms = performance.now() - t0;
       stats.activations += rt.adapters.slots.filter((id, s) => id !== null && id !== slotsBefore[s]).length;
       stats.steps++;

@@ -1,8 +1,6 @@
 import type { LoRAAdapter, LoRAConfig, LoRARuntime } from '@lora/core';
+import type { CausalLM, ModelConfig, WeightMap } from '@lora/llama';
 import { type CheckResult, checkAgainstMerged } from './check.js';
-import type { ModelConfig } from './model/config.js';
-import type { LlamaModel } from './model/llama.js';
-import type { BaseWeights } from './model/weights.js';
 import { type Request, type ServeOptions, type ServeStats, serve } from './serve.js';
 
 export interface SessionReport {
@@ -24,9 +22,10 @@ export async function runSession(args: {
   rt: LoRARuntime;
   /** The config reference runs are created with (backend and its options). */
   config: LoRAConfig;
-  model: LlamaModel;
+  model: CausalLM;
   modelConfig: ModelConfig;
-  weights: BaseWeights;
+  /** The model's weights by tensor name: the merged-weight check builds its reference models from them. */
+  weights: WeightMap;
   adapters: readonly LoRAAdapter[];
   requests: readonly Request[];
   oneBatch?: boolean;

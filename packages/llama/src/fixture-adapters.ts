@@ -1,26 +1,32 @@
-import { loadPeftAdapter, type PeftAdapter, type PeftFiles, type SerializableDType, serializePeftAdapter } from '@lora/core';
-import { type ModelConfig, moduleSpecs } from './model/config.js';
+import { type PeftFiles, type SerializableDType, serializePeftAdapter } from '@lora/core';
+import type { ModelConfig } from './config.js';
+import { moduleSpecs } from './modules.js';
 import { seeded, uniform } from './rng.js';
 
+/** A seeded PEFT LoRA adapter to generate for a model. */
 export interface AdapterSpec {
-  id: string;
-  rank: number;
-  alpha: number;
-  /** PEFT short names (target_modules). */
-  targets: string[];
-  rslora?: boolean;
-  dtype?: SerializableDType;
+  readonly id: string;
+  readonly rank: number;
+  readonly alpha: number;
+  /** PEFT short names (target_modules), e.g. `q_proj`, `embed_tokens`, `lm_head`. */
+  readonly targets: readonly string[];
+  readonly rslora?: boolean;
+  readonly dtype?: SerializableDType;
 }
 
 /** The demo's adapters: ranks 8/16/32, different target modules, one rsLoRA, one stored as BF16. */
-export const DEMO_ADAPTERS: AdapterSpec[] = [
+export const DEMO_ADAPTERS: readonly AdapterSpec[] = [
   { id: 'sql-r8', rank: 8, alpha: 16, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] },
   { id: 'poet-r16', rank: 16, alpha: 32, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] },
   { id: 'translator-r32-rslora', rank: 32, alpha: 64, targets: ['embed_tokens', 'q_proj', 'v_proj', 'down_proj', 'lm_head'], rslora: true },
   { id: 'chat-r16-bf16', rank: 16, alpha: 16, targets: ['gate_proj', 'up_proj', 'down_proj', 'lm_head'], dtype: 'BF16' },
 ];
 
-/** PEFT files of a seeded adapter for this model: what `save_pretrained` would write for it. */
+/**
+ * The PEFT files of a seeded adapter for this model: what `save_pretrained` writes
+ * (adapter_config.json + adapter_model.safetensors). A at PEFT's init scale (kaiming-uniform-like),
+ * B as if trained away from zero, so the adapter visibly changes the output.
+ */
 export function adapterFiles(config: ModelConfig, spec: AdapterSpec, seed: number): PeftFiles {
   const next = seeded(seed);
   const modules = moduleSpecs(config)
@@ -28,21 +34,15 @@ export function adapterFiles(config: ModelConfig, spec: AdapterSpec, seed: numbe
     .map((m) => ({
       ...m,
       rank: spec.rank,
-      // A at PEFT's init scale (kaiming-uniform-like); B as if trained away from zero.
       a: uniform(next, spec.rank * m.inFeatures, Math.sqrt(3 / m.inFeatures)),
       b: uniform(next, m.outFeatures * spec.rank, 0.5 / Math.sqrt(spec.rank)),
     }));
   const peftConfig = {
     r: spec.rank,
     lora_alpha: spec.alpha,
-    target_modules: spec.targets,
+    target_modules: [...spec.targets],
     use_rslora: spec.rslora ?? false,
     task_type: 'CAUSAL_LM',
   };
   return serializePeftAdapter(modules, peftConfig, spec.dtype ?? 'F32');
-}
-
-/** The demo adapters built in memory and loaded through the PEFT path (the browser has no cache folder). */
-export function demoAdaptersInMemory(config: ModelConfig): PeftAdapter[] {
-  return DEMO_ADAPTERS.map((spec, i) => loadPeftAdapter({ id: spec.id, ...adapterFiles(config, spec, 1000 + i) }));
 }

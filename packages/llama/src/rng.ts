@@ -1,4 +1,7 @@
-/** Seeded PRNG (mulberry32): the demo's weights and prompts are the same on every run, no download. */
+/**
+ * Seeded PRNG (mulberry32): fixtures, demo weights and demo prompts are the same on every run and
+ * on every platform, with nothing downloaded. Not for anything that needs real randomness.
+ */
 export function seeded(seed: number): () => number {
   let s = seed >>> 0;
   return () => {

@@ -1,0 +1,159 @@
+import { LoRALinear, type LoRARuntime, MergedLoRALinear } from '@lora/core';
+import {
+  add,
+  concat,
+  dispose,
+  keep,
+  mul,
+  reshape,
+  sigmoid,
+  slice,
+  split,
+  type Tensor,
+  type Tensor1D,
+  type Tensor2D,
+  type Tensor3D,
+  tensor1d,
+  tensor2d,
+  transpose,
+} from '@tensorflow/tfjs-core';
+import { applyRotary, attend, type spans } from './attention.js';
+import type { ModelConfig } from './config.js';
+import { kvWidth, layerModules, qWidth } from './modules.js';
+import { rmsNorm } from './rms-norm.js';
+import type { LayerCache, Sequence } from './sequence.js';
+import type { WeightTaker } from './weights.js';
+
+/** Where one sequence's tokens sit in the step's rows, and the position of its first new token. */
+export interface StepRows {
+  readonly seq: Sequence;
+  readonly start: number;
+  readonly count: number;
+  readonly position: number;
+}
+
+/** What every layer of one forward step shares. */
+export interface StepContext {
+  readonly rows: readonly StepRows[];
+  readonly tokens: number;
+  /** `[tokens, 1, head_dim/2]`, broadcast over heads. */
+  readonly cos: Tensor3D;
+  readonly sin: Tensor3D;
+  /** Keys read and mask for row i's queries under a window (shared by the layers). */
+  readonly span: ReturnType<typeof spans>;
+}
+
+/**
+ * One decoder layer (transformers `LlamaDecoderLayer`; Mistral and Qwen2 are the same): input
+ * RMSNorm → packed q/k/v (+ bias) → rotary → causal GQA attention over each sequence's KV cache →
+ * o_proj, residual; post-attention RMSNorm → packed gate/up → SwiGLU (`silu(gate) · up`) →
+ * down_proj, residual. The projections are LoRA layers: one shrink and one expand each for the
+ * whole mixed-adapter batch. Only attention runs per sequence.
+ */
+export class DecoderLayer {
+  readonly index: number;
+  readonly #config: ModelConfig;
+  readonly #window: number | null;
+  readonly #qkv: MergedLoRALinear;
+  readonly #o: LoRALinear;
+  readonly #gateUp: MergedLoRALinear;
+  readonly #down: LoRALinear;
+  readonly #inputNorm: Tensor1D;
+  readonly #postNorm: Tensor1D;
+
+  /**
+   * Takes the layer's weights from `weights` (and the tensors made of them into `owned`, which the
+   * model disposes). On failure whatever this constructor created is disposed before it throws.
+   */
+  constructor(runtime: LoRARuntime, config: ModelConfig, index: number, weights: WeightTaker, owned: Tensor[]) {
+    this.index = index;
+    this.#config = config;
+    this.#window = config.layerTypes[index] === 'sliding_attention' ? config.slidingWindow : null;
+    const c = config;
+    const m = layerModules(index);
+    const made: Tensor[] = [];
+    const layers: { dispose(): void }[] = [];
+    const matrix = (data: Float32Array, rows: number, cols: number) => track(tensor2d(data, [rows, cols]));
+    const vector = (data: Float32Array) => track(tensor1d(data));
+    const track = <T extends Tensor>(t: T): T => {
+      made.push(t);
+      return t;
+    };
+    const biases = (names: string[], on: boolean) => (on ? vector(weights.pack(names.map((n) => `${n}.bias`))) : undefined);
+    try {
+      const qkvNames = [m.q, m.k, m.v];
+      const qkvRows = qWidth(c) + 2 * kvWidth(c);
+      this.#qkv = new MergedLoRALinear(runtime, {
+        modules: qkvNames,
+        outputSizes: [qWidth(c), kvWidth(c), kvWidth(c)],
+        weight: matrix(weights.pack(qkvNames.map((n) => `${n}.weight`)), qkvRows, c.hiddenSize),
+        bias: biases(qkvNames, c.qkvBias),
+      });
+      layers.push(this.#qkv);
+      this.#o = new LoRALinear(runtime, {
+        module: m.o,
+        weight: matrix(weights.take(`${m.o}.weight`), c.hiddenSize, qWidth(c)),
+        bias: biases([m.o], c.oProjBias),
+      });
+      layers.push(this.#o);
+      const guNames = [m.gate, m.up];
+      this.#gateUp = new MergedLoRALinear(runtime, {
+        modules: guNames,
+        outputSizes: [c.intermediateSize, c.intermediateSize],
+        weight: matrix(weights.pack(guNames.map((n) => `${n}.weight`)), 2 * c.intermediateSize, c.hiddenSize),
+        bias: biases(guNames, c.mlpBias),
+      });
+      layers.push(this.#gateUp);
+      this.#down = new LoRALinear(runtime, {
+        module: m.down,
+        weight: matrix(weights.take(`${m.down}.weight`), c.hiddenSize, c.intermediateSize),
+        bias: biases([m.down], c.mlpBias),
+      });
+      layers.push(this.#down);
+      this.#inputNorm = vector(weights.take(`${m.inputNorm}.weight`));
+      this.#postNorm = vector(weights.take(`${m.postAttentionNorm}.weight`));
+    } catch (err) {
+      for (const l of layers) l.dispose();
+      dispose(made);
+      throw err;
+    }
+    owned.push(...made);
+  }
+
+  /** `h` `[tokens, hidden]` → the layer's output; appends this layer's new keys and values to each sequence's cache. */
+  forward(h: Tensor2D, step: StepContext): Tensor2D {
+    const c = this.#config;
+    const { tokens: T } = step;
+    const hd = c.headDim;
+    const [q, k, v] = split(this.#qkv.forward(rmsNorm(h, this.#inputNorm, c.rmsNormEps)), [qWidth(c), kvWidth(c), kvWidth(c)], 1);
+    const qr = applyRotary(reshape(q as Tensor, [T, c.numAttentionHeads, hd]) as Tensor3D, step.cos, step.sin);
+    const kr = applyRotary(reshape(k as Tensor, [T, c.numKeyValueHeads, hd]) as Tensor3D, step.cos, step.sin);
+    const vr = reshape(v as Tensor, [T, c.numKeyValueHeads, hd]) as Tensor3D;
+    const outs = step.rows.map((r, i) => {
+      const { k: K, v: V } = this.#extend(r, kr, vr);
+      const span = step.span(i, r.count, r.position, this.#window);
+      return attend(slice(qr, [r.start, 0, 0], [r.count, c.numAttentionHeads, hd]), K, V, span);
+    });
+    const attended = add(h, this.#o.forward(concat(outs, 0) as Tensor2D)) as Tensor2D;
+    const [gate, up] = split(this.#gateUp.forward(rmsNorm(attended, this.#postNorm, c.rmsNormEps)), 2, 1) as [Tensor2D, Tensor2D];
+    // SwiGLU with SiLU(x) = x · sigmoid(x) (`ACT2FN["silu"]`).
+    return add(attended, this.#down.forward(mul(mul(gate, sigmoid(gate)), up) as Tensor2D)) as Tensor2D;
+  }
+
+  /** The sequence's cache for this layer with the step's rows appended (head-major), kept past the step's tidy. */
+  #extend(r: StepRows, k: Tensor3D, v: Tensor3D): LayerCache {
+    const rows = (x: Tensor3D) => transpose(slice(x, [r.start, 0, 0], [r.count, x.shape[1], x.shape[2]]), [1, 0, 2]) as Tensor3D;
+    const old = r.seq.kv[this.index];
+    const next = {
+      k: keep(old ? (concat([old.k, rows(k)], 1) as Tensor3D) : rows(k)),
+      v: keep(old ? (concat([old.v, rows(v)], 1) as Tensor3D) : rows(v)),
+    };
+    r.seq.kv[this.index] = next;
+    if (old) dispose([old.k, old.v]);
+    return next;
+  }
+
+  dispose(): void {
+    for (const l of [this.#qkv, this.#o, this.#gateUp, this.#down]) l.dispose();
+  }
+}

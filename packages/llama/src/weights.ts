@@ -1,0 +1,58 @@
+import { describeValue, LoRAError } from '@lora/core';
+import type { ModelConfig } from './config.js';
+import { checkpointTensors, elements, type TensorSpec } from './modules.js';
+
+/** A checkpoint's tensors as float32, by their Hugging Face names (`model.layers.0.mlp.up_proj.weight`). */
+export type WeightMap = ReadonlyMap<string, Float32Array>;
+
+/**
+ * Hands the model its weights one tensor (or one packed group) at a time, checking each against
+ * the shape the config implies. With `release`, a tensor leaves the map as soon as it is taken, so
+ * that a loader's float32 copy can be collected once the model holds it: the q/k/v and gate/up
+ * packing then costs one layer's group at a time, not a second copy of the model.
+ */
+export class WeightTaker {
+  readonly #weights: WeightMap;
+  readonly #release: boolean;
+  readonly #shapes: ReadonlyMap<string, readonly number[]>;
+
+  constructor(config: ModelConfig, weights: WeightMap, release: boolean) {
+    if (!(weights instanceof Map)) {
+      throw new LoRAError('E_CONFIG', `weights must be a Map of tensor name → Float32Array, got ${describeValue(weights)}`);
+    }
+    this.#weights = weights;
+    this.#release = release;
+    this.#shapes = new Map(checkpointTensors(config).map((t: TensorSpec) => [t.name, t.shape]));
+  }
+
+  /** The tensor's values, checked: present, a Float32Array, exactly as many values as its shape. */
+  take(name: string): Float32Array {
+    const shape = this.#shapes.get(name);
+    if (shape === undefined) throw new LoRAError('E_CONFIG', `${name} is not a weight of this model configuration`);
+    const data = this.#weights.get(name);
+    if (!(data instanceof Float32Array)) {
+      throw new LoRAError(
+        'E_SHAPE',
+        `weights has no Float32Array for ${name} (expected shape [${shape.join(', ')}]), got ${describeValue(data)}`,
+      );
+    }
+    if (data.length !== elements(shape)) {
+      throw new LoRAError('E_SHAPE', `${name} has ${data.length} values; its shape [${shape.join(', ')}] needs ${elements(shape)}`);
+    }
+    if (this.#release) (this.#weights as Map<string, Float32Array>).delete(name);
+    return data;
+  }
+
+  /** Several tensors' rows stacked into one new array (packed q/k/v, gate/up), in the order given; one tensor as it is. */
+  pack(names: readonly string[]): Float32Array {
+    if (names.length === 1) return this.take(names[0] as string);
+    const parts = names.map((n) => this.take(n));
+    const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+}
