@@ -166,6 +166,20 @@ describe('downloads are bounded by maxBytes', () => {
     expect(await readdir(join(cacheDir))).toEqual([]);
   });
 
+  it('a body shorter or longer than announced is an error, and is not cached', async () => {
+    const commit = 'a'.repeat(40);
+    const lying = (length: string) =>
+      (async () =>
+        new Response('abc', {
+          headers: { 'content-length': length, 'x-repo-commit': commit, etag: `"${'b'.repeat(40)}"` },
+        })) as typeof fetch;
+    const short = await failure(hubSource('org/x', { cacheDir, fetch: lying('10') }).read('config.json', { maxBytes: 100 }));
+    expect(short.message).toMatch(/config.json from org\/x at revision main: the download ended after 3 of 10 bytes/);
+    const long = await failure(hubSource('org/x', { cacheDir, fetch: lying('2') }).read('config.json', { maxBytes: 100 }));
+    expect(long.message).toMatch(/config.json from org\/x at revision main: the server sent more than the 2 bytes it announced/);
+    expect(await readdir(cacheDir)).toEqual([]);
+  });
+
   it('the whole file counts, from the cache too', async () => {
     await loadPeftAdapterFromHub('org/adapter', { hubUrl: server.url, cacheDir });
     const err = await failure(loadPeftAdapterFromHub('org/adapter', { hubUrl: server.url, cacheDir, maxBytes: 100, offline: true }));
@@ -200,7 +214,9 @@ describe('names are checked before anything is read', () => {
     expect(() => hubSource('org/a', { hubUrl: 'ftp://x' })).toThrow(/hubUrl must be an http\(s\) URL .* got "ftp:\/\/x"/);
     expect(() => hubSource('org/a', { timeoutMs: -1 })).toThrow(/timeoutMs must be a positive number of milliseconds, got -1/);
     expect(() => hubSource('org/a', { cacheDir: '' })).toThrow(/cacheDir must be a directory path or false/);
-    expect(() => hubSource('org/a', { accessToken: 'hf x' })).toThrow(/accessToken must be a non-empty string of printable ASCII without spaces/);
+    expect(() => hubSource('org/a', { accessToken: 'hf x' })).toThrow(
+      /accessToken must be a non-empty string of printable ASCII without spaces/,
+    );
   });
 });
 

@@ -54,15 +54,24 @@ function sizeHeader(value: string | null): number | undefined {
   return Number(value);
 }
 
-function fileInfo(res: Response): HubFileInfo | undefined {
+/**
+ * The size of the body of a response (not a redirect): Content-Length, where it is the file's own
+ * size. It is not for a compressed body, and a browser may decompress one without showing
+ * Content-Encoding (not a CORS-safelisted header), so there it only bounds the size from below.
+ */
+function exactLength(res: Response, trusted: boolean): number | undefined {
+  const encoding = res.headers.get('content-encoding');
+  return trusted && (!encoding || encoding === 'identity') ? sizeHeader(res.headers.get('content-length')) : undefined;
+}
+
+function fileInfo(res: Response, trusted: boolean): HubFileInfo | undefined {
   const commit = res.headers.get('x-repo-commit');
   if (commit === null) return undefined;
   const redirect = res.status >= 300 && res.status < 400;
-  const plain = !res.headers.get('content-encoding') || res.headers.get('content-encoding') === 'identity';
   return {
     commit: COMMIT_HASH.test(commit) ? commit : undefined,
     etag: normalizeEtag(res.headers.get('x-linked-etag') ?? res.headers.get('etag')),
-    size: sizeHeader(res.headers.get('x-linked-size')) ?? (redirect || !plain ? undefined : sizeHeader(res.headers.get('content-length'))),
+    size: sizeHeader(res.headers.get('x-linked-size')) ?? (redirect ? undefined : exactLength(res, trusted)),
   };
 }
 
@@ -207,7 +216,7 @@ export async function downloadHubFile(d: HubDownload): Promise<HubDownloadResult
         // A browser hides manual redirects: let it follow them (the commit and blob id are then unknown).
         res = await d.fetch(url, { signal: controller.signal, headers: auth === undefined ? {} : { Authorization: `Bearer ${auth}` } });
       }
-      info ??= fileInfo(res);
+      info ??= fileInfo(res, d.manualRedirects);
       const location = res.headers.get('location');
       if (res.status >= 300 && res.status < 400 && location !== null) {
         await res.body?.cancel().catch(() => {});
@@ -231,14 +240,14 @@ export async function downloadHubFile(d: HubDownload): Promise<HubDownloadResult
         throw await hubError(d, res, body);
       }
       if (!res.ok) throw await hubError(d, res, await readErrorBody(res));
-      const plain = !res.headers.get('content-encoding') || res.headers.get('content-encoding') === 'identity';
-      const length = plain ? sizeHeader(res.headers.get('content-length')) : undefined;
-      const size = found.size ?? length;
-      if (size !== undefined && size > d.maxBytes) {
-        await res.body?.cancel().catch(() => {});
-        throw new LoRAError('E_FORMAT', `${where(d)} is ${size} bytes; at most ${d.maxBytes} are allowed`);
+      const size = exactLength(res, d.manualRedirects) ?? found.size;
+      for (const announced of [size, sizeHeader(res.headers.get('content-length'))]) {
+        if (announced !== undefined && announced > d.maxBytes) {
+          await res.body?.cancel().catch(() => {});
+          throw new LoRAError('E_FORMAT', `${where(d)} is ${announced} bytes; at most ${d.maxBytes} are allowed`);
+        }
       }
-      const bytes = await readBody(d, res, length ?? found.size, arm, size);
+      const bytes = await readBody(d, res, size, arm, size);
       return { kind: 'file', bytes, info: found };
     }
   } catch (err) {

@@ -234,6 +234,22 @@ describe('the cache is the Hugging Face cache', () => {
     expect(server.requests).toEqual([]);
   });
 
+  it('lets fetch follow redirects where a manual redirect is opaque (browsers)', async () => {
+    const browserLike: typeof fetch = async (input, init) => {
+      if (init?.redirect === 'manual') {
+        // What a browser returns for a redirect it was told not to follow: no status, no headers.
+        return Object.defineProperty(new Response(null), 'type', { value: 'opaqueredirect' });
+      }
+      return fetch(input, init);
+    };
+    const source = hubSource('org/other', { hubUrl: server.url, cacheDir: false, fetch: browserLike });
+    expect(await source.read('adapter_model.safetensors', { maxBytes: 1e7 })).toEqual(v2.safetensors);
+    expect(server.requests.map((r) => [r.origin, r.status])).toEqual([
+      ['hub', 302],
+      ['cdn', 200],
+    ]);
+  });
+
   it('caches in Cache Storage by resolve URL where there is no disk (browsers)', async () => {
     const stored = new Map<string, Response>();
     const names: string[] = [];
