@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { downloadFile, downloadFileToCacheDir, scanCacheDir } from '@huggingface/hub';
@@ -36,7 +36,7 @@ beforeAll(async () => {
             'README.md': '# v2',
           },
         ],
-        refs: { 'v1.0': 0 },
+        refs: { 'v1.0': 0, 'refs/pr/1': 0 },
       },
       'org/other': { 'adapter_config.json': v2.config, 'adapter_model.safetensors': v2.safetensors },
       'org/big': { 'adapter_config.json': big.config, 'adapter_model.safetensors': big.safetensors },
@@ -122,6 +122,13 @@ describe('loadPeftAdapterFromHub', () => {
     server.clearRequests();
     await loadPeftAdapterFromHub('org/adapter', { ...options, revision: c0 });
     expect(server.requests).toEqual([]);
+  });
+
+  it('quotes a revision with slashes in the URL and nests its ref in the cache (refs/pr/1)', async () => {
+    const source = hubSource('org/adapter', { hubUrl: server.url, cacheDir, revision: 'refs/pr/1' });
+    expect(new TextDecoder().decode(await source.read('adapter_config.json', { maxBytes: 1e6 }))).toBe(v1.config);
+    expect(server.requests.map((r) => r.path)).toEqual(['/org/adapter/resolve/refs%2Fpr%2F1/adapter_config.json']);
+    expect(await readFile(join(cacheDir, 'models--org--adapter', 'refs', 'refs', 'pr', '1'), 'utf8')).toBe(server.commit('org/adapter', 0));
   });
 
   it('links an LFS blob it already has instead of downloading it again (same weights, new commit)', async () => {
@@ -283,6 +290,24 @@ describe('the cache is the Hugging Face cache', () => {
 });
 
 describe('the test server speaks the Hub protocol', () => {
+  it('serves repositories from a directory of org/name folders', async () => {
+    const dir = join(cacheDir, 'repos');
+    await mkdir(join(dir, 'acme', 'lora', 'nested'), { recursive: true });
+    await writeFile(join(dir, 'acme', 'lora', 'adapter_config.json'), v2.config);
+    await writeFile(join(dir, 'acme', 'lora', 'adapter_model.safetensors'), v2.safetensors);
+    await writeFile(join(dir, 'acme', 'lora', 'nested', 'notes.txt'), 'hello');
+    const local = await startHubServer({ dir });
+    try {
+      const adapter = await loadPeftAdapterFromHub('acme/lora', { hubUrl: local.url, cacheDir: false });
+      sameWeights(adapter, loadPeftAdapter({ id: 'x', config: v2.config, safetensors: v2.safetensors }));
+      const notes = await hubSource('acme/lora', { hubUrl: local.url, cacheDir }).read('nested/notes.txt', { maxBytes: 100 });
+      expect(new TextDecoder().decode(notes)).toBe('hello');
+      expect(local.requests.map((r) => r.status)).toEqual([200, 302, 200, 200]);
+    } finally {
+      await local.close();
+    }
+  });
+
   it('serves @huggingface/hub downloadFile (Range requests, the LFS redirect to the CDN)', async () => {
     const blob = await downloadFile({ repo: 'org/other', path: 'adapter_model.safetensors', hubUrl: server.url, xet: false });
     expect(new Uint8Array(await (blob as Blob).arrayBuffer())).toEqual(v2.safetensors);
