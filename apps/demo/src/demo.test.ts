@@ -80,8 +80,8 @@ describe('demo: a tiny Llama serving a mixed-adapter queue', () => {
 
   it.each([
     ['not JSON', '{"backend": "cpu",', 'E_CONFIG', /is not valid JSON/],
-    ['an unknown key', '{"backend": "cpu", "maxLoraz": 3}', 'E_CONFIG', /unknown LoRAConfig key\(s\) maxLoraz/],
-    ['a negative maxLoras', '{"backend": "cpu", "maxLoras": -2}', 'E_CONFIG', /maxLoras must be a positive integer, got -2/],
+    ['an unknown key', '{"backend": "cpu", "maxLoraz": 3}', 'E_CONFIG', /unknown LoRAConfig key\(s\) "maxLoraz"/],
+    ['a negative maxLoras', '{"backend": "cpu", "maxLoras": -2}', 'E_CONFIG', /maxLoras must be an integer from 1 to 1024, got -2/],
     ['an unknown backend', '{"backend": "quantum"}', 'E_BACKEND', /npm install @lora\/backend-quantum/],
   ])('a config file with %s → %s', async (_, text, code, message) => {
     const file = join(cache, `config-${code}-${text.length}.json`);

@@ -1,4 +1,7 @@
 /** @lora/llama: Hugging Face Llama-family checkpoints, tokenizers and adapters on @lora/core. */
+
+export { type LoadAdapterOptions, loadPeftAdapterFrom } from './adapter-source.js';
+export { applyChatTemplate, type ChatMessage, type ChatTemplateOptions, encodeChat } from './chat.js';
 export { type LoadConfigOptions, type LoadedModel, type LoadModelOptions, loadModel, loadModelConfig } from './checkpoint.js';
 export {
   type Architecture,
@@ -10,6 +13,7 @@ export {
   parseModelConfig,
   SUPPORTED_ARCHITECTURES,
 } from './config.js';
+export { DecodeStream, type DecodeStreamOptions } from './detokenize.js';
 export { type AdapterSpec, adapterFiles, DEMO_ADAPTERS } from './fixture-adapters.js';
 export {
   buildCheckpoint,
@@ -22,6 +26,7 @@ export {
   writeCheckpoint,
 } from './fixtures.js';
 export { greedy } from './greedy.js';
+export { type LoadPeftAdapterFromHubOptions, loadPeftAdapterFromHub } from './hub.js';
 export {
   CausalLM,
   type CausalLMOptions,
@@ -37,7 +42,10 @@ export { seeded, uniform } from './rng.js';
 export { type LayerCache, Sequence } from './sequence.js';
 export type { FileSource, LoadProgress, ReadOptions } from './source.js';
 export { dirSource } from './sources/dir.js';
+export { type HubSource, type HubSourceOptions, hubSource } from './sources/hub.js';
 export { type FileMap, memorySource } from './sources/memory.js';
 export type { ModelSource } from './sources/resolve.js';
 export { type UrlSourceOptions, urlSource } from './sources/url.js';
+export { type StopResult, StopStringMatcher, type StopStringOptions } from './stop.js';
+export { type DecodeOptions, type EncodeOptions, type LoadTokenizerOptions, loadTokenizer, type Tokenizer } from './tokenizer.js';
 export type { WeightMap } from './weights.js';
