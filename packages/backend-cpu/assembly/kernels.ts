@@ -12,10 +12,16 @@ function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
   return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
 }
 
+/**
+ * Σ of the 4 lanes in the order hsum4 adds them, (l0 + l2) + (l1 + l3): every shrink path reduces a
+ * (token, rank row) accumulator the same way, so a token's result does not depend on whether its
+ * segment put it in a 4-token block or the remainder (batch invariance: the conformance suite
+ * compares a sequence's logits alone and in mixed batches bit for bit).
+ */
 // @ts-ignore: decorator
 @inline
 function hsum(a: v128): f32 {
-  return f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1) + f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3);
+  return (f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 2)) + (f32x4.extract_lane(a, 1) + f32x4.extract_lane(a, 3));
 }
 
 /**
@@ -48,12 +54,18 @@ export function shrink4(o0: usize, o1: usize, o2: usize, o3: usize, x0: usize, x
       c30 = f32x4.add(c30, f32x4.mul(v, w0)); c31 = f32x4.add(c31, f32x4.mul(v, w1)); c32 = f32x4.add(c32, f32x4.mul(v, w2)); c33 = f32x4.add(c33, f32x4.mul(v, w3));
     }
     const ro = <usize>r << 2;
-    // Lanes reduced four at a time; the H % 4 tail is added by shrinkTail below.
-    v128.store(o0 + ro, f32x4.mul(f32x4.splat(scale), hsum4(c00, c01, c02, c03)));
-    v128.store(o1 + ro, f32x4.mul(f32x4.splat(scale), hsum4(c10, c11, c12, c13)));
-    v128.store(o2 + ro, f32x4.mul(f32x4.splat(scale), hsum4(c20, c21, c22, c23)));
-    v128.store(o3 + ro, f32x4.mul(f32x4.splat(scale), hsum4(c30, c31, c32, c33)));
-    if (H4 < H) {
+    // Lanes reduced four at a time. Without an H % 4 tail the result is scale · sum; with one, the
+    // sums are stored unscaled and shrinkTail adds the tail, then scales (the order shrink1 uses).
+    if (H4 == H) {
+      v128.store(o0 + ro, f32x4.mul(f32x4.splat(scale), hsum4(c00, c01, c02, c03)));
+      v128.store(o1 + ro, f32x4.mul(f32x4.splat(scale), hsum4(c10, c11, c12, c13)));
+      v128.store(o2 + ro, f32x4.mul(f32x4.splat(scale), hsum4(c20, c21, c22, c23)));
+      v128.store(o3 + ro, f32x4.mul(f32x4.splat(scale), hsum4(c30, c31, c32, c33)));
+    } else {
+      v128.store(o0 + ro, hsum4(c00, c01, c02, c03));
+      v128.store(o1 + ro, hsum4(c10, c11, c12, c13));
+      v128.store(o2 + ro, hsum4(c20, c21, c22, c23));
+      v128.store(o3 + ro, hsum4(c30, c31, c32, c33));
       shrinkTail(o0 + ro, x0, ar0, H4, H, rowBytes, scale);
       shrinkTail(o1 + ro, x1, ar0, H4, H, rowBytes, scale);
       shrinkTail(o2 + ro, x2, ar0, H4, H, rowBytes, scale);
@@ -102,36 +114,32 @@ export function shrink4(o0: usize, o1: usize, o2: usize, o3: usize, x0: usize, x
   }
 }
 
-/** Adds scale · Σ_{h ∈ [H4, H)} x[h] · a_k[h] to four consecutive outputs (rank rows k = 0..3 from ar0). */
+/** Four consecutive outputs (rank rows k = 0..3 from ar0) hold unscaled lane sums: add Σ_{h ∈ [H4, H)} x[h] · a_k[h] in order, then scale. */
 function shrinkTail(o: usize, x: usize, ar0: usize, H4: i32, H: i32, rowBytes: usize, scale: f32): void {
   for (let k: usize = 0; k < 4; k++) {
-    let s: f32 = 0;
+    let s: f32 = load<f32>(o + (k << 2));
     const ar = ar0 + k * rowBytes;
     for (let h = H4; h < H; h++) s += load<f32>(x + (<usize>h << 2)) * load<f32>(ar + (<usize>h << 2));
-    store<f32>(o + (k << 2), load<f32>(o + (k << 2)) + scale * s);
+    store<f32>(o + (k << 2), scale * s);
   }
 }
 
-/** Shrink for one token (the segment-length remainder): 4 rank rows at a time. */
+/**
+ * Shrink for one token (the segment-length remainder), one rank row at a time, with the same
+ * arithmetic per (token, row) as shrink4: one lane accumulator over H, hsum, the H % 4 tail, scale.
+ */
 export function shrink1(o: usize, x: usize, a: usize, H: i32, R: i32, scale: f32): void {
   const H4 = H & ~3;
   const rowBytes = <usize>H << 2;
   for (let r = 0; r < R; r++) {
     const ar = a + <usize>r * rowBytes;
-    let c0 = f32x4.splat(0);
-    let c1 = f32x4.splat(0);
-    let h = 0;
-    for (; h + 8 <= H4; h += 8) {
+    let c = f32x4.splat(0);
+    for (let h = 0; h < H4; h += 4) {
       const off = <usize>h << 2;
-      c0 = f32x4.add(c0, f32x4.mul(v128.load(x + off), v128.load(ar + off)));
-      c1 = f32x4.add(c1, f32x4.mul(v128.load(x + off + 16), v128.load(ar + off + 16)));
+      c = f32x4.add(c, f32x4.mul(v128.load(x + off), v128.load(ar + off)));
     }
-    for (; h < H4; h += 4) {
-      const off = <usize>h << 2;
-      c0 = f32x4.add(c0, f32x4.mul(v128.load(x + off), v128.load(ar + off)));
-    }
-    let s = hsum(f32x4.add(c0, c1));
-    for (; h < H; h++) s += load<f32>(x + (<usize>h << 2)) * load<f32>(ar + (<usize>h << 2));
+    let s = hsum(c);
+    for (let h = H4; h < H; h++) s += load<f32>(x + (<usize>h << 2)) * load<f32>(ar + (<usize>h << 2));
     store<f32>(o + (<usize>r << 2), scale * s);
   }
 }

@@ -2,6 +2,7 @@ import { describe } from 'vitest';
 import { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE } from './harness.js';
 import { adapterSuite } from './suites/adapters.js';
 import { correctnessSuite } from './suites/correctness.js';
+import { determinismSuite } from './suites/determinism.js';
 import { errorSuite } from './suites/errors.js';
 import { hostileSuite } from './suites/hostile/index.js';
 import { leakSuite } from './suites/leaks.js';
@@ -9,7 +10,7 @@ import { programSuite } from './suites/programs.js';
 
 export { EMBEDDING_CASES, type EmbeddingCase, LINEAR_CASES, type LinearCase, LOGITS_CASES, type LogitsCase } from './cases.js';
 export * from './fixtures/tiny-llama.js';
-export { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE, makeRuntime } from './harness.js';
+export { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE, GPU_SKIPS, makeRuntime } from './harness.js';
 export { Random, type SlotPattern, slotIndices } from './random.js';
 
 /**
@@ -31,5 +32,6 @@ export function describeBackend(factory: BackendFactory, capabilities: BackendCa
     leakSuite(factory, capabilities);
     adapterSuite(factory, capabilities);
     hostileSuite(factory, capabilities);
+    determinismSuite(factory, capabilities);
   });
 }

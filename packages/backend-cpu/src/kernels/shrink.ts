@@ -159,16 +159,12 @@ function block1x4(out: Float32Array, x: Float32Array, a: Float32Array, H: number
   out[o + 3] = scale * c3;
 }
 
-/** Four partial sums break the add dependency chain (1.4× over a single accumulator here). */
+/**
+ * One (token, row) dot product, summed in h order like the blocked paths: a token's result must not
+ * depend on whether its segment put it in a 4-token block or the remainder (batch invariance).
+ */
 function dot(x: Float32Array, xRow: number, a: Float32Array, aRow: number, H: number): number {
-  let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
-  let h = 0;
-  for (; h + 4 <= H; h += 4) {
-    c0 += (x[xRow + h] as number) * (a[aRow + h] as number);
-    c1 += (x[xRow + h + 1] as number) * (a[aRow + h + 1] as number);
-    c2 += (x[xRow + h + 2] as number) * (a[aRow + h + 2] as number);
-    c3 += (x[xRow + h + 3] as number) * (a[aRow + h + 3] as number);
-  }
-  for (; h < H; h++) c0 += (x[xRow + h] as number) * (a[aRow + h] as number);
-  return c0 + c1 + c2 + c3;
+  let c = 0;
+  for (let h = 0; h < H; h++) c += (x[xRow + h] as number) * (a[aRow + h] as number);
+  return c;
 }

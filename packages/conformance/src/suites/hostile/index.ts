@@ -1,11 +1,9 @@
 import { LoRAError } from '@lora/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE } from '../../harness.js';
+import { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE, isNode } from '../../harness.js';
 import { runStep, type Step, stepArbitrary } from './steps.js';
 import { createWorld, liveTensors, resetWorld, type World } from './world.js';
-
-const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
 
 /** Steps per run: 20,000 by default; `LORA_HOSTILE_STEPS=200000` for a thorough run before a release. */
 function stepBudget(caps: BackendCapabilities): number {

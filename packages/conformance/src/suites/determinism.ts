@@ -1,0 +1,134 @@
+import { type LoRAAdapter, loadPeftAdapter } from '@lora/core';
+import { adapterFiles, buildCheckpoint, type CausalLM, CHECKPOINT_PRESETS, Engine, loadModel, Sequence } from '@lora/llama';
+import { describe, expect, it } from 'vitest';
+import { type BackendCapabilities, type BackendFactory, isNode, makeRuntime } from '../harness.js';
+import { Random } from '../random.js';
+
+/**
+ * "At temperature 0 a request's tokens never depend on its batch": every kernel must compute a
+ * token's row the same way whatever else shares the batch (its slot's segment length, the number
+ * of adapters, prefill or decode neighbours). Checked at two levels on a real (tiny) Llama from
+ * @lora/llama: logits of a sequence alone vs in mixed batches, bit for bit; and the Engine's tokens
+ * for concurrent requests on more adapters than slots vs each request run alone.
+ */
+
+const ADAPTERS = [
+  { id: 'qkvo-r8', rank: 8, alpha: 16, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] },
+  { id: 'mlp-r4', rank: 4, alpha: 4, targets: ['gate_proj', 'up_proj', 'down_proj'] },
+  { id: 'all-r2-rs', rank: 2, alpha: 8, rslora: true, targets: ['embed_tokens', 'q_proj', 'v_proj', 'down_proj', 'lm_head'] },
+] as const;
+
+async function tinyModel(factory: BackendFactory, maxLoras: number) {
+  const checkpoint = buildCheckpoint({ ...CHECKPOINT_PRESETS['llama-untied'], hiddenSize: 48, intermediateSize: 80, vocabSize: 96 });
+  const runtime = await makeRuntime(factory, { maxLoras, maxLoraRank: 8, maxCpuLoras: 4, maxNumTokens: 256 });
+  const { model } = await loadModel(checkpoint.files, { runtime });
+  const adapters: LoRAAdapter[] = ADAPTERS.map((spec, i) => loadPeftAdapter({ id: spec.id, ...adapterFiles(model.config, spec, 500 + i) }));
+  for (const a of adapters) runtime.adapters.register(a);
+  return {
+    model,
+    dispose() {
+      model.dispose();
+      runtime.dispose();
+    },
+  };
+}
+
+const bits = (row: Float32Array) => Array.from(new Uint32Array(row.buffer.slice(row.byteOffset, row.byteOffset + row.byteLength)));
+
+interface Member {
+  adapter: string | null;
+  prompt: Int32Array;
+}
+
+/** Prefill then `decodes` decode steps of `members` as one batch; the logits rows of `watch` at each step. */
+async function run(model: CausalLM, members: Member[], watch: number, decodes: number): Promise<number[][]> {
+  const seqs = members.map(() => new Sequence());
+  const rows: number[][] = [];
+  const V = model.config.vocabSize;
+  try {
+    let inputs = members.map((m) => m.prompt);
+    for (let step = 0; step <= decodes; step++) {
+      model.runtime.adapters.setBatch(
+        members.map((m) => m.adapter),
+        inputs.map((t) => t.length),
+      );
+      const logits = await model.forward(members.map((_, i) => ({ seq: seqs[i] as Sequence, tokens: inputs[i] as Int32Array })));
+      rows.push(bits(logits.subarray(watch * V, (watch + 1) * V)));
+      // Everyone continues with the watched sequence's greedy token: fixed inputs, whatever the batch.
+      let best = 0;
+      for (let v = 1; v < V; v++) if ((logits[watch * V + v] as number) > (logits[watch * V + best] as number)) best = v;
+      inputs = members.map(() => Int32Array.of(best));
+    }
+  } finally {
+    for (const s of seqs) s.dispose();
+  }
+  return rows;
+}
+
+/** Case name for the skip allow-list (`BackendCapabilities.skip`). */
+export const BIT_IDENTICAL_LOGITS = 'bit-identical logits';
+
+export function determinismSuite(factory: BackendFactory, caps: BackendCapabilities): void {
+  const timeout = (caps.timeoutMs ?? 60_000) * 4;
+  // Node: every backend that runs in Node checks it there; Chromium projects skip it (SwiftShader is slow).
+  describe.skipIf(!isNode)('determinism: a request never depends on its batch (tiny Llama from @lora/llama)', () => {
+    it.skipIf(BIT_IDENTICAL_LOGITS in (caps.skip ?? {}))(
+      'logits of a sequence are bit-identical alone and in mixed batches (segments of 1–9 tokens, 0–3 adapters, prefill and decode)',
+      async () => {
+        const m = await tinyModel(factory, 3);
+        const rng = new Random(99);
+        const ids = [null, ...ADAPTERS.map((a) => a.id)];
+        const prompt = (n: number) => Int32Array.from({ length: n }, () => rng.int(0, 95));
+        try {
+          for (const adapter of ids) {
+            const target: Member = { adapter, prompt: prompt(5) };
+            const alone = await run(m.model, [target], 0, 3);
+            for (let trial = 0; trial < 3; trial++) {
+              // Neighbours: other adapters, the same adapter (a longer segment), none; in random order.
+              const others: Member[] = Array.from({ length: rng.int(1, 6) }, () => ({
+                adapter: rng.pick(ids),
+                prompt: prompt(rng.int(1, 9)),
+              }));
+              const at = rng.int(0, others.length);
+              const members = [...others.slice(0, at), target, ...others.slice(at)];
+              const mixed = await run(m.model, members, at, 3);
+              for (let step = 0; step < alone.length; step++) {
+                expect(mixed[step], `adapter ${adapter}, trial ${trial}, step ${step}: logits differ from the sequence alone`).toEqual(
+                  alone[step],
+                );
+              }
+            }
+          }
+        } finally {
+          m.dispose();
+        }
+      },
+      timeout,
+    );
+
+    it(
+      'the Engine: 10 concurrent requests on 4 adapters (and none) with 2 slots get the tokens each gets alone',
+      async () => {
+        const m = await tinyModel(factory, 2);
+        const rng = new Random(7);
+        const ids = [null, ...ADAPTERS.map((a) => a.id)];
+        try {
+          const requests = Array.from({ length: 10 }, (_, i) => ({
+            prompt: Array.from({ length: rng.int(1, 12) }, () => rng.int(0, 95)),
+            adapter: ids[i % ids.length] as string | null,
+            sampling: { temperature: 0, maxTokens: rng.int(2, 6), ignoreEos: true },
+          }));
+          const alone: number[][] = [];
+          const solo = new Engine({ model: m.model, maxNumSeqs: 1 });
+          for (const r of requests) alone.push((await solo.add(r).result).tokenIds as number[]);
+          const engine = new Engine({ model: m.model, maxNumSeqs: 6, maxNumBatchedTokens: 24 });
+          const results = await Promise.all(requests.map((r) => engine.add(r).result));
+          expect(results.map((r) => r.tokenIds)).toEqual(alone);
+        } finally {
+          m.dispose();
+        }
+      },
+      timeout,
+    );
+  });
+}

@@ -1,0 +1,362 @@
+import { describeValue, isLoRAError, LoRAError, type LoRARuntime } from '@lora/core';
+import type { CausalLM, Chunk } from '../model.js';
+import { Sequence } from '../sequence.js';
+import type { Tokenizer } from '../tokenizer.js';
+import type { GenerationDelta, RequestHandle } from './handle.js';
+import { LiveRequest } from './request.js';
+import { resolveSampling, type SamplingParams } from './sampling.js';
+
+export interface EngineOptions {
+  readonly model: CausalLM;
+  /** Needed for text prompts, text deltas and stop strings; without it, prompts are token ids and text is ''. */
+  readonly tokenizer?: Tokenizer;
+  /** Requests running at once (vLLM `--max-num-seqs`; default 16). */
+  readonly maxNumSeqs?: number;
+  /** Tokens per step, prefill and decode together (vLLM `--max-num-batched-tokens`; default min(2048, maxNumTokens)). */
+  readonly maxNumBatchedTokens?: number;
+  /** Requests that may wait; past it `add` throws E_CAPACITY (default 1024). */
+  readonly maxQueue?: number;
+  /** KV-cache tokens the engine plans for (default maxNumSeqs × context length): `stats().kvCacheUsage` is measured against it. */
+  readonly maxKvTokens?: number;
+}
+
+export interface GenerateRequest {
+  /** Text (needs a tokenizer; special tokens added as the tokenizer does) or token ids. */
+  readonly prompt: string | readonly number[] | Int32Array;
+  /** A registered adapter id (`runtime.adapters.register`), or null / undefined for the base model. */
+  readonly adapter?: string | null;
+  readonly sampling?: SamplingParams;
+  /** Default: `req-<n>`. */
+  readonly id?: string;
+}
+
+export interface EngineStats {
+  readonly waiting: number;
+  readonly running: number;
+  /** Distinct adapters of running requests, and of waiting ones. */
+  readonly runningAdapters: readonly string[];
+  readonly waitingAdapters: readonly string[];
+  /** Tokens held in KV caches, and that over `maxKvTokens` (0–1). */
+  readonly kvTokens: number;
+  readonly kvCacheUsage: number;
+  readonly steps: number;
+  readonly promptTokens: number;
+  readonly generatedTokens: number;
+}
+
+const nextTick = (): Promise<void> =>
+  new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
+
+const positiveInt = (v: unknown, name: string, fallback: number): number => {
+  if (v === undefined) return fallback;
+  if (!Number.isSafeInteger(v) || (v as number) < 1)
+    throw new LoRAError('E_CONFIG', `${name} must be a positive integer, got ${describeValue(v)}`);
+  return v as number;
+};
+
+/**
+ * Continuous batching over a `CausalLM` (vLLM's scheduler, simplified): every step runs one
+ * forward for all running requests — one decode token each, plus the prompts of newly admitted
+ * requests (split across steps when they exceed the token budget) — each request with its own
+ * adapter. A request is admitted when a sequence slot is free and its adapter can get a device
+ * slot beside the adapters already running (and pinned ones); otherwise it waits, and requests
+ * behind it whose adapters fit may go first. A request never fails because of another's adapter.
+ *
+ * Determinism: with temperature 0 a request's tokens depend only on its prompt and adapter — every
+ * kernel computes each token's row the same way whatever else is in the batch (the conformance
+ * suite checks it on every backend) and each request samples from its own generator.
+ */
+export class Engine {
+  readonly model: CausalLM;
+  readonly tokenizer: Tokenizer | undefined;
+  readonly maxNumSeqs: number;
+  readonly maxNumBatchedTokens: number;
+  readonly maxQueue: number;
+  readonly maxModelLen: number;
+  readonly maxKvTokens: number;
+  readonly #runtime: LoRARuntime;
+  readonly #eos: ReadonlySet<number>;
+  readonly #waiting: LiveRequest[] = [];
+  readonly #running: LiveRequest[] = [];
+  readonly #ids = new Set<string>();
+  #counter = 0;
+  #looping = false;
+  #closed = false;
+  #steps = 0;
+  #promptTokens = 0;
+  #generatedTokens = 0;
+  readonly #idle: (() => void)[] = [];
+
+  constructor(options: EngineOptions) {
+    const model = options?.model;
+    if (model === null || typeof model !== 'object' || typeof model.forward !== 'function') {
+      throw new LoRAError('E_CONFIG', `Engine needs { model: CausalLM }, got ${describeValue(model)}`);
+    }
+    this.model = model;
+    this.tokenizer = options.tokenizer;
+    this.#runtime = model.runtime;
+    const c = model.config;
+    this.maxModelLen = c.maxPositionEmbeddings;
+    this.maxNumSeqs = positiveInt(options.maxNumSeqs, 'maxNumSeqs', 16);
+    this.maxNumBatchedTokens = positiveInt(
+      options.maxNumBatchedTokens,
+      'maxNumBatchedTokens',
+      Math.min(2048, this.#runtime.config.maxNumTokens),
+    );
+    if (this.maxNumBatchedTokens > this.#runtime.config.maxNumTokens || this.maxNumBatchedTokens < this.maxNumSeqs) {
+      throw new LoRAError(
+        'E_CONFIG',
+        `maxNumBatchedTokens (${this.maxNumBatchedTokens}) must be at least maxNumSeqs (${this.maxNumSeqs}) and at most the runtime's maxNumTokens (${this.#runtime.config.maxNumTokens})`,
+      );
+    }
+    this.maxQueue = positiveInt(options.maxQueue, 'maxQueue', 1024);
+    this.maxKvTokens = positiveInt(options.maxKvTokens, 'maxKvTokens', this.maxNumSeqs * this.maxModelLen);
+    this.#eos = new Set([...c.eosTokenIds, ...(options.tokenizer?.eosTokenIds ?? [])]);
+  }
+
+  /**
+   * Queues a request; returns at once. Everything about the request is checked here (prompt,
+   * adapter, sampling, room in the context and in the queue), so a refused request throws a
+   * LoRAError and never reaches a batch.
+   */
+  add(request: GenerateRequest): RequestHandle {
+    if (this.#closed) throw new LoRAError('E_DISPOSED', 'Engine.add: the engine was closed');
+    if (request === null || typeof request !== 'object') {
+      throw new LoRAError('E_CONFIG', `Engine.add expects { prompt, adapter?, sampling?, id? }, got ${describeValue(request)}`);
+    }
+    const { vocabSize } = this.model.config;
+    const sampling = resolveSampling(request.sampling, vocabSize);
+    const promptIds = this.#promptIds(request.prompt);
+    const adapter = request.adapter ?? null;
+    if (adapter !== null) {
+      if (typeof adapter !== 'string')
+        throw new LoRAError('E_CONFIG', `adapter must be an adapter id or null, got ${describeValue(adapter)}`);
+      if (this.#runtime.adapters.get(adapter) === undefined) {
+        throw new LoRAError('E_NOT_FOUND', `adapter ${describeValue(adapter)} is not registered (runtime.adapters.register it first)`);
+      }
+    }
+    if (sampling.stop.length > 0 && this.tokenizer === undefined) {
+      throw new LoRAError('E_CONFIG', 'sampling parameter stop needs a tokenizer (Engine({ tokenizer }))');
+    }
+    const room = this.maxModelLen - promptIds.length;
+    if (room < 1) {
+      throw new LoRAError(
+        'E_CAPACITY',
+        `the prompt has ${promptIds.length} tokens; this model's context is ${this.maxModelLen} tokens (max_position_embeddings), which must leave room for at least one generated token`,
+      );
+    }
+    if (sampling.maxTokens !== undefined && sampling.maxTokens > room) {
+      throw new LoRAError(
+        'E_CAPACITY',
+        `this model's context is ${this.maxModelLen} tokens; the request asks for ${promptIds.length + sampling.maxTokens} (${promptIds.length} in the prompt, maxTokens ${sampling.maxTokens})`,
+      );
+    }
+    if (this.#waiting.length >= this.maxQueue) {
+      throw new LoRAError('E_CAPACITY', `the queue holds maxQueue = ${this.maxQueue} waiting requests; try again later`);
+    }
+    const id = request.id ?? `req-${++this.#counter}`;
+    if (typeof id !== 'string' || id.length === 0 || id.length > 256) {
+      throw new LoRAError('E_CONFIG', `request id must be a string of 1 to 256 characters, got ${describeValue(id)}`);
+    }
+    if (this.#ids.has(id)) throw new LoRAError('E_CONFIG', `a request with id ${describeValue(id)} is already in the engine`);
+    const live = new LiveRequest({
+      id,
+      adapter,
+      promptIds,
+      sampling,
+      maxTokens: sampling.maxTokens ?? room,
+      tokenizer: this.tokenizer,
+      eos: this.#eos,
+    });
+    this.#ids.add(id);
+    this.#waiting.push(live);
+    void live.result.then(() => this.#ids.delete(id));
+    this.#kick();
+    return {
+      id,
+      result: live.result,
+      abort: () => {
+        live.aborted = true;
+        this.#kick();
+      },
+      [Symbol.asyncIterator]: () => live.queue[Symbol.asyncIterator](),
+    };
+  }
+
+  /** Aborts a request by id (no-op when it is unknown or finished). */
+  abort(id: string): void {
+    for (const r of [...this.#waiting, ...this.#running]) if (r.id === id) r.aborted = true;
+    this.#kick();
+  }
+
+  stats(): EngineStats {
+    const adapters = (rs: readonly LiveRequest[]) => [...new Set(rs.map((r) => r.adapter).filter((a): a is string => a !== null))];
+    const kvTokens = this.#running.reduce((n, r) => n + (r.seq?.length ?? 0), 0);
+    return {
+      waiting: this.#waiting.length,
+      running: this.#running.length,
+      runningAdapters: adapters(this.#running),
+      waitingAdapters: adapters(this.#waiting),
+      kvTokens,
+      kvCacheUsage: Math.min(1, kvTokens / this.maxKvTokens),
+      steps: this.#steps,
+      promptTokens: this.#promptTokens,
+      generatedTokens: this.#generatedTokens,
+    };
+  }
+
+  /** Resolves when no request is waiting or running. */
+  drain(): Promise<void> {
+    if (!this.#looping && this.#waiting.length === 0 && this.#running.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** Aborts every request and refuses new ones; resolves once the last step has finished. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const r of [...this.#waiting, ...this.#running]) r.aborted = true;
+    this.#kick();
+    await this.drain();
+  }
+
+  #promptIds(prompt: GenerateRequest['prompt']): Int32Array {
+    const { vocabSize } = this.model.config;
+    let ids: ArrayLike<number>;
+    if (typeof prompt === 'string') {
+      if (this.tokenizer === undefined)
+        throw new LoRAError('E_CONFIG', 'a text prompt needs a tokenizer (Engine({ tokenizer })); pass token ids otherwise');
+      ids = this.tokenizer.encode(prompt, { addSpecialTokens: true });
+    } else if (Array.isArray(prompt) || prompt instanceof Int32Array) {
+      if (prompt.length > this.maxModelLen) {
+        throw new LoRAError('E_CAPACITY', `the prompt has ${prompt.length} tokens; this model's context is ${this.maxModelLen} tokens`);
+      }
+      ids = prompt;
+    } else {
+      throw new LoRAError('E_CONFIG', `prompt must be text or an array of token ids, got ${describeValue(prompt)}`);
+    }
+    const out = Int32Array.from(ids as ArrayLike<number>);
+    if (out.length === 0) throw new LoRAError('E_CONFIG', 'the prompt is empty');
+    for (let i = 0; i < out.length; i++) {
+      const t = (ids as ArrayLike<number>)[i];
+      if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t >= vocabSize) {
+        throw new LoRAError('E_INDEX', `prompt[${i}] is ${describeValue(t)}; token ids must be integers in [0, ${vocabSize})`);
+      }
+    }
+    return out;
+  }
+
+  #kick(): void {
+    if (this.#looping) return;
+    this.#looping = true;
+    // Start after the current task: requests added together are planned together.
+    void Promise.resolve().then(() => this.#loop());
+  }
+
+  async #loop(): Promise<void> {
+    try {
+      while (this.#waiting.length > 0 || this.#running.length > 0) {
+        await this.#step();
+        // Let callers add and abort requests between steps.
+        await nextTick();
+      }
+    } finally {
+      this.#looping = false;
+      for (const resolve of this.#idle.splice(0)) resolve();
+    }
+  }
+
+  /** Drops aborted requests and those whose adapter left the runtime, before a step is planned. */
+  #prune(): void {
+    for (const list of [this.#waiting, this.#running]) {
+      for (let i = list.length - 1; i >= 0; i--) {
+        const r = list[i] as LiveRequest;
+        if (r.aborted) r.fail('abort');
+        else if (r.adapter !== null && this.#runtime.adapters.get(r.adapter) === undefined) {
+          r.fail('error', new LoRAError('E_NOT_FOUND', `adapter ${describeValue(r.adapter)} was removed while request ${r.id} needed it`));
+        }
+        if (r.finished) list.splice(i, 1);
+      }
+    }
+  }
+
+  /** Can the adapters in `set` all have device slots at once (beside pinned adapters outside the set)? */
+  #fits(set: ReadonlySet<string>): boolean {
+    const { slots } = this.#runtime.adapters;
+    const pinnedOutside = slots.filter((id) => id !== null && !set.has(id) && this.#runtime.adapters.isPinned(id)).length;
+    return set.size <= this.#runtime.config.maxLoras - pinnedOutside;
+  }
+
+  async #step(): Promise<void> {
+    this.#prune();
+    let budget = this.maxNumBatchedTokens;
+    const plan: { request: LiveRequest; tokens: Int32Array }[] = [];
+    // Decodes first (one token each), then prompts in progress, then new requests.
+    for (const r of this.#running) {
+      if (r.prefillDone) {
+        plan.push({ request: r, tokens: Int32Array.of(r.lastToken) });
+        budget--;
+      }
+    }
+    for (const r of this.#running) {
+      if (!r.prefillDone && budget > 0) {
+        const n = Math.min(budget, r.promptIds.length - r.prefilled);
+        plan.push({ request: r, tokens: r.promptIds.subarray(r.prefilled, r.prefilled + n) });
+        budget -= n;
+      }
+    }
+    const adapters = new Set(this.#running.map((r) => r.adapter).filter((a): a is string => a !== null));
+    for (let i = 0; i < this.#waiting.length && budget > 0 && this.#running.length < this.maxNumSeqs; ) {
+      const r = this.#waiting[i] as LiveRequest;
+      if (r.adapter !== null && !adapters.has(r.adapter) && !this.#fits(new Set([...adapters, r.adapter]))) {
+        i++; // waits for a slot; later requests whose adapters fit may go first
+        continue;
+      }
+      if (r.adapter !== null) adapters.add(r.adapter);
+      this.#waiting.splice(i, 1);
+      this.#running.push(r);
+      r.seq = new Sequence();
+      r.admitted();
+      const n = Math.min(budget, r.promptIds.length);
+      plan.push({ request: r, tokens: r.promptIds.subarray(0, n) });
+      budget -= n;
+    }
+    if (plan.length === 0) return;
+    let logits: Float32Array;
+    try {
+      this.#runtime.adapters.setBatch(
+        plan.map((p) => p.request.adapter),
+        plan.map((p) => p.tokens.length),
+      );
+      const chunks: Chunk[] = plan.map((p) => ({ seq: p.request.seq as Sequence, tokens: p.tokens }));
+      logits = await this.model.forward(chunks);
+    } catch (err) {
+      // The step's requests cannot go on (their caches may be half-written); others are unaffected.
+      const error = isLoRAError(err)
+        ? err
+        : new LoRAError('E_BACKEND', `a step failed: ${describeValue((err as Error)?.message)}`, { cause: err });
+      for (const p of plan) p.request.fail('error', error);
+      this.#prune();
+      return;
+    }
+    this.#steps++;
+    const V = this.model.config.vocabSize;
+    plan.forEach((p, i) => {
+      const r = p.request;
+      if (!r.prefillDone) {
+        r.prefilled += p.tokens.length;
+        this.#promptTokens += p.tokens.length;
+        if (!r.prefillDone) return; // more of the prompt next step
+      }
+      this.#generatedTokens++;
+      r.accept(logits.subarray(i * V, (i + 1) * V), this.maxModelLen - (r.seq?.length ?? 0) - 1);
+    });
+    this.#prune();
+  }
+}
+
+/** Collects a request's deltas into one array (tests, simple callers). */
+export async function collect(handle: AsyncIterable<GenerationDelta>): Promise<GenerationDelta[]> {
+  const out: GenerationDelta[] = [];
+  for await (const d of handle) out.push(d);
+  return out;
+}
