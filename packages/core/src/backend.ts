@@ -24,6 +24,13 @@ export interface LoRABackend {
    * `[O, H]`, `x·Wᵀ`, the default) or 'in-out' (`[H, O]`, `x·W`: tfjs-wasm's XNNPACK path).
    */
   readonly weightLayout?: 'out-in' | 'in-out';
+  /**
+   * The accuracy it promises: max error per output row relative to the root-sum-square of the
+   * row's products (README "Accuracy"). Default 1e-4 (float32 arithmetic); tpu-sim, which rounds
+   * LoRA operands to bfloat16, promises 3e-2. Callers that compare against float64 read it here
+   * instead of testing a backend's name.
+   */
+  readonly accuracy?: number;
   /** Registers the tfjs backend and kernels, selects devices. Safe to call more than once. */
   init(): Promise<void>;
   /** `[S, T, R]`: `scale · A_s[slot(t)] · x[t]`, zeros for tokens without an adapter. */

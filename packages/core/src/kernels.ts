@@ -127,6 +127,8 @@ export interface KernelBackendSpec {
   /** What to install when the tfjs backend is missing, for the E_BACKEND message. */
   readonly install?: string;
   readonly weightLayout?: 'out-in' | 'in-out';
+  /** See `LoRABackend.accuracy`. */
+  readonly accuracy?: number;
 }
 
 /**
@@ -139,6 +141,7 @@ export function defineLoRABackend(spec: KernelBackendSpec): LoRABackend {
     name: spec.name,
     tfBackend: spec.tfBackend,
     weightLayout: spec.weightLayout ?? 'out-in',
+    accuracy: spec.accuracy ?? 1e-4,
     async init() {
       await spec.prepare?.();
       if (findBackend(spec.tfBackend) === null && !(await trySetBackend(spec.tfBackend))) {

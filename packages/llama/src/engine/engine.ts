@@ -18,6 +18,21 @@ export interface EngineOptions {
   readonly maxQueue?: number;
   /** KV-cache tokens the engine plans for (default maxNumSeqs × context length): `stats().kvCacheUsage` is measured against it. */
   readonly maxKvTokens?: number;
+  /** Called after every step (progress bars, metrics, benchmarks). */
+  readonly onStep?: (step: StepInfo) => void;
+}
+
+/** What one engine step did. */
+export interface StepInfo {
+  /** Requests in the step, and how many of them were decoding (one token each). */
+  readonly requests: number;
+  readonly decodeTokens: number;
+  /** Prompt tokens prefilled in this step. */
+  readonly prefillTokens: number;
+  /** Wall time of the step (setBatch, forward, sampling). */
+  readonly ms: number;
+  /** Requests that finished in this step. */
+  readonly finished: number;
 }
 
 export interface GenerateRequest {
@@ -86,6 +101,7 @@ export class Engine {
   #promptTokens = 0;
   #generatedTokens = 0;
   readonly #idle: (() => void)[] = [];
+  readonly #onStep: ((step: StepInfo) => void) | undefined;
 
   constructor(options: EngineOptions) {
     const model = options?.model;
@@ -112,6 +128,7 @@ export class Engine {
     this.maxQueue = positiveInt(options.maxQueue, 'maxQueue', 1024);
     this.maxKvTokens = positiveInt(options.maxKvTokens, 'maxKvTokens', this.maxNumSeqs * this.maxModelLen);
     this.#eos = new Set([...c.eosTokenIds, ...(options.tokenizer?.eosTokenIds ?? [])]);
+    this.#onStep = options.onStep;
   }
 
   /**
@@ -289,18 +306,18 @@ export class Engine {
   async #step(): Promise<void> {
     this.#prune();
     let budget = this.maxNumBatchedTokens;
-    const plan: { request: LiveRequest; tokens: Int32Array }[] = [];
+    const plan: { request: LiveRequest; tokens: Int32Array; decode: boolean }[] = [];
     // Decodes first (one token each), then prompts in progress, then new requests.
     for (const r of this.#running) {
       if (r.prefillDone) {
-        plan.push({ request: r, tokens: Int32Array.of(r.lastToken) });
+        plan.push({ request: r, tokens: Int32Array.of(r.lastToken), decode: true });
         budget--;
       }
     }
     for (const r of this.#running) {
       if (!r.prefillDone && budget > 0) {
         const n = Math.min(budget, r.promptIds.length - r.prefilled);
-        plan.push({ request: r, tokens: r.promptIds.subarray(r.prefilled, r.prefilled + n) });
+        plan.push({ request: r, tokens: r.promptIds.subarray(r.prefilled, r.prefilled + n), decode: false });
         budget -= n;
       }
     }
@@ -317,10 +334,11 @@ export class Engine {
       r.seq = new Sequence();
       r.admitted();
       const n = Math.min(budget, r.promptIds.length);
-      plan.push({ request: r, tokens: r.promptIds.subarray(0, n) });
+      plan.push({ request: r, tokens: r.promptIds.subarray(0, n), decode: false });
       budget -= n;
     }
     if (plan.length === 0) return;
+    const t0 = performance.now();
     let logits: Float32Array;
     try {
       this.#runtime.adapters.setBatch(
@@ -340,17 +358,28 @@ export class Engine {
     }
     this.#steps++;
     const V = this.model.config.vocabSize;
+    let prefillTokens = 0;
+    let finished = 0;
     plan.forEach((p, i) => {
       const r = p.request;
       if (!r.prefillDone) {
         r.prefilled += p.tokens.length;
-        this.#promptTokens += p.tokens.length;
+        prefillTokens += p.tokens.length;
         if (!r.prefillDone) return; // more of the prompt next step
       }
       this.#generatedTokens++;
       r.accept(logits.subarray(i * V, (i + 1) * V), this.maxModelLen - (r.seq?.length ?? 0) - 1);
+      if (r.finished) finished++;
     });
+    this.#promptTokens += prefillTokens;
     this.#prune();
+    this.#onStep?.({
+      requests: plan.length,
+      decodeTokens: plan.filter((p) => p.decode).length,
+      prefillTokens,
+      ms: performance.now() - t0,
+      finished,
+    });
   }
 }
 
