@@ -1,54 +1,94 @@
 import '@tensorflow/tfjs-backend-cpu';
 import '@lora/backend-cpu';
+import { relative } from 'node:path';
 import { isLoRAError } from '@lora/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { type DemoReport, runDemo } from './demo.js';
+import { writeEmbedded } from './cache.js';
 import { HELP, parseOptions } from './options.js';
+import { type PromptRun, runPrompts } from './prompts.js';
+import { runSession, type SessionRun } from './session.js';
 
 // tfjs prints an "install tfjs-node" banner on the cpu backend; the demo is about LoRA.
 tf.env().set('IS_TEST', true);
 
-function print(r: DemoReport): boolean {
-  const out = (s = '') => process.stdout.write(`${s}\n`);
+const out = (s = '') => process.stdout.write(`${s}\n`);
+/** One line of text for a table cell: control characters escaped, at most `n` characters. */
+const cell = (s: string, n: number) => {
+  const flat = JSON.stringify(s).slice(1, -1);
+  return flat.length > n ? `${flat.slice(0, n - 1)}…` : flat;
+};
+
+function printSession(r: SessionRun): boolean {
   out();
   out('req  adapter                 prompt  generated tokens                           vs merged W');
   for (const c of r.checks) {
-    const g = c.generation;
+    const g = c.result;
     const verdict = c.pass
       ? c.tieAt !== undefined
         ? `PASS (near-tie at token ${c.tieAt})`
         : 'PASS'
       : `FAIL (reference ${c.reference.join(' ')})`;
     out(
-      `${String(g.request.id).padEnd(4)} ${(g.request.adapter ?? '(none)').padEnd(23)} ${String(g.request.prompt.length).padStart(6)}  ${g.tokens.join(' ').padEnd(42)} ${verdict}`,
+      `${g.id.replace('req-', '').padEnd(4)} ${(g.adapter ?? '(none)').padEnd(23)} ${String(g.promptIds.length).padStart(6)}  ${g.tokenIds.join(' ').padEnd(42)} ${verdict}`,
     );
   }
-  const tps = (s: DemoReport['lora']) => (s.prefillTokens + s.decodeTokens) / ((s.prefillMs + s.decodeMs) / 1000);
-  const decodeTps = (s: DemoReport['lora']) => s.decodeTokens / (s.decodeMs / 1000);
+  const tps = (s: SessionRun['lora']) => (s.promptTokens + s.generatedTokens) / (s.ms / 1000);
+  const decodeTps = (s: SessionRun['lora']) => s.generatedTokens / (s.ms / 1000);
   const overhead = (tps(r.base) / tps(r.lora) - 1) * 100;
   out();
   out(
     `backend ${r.backend}: ${r.checks.filter((c) => c.pass).length}/${r.checks.length} requests PASS (tokens equal to the request run alone with W + scale·B·A)`,
   );
   out(
-    `with LoRA:    ${tps(r.lora).toFixed(1)} tokens/s (prefill ${r.lora.prefillTokens} tokens in ${r.lora.prefillMs.toFixed(0)} ms, decode ${r.lora.decodeTokens} tokens in ${r.lora.decodeMs.toFixed(0)} ms = ${decodeTps(r.lora).toFixed(1)} tokens/s), ${r.lora.steps} steps, ${r.lora.activations} adapter activations`,
+    `with LoRA:    ${tps(r.lora).toFixed(1)} tokens/s (${r.lora.promptTokens} prompt + ${r.lora.generatedTokens} generated tokens in ${r.lora.ms.toFixed(0)} ms, ${r.lora.steps} steps; ${decodeTps(r.lora).toFixed(1)} generated tokens/s), ${r.lora.activations} adapter activations`,
   );
   out(
-    `without LoRA: ${tps(r.base).toFixed(1)} tokens/s (prefill ${r.base.prefillMs.toFixed(0)} ms, decode ${r.base.decodeMs.toFixed(0)} ms = ${decodeTps(r.base).toFixed(1)} tokens/s)`,
+    `without LoRA: ${tps(r.base).toFixed(1)} tokens/s (${r.base.ms.toFixed(0)} ms, ${r.base.steps} steps; ${decodeTps(r.base).toFixed(1)} generated tokens/s)`,
   );
   out(
-    `LoRA overhead: ${overhead.toFixed(1)} % of the time per token; the adapters changed the output of ${r.changedByLoRA} of ${r.withAdapter} requests`,
+    `LoRA overhead: ${overhead.toFixed(1)} % of the time per token (one run, so it moves by several points between runs: \`npm run bench -- --only model\` measures it in interleaved rounds); the adapters changed the output of ${r.changedByLoRA} of ${r.withAdapter} requests`,
   );
   return r.checks.every((c) => c.pass);
 }
 
+function printPrompts(r: PromptRun): void {
+  out();
+  for (const [i, q] of r.requests.entries()) {
+    out(
+      `[${i}] adapter ${q.adapter ?? '(none)'} · prompt ${cell(q.prompt, 60)} (${q.promptIds.length} tokens) → ${q.generatedIds.length} tokens (${q.finishReason})`,
+    );
+    out(r.tokenizer ? `    ${cell(q.text, 200)}` : `    ids ${q.generatedIds.join(' ')}`);
+  }
+}
+
+/** The --json document: these four fields per request, nothing else. */
+function json(requests: { adapter: string | null; promptIds: readonly number[]; generatedIds: readonly number[]; text: string }[]): void {
+  const doc = {
+    requests: requests.map((q) => ({ adapter: q.adapter, prompt_ids: q.promptIds, generated_ids: q.generatedIds, text: q.text })),
+  };
+  out(JSON.stringify(doc));
+}
+
 try {
   const opts = parseOptions(process.argv.slice(2), process.env);
-  if (opts.help) {
-    console.log(HELP);
+  const cwd = process.env.INIT_CWD ?? process.cwd();
+  if (opts.help) console.log(HELP);
+  else if (opts.save !== undefined) {
+    const { modelDir, adapterDirs } = await writeEmbedded(opts.preset, opts.save);
+    process.stderr.write(
+      `wrote the "${opts.preset.name}" model to ${relative(cwd, modelDir) || '.'} and ${adapterDirs.size} PEFT adapters:\n`,
+    );
+    for (const [id, dir] of adapterDirs) process.stderr.write(`  ${id}=${relative(cwd, dir)}\n`);
+  } else if (opts.prompts.length > 0 || opts.model !== undefined) {
+    if (opts.prompts.length === 0) opts.prompts.push({ ids: [1, 2, 3] });
+    const run = await runPrompts(opts);
+    if (opts.json) json(run.requests);
+    else printPrompts(run);
   } else {
-    const ok = print(await runDemo(opts));
-    if (!ok) process.exitCode = 1;
+    const report = await runSession(opts);
+    if (opts.json)
+      json(report.results.map((r) => ({ adapter: r.adapter, promptIds: r.promptIds, generatedIds: r.tokenIds, text: r.text })));
+    else if (!printSession(report)) process.exitCode = 1;
   }
 } catch (err) {
   if (!isLoRAError(err)) throw err;

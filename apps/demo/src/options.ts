@@ -1,33 +1,57 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type LoRAConfig, LoRAError } from '@lora/core';
-import { type DemoModelConfig, PRESETS } from './presets.js';
+import { DEMO_PRESETS, type DemoPreset, demoPreset } from '@lora/llama/demo';
 
-export const HELP = `pnpm demo [options]
+export const HELP = `npm run demo -- [options]
 
-Serves a queue of requests, each with its own LoRA adapter (or none), through a Llama-shaped model
-built from @lora/core layers, with continuous batching; checks every request against its adapter
-merged into the weights, and reports tokens/s with and without LoRA.
+Without --model or prompts: serves a queue of requests, each with its own LoRA adapter (or none),
+through a seeded Llama checkpoint built in memory (nothing to download), with continuous batching
+and fewer device slots than adapters; checks every request against its adapter merged into the
+weights (PASS/FAIL) and reports tokens/s with and without LoRA. It also writes that model and its
+PEFT adapters under --cache, so they can be served like downloaded ones (--model, --adapters).
 
-  --preset tiny|default|small   model size (default: default = 4 layers, hidden 512, vocab 4096)
+With prompts (--prompt / --prompt-ids): generates for every prompt with every adapter and without
+one, on the embedded model or a real checkpoint (--model), and prints each request's text.
+
+Model and adapters
+  --preset ${Object.keys(DEMO_PRESETS).join('|').padEnd(20)} embedded model size (default: default = 4 layers, hidden 512, vocab 4096)
+  --model DIR|ORG/NAME[@REV]    a Hugging Face checkpoint: a directory or a Hub repository (HF_ENDPOINT, HF_HOME, HF_TOKEN apply)
+  --adapters NAME=DIR|ID,...    PEFT adapters (a directory or a Hub repository; NAME= optional: default the directory's name)
+  --save DIR                    write the embedded model (DIR/model) and the demo adapters (DIR/<id>) and exit
+Prompts
+  --prompt TEXT                 a text prompt (repeatable; needs the model's tokenizer.json)
+  --prompt-ids 1,2,3            a prompt as token ids (repeatable)
+  --chat                        wrap each text prompt as a user message with the model's chat template
+  --max-tokens N                tokens to generate per request (default 8 in the session, 32 with prompts)
+  --temperature T               0 = greedy (default), otherwise sampled
+  --seed N                      sampling seed
+  --json                        print one JSON document {"requests":[{adapter, prompt_ids, generated_ids, text}]} and nothing else on stdout
+Serving
   --backend NAME                LoRA backend (also LORA_BACKEND or "backend" in the config file; default cpu)
   --config FILE                 a LoRAConfig JSON file (default: ./lora.config.json if present)
-  --adapters DIR[,DIR...]       also serve your own PEFT adapter directories
-  --requests N                  requests in the queue (default 8)
-  --max-new-tokens N            tokens generated per request (default 8)
-  --cache DIR                   where the demo writes its adapters (default .lora-cache)
-  --one-batch                   admit every request at once, ignoring maxLoras (shows E_CAPACITY)
+  --requests N                  requests in the session's queue (default 8)
+  --cache DIR                   where the embedded model and adapters are written (default .lora-cache)
   --help`;
 
 export interface DemoOptions {
-  model: DemoModelConfig;
+  preset: DemoPreset;
+  /** The user's LoRA config (file and --backend); limits the demo does not set itself are filled per mode. */
   lora: LoRAConfig & { backend: string };
-  userAdapters: string[];
+  /** Keys the user set in the config file: the demo's own defaults never override them. */
+  loraFromFile: ReadonlySet<string>;
+  model: string | undefined;
+  adapters: { name: string; spec: string }[];
+  prompts: ({ text: string } | { ids: number[] })[];
+  chat: boolean;
+  maxTokens: number | undefined;
+  temperature: number;
+  seed: number | undefined;
+  json: boolean;
+  save: string | undefined;
   requests: number;
-  maxNewTokens: number;
   cacheDir: string;
-  oneBatch: boolean;
   help: boolean;
 }
 
@@ -35,8 +59,8 @@ const config = (message: string): never => {
   throw new LoRAError('E_CONFIG', message);
 };
 
-function positive(value: string | undefined, flag: string, fallback: number): number {
-  if (value === undefined) return fallback;
+function positive(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < 1) config(`${flag} must be a positive integer, got "${value}"`);
   return n;
@@ -59,21 +83,59 @@ function readConfigFile(path: string, required: boolean): Record<string, unknown
   return parsed as Record<string, unknown>;
 }
 
+function promptIds(value: string): number[] {
+  const ids = value.split(',').map((s) => s.trim());
+  if (ids.length === 0 || ids.some((s) => !/^\d+$/.test(s)))
+    config(`--prompt-ids must be comma-separated token ids such as 1,2,3, got "${value}"`);
+  return ids.map(Number);
+}
+
+/**
+ * A model or adapter argument: a URL as is; a path that exists where the user typed the command
+ * (or that plainly is a path) resolved there; anything else is kept as a Hub repository id.
+ */
+function userSpec(spec: string, userPath: (p: string) => string): string {
+  if (/^https?:\/\//i.test(spec)) return spec;
+  const local = userPath(spec);
+  return existsSync(local) || spec.startsWith('.') || spec.startsWith('/') ? local : spec;
+}
+
+/** `NAME=SPEC` or `SPEC` (named after its last path segment). */
+function adapterSpecs(value: string, userPath: (p: string) => string): { name: string; spec: string }[] {
+  return value
+    .split(',')
+    .filter(Boolean)
+    .map((entry) => {
+      const eq = entry.indexOf('=');
+      const [name, spec] = eq > 0 ? [entry.slice(0, eq), entry.slice(eq + 1)] : [undefined, entry];
+      if (spec.length === 0) config(`--adapters entry "${entry}" has no directory or Hub id`);
+      return { name: name ?? basename(spec.replace(/@.*$/, '')), spec: userSpec(spec, userPath) };
+    });
+}
+
 /** Flags > LORA_BACKEND > config file > defaults. Every mistake is a LoRAError with one clear line. */
 export function parseOptions(argv: string[], env: Record<string, string | undefined>): DemoOptions {
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
   try {
     ({ values } = parseArgs({
       args: argv,
       options: {
         preset: { type: 'string' },
+        model: { type: 'string' },
+        adapters: { type: 'string' },
+        save: { type: 'string' },
+        prompt: { type: 'string', multiple: true },
+        'prompt-ids': { type: 'string', multiple: true },
+        chat: { type: 'boolean' },
+        'max-tokens': { type: 'string' },
+        'max-new-tokens': { type: 'string' },
+        temperature: { type: 'string' },
+        seed: { type: 'string' },
+        json: { type: 'boolean' },
         backend: { type: 'string' },
         config: { type: 'string' },
-        adapters: { type: 'string' },
         requests: { type: 'string' },
-        'max-new-tokens': { type: 'string' },
         cache: { type: 'string' },
-        'one-batch': { type: 'boolean' },
         help: { type: 'boolean' },
       },
     }));
@@ -82,20 +144,34 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
   }
   // Paths are the user's: relative to where they typed the command (npm/pnpm set INIT_CWD), not to this package.
   const userPath = (p: string) => resolve(env.INIT_CWD ?? process.cwd(), p);
-  const presetName = (values.preset as string | undefined) ?? 'default';
-  const model = PRESETS[presetName] ?? config(`unknown preset "${presetName}"; expected one of ${Object.keys(PRESETS).join(', ')}`);
-  const file = readConfigFile(userPath((values.config as string | undefined) ?? 'lora.config.json'), values.config !== undefined);
-  const backend = (values.backend as string | undefined) ?? env.LORA_BACKEND ?? (file.backend as string | undefined) ?? 'cpu';
+  const str = (k: string) => values[k] as string | undefined;
+  const file = readConfigFile(userPath(str('config') ?? 'lora.config.json'), str('config') !== undefined);
+  const backend = str('backend') ?? env.LORA_BACKEND ?? (file.backend as string | undefined) ?? 'cpu';
   if (typeof backend !== 'string') config(`backend must be a name such as "cpu", got ${JSON.stringify(backend)}`);
+  const temperature = str('temperature') === undefined ? 0 : Number(str('temperature'));
+  if (!Number.isFinite(temperature) || temperature < 0) config(`--temperature must be a number ≥ 0, got "${str('temperature')}"`);
+  const seed = str('seed') === undefined ? undefined : Number(str('seed'));
+  if (seed !== undefined && !Number.isSafeInteger(seed)) config(`--seed must be an integer, got "${str('seed')}"`);
+  const prompts = [
+    ...((values.prompt as string[] | undefined) ?? []).map((text) => ({ text })),
+    ...((values['prompt-ids'] as string[] | undefined) ?? []).map((v) => ({ ids: promptIds(v) })),
+  ];
+  const model = str('model');
   return {
-    model,
-    // Demo defaults: fewer slots than adapters, so eviction and re-activation happen.
-    lora: { maxLoras: 3, maxLoraRank: 32, maxCpuLoras: 8, ...file, backend } as LoRAConfig & { backend: string },
-    userAdapters: ((values.adapters as string | undefined) ?? '').split(',').filter(Boolean).map(userPath),
-    requests: positive(values.requests as string | undefined, '--requests', 8),
-    maxNewTokens: positive(values['max-new-tokens'] as string | undefined, '--max-new-tokens', 8),
-    cacheDir: values.cache !== undefined ? userPath(values.cache as string) : '.lora-cache',
-    oneBatch: values['one-batch'] === true,
+    preset: demoPreset(str('preset') ?? 'default'),
+    lora: { ...file, backend } as LoRAConfig & { backend: string },
+    loraFromFile: new Set(Object.keys(file)),
+    model: model === undefined ? undefined : userSpec(model, userPath),
+    adapters: adapterSpecs(str('adapters') ?? '', userPath),
+    prompts,
+    chat: values.chat === true,
+    maxTokens: positive(str('max-tokens') ?? str('max-new-tokens'), '--max-tokens'),
+    temperature,
+    seed,
+    json: values.json === true,
+    save: str('save') === undefined ? undefined : userPath(str('save') as string),
+    requests: positive(str('requests'), '--requests') ?? 8,
+    cacheDir: userPath(str('cache') ?? '.lora-cache'),
     help: values.help === true,
   };
 }

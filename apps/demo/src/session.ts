@@ -1,69 +1,88 @@
-import type { LoRAAdapter, LoRAConfig, LoRARuntime } from '@lora/core';
-import type { CausalLM, ModelConfig, WeightMap } from '@lora/llama';
-import { type CheckResult, checkAgainstMerged } from './check.js';
-import { type Request, type ServeOptions, type ServeStats, serve } from './serve.js';
+import { join } from 'node:path';
+import { createLoRA, type LoRAConfig, type PeftAdapter } from '@lora/core';
+import { demoRequests, loadDemoModel, runDemoSession, type SessionPhase, type SessionReport } from '@lora/llama/demo';
+import { cachedDemoAdapters } from './cache.js';
+import { loadAdapters } from './load.js';
+import type { DemoOptions } from './options.js';
+import { progressBar } from './progress.js';
 
-export interface SessionReport {
-  checks: CheckResult[];
-  lora: ServeStats;
-  base: ServeStats;
-  /** Requests with an adapter whose tokens differ from the base model's: the adapters matter. */
-  changedByLoRA: number;
-  withAdapter: number;
+export interface SessionRun extends SessionReport {
+  backend: string;
+  adapters: { id: string; rank: number; modules: number }[];
+  adaptersCreated: boolean;
 }
 
-export type SessionPhase = 'with LoRA' | 'without LoRA' | 'checking vs merged W';
+export interface DemoIO {
+  /** Status lines (stderr by default). */
+  log?: (line: string) => void;
+  /** Progress bars on stderr (default true). */
+  progress?: boolean;
+}
+
+/** Demo defaults: fewer slots than adapters, so adapters are evicted and re-activated. */
+export function sessionConfig(opts: DemoOptions): LoRAConfig {
+  return { maxLoras: 3, maxLoraRank: 32, maxCpuLoras: 8, ...opts.lora };
+}
 
 /**
- * What the demo does, in Node or in a browser: serve the queue with LoRA (continuous batching),
- * the same schedule without LoRA, then check each request against its adapter merged into W.
+ * The embedded session: the preset's seeded checkpoint, the demo adapters (written under the cache
+ * on first run and loaded back as PEFT directories) plus the user's, a queue served with and
+ * without LoRA, every request checked against its adapter merged into W.
  */
-export async function runSession(args: {
-  rt: LoRARuntime;
-  /** The config reference runs are created with (backend and its options). */
-  config: LoRAConfig;
-  model: CausalLM;
-  modelConfig: ModelConfig;
-  /** The model's weights by tensor name: the merged-weight check builds its reference models from them. */
-  weights: WeightMap;
-  adapters: readonly LoRAAdapter[];
-  requests: readonly Request[];
-  oneBatch?: boolean;
-  onProgress?: (phase: SessionPhase, done: number, total: number, detail: string) => void;
-}): Promise<SessionReport> {
-  const { rt, model, requests } = args;
-  const maxRunning = 8;
-  // Warm-up on the whole queue (JIT, heap growth, XNNPACK weight packing at the prefill shapes),
-  // so that neither measured pass pays for it.
-  await serve(
-    model,
-    rt,
-    requests.map((r) => ({ ...r, maxNewTokens: 2 })),
-    { maxRunning },
-  );
-  const pass = (phase: SessionPhase, options: Omit<ServeOptions, 'onStep'>) => {
-    let finished = 0;
-    return serve(model, rt, requests, {
-      ...options,
-      onStep: (i) => {
-        for (; finished < i.finished; finished++) args.onProgress?.(phase, finished + 1, requests.length, `${i.kind} ×${i.requests}`);
-      },
-    });
-  };
-  const withLoRA = await pass('with LoRA', { maxRunning, ignoreSlotLimit: args.oneBatch });
-  const withoutLoRA = await pass('without LoRA', { maxRunning, withoutLoRA: true });
-  const byId = new Map(args.adapters.map((a) => [a.id, a]));
-  let checked = 0;
-  const checks = await checkAgainstMerged(args.config, args.modelConfig, args.weights, byId, withLoRA.generations, () =>
-    args.onProgress?.('checking vs merged W', ++checked, requests.length, ''),
-  );
-  return {
-    checks,
-    lora: withLoRA.stats,
-    base: withoutLoRA.stats,
-    changedByLoRA: withLoRA.generations.filter(
-      (g, i) => g.request.adapter !== null && g.tokens.join() !== withoutLoRA.generations[i]?.tokens.join(),
-    ).length,
-    withAdapter: requests.filter((r) => r.adapter !== null).length,
-  };
+export async function runSession(opts: DemoOptions, io: DemoIO = {}): Promise<SessionRun> {
+  const log = io.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const lora = sessionConfig(opts);
+  const rt = await createLoRA(lora);
+  try {
+    const p = opts.preset;
+    log(
+      `model "${p.name}": ${p.numHiddenLayers} layers, hidden ${p.hiddenSize}, ${p.numAttentionHeads} heads / ${p.numKeyValueHeads} KV heads, intermediate ${p.intermediateSize}, vocab ${p.vocabSize} (a seeded ${p.architecture} checkpoint built in memory)`,
+    );
+    log(
+      `LoRA backend "${rt.backend.name}" on tfjs "${rt.backend.tfBackend}": maxLoras ${rt.config.maxLoras}, maxLoraRank ${rt.config.maxLoraRank}`,
+    );
+    const { model, config, checkpoint } = await loadDemoModel(p, rt);
+    try {
+      const cacheDir = join(opts.cacheDir, p.name);
+      const { adapters, created } = await cachedDemoAdapters(p, cacheDir);
+      const user: PeftAdapter[] = await loadAdapters(opts.adapters);
+      adapters.push(...user);
+      log(
+        `${created ? 'wrote and loaded' : 'loaded'} the model and ${adapters.length - user.length} PEFT adapters under ${cacheDir}${user.length ? ` and ${user.length} of yours` : ''}`,
+      );
+      for (const a of adapters) rt.adapters.register(a);
+      const requests = demoRequests(
+        opts.requests,
+        adapters.map((a) => a.id),
+        config.vocabSize,
+        opts.maxTokens ?? 8,
+      );
+      const bars = new Map<SessionPhase, ReturnType<typeof progressBar>>();
+      const report = await runDemoSession({
+        runtime: rt,
+        lora,
+        model,
+        config,
+        weights: checkpoint.weights,
+        adapters,
+        requests,
+        onProgress: (phase, done, total) => {
+          let bar = bars.get(phase);
+          if (!bar) bars.set(phase, (bar = progressBar(total, phase.padEnd(21), (io.progress ?? true) && !opts.json)));
+          bar.tick();
+          if (done === total) bar.done();
+        },
+      });
+      return {
+        ...report,
+        backend: rt.backend.name,
+        adapters: adapters.map((a) => ({ id: a.id, rank: a.rank, modules: a.modules.size })),
+        adaptersCreated: created,
+      };
+    } finally {
+      model.dispose();
+    }
+  } finally {
+    rt.dispose();
+  }
 }

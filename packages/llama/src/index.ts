@@ -46,6 +46,7 @@ export { type LayerCache, Sequence } from './sequence.js';
 export type { FileSource, LoadProgress, ReadOptions } from './source.js';
 export { dirSource } from './sources/dir.js';
 export { type HubSource, type HubSourceOptions, hubSource } from './sources/hub.js';
+export { locateSource } from './sources/locate.js';
 export { type FileMap, memorySource } from './sources/memory.js';
 export type { ModelSource } from './sources/resolve.js';
 export { type UrlSourceOptions, urlSource } from './sources/url.js';

@@ -38,6 +38,7 @@ async function pass(
   requests: readonly GenerateRequest[],
   maxNumSeqs: number,
   onFinished?: () => void,
+  withoutLoRA = false,
 ): Promise<{ results: GenerationResult[]; stats: PassStats }> {
   let steps = 0;
   let prefillMs = 0;
@@ -53,7 +54,7 @@ async function pass(
     slots = now;
     for (let i = 0; i < s.finished; i++) onFinished?.();
   };
-  const engine = new Engine({ model, maxNumSeqs, onStep });
+  const engine = new Engine({ model, maxNumSeqs, onStep, withoutLoRA });
   const t0 = performance.now();
   const results = await Promise.all(requests.map((r) => engine.add(r).result));
   const ms = performance.now() - t0;
@@ -92,13 +93,8 @@ export async function runDemoSession(args: {
   let done = 0;
   const lora = await pass(model, runtime, requests, maxNumSeqs, () => args.onProgress?.('with LoRA', ++done, total));
   done = 0;
-  const base = await pass(
-    model,
-    runtime,
-    requests.map((r) => ({ ...r, adapter: null })),
-    maxNumSeqs,
-    () => args.onProgress?.('without LoRA', ++done, total),
-  );
+  // The baseline: the same schedule (the same batches, waiting for the same slots), no adapter applied.
+  const base = await pass(model, runtime, requests, maxNumSeqs, () => args.onProgress?.('without LoRA', ++done, total), true);
   done = 0;
   const checks = await checkAgainstMerged({
     lora: args.lora,

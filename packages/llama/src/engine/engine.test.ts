@@ -214,6 +214,21 @@ describe('Engine: continuous batching with one adapter per request', () => {
     expect(() => engine.add({ prompt: [1] })).toThrow(/E_DISPOSED/);
   });
 
+  it('withoutLoRA: the same schedule as with adapters (same steps), the tokens of the base model', async () => {
+    const w = await setup({ maxLoras: 1 });
+    cleanup = w.dispose;
+    const requests = w.ids.map((adapter, i) => ({ prompt: [5 + i, 6], adapter, sampling: { maxTokens: 3, ignoreEos: true } }));
+    const run = async (withoutLoRA: boolean) => {
+      const engine = new Engine({ model: w.model, withoutLoRA });
+      const results = await Promise.all(requests.map((r) => engine.add(r).result));
+      return { steps: engine.stats().steps, tokens: results.map((r) => r.tokenIds) };
+    };
+    const lora = await run(false);
+    const base = await run(true);
+    expect(base.steps).toBe(lora.steps); // 3 adapters through 1 slot: both wait the same way
+    for (const [i, r] of requests.entries()) expect(base.tokens[i]).toEqual(await alone(w.model, null, r.prompt, 3));
+  });
+
   it('a request whose adapter is removed while it waits ends with an error; the others are served', async () => {
     const w = await setup({ maxLoras: 1 });
     cleanup = w.dispose;

@@ -20,6 +20,11 @@ export interface EngineOptions {
   readonly maxKvTokens?: number;
   /** Called after every step (progress bars, metrics, benchmarks). */
   readonly onStep?: (step: StepInfo) => void;
+  /**
+   * A baseline for measuring LoRA's cost: requests are scheduled exactly as with their adapters
+   * (the same admission and batches), but every step runs on the base model (no adapter applied).
+   */
+  readonly withoutLoRA?: boolean;
 }
 
 /** What one engine step did. */
@@ -102,6 +107,7 @@ export class Engine {
   #generatedTokens = 0;
   readonly #idle: (() => void)[] = [];
   readonly #onStep: ((step: StepInfo) => void) | undefined;
+  readonly #withoutLoRA: boolean;
 
   constructor(options: EngineOptions) {
     const model = options?.model;
@@ -129,6 +135,7 @@ export class Engine {
     this.maxKvTokens = positiveInt(options.maxKvTokens, 'maxKvTokens', this.maxNumSeqs * this.maxModelLen);
     this.#eos = new Set([...c.eosTokenIds, ...(options.tokenizer?.eosTokenIds ?? [])]);
     this.#onStep = options.onStep;
+    this.#withoutLoRA = options.withoutLoRA === true;
   }
 
   /**
@@ -342,7 +349,7 @@ export class Engine {
     let logits: Float32Array;
     try {
       this.#runtime.adapters.setBatch(
-        plan.map((p) => p.request.adapter),
+        plan.map((p) => (this.#withoutLoRA ? null : p.request.adapter)),
         plan.map((p) => p.tokens.length),
       );
       const chunks: Chunk[] = plan.map((p) => ({ seq: p.request.seq as Sequence, tokens: p.tokens }));
