@@ -1,5 +1,5 @@
 import { describeBackend } from '@lora/conformance';
 import { createTpuSimBackend } from './index.js';
 
-// DESIGN.md's tpu-sim accuracy promise: bf16 operands with f32 accumulation, ≤ 3e-2 per row.
+// docs/contract.md "Accuracy": the tpu-sim promise: bf16 operands with f32 accumulation, ≤ 3e-2 per row.
 describeBackend(() => createTpuSimBackend({ preset: 'all-off' }), { name: 'tpu-sim (preset all-off)', tolerance: 3e-2 });

@@ -5,7 +5,7 @@ import type { GPGPUProgram } from '@tensorflow/tfjs-backend-webgl';
  * every output texel is one fragment that loops over its own reduction. All programs read and
  * write packed RGBA textures: a texel holds a 2×2 block (rows r, r+1 × columns c, c+1), so one
  * fetch brings four values and one fragment computes two tokens × two outputs. On SwiftShader
- * that made shrink + expand 3× faster than one float per texel (apps/bench, PERF_NOTES.md).
+ * that made shrink + expand 3× faster than one float per texel (apps/bench).
  * `enableShapeUniforms` keeps sizes out of the source: a program depends only on its slice count
  * and variant (one adapter or a per-token index), plus the few shape flags tfjs bakes in.
  */

@@ -11,7 +11,7 @@ export type BackendFactory = () => LoRABackend | Promise<LoRABackend>;
 export interface BackendCapabilities {
   /** Title of the describe block. */
   name: string;
-  /** Max per-row error relative to the root-sum-square of the row's products (DESIGN.md). Default 1e-4. */
+  /** Max per-row error relative to the root-sum-square of the row's products (docs/contract.md "Accuracy"). Default 1e-4. */
   tolerance?: number;
   /** Case names this backend is allowed to skip, with the reason (an allow list, like tfjs op tests). */
   skip?: Readonly<Record<string, string>>;

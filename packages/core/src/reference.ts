@@ -5,7 +5,7 @@ import { LoRAError } from './errors.js';
  * no blocking, no cleverness: each output is the sum its definition names, accumulated in float64.
  *
  * Every result carries, per output row, the root-sum-square of the products that make up the row
- * (`rowScale`); DESIGN.md's accuracy promise is `max |actual - ref| / rowScale` per row. A row the
+ * (`rowScale`); the accuracy promise (docs/contract.md) is `max |actual - ref| / rowScale` per row. A row the
  * call must not write has rowScale 0: it must match exactly.
  */
 
@@ -185,7 +185,7 @@ export function referenceEmbedding(args: ReferenceEmbeddingArgs): ReferenceResul
 }
 
 /**
- * The accuracy measure of DESIGN.md: max over rows of `max_c |actual - ref| / rowScale`. Rows with
+ * The accuracy measure of docs/contract.md: max over rows of `max_c |actual - ref| / rowScale`. Rows with
  * rowScale 0 must match exactly (Infinity otherwise); NaN anywhere gives Infinity.
  */
 export function maxRelativeRowError(actual: Floats, ref: ReferenceResult): number {

@@ -8,7 +8,7 @@ import type { LoRAMapping } from '@lora/core';
  * SGMV order: one pass per (slice, segment), so A rows of one slot are reused by all of its tokens.
  * Inside a segment the work is register-blocked 4 tokens × 4 rank rows (16 accumulators over H):
  * every loaded x or A element feeds four multiply-adds. This order measured ~3.4× faster than one
- * dot product per (token, row) here (shared/PERF_NOTES.md). Remainders of T and R take the 4×1,
+ * dot product per (token, row) here (docs/perf-notes.md). Remainders of T and R take the 4×1,
  * 1×4 and 1×1 variants, so any H, R and segment length work without padding.
  */
 /** Buffers are typed arrays here, byte offsets into the wasm heap for the SIMD kernels (`Buf = number`). */
