@@ -14,7 +14,15 @@ export {
   SUPPORTED_ARCHITECTURES,
 } from './config.js';
 export { DecodeStream, type DecodeStreamOptions } from './detokenize.js';
-export { collect, Engine, type EngineOptions, type EngineStats, type GenerateRequest, type StepInfo } from './engine/engine.js';
+export {
+  collect,
+  Engine,
+  type EngineOptions,
+  type EngineStats,
+  type GenerateRequest,
+  QueueFullError,
+  type StepInfo,
+} from './engine/engine.js';
 export type { FinishReason, GenerationDelta, GenerationResult, RequestHandle } from './engine/handle.js';
 export { argmax, resolveSampling, Sampler, type SamplingParams } from './engine/sampling.js';
 export { type AdapterSpec, adapterFiles, DEMO_ADAPTERS } from './fixture-adapters.js';

@@ -6,7 +6,7 @@ import type { CausalLM } from '../model.js';
 import { Sequence } from '../sequence.js';
 import { referenceRuntime, testAdapters } from '../test-support.js';
 import { makeTestTokenizer } from '../testing/tokenizer-fixture.js';
-import { collect, Engine, type GenerateRequest } from './engine.js';
+import { collect, Engine, type GenerateRequest, QueueFullError } from './engine.js';
 
 /** A tiny Llama on the float64 reference backend, with the test adapters registered. */
 async function setup(options: { maxLoras?: number; vocabSize?: number; maxPositionEmbeddings?: number } = {}) {
@@ -227,6 +227,49 @@ describe('Engine: continuous batching with one adapter per request', () => {
     const base = await run(true);
     expect(base.steps).toBe(lora.steps); // 3 adapters through 1 slot: both wait the same way
     for (const [i, r] of requests.entries()) expect(base.tokens[i]).toEqual(await alone(w.model, null, r.prompt, 3));
+  });
+
+  it('waits without spinning while pinned adapters hold every slot, and runs once one is unpinned; idle releases the batch', async () => {
+    const w = await setup({ maxLoras: 1 });
+    cleanup = w.dispose;
+    w.runtime.adapters.pin('all-rslora');
+    const engine = new Engine({ model: w.model });
+    const blocked = engine.add({ prompt: [1, 2], adapter: 'third', sampling: { maxTokens: 2, ignoreEos: true } });
+    const cpu0 = process.cpuUsage();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const busyMs = (process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / 1000;
+    expect(busyMs).toBeLessThan(150); // a spinning loop would burn ~300 ms of CPU here
+    expect(engine.stats()).toMatchObject({ waiting: 1, running: 0, steps: 0 });
+    w.runtime.adapters.unpin('all-rslora');
+    expect((await blocked.result).tokenIds).toHaveLength(2);
+    await engine.drain();
+    // The engine is idle: the last batch's adapter can be removed.
+    expect(() => w.runtime.adapters.remove('third')).not.toThrow();
+  });
+
+  it('a full queue throws QueueFullError (E_CAPACITY), distinct from a prompt too long for the context', async () => {
+    const w = await setup({ maxPositionEmbeddings: 16 });
+    cleanup = w.dispose;
+    const engine = new Engine({ model: w.model, maxQueue: 1 });
+    const first = engine.add({ prompt: [1], sampling: { maxTokens: 1 } });
+    const full = (() => {
+      try {
+        engine.add({ prompt: [2] });
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect(full).toBeInstanceOf(QueueFullError);
+    expect((full as QueueFullError).code).toBe('E_CAPACITY');
+    await first.result;
+    const long = (() => {
+      try {
+        engine.add({ prompt: Array(16).fill(1) });
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect(long).not.toBeInstanceOf(QueueFullError);
   });
 
   it('a request whose adapter is removed while it waits ends with an error; the others are served', async () => {

@@ -64,6 +64,22 @@ export interface EngineStats {
   readonly generatedTokens: number;
 }
 
+/**
+ * `add` on a full queue: E_CAPACITY like a prompt too long for the context, but a caller should
+ * retry it later rather than change it (an HTTP server answers 429 for this one, 400 for the other).
+ */
+export class QueueFullError extends LoRAError {
+  readonly maxQueue: number;
+  constructor(maxQueue: number) {
+    super('E_CAPACITY', `the queue holds maxQueue = ${maxQueue} waiting requests; try again later`);
+    this.name = 'QueueFullError';
+    this.maxQueue = maxQueue;
+  }
+}
+
+/** How often a stalled engine (no request can be admitted) looks again. */
+const IDLE_POLL_MS = 25;
+
 const nextTick = (): Promise<void> =>
   new Promise((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
 
@@ -106,6 +122,7 @@ export class Engine {
   #promptTokens = 0;
   #generatedTokens = 0;
   readonly #idle: (() => void)[] = [];
+  #wake: (() => void) | undefined;
   readonly #onStep: ((step: StepInfo) => void) | undefined;
   readonly #withoutLoRA: boolean;
 
@@ -175,9 +192,7 @@ export class Engine {
         `this model's context is ${this.maxModelLen} tokens; the request asks for ${promptIds.length + sampling.maxTokens} (${promptIds.length} in the prompt, maxTokens ${sampling.maxTokens})`,
       );
     }
-    if (this.#waiting.length >= this.maxQueue) {
-      throw new LoRAError('E_CAPACITY', `the queue holds maxQueue = ${this.maxQueue} waiting requests; try again later`);
-    }
+    if (this.#waiting.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
     const id = request.id ?? `req-${++this.#counter}`;
     if (typeof id !== 'string' || id.length === 0 || id.length > 256) {
       throw new LoRAError('E_CONFIG', `request id must be a string of 1 to 256 characters, got ${describeValue(id)}`);
@@ -270,6 +285,7 @@ export class Engine {
   }
 
   #kick(): void {
+    this.#wake?.();
     if (this.#looping) return;
     this.#looping = true;
     // Start after the current task: requests added together are planned together.
@@ -279,10 +295,23 @@ export class Engine {
   async #loop(): Promise<void> {
     try {
       while (this.#waiting.length > 0 || this.#running.length > 0) {
-        await this.#step();
-        // Let callers add and abort requests between steps.
-        await nextTick();
+        const worked = await this.#step();
+        // Let callers add and abort requests between steps. A step that could do nothing (every
+        // slot pinned by adapters no waiting request uses) waits for a change instead of spinning:
+        // an add or abort wakes it at once, anything else (an unpin) is seen on the next poll.
+        if (worked) await nextTick();
+        else
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, IDLE_POLL_MS);
+            this.#wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+        this.#wake = undefined;
       }
+      // Idle: release the batch mapping, so the last batch's adapters can be removed or evicted.
+      if (!this.#runtime.punica.isDisposed) this.#runtime.adapters.setBatch([], []);
     } finally {
       this.#looping = false;
       for (const resolve of this.#idle.splice(0)) resolve();
@@ -310,7 +339,8 @@ export class Engine {
     return set.size <= this.#runtime.config.maxLoras - pinnedOutside;
   }
 
-  async #step(): Promise<void> {
+  /** One step; false when there was nothing it could run. */
+  async #step(): Promise<boolean> {
     this.#prune();
     let budget = this.maxNumBatchedTokens;
     const plan: { request: LiveRequest; tokens: Int32Array; decode: boolean }[] = [];
@@ -344,7 +374,7 @@ export class Engine {
       plan.push({ request: r, tokens: r.promptIds.subarray(0, n), decode: false });
       budget -= n;
     }
-    if (plan.length === 0) return;
+    if (plan.length === 0) return this.#waiting.length === 0;
     const t0 = performance.now();
     let logits: Float32Array;
     try {
@@ -361,7 +391,7 @@ export class Engine {
         : new LoRAError('E_BACKEND', `a step failed: ${describeValue((err as Error)?.message)}`, { cause: err });
       for (const p of plan) p.request.fail('error', error);
       this.#prune();
-      return;
+      return true;
     }
     this.#steps++;
     const V = this.model.config.vocabSize;
@@ -387,6 +417,7 @@ export class Engine {
       ms: performance.now() - t0,
       finished,
     });
+    return true;
   }
 }
 
