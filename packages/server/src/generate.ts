@@ -60,7 +60,12 @@ export async function admit(
     lease.release();
     throw fromLoRAError(err, paramOf(err));
   }
-  void handle.result.then(() => lease.release());
+  void handle.result.then((result) => {
+    lease.release();
+    // Counted here, not where the deltas are read: a stream whose client hung up is never read to its end.
+    ctx.metrics?.finished(lease.name, result.finishReason, result.promptIds.length, result.tokenIds.length);
+    ctx.metrics?.e2e((performance.now() - args.arrival) / 1000);
+  });
   const onAbort = () => handle.abort();
   args.signal.addEventListener('abort', onAbort, { once: true });
   void handle.result.then(() => args.signal.removeEventListener('abort', onAbort));
@@ -85,12 +90,7 @@ export async function* timedDeltas(ctx: ServerContext, a: Admitted): AsyncGenera
     }
     if (n > 0 || delta.text !== '' || delta.finishReason !== undefined) yield delta;
   }
-  const result = await a.handle.result;
-  if (m !== undefined) {
-    m.finished(a.lease.name, result.finishReason, result.promptIds.length, result.tokenIds.length);
-    if (last !== undefined) m.e2e((last - a.arrival) / 1000);
-  }
-  return result;
+  return a.handle.result;
 }
 
 /** The token id or stop string that ended the request, as vLLM's `stop_reason` (null for EOS and length). */

@@ -24,7 +24,7 @@ export interface ServerMetrics {
   /** Seconds from the request's arrival to its first token, and between later tokens. */
   firstToken(seconds: number): void;
   interToken(seconds: number): void;
-  /** Seconds from arrival to the last token. */
+  /** Seconds from arrival to the end of the generation. */
   e2e(seconds: number): void;
   /** After every engine step, with the runtime's device slots: counts adapter swaps (activations into a slot). */
   step(step: StepInfo, slots: readonly (string | null)[]): void;

@@ -1,6 +1,6 @@
-import { realpath } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { describeValue, loadPeftAdapter, readLocalFile } from '@lora/core';
+import { describeValue, LoRAError, loadPeftAdapter, readLocalFile } from '@lora/core';
 import { ApiError } from '../http/errors.js';
 import type { AdapterSource } from '../models.js';
 import type { LoraPathResolver } from '../routes/lora.js';
@@ -36,7 +36,10 @@ async function real(path: string): Promise<string | undefined> {
  * host cache evicted it, like vLLM, which keeps the path and reloads from it.
  */
 export async function loraRootResolver(root: string, options: { maxBytes?: number } = {}): Promise<LoraPathResolver> {
-  const rootReal = await realpath(root);
+  const rootReal = await real(root);
+  if (rootReal === undefined || !(await stat(rootReal)).isDirectory()) {
+    throw new LoRAError('E_NOT_FOUND', `--lora-root ${JSON.stringify(root)} is not a directory`);
+  }
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_ADAPTER_BYTES;
   const outside = (path: string) =>
     new ApiError(403, `lora_path ${describeValue(path)} is outside the directory this server loads adapters from (--lora-root)`, {
