@@ -22,7 +22,11 @@ describe('--api-key', () => {
     expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
     expect(err.error).toMatchObject({ code: 'invalid_api_key' });
     for (const key of ['', 'sk-test-key-and-more', 'sk-test-ke', 'SK-TEST-KEY']) {
-      const r = await post(`${s.url}/v1/completions`, { model: 'sql-r8', prompt: [1], max_tokens: 1 }, key ? { authorization: `Bearer ${key}` } : {});
+      const r = await post(
+        `${s.url}/v1/completions`,
+        { model: 'sql-r8', prompt: [1], max_tokens: 1 },
+        key ? { authorization: `Bearer ${key}` } : {},
+      );
       expect(r.status, key).toBe(401);
     }
     expect((await post(`${s.url}/v1/completions`, {}, { authorization: 'Basic sk-test-key' })).status).toBe(401);

@@ -57,7 +57,13 @@ describe('chat completions through the tokenizer chat template', () => {
   });
 
   it('streams chunks: the role first, content deltas that add up to the text, a usage chunk, [DONE]', async () => {
-    const full = await s.client.chat.completions.create({ model: 'chat-lora-1', messages, max_tokens: 10, temperature: 0, ...({ ignore_eos: true } as object) });
+    const full = await s.client.chat.completions.create({
+      model: 'chat-lora-1',
+      messages,
+      max_tokens: 10,
+      temperature: 0,
+      ...({ ignore_eos: true } as object),
+    });
     const stream = await s.client.chat.completions.create({
       model: 'chat-lora-1',
       messages,
@@ -80,11 +86,24 @@ describe('chat completions through the tokenizer chat template', () => {
 
   it('text completions are tokenized with special tokens; stop strings end the text (vLLM include_stop_str_in_output)', async () => {
     const prompt = 'The quick brown fox';
-    const base = await s.client.completions.create({ model: 'chat-base', prompt, max_tokens: 12, temperature: 0, ...({ ignore_eos: true } as object) });
+    const base = await s.client.completions.create({
+      model: 'chat-base',
+      prompt,
+      max_tokens: 12,
+      temperature: 0,
+      ...({ ignore_eos: true } as object),
+    });
     const text = base.choices[0]?.text ?? '';
     expect(text.length).toBeGreaterThan(2);
     const stop = text.slice(2, 4);
-    const stopped = await s.client.completions.create({ model: 'chat-base', prompt, max_tokens: 12, temperature: 0, stop, ...({ ignore_eos: true } as object) });
+    const stopped = await s.client.completions.create({
+      model: 'chat-base',
+      prompt,
+      max_tokens: 12,
+      temperature: 0,
+      stop,
+      ...({ ignore_eos: true } as object),
+    });
     expect(stopped.choices[0]?.finish_reason).toBe('stop');
     expect(stopped.choices[0]?.text).toBe(text.slice(0, text.indexOf(stop)));
     expect((stopped.choices[0] as unknown as { stop_reason: string }).stop_reason).toBe(stop);
@@ -102,7 +121,15 @@ describe('chat completions through the tokenizer chat template', () => {
   it('content parts of type text are joined; bad messages, images and tools are 400 naming the field', async () => {
     const parts = await post(`${s.url}/v1/chat/completions`, {
       model: 'chat-base',
-      messages: [{ role: 'user', content: [{ type: 'text', text: 'Hello' }, { type: 'text', text: 'world' }] }],
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'Hello' },
+            { type: 'text', text: 'world' },
+          ],
+        },
+      ],
       max_tokens: 2,
     });
     expect(parts.status).toBe(200);

@@ -48,7 +48,20 @@ describe('lora-serve CLI', () => {
     const c = cli(['--help']);
     expect(await c.exited).toBe(0);
     const { stdout } = c.out();
-    for (const flag of ['--model', '--adapters', '--max-loras', '--max-lora-rank', '--max-cpu-loras', '--max-num-seqs', '--max-queue', '--api-key', '--allow-runtime-lora', '--lora-root', '--host', '--port']) {
+    for (const flag of [
+      '--model',
+      '--adapters',
+      '--max-loras',
+      '--max-lora-rank',
+      '--max-cpu-loras',
+      '--max-num-seqs',
+      '--max-queue',
+      '--api-key',
+      '--allow-runtime-lora',
+      '--lora-root',
+      '--host',
+      '--port',
+    ]) {
       expect(stdout).toContain(flag);
     }
   }, 30_000);
@@ -57,14 +70,23 @@ describe('lora-serve CLI', () => {
   it.each([
     [['--max-loras', 'zero'], /--max-loras must be an integer/],
     [['--model', '/nonexistent/model', '--port', '0'], /is neither a directory nor a Hugging Face repository id/],
-  ])('bad flags %j: one line on stderr, exit 2, no stack trace', async (args, message) => {
-    const c = cli(args);
-    expect(await c.exited).toBe(2);
-    const { stderr } = c.out();
-    expect(stderr).toMatch(message);
-    expect(stderr).not.toMatch(/\n\s+at /);
-    expect(stderr.trim().split('\n').filter((l) => !/^lora-serve: (loading|building)/.test(l))).toHaveLength(1);
-  }, 30_000);
+  ])(
+    'bad flags %j: one line on stderr, exit 2, no stack trace',
+    async (args, message) => {
+      const c = cli(args);
+      expect(await c.exited).toBe(2);
+      const { stderr } = c.out();
+      expect(stderr).toMatch(message);
+      expect(stderr).not.toMatch(/\n\s+at /);
+      expect(
+        stderr
+          .trim()
+          .split('\n')
+          .filter((l) => !/^lora-serve: (loading|building)/.test(l)),
+      ).toHaveLength(1);
+    },
+    30_000,
+  );
 
   it('SIGTERM drains: new requests get 503, the stream in flight completes, then exit 0', async () => {
     const c = cli(['--preset', 'tiny', '--port', '0', '--drain-timeout', '20']);

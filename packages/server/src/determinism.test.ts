@@ -30,7 +30,11 @@ const cases: Case[] = Array.from({ length: 64 }, (_, i) => ({
 async function alone(c: Case): Promise<number[]> {
   const lease = await s.serving.app.models.acquire(c.model);
   try {
-    const handle = s.serving.engine.add({ prompt: c.prompt, adapter: lease.adapter, sampling: { temperature: 0, maxTokens: c.maxTokens, ignoreEos: true } });
+    const handle = s.serving.engine.add({
+      prompt: c.prompt,
+      adapter: lease.adapter,
+      sampling: { temperature: 0, maxTokens: c.maxTokens, ignoreEos: true },
+    });
     return [...(await handle.result).tokenIds];
   } finally {
     lease.release();
@@ -39,7 +43,13 @@ async function alone(c: Case): Promise<number[]> {
 
 /** The request through HTTP with the official client; token ids come back through vLLM's return_token_ids. */
 async function overHttp(c: Case): Promise<number[]> {
-  const body = { model: c.model, prompt: c.prompt, max_tokens: c.maxTokens, temperature: 0, ...({ ignore_eos: true, return_token_ids: true } as object) };
+  const body = {
+    model: c.model,
+    prompt: c.prompt,
+    max_tokens: c.maxTokens,
+    temperature: 0,
+    ...({ ignore_eos: true, return_token_ids: true } as object),
+  };
   if (!c.stream) {
     const res = await s.client.completions.create(body);
     return (res.choices[0] as unknown as { token_ids: number[] }).token_ids;

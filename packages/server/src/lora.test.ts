@@ -98,8 +98,8 @@ describe('runtime LoRA loading (vLLM /v1/load_lora_adapter, /v1/unload_lora_adap
 
   it('load and unload while other requests stream: the streams finish with their own adapters, new requests see the change', async () => {
     const run = async (model: string) =>
-      (await post(`${s.url}/v1/completions`, { model, prompt, max_tokens: 40, temperature: 0, ignore_eos: true, return_token_ids: true })).json
-        .choices[0].token_ids as number[];
+      (await post(`${s.url}/v1/completions`, { model, prompt, max_tokens: 40, temperature: 0, ignore_eos: true, return_token_ids: true }))
+        .json.choices[0].token_ids as number[];
     const expected = { 'sql-r8': await run('sql-r8'), 'poet-r16': await run('poet-r16'), fresh: await run('fresh') };
     const streams = Object.keys(expected).map(async (model) => {
       const res = await fetch(`${s.url}/v1/completions`, {
@@ -112,7 +112,12 @@ describe('runtime LoRA loading (vLLM /v1/load_lora_adapter, /v1/unload_lora_adap
         .split('\n\n')
         .filter((l) => l.startsWith('data: {'))
         .map((l) => JSON.parse(l.slice(6)));
-      return { model, tokens: chunks.flatMap((c) => c.choices[0]?.token_ids ?? []), finish: chunks.at(-1).choices[0].finish_reason, done: text.trimEnd().endsWith('[DONE]') };
+      return {
+        model,
+        tokens: chunks.flatMap((c) => c.choices[0]?.token_ids ?? []),
+        finish: chunks.at(-1).choices[0].finish_reason,
+        done: text.trimEnd().endsWith('[DONE]'),
+      };
     });
     await until(() => s.serving.engine.stats().running === 3, 'three streams to run');
     // While they run: unload two of their adapters, load a new one under one of the freed names, and use it.
@@ -120,7 +125,14 @@ describe('runtime LoRA loading (vLLM /v1/load_lora_adapter, /v1/unload_lora_adap
     expect((await unload('fresh')).status).toBe(200);
     expect((await post(`${s.url}/v1/completions`, { model: 'sql-r8', prompt, max_tokens: 2 })).status).toBe(404);
     expect((await load('sql-r8', 'nested/sql-v2')).status).toBe(200);
-    const replaced = await post(`${s.url}/v1/completions`, { model: 'sql-r8', prompt, max_tokens: 40, temperature: 0, ignore_eos: true, return_token_ids: true });
+    const replaced = await post(`${s.url}/v1/completions`, {
+      model: 'sql-r8',
+      prompt,
+      max_tokens: 40,
+      temperature: 0,
+      ignore_eos: true,
+      return_token_ids: true,
+    });
     expect(replaced.status).toBe(200);
     expect(replaced.json.choices[0].token_ids).not.toEqual(expected['sql-r8']);
     for (const r of await Promise.all(streams)) {

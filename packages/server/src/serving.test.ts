@@ -76,7 +76,15 @@ describe('serving: one engine for every HTTP request', () => {
   });
 
   it('a bad request between good ones disturbs none of them', async () => {
-    const good = (i: number) => post(`${s.url}/v1/completions`, { model: 'chat-r16-bf16', prompt: [i + 1, 2, 3], max_tokens: 3, temperature: 0, ignore_eos: true, return_token_ids: true });
+    const good = (i: number) =>
+      post(`${s.url}/v1/completions`, {
+        model: 'chat-r16-bf16',
+        prompt: [i + 1, 2, 3],
+        max_tokens: 3,
+        temperature: 0,
+        ignore_eos: true,
+        return_token_ids: true,
+      });
     const alone = await good(0);
     const running = await streamOpen({ model: 'poet-r16', prompt, max_tokens: 20, ignore_eos: true });
     const [bad1, bad2] = await Promise.all([
