@@ -123,4 +123,19 @@ describe('serving: one engine for every HTTP request', () => {
     expect(tf.memory().numTensors).toBe(tensors);
     expect(s.serving.engine.stats()).toMatchObject({ waiting: 0, running: 0, kvTokens: 0, kvCacheUsage: 0 });
   });
+
+  it('unloading an adapter a waiting request needs: the request still runs with it (vLLM), new ones get 404', async () => {
+    const running = await streamOpen(long);
+    await until(() => s.serving.engine.stats().running === 1, 'the long request to run');
+    const waiting = post(`${s.url}/v1/completions`, { model: 'translator-r32-rslora', prompt, max_tokens: 3, ignore_eos: true });
+    await until(() => s.serving.engine.stats().waiting === 1, 'the request to wait');
+    s.serving.app.models.remove('translator-r32-rslora'); // what POST /v1/unload_lora_adapter does
+    expect((await post(`${s.url}/v1/completions`, { model: 'translator-r32-rslora', prompt, max_tokens: 3 })).status).toBe(404);
+    running.hangUp();
+    const done = await waiting;
+    expect(done.status).toBe(200);
+    expect(done.json.usage.completion_tokens).toBe(3);
+    await until(() => idle(s.serving), 'idle');
+    expect(s.serving.runtime.adapters.registered.some((id) => id.startsWith('translator-r32-rslora#'))).toBe(false);
+  });
 });
