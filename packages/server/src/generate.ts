@@ -101,7 +101,7 @@ export function stopReason(result: GenerationResult, sampling: SamplingParams): 
   return null;
 }
 
-/** A failed generation (a step error) as the error to answer; an abort while draining is a 503. */
+/** A generation that failed (its engine step threw) as the error to answer: 500, or 503 once the engine is closed. */
 export function generationError(result: GenerationResult): ApiError | undefined {
   if (result.finishReason === 'error') return fromLoRAError(result.error ?? new Error('generation failed'));
   return undefined;

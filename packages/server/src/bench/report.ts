@@ -98,13 +98,14 @@ export function heatmapSvg(args: {
   const ch = 40;
   const left = 90;
   const top = 60;
-  const width = left + cw * args.concurrencies.length + 20;
+  // Wide enough for the title and the footnote, whatever the grid's size.
+  const width = Math.max(left + cw * args.concurrencies.length + 20, 620);
   const height = top + ch * args.inputLengths.length + 50;
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="13">`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
     `<text x="${width / 2}" y="22" text-anchor="middle" font-size="14" font-weight="bold">${xml(args.title)}</text>`,
-    `<text x="${left + (cw * args.concurrencies.length) / 2}" y="46" text-anchor="middle">concurrency</text>`,
+    `<text x="${left + (cw * args.concurrencies.length) / 2}" y="40" text-anchor="middle">concurrency</text>`,
     `<text x="16" y="${top + (ch * args.inputLengths.length) / 2}" text-anchor="middle" transform="rotate(-90 16 ${top + (ch * args.inputLengths.length) / 2})">input tokens</text>`,
   ];
   args.concurrencies.forEach((c, j) => {
