@@ -1,0 +1,305 @@
+import { cpus } from 'node:os';
+import { type LoRAAdapter, loadPeftAdapter } from '@lora/core';
+import { adapterFiles, buildCheckpoint, type CheckpointSpec, type ModelConfig, seeded } from '@lora/llama';
+import { DEMO_PRESETS } from '@lora/llama/demo';
+import { memoryAdapter } from '../models.js';
+import { createServing, type Serving } from '../node/load.js';
+import { type HttpServer, listen } from '../node/serve.js';
+import { type ClientLoop, startClientLoop } from './client-worker.js';
+import { type CellResult, heatmapSvg, markdownTable, type Overhead, type SlowdownCell } from './report.js';
+import { percentile, type StreamTiming } from './stats.js';
+
+export interface ServeBenchOptions {
+  /** The model's shape (a seeded checkpoint built in memory); default the demo's "default" preset, its context long enough for the inputs. */
+  readonly model?: CheckpointSpec;
+  /** Prompt lengths in tokens (default 128, 512, 2048). */
+  readonly inputLengths?: readonly number[];
+  /** Clients sending at once (default 1, 4, 16, 64). */
+  readonly concurrencies?: readonly number[];
+  /** Tokens generated per request, fixed with ignore_eos (default 32). */
+  readonly outputLength?: number;
+  /** Adapters the LoRA runs spread their requests over, one per request in turn (default 8). */
+  readonly adapters?: number;
+  readonly adapterRank?: number;
+  /** Requests per cell = max(minRequests, rounds × concurrency) (defaults 2 and 4). */
+  readonly rounds?: number;
+  readonly minRequests?: number;
+  /** The concurrency of the HTTP-vs-in-process overhead measurement (default 16; clipped to the largest concurrency). */
+  readonly overheadConcurrency?: number;
+  /** Alternating HTTP / in-process repetitions of the overhead measurement; the best of each counts (default 3). */
+  readonly overheadRepeats?: number;
+  readonly backend?: string;
+  /** Progress lines (stderr in the CLI). */
+  readonly onProgress?: (line: string) => void;
+}
+
+/** Small axes and the tiny model: seconds, for tests and a first look (`--quick`). */
+export const QUICK_SERVE_BENCH: ServeBenchOptions = {
+  model: { ...DEMO_PRESETS.tiny, maxPositionEmbeddings: 512 },
+  inputLengths: [16, 64],
+  concurrencies: [1, 4],
+  outputLength: 8,
+  rounds: 1,
+  minRequests: 4,
+  overheadConcurrency: 4,
+  overheadRepeats: 1,
+};
+
+export interface ServeBenchJson {
+  readonly config: {
+    readonly model: CheckpointSpec;
+    readonly inputLengths: readonly number[];
+    readonly concurrencies: readonly number[];
+    readonly outputLength: number;
+    readonly adapters: number;
+    readonly adapterRank: number;
+    readonly backend: string;
+    readonly node: string;
+    readonly cpus: number;
+  };
+  readonly cells: readonly CellResult[];
+  readonly slowdown: readonly SlowdownCell[];
+  readonly overhead: Overhead;
+}
+
+export interface ServeBenchResult {
+  /** Markdown: every cell (tokens/s, TTFT and ITL p50/p99), the slowdown grid, the server's overhead. */
+  readonly table: string;
+  /** The slowdown heatmap (input length × concurrency). */
+  readonly svg: string;
+  readonly json: ServeBenchJson;
+}
+
+const ALL_LINEAR = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+function benchAdapters(config: ModelConfig, n: number, rank: number): LoRAAdapter[] {
+  return Array.from({ length: n }, (_, i) => {
+    const spec = { id: `bench-lora-${i}`, rank, alpha: 2 * rank, targets: ALL_LINEAR };
+    return loadPeftAdapter({ id: spec.id, ...adapterFiles(config, spec, 9000 + i) });
+  });
+}
+
+/** A request's prompt: seeded token ids, different for every request (nothing is shared between requests). */
+function promptOf(length: number, index: number, vocab: number): number[] {
+  const next = seeded(1_000_003 * length + index);
+  return Array.from({ length }, () => Math.floor(next() * vocab));
+}
+
+/** Runs `total` jobs with `concurrency` workers, each taking the next job as soon as its last one ended (vLLM's --max-concurrency); the HTTP clients do the same in client-worker.ts. */
+async function closedLoop<T>(total: number, concurrency: number, job: (i: number) => Promise<T>): Promise<{ results: T[]; ms: number }> {
+  const results: T[] = new Array(total);
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, total) }, async () => {
+      while (next < total) {
+        const i = next++;
+        results[i] = await job(i);
+      }
+    }),
+  );
+  return { results, ms: performance.now() - t0 };
+}
+
+interface Setup {
+  readonly serving: Serving;
+  readonly http: HttpServer;
+  readonly client: ClientLoop;
+  readonly adapters: readonly string[];
+  readonly vocab: number;
+  readonly outputLength: number;
+}
+
+const modelFor = (s: Setup, mode: 'lora' | 'base', i: number) =>
+  mode === 'lora' ? (s.adapters[i % s.adapters.length] as string) : s.serving.app.models.baseModel;
+
+function httpCell(
+  s: Setup,
+  inputLength: number,
+  concurrency: number,
+  mode: 'lora' | 'base',
+  requests: number,
+): Promise<{ timings: StreamTiming[]; ms: number }> {
+  const bodies = Array.from({ length: requests }, (_, i) => ({
+    model: modelFor(s, mode, i),
+    prompt: promptOf(inputLength, i, s.vocab),
+    max_tokens: s.outputLength,
+    ignore_eos: true,
+    temperature: 0,
+  }));
+  return s.client.run(bodies, concurrency);
+}
+
+/** The same requests with the engine in-process: `engine.add`, no HTTP, no JSON. */
+async function engineCell(s: Setup, inputLength: number, concurrency: number, requests: number): Promise<{ tokens: number; ms: number }> {
+  const { results, ms } = await closedLoop(requests, concurrency, async (i) => {
+    const lease = await s.serving.app.models.acquire(modelFor(s, 'lora', i));
+    try {
+      const handle = s.serving.engine.add({
+        prompt: promptOf(inputLength, i, s.vocab),
+        adapter: lease.adapter,
+        sampling: { maxTokens: s.outputLength, ignoreEos: true, temperature: 0 },
+      });
+      // Read the deltas as the HTTP path does, so both sides consume the same stream.
+      let n = 0;
+      for await (const d of handle) n += d.tokenIds.length;
+      return n;
+    } finally {
+      lease.release();
+    }
+  });
+  return { tokens: results.reduce((a, b) => a + b, 0), ms };
+}
+
+function summarize(
+  inputLength: number,
+  concurrency: number,
+  mode: 'lora' | 'base',
+  cell: { timings: StreamTiming[]; ms: number },
+): CellResult {
+  const tokens = cell.timings.reduce((n, t) => n + t.tokens, 0);
+  const ttft = cell.timings.map((t) => t.ttftMs);
+  const itl = cell.timings.flatMap((t) => t.itlMs);
+  return {
+    inputLength,
+    concurrency,
+    mode,
+    requests: cell.timings.length,
+    tokensPerSecond: tokens / (cell.ms / 1000),
+    ttftP50Ms: percentile(ttft, 50),
+    ttftP99Ms: percentile(ttft, 99),
+    itlP50Ms: percentile(itl, 50),
+    itlP99Ms: percentile(itl, 99),
+  };
+}
+
+/**
+ * The end-to-end serving benchmark, through HTTP with a real client loop: a server on 127.0.0.1
+ * (the same createServing as `lora-serve`), then for each input length × concurrency a closed
+ * loop of streaming clients (fetch, in a worker thread so that they do not share the server's
+ * event loop) — every request with its own adapter of 8 in turn, then the same
+ * requests on the base model — with the output length fixed (ignore_eos). Reports output
+ * tokens/s, TTFT and inter-token latency p50/p99, the LoRA slowdown as the vLLM TPU multi-LoRA
+ * report computes it ((LoRA / baseline) − 1), and the server's own overhead: tokens/s through
+ * HTTP against the engine in-process on the same requests.
+ */
+export async function runServeBench(options: ServeBenchOptions = {}): Promise<ServeBenchResult> {
+  const inputLengths = options.inputLengths ?? [128, 512, 2048];
+  const concurrencies = options.concurrencies ?? [1, 4, 16, 64];
+  const outputLength = options.outputLength ?? 32;
+  const adapterCount = options.adapters ?? 8;
+  const adapterRank = options.adapterRank ?? 16;
+  const rounds = options.rounds ?? 2;
+  const minRequests = options.minRequests ?? 4;
+  const maxConcurrency = Math.max(...concurrencies);
+  const context = Math.max(...inputLengths) + outputLength;
+  const model: CheckpointSpec = options.model ?? {
+    ...DEMO_PRESETS.default,
+    maxPositionEmbeddings: Math.max(1024, 2 ** Math.ceil(Math.log2(context))),
+  };
+  if ((model.maxPositionEmbeddings ?? 512) < context) {
+    throw new Error(`the model's context (${model.maxPositionEmbeddings}) is shorter than the longest input + output (${context})`);
+  }
+  const log = options.onProgress ?? (() => {});
+  const backend = options.backend ?? 'cpu';
+  const checkpoint = buildCheckpoint(model);
+  const serving = await createServing({
+    modelFiles: checkpoint.files,
+    servedModelName: 'bench-base',
+    backend,
+    maxLoras: adapterCount,
+    maxLoraRank: adapterRank,
+    maxCpuLoras: adapterCount,
+    maxNumSeqs: maxConcurrency,
+    maxQueue: 4 * maxConcurrency + 16,
+  });
+  let http: HttpServer | undefined;
+  let client: ClientLoop | undefined;
+  try {
+    const adapters = benchAdapters(serving.model.config, adapterCount, adapterRank);
+    for (const a of adapters) await serving.app.models.add(a.id, memoryAdapter(a));
+    http = await listen(serving.app, { host: '127.0.0.1', port: 0 });
+    client = startClientLoop(http.url);
+    const s: Setup = { serving, http, client, adapters: adapters.map((a) => a.id), vocab: serving.model.config.vocabSize, outputLength };
+    const cells: CellResult[] = [];
+    const slowdown: SlowdownCell[] = [];
+    let flip = false;
+    for (const inputLength of inputLengths) {
+      // Warm-up at this length (JIT, heap growth, XNNPACK packing at these shapes) with and without LoRA.
+      for (const mode of ['lora', 'base'] as const)
+        await httpCell({ ...s, outputLength: 2 }, inputLength, Math.min(4, maxConcurrency), mode, Math.min(4, maxConcurrency));
+      for (const concurrency of concurrencies) {
+        const requests = Math.max(minRequests, rounds * concurrency);
+        const measured: Partial<Record<'lora' | 'base', CellResult>> = {};
+        // Alternate which mode goes first, so drift (thermal, other load) does not always favour one.
+        for (const mode of flip ? (['base', 'lora'] as const) : (['lora', 'base'] as const)) {
+          log(
+            `serve bench: input ${inputLength}, concurrency ${concurrency}, ${mode === 'lora' ? `${adapterCount} adapters` : 'no LoRA'}, ${requests} requests`,
+          );
+          measured[mode] = summarize(inputLength, concurrency, mode, await httpCell(s, inputLength, concurrency, mode, requests));
+        }
+        flip = !flip;
+        const lora = measured.lora as CellResult;
+        const base = measured.base as CellResult;
+        cells.push(lora, base);
+        slowdown.push({
+          inputLength,
+          concurrency,
+          slowdown: base.tokensPerSecond / lora.tokensPerSecond - 1,
+          itlSlowdown: lora.itlP50Ms / base.itlP50Ms - 1,
+        });
+      }
+    }
+    const oc = Math.min(options.overheadConcurrency ?? 16, maxConcurrency);
+    const ol = inputLengths[0] as number;
+    const requests = Math.max(minRequests, rounds * oc);
+    let httpBest = 0;
+    let engineBest = 0;
+    for (let r = 0; r < (options.overheadRepeats ?? 3); r++) {
+      log(`serve bench: overhead at concurrency ${oc}, input ${ol}: HTTP vs in-process, round ${r + 1}`);
+      const h = await httpCell(s, ol, oc, 'lora', requests);
+      httpBest = Math.max(httpBest, h.timings.reduce((n, t) => n + t.tokens, 0) / (h.ms / 1000));
+      const e = await engineCell(s, ol, oc, requests);
+      engineBest = Math.max(engineBest, e.tokens / (e.ms / 1000));
+    }
+    const overhead: Overhead = {
+      concurrency: oc,
+      inputLength: ol,
+      httpTokensPerSecond: httpBest,
+      engineTokensPerSecond: engineBest,
+      overhead: engineBest / httpBest - 1,
+      goal: 0.05,
+    };
+    const title = `Serving through HTTP: ${model.numHiddenLayers} layers, hidden ${model.hiddenSize}, ${adapterCount} adapters of rank ${adapterRank}, ${outputLength} output tokens (${backend})`;
+    const json: ServeBenchJson = {
+      config: {
+        model,
+        inputLengths,
+        concurrencies,
+        outputLength,
+        adapters: adapterCount,
+        adapterRank,
+        backend,
+        node: process.version,
+        cpus: cpus().length,
+      },
+      cells,
+      slowdown,
+      overhead,
+    };
+    return {
+      table: markdownTable({ title, cells, slowdown, overhead, inputLengths, concurrencies }),
+      svg: heatmapSvg({
+        title: `LoRA slowdown through the server (${adapterCount} adapters, rank ${adapterRank})`,
+        slowdown,
+        inputLengths,
+        concurrencies,
+      }),
+      json,
+    };
+  } finally {
+    await client?.close();
+    await http?.shutdown({ graceMs: 0 });
+    await serving.dispose();
+  }
+}

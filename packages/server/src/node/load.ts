@@ -1,0 +1,187 @@
+import '@tensorflow/tfjs-backend-cpu';
+import '@lora/backend-cpu';
+import { statSync } from 'node:fs';
+import { createLoRA, isLoRAError, LoRAError, type LoRARuntime, loadPeftAdapterFromDir, type PeftAdapter } from '@lora/core';
+import {
+  type CausalLM,
+  dirSource,
+  Engine,
+  type FileSource,
+  hubSource,
+  loadModel,
+  loadPeftAdapterFromHub,
+  loadTokenizer,
+  type Tokenizer,
+} from '@lora/llama';
+import { DEMO_PRESETS, demoAdapters, loadDemoModel } from '@lora/llama/demo';
+import * as tf from '@tensorflow/tfjs-core';
+import { createApp, type LoraApp } from '../app.js';
+import { memoryAdapter, ServedModels } from '../models.js';
+import { loraRootResolver } from './lora-root.js';
+import { promMetrics } from './prom-metrics.js';
+
+/** An adapter to serve from the start: `name=path`, the path a PEFT directory or a Hub repository id. */
+export interface AdapterArg {
+  readonly name: string;
+  readonly path: string;
+}
+
+/** Everything `lora-serve` takes besides host and port (the flags' meanings are in the README). */
+export interface ServingOptions {
+  /** A checkpoint directory or a Hub repository id; without it the embedded demo model (`preset`) and its adapters. */
+  readonly model?: string;
+  /** The embedded model's size when `model` is not given (tiny, default, small; default "default"). */
+  readonly preset?: string;
+  /** The base model's name in requests (vLLM `--served-model-name`; default the --model value, or `demo-<preset>`). */
+  readonly servedModelName?: string;
+  readonly adapters?: readonly AdapterArg[];
+  readonly backend?: string;
+  readonly maxLoras?: number;
+  /** Default: the largest rank of the adapters served at start, at least 16 (vLLM's default). */
+  readonly maxLoraRank?: number;
+  /** Default: 2 × maxLoras, or more if more adapters are served at start. */
+  readonly maxCpuLoras?: number;
+  readonly maxNumSeqs?: number;
+  readonly maxNumBatchedTokens?: number;
+  readonly maxQueue?: number;
+  readonly apiKey?: string;
+  readonly allowRuntimeLora?: boolean;
+  readonly loraRoot?: string;
+  readonly maxBodyBytes?: number;
+  /** A tokenizer to use instead of the model's (tests: a generated model with a generated tokenizer). */
+  readonly tokenizer?: Tokenizer;
+  /** The model's files in memory instead of `model` (tests, benchmarks). */
+  readonly modelFiles?: Record<string, Uint8Array>;
+  /** Progress lines (loading, warnings). */
+  readonly log?: (line: string) => void;
+}
+
+export interface Serving {
+  readonly app: LoraApp;
+  readonly engine: Engine;
+  readonly runtime: LoRARuntime;
+  readonly model: CausalLM;
+  /** Closes the engine (aborting what runs) and frees the model and the runtime. */
+  dispose(): Promise<void>;
+}
+
+const DEFAULT_QUEUE = 256;
+const isDir = (path: string) => {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+};
+
+/** A directory, else a Hub repository id (`org/name`), else a clear error. */
+function sourceOf(path: string, what: string): { kind: 'dir' | 'hub'; path: string } {
+  if (isDir(path)) return { kind: 'dir', path };
+  if (/^[\w.-]+\/[\w.-]+$/.test(path)) return { kind: 'hub', path };
+  throw new LoRAError('E_NOT_FOUND', `${what} ${JSON.stringify(path)} is neither a directory nor a Hugging Face repository id (org/name)`);
+}
+
+async function loadAdapterArg(a: AdapterArg): Promise<PeftAdapter> {
+  const s = sourceOf(a.path, `adapter ${a.name}:`);
+  return s.kind === 'dir' ? loadPeftAdapterFromDir(s.path, { id: a.name }) : loadPeftAdapterFromHub(s.path, { id: a.name });
+}
+
+/**
+ * Loads what `lora-serve` serves — the model (a directory, a Hub id, or the embedded demo model),
+ * its tokenizer, the adapters — and builds the engine, the served-model registry, the metrics
+ * and the app. Adapters are read before the runtime is created, so that `maxLoraRank` can default
+ * to what they need.
+ */
+export async function createServing(options: ServingOptions = {}): Promise<Serving> {
+  const log = options.log ?? (() => {});
+  // tfjs prints an "install tfjs-node" banner on the cpu backend; it is not what this server is about.
+  tf.env().set('IS_TEST', true);
+  const demo = options.model === undefined && options.modelFiles === undefined;
+  const preset = options.preset ?? 'default';
+  let userAdapters: PeftAdapter[] = [];
+  if (options.adapters?.length) {
+    log(`loading ${options.adapters.length} adapter(s)`);
+    userAdapters = await Promise.all(options.adapters.map(loadAdapterArg));
+  }
+  const maxLoras = options.maxLoras ?? 4;
+  const demoRank = demo && userAdapters.length === 0 ? 32 : 0;
+  const maxLoraRank = options.maxLoraRank ?? Math.max(16, demoRank, ...userAdapters.map((a) => a.rank));
+  const served = demo && userAdapters.length === 0 ? 4 : userAdapters.length;
+  const maxCpuLoras = options.maxCpuLoras ?? Math.max(2 * maxLoras, served);
+  const runtime = await createLoRA({ backend: options.backend ?? 'cpu', maxLoras, maxLoraRank, maxCpuLoras });
+  try {
+    let model: CausalLM;
+    let tokenizer = options.tokenizer;
+    let adapters = userAdapters;
+    let baseModel: string;
+    let baseRoot: string;
+    if (demo) {
+      if (!Object.hasOwn(DEMO_PRESETS, preset)) {
+        throw new LoRAError('E_CONFIG', `--preset must be one of ${Object.keys(DEMO_PRESETS).join(', ')}, got ${JSON.stringify(preset)}`);
+      }
+      log(`building the embedded ${preset} model (seeded weights, nothing downloaded)`);
+      const loaded = await loadDemoModel(preset, runtime);
+      model = loaded.model;
+      if (adapters.length === 0) adapters = demoAdapters(loaded.config);
+      baseModel = options.servedModelName ?? `demo-${preset}`;
+      baseRoot = `@lora/llama/demo:${preset}`;
+    } else {
+      let source: FileSource | Record<string, Uint8Array>;
+      if (options.modelFiles !== undefined) source = options.modelFiles;
+      else {
+        const s = sourceOf(options.model as string, 'model');
+        source = s.kind === 'dir' ? dirSource(s.path) : hubSource(s.path);
+      }
+      log(`loading the model from ${options.model ?? 'memory'}`);
+      model = (await loadModel(source, { runtime })).model;
+      if (tokenizer === undefined && options.modelFiles === undefined) {
+        try {
+          tokenizer = await loadTokenizer(source as FileSource);
+        } catch (err) {
+          if (!isLoRAError(err, 'E_NOT_FOUND')) throw err;
+          log('no tokenizer.json next to the model: prompts must be token ids, and /v1/chat/completions is refused');
+        }
+      }
+      baseModel = options.servedModelName ?? options.model ?? 'base';
+      baseRoot = options.model ?? 'memory';
+    }
+    const metrics = promMetrics();
+    const engine = new Engine({
+      model,
+      ...(tokenizer !== undefined ? { tokenizer } : {}),
+      ...(options.maxNumSeqs !== undefined ? { maxNumSeqs: options.maxNumSeqs } : {}),
+      ...(options.maxNumBatchedTokens !== undefined ? { maxNumBatchedTokens: options.maxNumBatchedTokens } : {}),
+      maxQueue: options.maxQueue ?? DEFAULT_QUEUE,
+      onStep: (step) => metrics.step(step, runtime.adapters.slots),
+    });
+    const models = new ServedModels({ engine, baseModel, baseRoot });
+    for (const adapter of adapters) {
+      const arg = options.adapters?.find((a) => a.name === adapter.id);
+      await models.add(adapter.id, memoryAdapter(adapter, arg?.path ?? `@lora/llama/demo:${adapter.id}`));
+    }
+    const resolveLoraPath = options.loraRoot !== undefined ? await loraRootResolver(options.loraRoot) : undefined;
+    const app = createApp({
+      engine,
+      models,
+      metrics,
+      ...(options.apiKey !== undefined ? { apiKey: options.apiKey } : {}),
+      ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+      allowRuntimeLora: options.allowRuntimeLora ?? false,
+      ...(resolveLoraPath !== undefined ? { resolveLoraPath } : {}),
+    });
+    return {
+      app,
+      engine,
+      runtime,
+      model,
+      async dispose() {
+        await engine.close();
+        model.dispose();
+        runtime.dispose();
+      },
+    };
+  } catch (err) {
+    runtime.dispose();
+    throw err;
+  }
+}
