@@ -62,11 +62,17 @@ export class TpuSim {
 
   /** Cost-only: arrays have shapes but no data, kernels account bytes and FLOPs and skip arithmetic. */
   readonly costOnly: boolean;
+  /**
+   * Compile-only (implies cost-only): programs are compiled (counted in the cache) but not run, so
+   * nothing is priced. For counting the programs a trace of shapes compiles, quickly.
+   */
+  readonly compileOnly: boolean;
 
-  constructor(options: ResolvedTpuSimOptions, mode: { costOnly?: boolean } = {}) {
+  constructor(options: ResolvedTpuSimOptions, mode: { costOnly?: boolean; compileOnly?: boolean } = {}) {
     this.options = options;
     this.cache = new ProgramCache(options.chip.mxu);
-    this.costOnly = mode.costOnly ?? false;
+    this.compileOnly = mode.compileOnly ?? false;
+    this.costOnly = this.compileOnly || (mode.costOnly ?? false);
   }
 
   /** `[S, T, R]`: `scale · A_s[slot(t)] · x[t]`, zeros for -1 tokens. */
@@ -283,6 +289,7 @@ export class TpuSim {
     const program = this.cache.compile(def);
     const spec = def.outputs[0]!;
     const out = this.costOnly ? virtualArray(spec.shape, spec.dtype) : hbmArray(spec.shape, spec.dtype);
+    if (this.compileOnly) return out;
     const run = program.run(prefetch, inputs, [out]);
     this.vmemPeakBytes = Math.max(this.vmemPeakBytes, run.vmemBytes);
     // A real TPU would refuse to compile this program (Mosaic VMEM OOM); the simulator runs it and counts it.

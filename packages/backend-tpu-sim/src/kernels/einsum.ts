@@ -1,4 +1,5 @@
 import { roundUp } from '@lora/core';
+import { roundBf16Array } from '../bf16.js';
 import { isVirtual } from '../pallas/arrays.js';
 import { matmulAccumulate } from '../pallas/dot.js';
 import type { KernelDef, StepContext } from '../pallas/interpreter.js';
@@ -42,6 +43,8 @@ export function einsumKernel(s: EinsumSpec): KernelDef {
         matmulAccumulate({ acc, x: ctx.inputs[0]!, w: ctx.inputs[1]!, lead: slot, layout: 'nt', rows, rowCount: count });
       }
     }
+    // The einsum's result has the operands' dtype (bf16): the f32 sums are rounded once.
+    if (!isVirtual(out)) roundBf16Array(acc, acc);
   };
   return {
     name: s.name,
@@ -52,7 +55,7 @@ export function einsumKernel(s: EinsumSpec): KernelDef {
       { shape: [T, K], dtype: 'bf16', spec: { block: [T, K], index: () => [0, 0] } },
       { shape: [N, L, K], dtype: 'bf16', spec: { block: [N, L, K], index: () => [0, 0, 0] } },
     ],
-    outputs: [{ shape: [T, L], dtype: 'f32', spec: { block: [T, L], index: () => [0, 0] } }],
+    outputs: [{ shape: [T, L], dtype: 'bf16', spec: { block: [T, L], index: () => [0, 0] } }],
     scratch: [],
     statics: { order: contractFirst <= selectFirst ? 'contract-first' : 'select-first' },
     body,

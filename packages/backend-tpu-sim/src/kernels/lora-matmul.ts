@@ -1,3 +1,4 @@
+import { roundBf16Array } from '../bf16.js';
 import { isVirtual } from '../pallas/arrays.js';
 import { matmulAccumulate } from '../pallas/dot.js';
 import type { KernelDef, StepContext } from '../pallas/interpreter.js';
@@ -43,7 +44,10 @@ export interface LoraMatmulSpec {
 
 /**
  * prefetch[0]: slot per padded token. prefetch[1] (mode 'single'): [weight index, lane column] of the
- * batch's one adapter. inputs: x `[Tpad, Kpad]` bf16, weights bf16. output: `[Tpad, outPad]` f32.
+ * batch's one adapter. inputs: x `[Tpad, Kpad]` bf16, weights bf16. output: `[Tpad, outPad]` bf16, the f32
+ * accumulator rounded once when it is written out, as the PR's kernels do (`out_shape` in the model
+ * dtype and `out_ref[...] = acc_ref[...].astype(out_ref.dtype)`: vllm-project/vllm
+ * vllm/lora/ops/xla_ops/pallas.py, PRs 14238 and 15655).
  */
 export function loraMatmulKernel(s: LoraMatmulSpec): KernelDef {
   const bT = s.tokens.block;
@@ -149,12 +153,46 @@ export function loraMatmulKernel(s: LoraMatmulSpec): KernelDef {
       if (isVirtual(out.array)) return;
       const cols = out.array.shape[1] as number;
       const [r0, c0] = out.origin as [number, number];
-      for (let r = 0; r < bT; r++) out.array.data.set(acc.subarray(r * bN, (r + 1) * bN), (r0 + r) * cols + c0);
+      for (let r = 0; r < bT; r++) {
+        const at = (r0 + r) * cols + c0;
+        out.array.data.set(acc.subarray(r * bN, (r + 1) * bN), at);
+        roundBf16Array(out.array.data.subarray(at, at + bN), out.array.data.subarray(at, at + bN));
+      }
     });
   };
 
+  // Block skipping: a step whose token block has no token of the adapters it covers issues no MXU
+  // work; its index maps then repeat the previous block (no DMA). Which adapters a step covers:
+  // all of them without lanes (every non-zero slot), lane group j (shrink) or k (expand) with lanes.
+  // Presence per (token block, group) is computed once per index array, as a kernel would from the
+  // scalar-prefetched indices.
+  const groupsOf = lanes ? lanes.groups : 1;
+  const presence = new WeakMap<Int32Array, Uint8Array>();
+  const present = (idx: Int32Array): Uint8Array => {
+    let p = presence.get(idx);
+    if (p === undefined) {
+      p = new Uint8Array((s.tokens.padded / bT) * groupsOf);
+      for (let t = 0; t < s.tokens.padded; t++) {
+        const n = idx[t] as number;
+        if (n === s.zeroSlot) continue;
+        const group = lanes ? Math.floor(n / perLane) : 0;
+        p[Math.floor(t / bT) * groupsOf + group] = 1;
+      }
+      presence.set(idx, p);
+    }
+    return p;
+  };
+  const skipStep =
+    s.blockSkip && s.mode !== 'single'
+      ? (g: readonly number[], p: readonly Int32Array[]): boolean => {
+          const group = s.laneSide === 'out' ? (g[1] as number) : s.laneSide === 'in' ? (g[2] as number) : 0;
+          return present(p[0] as Int32Array)[(g[0] as number) * groupsOf + group] === 0;
+        }
+      : undefined;
+
   return {
     name: s.name,
+    skipStep,
     grid: [s.tokens.padded / bT, s.out.padded / bN, s.contraction.padded / bK],
     dimensions: ['parallel', 'parallel', 'arbitrary'],
     numPrefetch: s.mode === 'single' ? 2 : 1,
@@ -162,7 +200,7 @@ export function loraMatmulKernel(s: LoraMatmulSpec): KernelDef {
       { shape: [s.tokens.padded, s.contraction.padded], dtype: 'bf16', spec: { block: [bT, bK], index: (g) => [g[0]!, g[2]!] } },
       { shape: s.weightShape, dtype: 'bf16', spec: { block: wBlock, index: weightIndex } },
     ],
-    outputs: [{ shape: [s.tokens.padded, s.out.padded], dtype: 'f32', spec: { block: [bT, bN], index: (g) => [g[0]!, g[1]!] } }],
+    outputs: [{ shape: [s.tokens.padded, s.out.padded], dtype: 'bf16', spec: { block: [bT, bN], index: (g) => [g[0]!, g[1]!] } }],
     scratch: [[bT, bN]],
     statics: {
       mode: s.mode,

@@ -88,6 +88,38 @@ describe('Pallas interpreter', () => {
     expect(run.stepsSkipped).toBe(0);
   });
 
+  it('a skipped step keeps the previous blocks (no DMA) and must issue no matmul', () => {
+    const cache = new ProgramCache(128);
+    const x = hbmArray(
+      [4, 6],
+      'f32',
+      undefined,
+      Float32Array.from({ length: 24 }, (_, i) => i),
+    );
+    // Row sums over column blocks, where the steps of row block 1 are declared skipped (their body does nothing).
+    const base = rowSum(4, 6, 2, 2);
+    const skipping: KernelDef = {
+      ...base,
+      name: 'row-sum-skipping',
+      skipStep: (g) => g[0] === 1,
+      body: (ctx) => {
+        if (ctx.programId(0) === 1) return;
+        base.body(ctx);
+      },
+    };
+    const out = hbmArray([4, 1], 'f32');
+    const run = cache.compile(skipping).run([], [x], [out]);
+    // Only row block 0's three 2×2 blocks are fetched (16 B each); both output blocks are still written back.
+    expect(run).toMatchObject({ gridSteps: 6, hbmBytes: 3 * 16 + 2 * 8, stepsSkipped: 6 });
+    const lying: KernelDef = {
+      ...base,
+      name: 'lying',
+      skipStep: () => true,
+      body: (ctx) => ctx.chargeMatmul(1, 1, 1),
+    };
+    expect(() => cache.compile(lying).run([], [x], [hbmArray([4, 1], 'f32')])).toThrow(/declared skipped/);
+  });
+
   it('rejects blocks that do not tile the array, reductions before parallel axes, and out-of-range block indices', () => {
     const cache = new ProgramCache(128);
     expect(() => cache.compile(rowSum(4, 6, 2, 4))).toThrow(/E_SHAPE|does not tile/);

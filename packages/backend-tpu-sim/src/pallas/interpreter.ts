@@ -60,6 +60,14 @@ export interface KernelDef {
   /** Static arguments baked into the program (flags, modes): part of the compile signature. */
   readonly statics: Readonly<Record<string, string | number | boolean>>;
   readonly body: (ctx: StepContext) => void;
+  /**
+   * Block skipping as a Pallas TPU kernel does it: for a step whose body issues no MXU work, every
+   * input index map returns the block index of the step before, so the pipeline starts no DMA.
+   * Decided from grid indices and scalar-prefetched arrays only (what an index map may read).
+   * The interpreter checks that a step reported skipped really charges no matmul, so skipped steps
+   * never cost HBM bytes. Optional: without it every step fetches the blocks its index maps name.
+   */
+  readonly skipStep?: (grid: readonly number[], prefetch: readonly Int32Array[]) => boolean;
 }
 
 export interface KernelRun {
@@ -226,10 +234,14 @@ function runKernel(
       g[d] = rest % (grid[d] as number);
       rest = Math.floor(rest / (grid[d] as number));
     }
-    inBlocks.forEach((b, i) => {
-      const spec = def.inputs[i] as OperandSpec;
-      if (place(b, spec, lastIn, i)) hbmBytes += blockBytes(spec);
-    });
+    // A skipped step keeps the previous input blocks (its index maps repeat the last index): no DMA.
+    const skipped = def.skipStep?.(g, prefetch) ?? false;
+    if (!skipped) {
+      inBlocks.forEach((b, i) => {
+        const spec = def.inputs[i] as OperandSpec;
+        if (place(b, spec, lastIn, i)) hbmBytes += blockBytes(spec);
+      });
+    }
     outBlocks.forEach((b, i) => {
       const spec = def.outputs[i] as OperandSpec;
       const before = lastOut[i];
@@ -237,6 +249,7 @@ function runKernel(
     });
     stepMatmuls = 0;
     def.body(ctx);
+    if (skipped && stepMatmuls > 0) fail(def, `step [${g}] was declared skipped but issued ${stepMatmuls} matmul(s)`);
     if (stepMatmuls === 0) stepsSkipped++;
   }
   hbmBytes += def.outputs.reduce((n, o) => n + blockBytes(o), 0); // final write-back of each output's last block
