@@ -69,7 +69,7 @@ describe('lora-serve CLI', () => {
   // The flag parser's own cases are in cli/args.test.ts; these check what the process does with a refusal.
   it.each([
     [['--max-loras', 'zero'], /--max-loras must be an integer/],
-    [['--model', '/nonexistent/model', '--port', '0'], /is neither a directory nor a Hugging Face repository id/],
+    [['--model', '/nonexistent/model', '--port', '0'], /is neither a local directory nor a Hugging Face Hub repository id/],
   ])(
     'bad flags %j: one line on stderr, exit 2, no stack trace',
     async (args, message) => {

@@ -1,16 +1,14 @@
 import '@tensorflow/tfjs-backend-cpu';
 import '@lora/backend-cpu';
-import { statSync } from 'node:fs';
-import { createLoRA, isLoRAError, LoRAError, type LoRARuntime, loadPeftAdapterFromDir, type PeftAdapter } from '@lora/core';
+import { createLoRA, isLoRAError, LoRAError, type LoRARuntime, type PeftAdapter } from '@lora/core';
 import {
   type CausalLM,
-  dirSource,
   Engine,
   type FileSource,
-  hubSource,
   loadModel,
-  loadPeftAdapterFromHub,
+  loadPeftAdapterFrom,
   loadTokenizer,
+  locateSource,
   type Tokenizer,
 } from '@lora/llama';
 import { DEMO_PRESETS, demoAdapters, loadDemoModel } from '@lora/llama/demo';
@@ -66,24 +64,8 @@ export interface Serving {
 }
 
 const DEFAULT_QUEUE = 256;
-const isDir = (path: string) => {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-};
-
-/** A directory, else a Hub repository id (`org/name`), else a clear error. */
-function sourceOf(path: string, what: string): { kind: 'dir' | 'hub'; path: string } {
-  if (isDir(path)) return { kind: 'dir', path };
-  if (/^[\w.-]+\/[\w.-]+$/.test(path)) return { kind: 'hub', path };
-  throw new LoRAError('E_NOT_FOUND', `${what} ${JSON.stringify(path)} is neither a directory nor a Hugging Face repository id (org/name)`);
-}
-
 async function loadAdapterArg(a: AdapterArg): Promise<PeftAdapter> {
-  const s = sourceOf(a.path, `adapter ${a.name}:`);
-  return s.kind === 'dir' ? loadPeftAdapterFromDir(s.path, { id: a.name }) : loadPeftAdapterFromHub(s.path, { id: a.name });
+  return loadPeftAdapterFrom(await locateSource(a.path), a.name);
 }
 
 /**
@@ -128,10 +110,7 @@ export async function createServing(options: ServingOptions = {}): Promise<Servi
     } else {
       let source: FileSource | Record<string, Uint8Array>;
       if (options.modelFiles !== undefined) source = options.modelFiles;
-      else {
-        const s = sourceOf(options.model as string, 'model');
-        source = s.kind === 'dir' ? dirSource(s.path) : hubSource(s.path);
-      }
+      else source = await locateSource(options.model as string);
       log(`loading the model from ${options.model ?? 'memory'}`);
       model = (await loadModel(source, { runtime })).model;
       if (tokenizer === undefined && options.modelFiles === undefined) {
