@@ -65,8 +65,9 @@ async function run(model: CausalLM, members: Member[], watch: number, decodes: n
   return rows;
 }
 
-/** Case name for the skip allow-list (`BackendCapabilities.skip`). */
+/** Case names for the skip allow-list (`BackendCapabilities.skip`). */
 export const BIT_IDENTICAL_LOGITS = 'bit-identical logits';
+export const ENGINE_TOKENS = 'engine determinism';
 
 export function determinismSuite(factory: BackendFactory, caps: BackendCapabilities): void {
   const timeout = (caps.timeoutMs ?? 60_000) * 4;
@@ -106,7 +107,7 @@ export function determinismSuite(factory: BackendFactory, caps: BackendCapabilit
       timeout,
     );
 
-    it(
+    it.skipIf(ENGINE_TOKENS in (caps.skip ?? {}))(
       'the Engine: 10 concurrent requests on 4 adapters (and none) with 2 slots get the tokens each gets alone',
       async () => {
         const m = await tinyModel(factory, 2);
