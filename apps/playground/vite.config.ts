@@ -7,5 +7,5 @@ export default defineConfig({
   resolve: { conditions: ['@lora/source', 'browser', 'module', 'import', 'default'] },
   server: { host: '127.0.0.1', strictPort: false },
   build: { target: 'es2022' },
-  optimizeDeps: { exclude: ['@lora/core', '@lora/backend-cpu', '@lora/backend-webgl', '@lora/backend-webgpu', '@lora/demo'] },
+  optimizeDeps: { exclude: ['@lora/core', '@lora/backend-cpu', '@lora/backend-webgl', '@lora/backend-webgpu', '@lora/llama'] },
 });

@@ -1,13 +1,9 @@
-import { buildTinyLlama, llamaModules, randomPeftFiles, type TinyLlamaConfig } from '@lora/conformance/fixtures';
-import { Random } from '@lora/conformance/random';
-import { createLoRA, loadPeftAdapter, parseSafetensors, type SerializableDType, serializeSafetensors } from '@lora/core';
+import { createLoRA, loadPeftAdapter, type PeftAdapter, parseSafetensors, type SerializableDType, serializeSafetensors } from '@lora/core';
+import { adapterFiles, moduleSpecs } from '@lora/llama';
+import { type DemoPreset, loadDemoModel } from '@lora/llama/demo';
 import type * as tf from '@tensorflow/tfjs-core';
 import { median } from './measure.js';
 import type { Progress } from './progress.js';
-
-/** The demo's default Llama shape: 4 layers, hidden 512, 8 heads / 2 KV heads, intermediate 1376, vocab 4096. */
-export const DEMO_MODEL: TinyLlamaConfig = { hidden: 512, intermediate: 1376, layers: 4, vocab: 4096, kvWidth: 128 };
-export const TINY_MODEL: TinyLlamaConfig = { hidden: 32, intermediate: 48, layers: 2, vocab: 64, kvWidth: 8 };
 
 export interface ActivationResult {
   modules: number;
@@ -31,38 +27,46 @@ export interface ParseResult {
   allocatedVsFile: number;
 }
 
-export async function benchActivation(model: TinyLlamaConfig, rounds: number, progress?: Progress): Promise<ActivationResult> {
+/**
+ * Activating an adapter of every module (embedding, every projection, lm_head) in the preset's model
+ * (the demo's default: 4 layers, hidden 512, 8 heads / 2 KV heads, intermediate 1376, vocab 4096).
+ */
+export async function benchActivation(preset: DemoPreset, rounds: number, progress?: Progress): Promise<ActivationResult> {
   const rank = 16;
   const rt = await createLoRA({ backend: 'cpu', maxLoras: 4, maxLoraRank: rank, maxCpuLoras: 8 });
-  const rng = new Random(11);
-  const llama = buildTinyLlama(rt, rng, model);
-  const targets = [...new Set(llamaModules(model).map((m) => m.short))];
-  const adapters = Array.from({ length: 5 }, (_, i) =>
-    loadPeftAdapter({ id: `a${i}`, ...randomPeftFiles(rng, { rank, alpha: 32, targets }, model) }),
-  );
-  for (const a of adapters) rt.adapters.register(a);
-  const stacks = () =>
-    rt.adapters.layers.flatMap((l) => {
-      const s = l as unknown as { loraA: tf.Tensor | tf.Tensor[]; loraB: tf.Tensor | tf.Tensor[] };
-      return [s.loraA, s.loraB].flat();
-    });
   const activate: number[] = [];
   const upload: number[] = [];
+  let adapters: PeftAdapter[] = [];
   try {
-    for (let r = 0; r < rounds; r++) {
-      // Five adapters through four slots: every activation evicts one.
-      const a = adapters[r % adapters.length]!;
-      if (rt.adapters.slotOf(a.id) >= 0) rt.adapters.deactivate(a.id);
-      let t0 = performance.now();
-      rt.adapters.activate(a.id);
-      activate.push(performance.now() - t0);
-      t0 = performance.now();
-      for (const t of stacks()) t.dataSync();
-      upload.push(performance.now() - t0);
-      progress?.step(`adapters: activation ${r + 1}/${rounds}`);
+    const { model, config } = await loadDemoModel(preset, rt);
+    try {
+      const targets = [...new Set(moduleSpecs(config).map((m) => m.short))];
+      adapters = Array.from({ length: 5 }, (_, i) => {
+        const id = `a${i}`;
+        return loadPeftAdapter({ id, ...adapterFiles(config, { id, rank, alpha: 32, targets }, 11 + i) });
+      });
+      for (const a of adapters) rt.adapters.register(a);
+      const stacks = () =>
+        rt.adapters.layers.flatMap((l) => {
+          const s = l as unknown as { loraA: tf.Tensor | tf.Tensor[]; loraB: tf.Tensor | tf.Tensor[] };
+          return [s.loraA, s.loraB].flat();
+        });
+      for (let r = 0; r < rounds; r++) {
+        // Five adapters through four slots: every activation evicts one.
+        const a = adapters[r % adapters.length]!;
+        if (rt.adapters.slotOf(a.id) >= 0) rt.adapters.deactivate(a.id);
+        let t0 = performance.now();
+        rt.adapters.activate(a.id);
+        activate.push(performance.now() - t0);
+        t0 = performance.now();
+        for (const t of stacks()) t.dataSync();
+        upload.push(performance.now() - t0);
+        progress?.step(`adapters: activation ${r + 1}/${rounds}`);
+      }
+    } finally {
+      model.dispose();
     }
   } finally {
-    llama.dispose();
     rt.dispose();
   }
   const a0 = adapters[0]!;

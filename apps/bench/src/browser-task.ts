@@ -1,4 +1,4 @@
-import type { ModelConfig } from '@lora/demo/serving';
+import type { DemoPreset } from '@lora/llama/demo';
 import type { GridResult } from './grid.js';
 import type { HeatmapAxes, HeatmapResult } from './heatmap.js';
 import type { Sample } from './measure.js';
@@ -8,7 +8,7 @@ import type { KernelShape } from './methods.js';
 export type BrowserTask =
   | { kind: 'contest'; shapes: KernelShape[]; rounds: number }
   | { kind: 'grid'; shapes: KernelShape[]; rounds: number; budgetMs: number; naiveLimitBytes: number }
-  | { kind: 'heatmap'; preset: ModelConfig; axes: HeatmapAxes; rounds: number; adapters: number; rank: number; kvLimitBytes: number };
+  | { kind: 'heatmap'; preset: DemoPreset; axes: HeatmapAxes; rounds: number; adapters: number; rank: number; kvLimitBytes: number };
 
 /** What the page hands back in `window.__loraBench`: the field named by the task's kind, or the error. */
 export interface BrowserResult {

@@ -1,4 +1,4 @@
-import { PRESETS } from '@lora/demo/serving';
+import { DEMO_PRESETS } from '@lora/llama/demo';
 import { describe, expect, it } from 'vitest';
 import { runInChromium } from './browser.js';
 import { GRIDS, gridShapes } from './grid.js';
@@ -33,7 +33,7 @@ describe('bench tasks in Chromium', () => {
     }
     const task = {
       kind: 'heatmap' as const,
-      preset: PRESETS.tiny!,
+      preset: DEMO_PRESETS.tiny,
       axes: HEATMAPS.tiny,
       rounds: 1,
       adapters: 2,

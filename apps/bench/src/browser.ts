@@ -25,7 +25,7 @@ export async function runInChromium(
     resolve: { conditions: ['@lora/source', 'browser', 'module', 'import', 'default'] },
     optimizeDeps: {
       entries: [join(root, 'browser', 'index.html')],
-      exclude: ['@lora/core', '@lora/backend-webgl', '@lora/backend-webgpu', '@lora/conformance'],
+      exclude: ['@lora/core', '@lora/llama', '@lora/backend-webgl', '@lora/backend-webgpu', '@lora/conformance'],
       include: [
         '@tensorflow/tfjs-core',
         '@tensorflow/tfjs-backend-webgl',

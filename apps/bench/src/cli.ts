@@ -3,20 +3,22 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CHROMIUM_PATH } from '@lora/conformance/chromium';
-import { PRESETS } from '@lora/demo/serving';
-import { benchActivation, benchParse, DEMO_MODEL, TINY_MODEL } from './adapters.js';
+import { DEMO_PRESETS, type DemoPresetName } from '@lora/llama/demo';
+import { benchActivation, benchParse } from './adapters.js';
 import { gpuUnavailable } from './backends.js';
 import { runInChromium } from './browser.js';
 import { GRIDS, gridShapes } from './grid.js';
 import { HEATMAPS } from './heatmap.js';
 import { FULL_SHAPES, gpuContest, kernelTargets, progressSteps, QUICK_SHAPES, runKernelBench, TINY_SHAPES } from './kernels.js';
+import { LOAD_MODELS, LOAD_VARIANTS, type LoadResult, loadTargets, runLoadBench } from './load.js';
 import { benchModel, type ModelBackend, type ModelBenchResult } from './model.js';
 import { Progress } from './progress.js';
 import { adapterTable, kernelTable, modelTable, targetTable } from './report.js';
 import { gridSvg, gridTable, heatmapSvgOf, heatmapTable, rooflineSvgOf } from './report-grid.js';
+import { loadTable } from './report-load.js';
 import { runGridsAndHeatmaps, sweepTargets } from './sweeps.js';
 
-const SECTIONS = ['kernels', 'grid', 'heatmap', 'adapters', 'model'] as const;
+const SECTIONS = ['kernels', 'grid', 'heatmap', 'adapters', 'model', 'load'] as const;
 
 const HELP = `pnpm bench [--quick | --tiny] [--only ${SECTIONS.join(',')}] [--json] [--out DIR] [--no-wasm] [--no-gpu] [--gpu-full] [--no-browser] [--rounds N]
 
@@ -32,6 +34,9 @@ heatmap   LoRA slowdown of a demo-model decode forward, input length {128..8k} x
 adapters  activating an adapter in a 4-layer Llama-shaped model; parsing 50 MB of safetensors.
 model     the demo model serving 16 requests on 8 adapters with and without LoRA on every
           backend that runs in Node.
+load      loadModel(dir) of a seeded ~100 M-parameter Llama checkpoint (F32 and BF16, one file
+          and 4 shards) on the cpu backend (engines js and wasm): MB/s against >= 200 MB/s, and
+          peak memory against float32 model + largest file + 10 %.
 
 Progress goes to stderr; tables and the targets (met or not) to stdout; files to
 bench-results/: report.{md,json} and SVG figures (grid-*, heatmap-*, roofline-cpu). --json prints
@@ -70,20 +75,29 @@ async function main(): Promise<void> {
   const runModel = only.includes('model');
   const runGrid = only.includes('grid');
   const runHeatmap = only.includes('heatmap');
+  const runLoad = only.includes('load');
+  const loadRounds = values.tiny ? 1 : Math.min(rounds, 5);
   const modelRequests = values.tiny ? 4 : 16;
   const adapterRounds = values.tiny ? 2 : 9;
   const gpuProblem = !values['no-gpu'] && (runKernels || runModel || runGrid || runHeatmap) ? await gpuUnavailable() : 'skipped (--no-gpu)';
   const modelGpu = gpuProblem === null;
   // Every backend that runs in Node; the overhead target is the CPU default's (engine wasm).
-  const modelBackends: Array<ModelBackend & { preset: string; rounds: number }> = [
+  type ModelRun = ModelBackend & { preset: DemoPresetName; rounds: number };
+  const modelBackends: ModelRun[] = [
     { label: 'cpu (engine wasm)', backend: 'cpu', preset: 'default', rounds: 3 },
     { label: 'cpu (engine js)', backend: 'cpu', backendOptions: { engine: 'js' }, preset: 'default', rounds: 1 },
     // SwiftShader renders in software: the tiny preset keeps this to seconds.
-    ...(modelGpu ? [{ label: 'webgpu (node, software)', backend: 'webgpu', preset: 'tiny', rounds: 1 }] : []),
+    ...(modelGpu ? [{ label: 'webgpu (node, software)', backend: 'webgpu', preset: 'tiny', rounds: 1 } satisfies ModelRun] : []),
     // Wall-clock of the simulator on the CPU, not of a TPU (its cost model is in the grid and in its own report).
     { label: 'tpu-sim (simulated on the CPU)', backend: 'tpu-sim', preset: 'default', rounds: 1 },
   ];
   const modelRounds = (b: { rounds: number }) => (values.tiny ? 1 : b.rounds);
+  // Loading on the cpu backend: engine js, where tfjs adopts the loaded float32 arrays (the loader's
+  // own cost), and the default engine wasm, which also copies every weight into its heap.
+  const loadBackends: ModelBackend[] = [
+    { label: 'cpu (engine js)', backend: 'cpu', backendOptions: { engine: 'js' } },
+    ...(values['no-wasm'] ? [] : [{ label: 'cpu (engine wasm)', backend: 'cpu', backendOptions: { engine: 'wasm' } }]),
+  ];
   const mode = values.tiny ? 'tiny' : values.quick ? 'quick' : 'full';
   // Software-rendered GPUs take minutes at full size: they sweep the quick grid unless --gpu-full.
   const gpuMode = mode === 'full' && !values['gpu-full'] ? 'quick' : mode;
@@ -97,7 +111,7 @@ async function main(): Promise<void> {
       ? {
           cpu: HEATMAPS[mode],
           gpu: HEATMAPS[gpuMode === 'quick' ? 'gpu' : gpuMode],
-          preset: values.tiny ? PRESETS.tiny! : PRESETS.default!,
+          preset: values.tiny ? DEMO_PRESETS.tiny : DEMO_PRESETS.default,
         }
       : undefined,
     rounds: Math.min(rounds, 3),
@@ -123,7 +137,8 @@ async function main(): Promise<void> {
     (runKernels ? shapes.length * progressSteps(opts) + gpuContestSteps : 0) +
       sweepSteps +
       (runAdapters ? 3 * adapterRounds : 0) +
-      (runModel ? modelBackends.reduce((n, b) => n + 2 * modelRounds(b), 0) : 0),
+      (runModel ? modelBackends.reduce((n, b) => n + 2 * modelRounds(b), 0) : 0) +
+      (runLoad ? loadBackends.length * LOAD_VARIANTS.length * loadRounds : 0),
   );
   if (gpuProblem !== null) log(`webgpu in Node skipped: ${gpuProblem}`);
   const results = runKernels ? await runKernelBench({ ...opts, shapes, progress, gpu: gpuProblem === null, gpuShapes }) : [];
@@ -145,12 +160,14 @@ async function main(): Promise<void> {
     }
   } else if (runKernels && !values['no-browser']) log(`browser contests skipped: ${CHROMIUM_PATH} is not installed`);
   const sweeps = await runGridsAndHeatmaps(sweepPlan, progress, log);
-  const activation = runAdapters ? await benchActivation(values.tiny ? TINY_MODEL : DEMO_MODEL, adapterRounds, progress) : undefined;
+  const activation = runAdapters
+    ? await benchActivation(values.tiny ? DEMO_PRESETS.tiny : DEMO_PRESETS.default, adapterRounds, progress)
+    : undefined;
   const parses = runAdapters ? (['F32', 'BF16'] as const).map((d) => benchParse(values.tiny ? 1 : 50, d, adapterRounds, progress)) : [];
   const models: ModelBenchResult[] = [];
   for (const b of runModel ? modelBackends : []) {
     models.push(
-      await benchModel(values.tiny ? PRESETS.tiny! : PRESETS[b.preset]!, {
+      await benchModel(DEMO_PRESETS[values.tiny ? 'tiny' : b.preset], {
         requests: modelRequests,
         adapters: values.tiny ? 2 : 8,
         rank: 16,
@@ -162,9 +179,12 @@ async function main(): Promise<void> {
     );
   }
   const model = models[0];
+  const loads: LoadResult[] = runLoad
+    ? await runLoadBench({ spec: values.tiny ? LOAD_MODELS.tiny : LOAD_MODELS.full, backends: loadBackends, rounds: loadRounds, progress })
+    : [];
   progress.finish();
 
-  const targets = [...kernelTargets(results), ...sweepTargets(sweeps)];
+  const targets = [...kernelTargets(results), ...sweepTargets(sweeps), ...loadTargets(loads)];
   if (model) {
     targets.push({
       name: `demo model LoRA overhead on ${model.backend} (16 requests, 8 adapters)`,
@@ -182,6 +202,7 @@ async function main(): Promise<void> {
     sweeps.heatmaps.length > 0 ? `## LoRA slowdown heatmaps\n\n${sweeps.heatmaps.map(heatmapTable).join('\n\n')}` : '',
     activation ? `## Adapters\n\n${adapterTable(activation, parses)}` : '',
     models.length > 0 ? `## Demo model\n\n${models.map(modelTable).join('\n\n')}` : '',
+    loads.length > 0 ? `## Checkpoint loading\n\n${loadTable(loads)}` : '',
   ];
   // The issues set their targets at the full shapes: smaller runs only check that everything runs.
   const caveat =
@@ -195,6 +216,17 @@ async function main(): Promise<void> {
     adapters: activation ? { activation, parses } : undefined,
     model: model ? { preset: model.preset, overhead: model.overhead, lora: model.lora, base: model.base } : undefined,
     models: models.map((m) => ({ backend: m.backend, preset: m.preset, overhead: m.overhead, lora: m.lora, base: m.base })),
+    load: loads.map((l) => ({
+      backend: l.backend,
+      variant: l.variant,
+      checkpointMB: l.checkpointMB,
+      mbPerSec: l.mbPerSec,
+      minMbPerSec: l.minMbPerSec,
+      maxMbPerSec: l.maxMbPerSec,
+      peakRssMB: l.peakRssMB,
+      peakArrayBuffersMB: l.peakArrayBuffersMB,
+      boundMB: l.boundMB,
+    })),
     grids: sweeps.grids.map((g) => ({
       backend: g.backend,
       programsCompiled: g.programsCompiled,

@@ -1,5 +1,5 @@
 import './backends.js';
-import { PRESETS } from '@lora/demo/serving';
+import { DEMO_PRESETS } from '@lora/llama/demo';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { HEATMAPS, runHeatmap } from './heatmap.js';
@@ -15,7 +15,13 @@ describe('slowdown heatmap', () => {
     await tf.setBackend('cpu');
     const before = tf.memory().numTensors;
     const cells: string[] = [];
-    const h = await runHeatmap(cpu, PRESETS.tiny!, axes, { rounds: 1, adapters: 2, rank: 4, kvLimitBytes, onCell: (l) => cells.push(l) });
+    const h = await runHeatmap(cpu, DEMO_PRESETS.tiny, axes, {
+      rounds: 1,
+      adapters: 2,
+      rank: 4,
+      kvLimitBytes,
+      onCell: (l) => cells.push(l),
+    });
     expect(tf.memory().numTensors).toBe(before);
     expect(cells).toHaveLength(4);
     expect(h.cells.map((c) => `${c.length}x${c.concurrency}`)).toEqual(['8x1', '8x4', '64x1']);

@@ -1,5 +1,6 @@
 import { createLoRA, type LoRARuntime } from '@lora/core';
-import { type Chunk, headDim, LlamaModel, type ModelConfig, Sequence, seededWeights } from '@lora/demo/serving';
+import { type CausalLM, type Chunk, type ModelConfig, Sequence } from '@lora/llama';
+import { type DemoPreset, loadDemoModel } from '@lora/llama/demo';
 import * as tf from '@tensorflow/tfjs-core';
 import { median } from './measure.js';
 import type { BackendSpec } from './methods.js';
@@ -54,7 +55,7 @@ export interface HeatmapOptions {
 const MAX_ROUNDS = 20;
 
 const kvBytes = (c: ModelConfig, length: number, concurrency: number): number =>
-  4 * 2 * c.layers * c.kvHeads * headDim(c) * (length + 1) * concurrency;
+  4 * 2 * c.numHiddenLayers * c.numKeyValueHeads * c.headDim * (length + 1) * concurrency;
 
 /**
  * The LoRA slowdown of one demo-model forward at each input length × concurrency: a decode step of
@@ -65,9 +66,7 @@ const kvBytes = (c: ModelConfig, length: number, concurrency: number): number =>
  * costs the same whatever the cache holds, and an 8k × 64 prefill would take hours on a CPU.
  * Browser-safe: the bench page runs it for webgl and webgpu in Chromium.
  */
-export async function runHeatmap(spec: BackendSpec, preset: ModelConfig, axes: HeatmapAxes, opts: HeatmapOptions): Promise<HeatmapResult> {
-  // Every timed step appends a token to each cache: room for the warm-up and up to MAX_ROUNDS rounds.
-  const config: ModelConfig = { ...preset, maxPositions: Math.max(...axes.lengths) + 2 * (Math.max(opts.rounds, MAX_ROUNDS) + 1) };
+export async function runHeatmap(spec: BackendSpec, preset: DemoPreset, axes: HeatmapAxes, opts: HeatmapOptions): Promise<HeatmapResult> {
   const rt = await createLoRA({
     backend: spec.backend,
     backendOptions: spec.backendOptions,
@@ -76,7 +75,16 @@ export async function runHeatmap(spec: BackendSpec, preset: ModelConfig, axes: H
     maxCpuLoras: opts.adapters,
     maxNumTokens: Math.max(16, ...axes.concurrency),
   });
-  const model = new LlamaModel(rt, config, seededWeights(config));
+  // Every timed step appends a token to each cache: room for the warm-up and up to MAX_ROUNDS rounds.
+  const maxPositionEmbeddings = Math.max(...axes.lengths) + 2 * (Math.max(opts.rounds, MAX_ROUNDS) + 1);
+  let model: CausalLM;
+  try {
+    ({ model } = await loadDemoModel({ ...preset, maxPositionEmbeddings }, rt));
+  } catch (err) {
+    rt.dispose();
+    throw err;
+  }
+  const config = model.config;
   const result: HeatmapResult = {
     backend: spec.label,
     preset: preset.name,
@@ -111,7 +119,7 @@ export async function runHeatmap(spec: BackendSpec, preset: ModelConfig, axes: H
 }
 
 async function measureCell(
-  model: LlamaModel,
+  model: CausalLM,
   rt: LoRARuntime,
   ids: readonly string[],
   length: number,
@@ -119,31 +127,30 @@ async function measureCell(
   rounds: number,
 ): Promise<HeatmapCell> {
   const c = model.config;
-  const kvShape: [number, number, number] = [c.kvHeads, length, headDim(c)];
+  const kvShape: [number, number, number] = [c.numKeyValueHeads, length, c.headDim];
   // One random cache per layer, cloned into every sequence (clones share memory until a step
   // appends to them).
-  const templates = Array.from({ length: c.layers }, () => ({
+  const templates = Array.from({ length: c.numHiddenLayers }, () => ({
     k: tf.randomNormal(kvShape) as tf.Tensor3D,
     v: tf.randomNormal(kvShape) as tf.Tensor3D,
   }));
   const seqs = Array.from({ length: concurrency }, () => {
-    const seq = new Sequence(c.layers);
-    templates.forEach((t, l) => {
-      seq.kv[l] = { k: tf.clone(t.k), v: tf.clone(t.v) };
-    });
+    // Sequence's cache is public so that it can be restored: here, filled as if prefill had run.
+    const seq = new Sequence();
+    for (const t of templates) seq.kv.push({ k: tf.clone(t.k), v: tf.clone(t.v) });
     seq.length = length;
     return seq;
   });
   tf.dispose(templates.flatMap((t) => [t.k, t.v]));
   const adapters = seqs.map((_, i) => ids[i % ids.length] as string);
   const step = async (withLoRA: boolean): Promise<number> => {
-    const chunks: Chunk[] = seqs.map((seq, i) => ({ seq, tokens: Int32Array.of((i * 37 + seq.length) % c.vocab) }));
+    const chunks: Chunk[] = seqs.map((seq, i) => ({ seq, tokens: Int32Array.of((i * 37 + seq.length) % c.vocabSize) }));
     const t0 = performance.now();
     rt.adapters.setBatch(
       withLoRA ? adapters : adapters.map(() => null),
       chunks.map(() => 1),
     );
-    await model.step(chunks);
+    await model.forward(chunks);
     return performance.now() - t0;
   };
   try {

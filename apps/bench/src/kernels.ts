@@ -165,8 +165,8 @@ export interface Target {
   value: number;
   goal: string;
   met: boolean;
-  /** How `value` reads: a ratio (×, the default), a share (%, when the goal has one) or a count. */
-  unit?: 'count';
+  /** How `value` reads: a ratio (×, the default), a share (%, when the goal has one), a count or a rate. */
+  unit?: 'count' | 'MB/s';
 }
 
 /** The speed targets of the backend issues (#3 for engine js, #5 for engine wasm), evaluated on one run's ratios. */

@@ -1,5 +1,5 @@
 import { type LoRARuntime, loadPeftAdapter } from '@lora/core';
-import { adapterFiles, type ModelConfig } from '@lora/demo/serving';
+import { adapterFiles, type ModelConfig } from '@lora/llama';
 
 /** `count` seeded adapters of `rank` on every linear module of the model (PEFT files, loaded as a user's would be); their ids. */
 export function registerBenchAdapters(rt: LoRARuntime, config: ModelConfig, count: number, rank: number): string[] {

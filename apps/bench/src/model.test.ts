@@ -1,18 +1,22 @@
-import { PRESETS } from '@lora/demo/serving';
+import { DEMO_PRESETS } from '@lora/llama/demo';
 import { describe, expect, it } from 'vitest';
 import { benchModel, decodeTokensPerSecond, tokensPerSecond } from './model.js';
 import { modelTable } from './report.js';
 
 describe('demo-model bench on the tiny preset', () => {
   it('serves the same schedule with and without LoRA and reports the overhead', async () => {
-    const r = await benchModel(PRESETS.tiny!, { requests: 3, adapters: 2, rank: 4, maxNewTokens: 2, rounds: 1 });
+    const r = await benchModel(DEMO_PRESETS.tiny, { requests: 3, adapters: 2, rank: 4, maxNewTokens: 2, rounds: 1 });
     for (const s of [r.lora, r.base]) {
+      // Step 1 prefills the three prompts (a first token each), step 2 decodes one token each.
+      expect(s.steps).toBe(2);
       expect(s.decodeTokens).toBe(3);
-      expect(s.prefillTokens).toBeGreaterThan(0);
+      expect(s.prefillTokens).toBeGreaterThan(3 * 4 - 1);
       expect(tokensPerSecond(s)).toBeGreaterThan(0);
       expect(decodeTokensPerSecond(s)).toBeGreaterThan(0);
     }
-    expect(r.lora.steps).toBe(r.base.steps);
+    expect(r.lora.activations).toBe(0); // the warm-up pass already activated both adapters
+    expect(r.base.activations).toBe(0);
+    expect(r.preset).toBe('tiny');
     expect(Number.isFinite(r.overhead)).toBe(true);
     expect(modelTable(r)).toMatch(/with LoRA .*\n.*without LoRA/s);
   }, 60_000);

@@ -59,7 +59,14 @@ export function kernelTable(results: readonly ShapeResult[]): string {
 export function targetTable(targets: readonly Target[]): string {
   const rows = [['target', 'shape', 'measured', 'goal', 'met']];
   for (const t of targets) {
-    const value = t.unit === 'count' ? String(t.value) : t.goal.includes('%') ? pct(t.value) : `${t.value.toFixed(1)}×`;
+    const value =
+      t.unit === 'count'
+        ? String(t.value)
+        : t.unit === 'MB/s'
+          ? `${t.value.toFixed(0)} MB/s`
+          : t.goal.includes('%')
+            ? pct(t.value)
+            : `${t.value.toFixed(1)}×`;
     rows.push([t.name, t.shape, value, t.goal, t.met ? 'yes' : 'NO']);
   }
   return markdownTable(rows);

@@ -1,5 +1,5 @@
 import { tokenBuckets } from '@lora/core';
-import type { ModelConfig } from '@lora/demo/serving';
+import type { DemoPreset } from '@lora/llama/demo';
 import { initWasm } from './backends.js';
 import { runInChromium } from './browser.js';
 import type { BrowserTask } from './browser-task.js';
@@ -13,7 +13,7 @@ import type { Progress } from './progress.js';
 /** What the grid and heatmap sections run: CPU sizes, (smaller) GPU sizes, and where. */
 export interface SweepPlan {
   grid?: { cpu: KernelShape[]; gpu: KernelShape[]; sim: KernelShape[] };
-  heatmap?: { cpu: HeatmapAxes; gpu: HeatmapAxes; preset: ModelConfig };
+  heatmap?: { cpu: HeatmapAxes; gpu: HeatmapAxes; preset: DemoPreset };
   rounds: number;
   budgetMs: number;
   wasm: boolean;

@@ -4,7 +4,7 @@ import '@lora/backend-cpu';
 import '@lora/backend-webgl';
 import '@lora/backend-webgpu';
 import { createLoRA, isLoRAError, type LoRAConfig } from '@lora/core';
-import { demoAdaptersInMemory, LlamaModel, makeRequests, PRESETS, runSession, type SessionReport, seededWeights } from '@lora/demo/serving';
+import { DEMO_PRESETS, demoAdapters, demoRequests, loadDemoModel, runDemoSession, type SessionReport } from '@lora/llama/demo';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
@@ -33,15 +33,15 @@ function loraConfig(choice: string): LoRAConfig {
 function render(report: SessionReport, backendLabel: string): void {
   const rows = $('rows');
   rows.replaceChildren(
-    ...report.checks.map((c) => {
+    ...report.checks.map((c, i) => {
       const tr = document.createElement('tr');
-      const g = c.generation;
+      const r = c.result;
       const verdict = c.pass ? (c.tieAt !== undefined ? `PASS (near-tie at ${c.tieAt})` : 'PASS') : 'FAIL';
       for (const [text, cls] of [
-        [String(g.request.id), ''],
-        [g.request.adapter ?? '(none)', ''],
-        [`${g.request.prompt.length} tokens`, ''],
-        [g.tokens.join(' '), 'tokens'],
+        [String(i), ''],
+        [r.adapter ?? '(none)', ''],
+        [`${r.promptIds.length} tokens`, ''],
+        [r.tokenIds.join(' '), 'tokens'],
         [verdict, c.pass ? 'pass' : 'fail'],
       ] as const) {
         const td = document.createElement('td');
@@ -52,7 +52,10 @@ function render(report: SessionReport, backendLabel: string): void {
       return tr;
     }),
   );
-  const tps = (s: SessionReport['lora']) => (s.prefillTokens + s.decodeTokens) / ((s.prefillMs + s.decodeMs) / 1000);
+  // Tokens the model's forwards processed, over the time of its steps: every prompt token, and every
+  // generated token fed back in (all but each request's last).
+  const tps = (s: SessionReport['lora']) =>
+    (s.promptTokens + s.generatedTokens - report.results.length) / ((s.prefillMs + s.decodeMs) / 1000);
   $('chart').replaceChildren(
     renderChart([
       { label: 'with LoRA', value: tps(report.lora) },
@@ -67,43 +70,47 @@ function render(report: SessionReport, backendLabel: string): void {
 
 async function run(): Promise<void> {
   const choice = $<HTMLSelectElement>('backend').value;
-  const preset = PRESETS[$<HTMLSelectElement>('preset').value] ?? PRESETS.tiny!;
+  const presetName = $<HTMLSelectElement>('preset').value;
+  const preset = Object.hasOwn(DEMO_PRESETS, presetName) ? DEMO_PRESETS[presetName as keyof typeof DEMO_PRESETS] : DEMO_PRESETS.tiny;
   const count = Math.max(1, Math.min(32, Number($<HTMLInputElement>('requests').value) || 8));
   const button = $<HTMLButtonElement>('run');
   button.disabled = true;
   $('results').hidden = true;
   setStatus(`starting ${choice}…`, 'running');
   try {
-    const config = loraConfig(choice);
-    const rt = await createLoRA(config);
-    const weights = seededWeights(preset);
-    const model = new LlamaModel(rt, preset, weights);
+    const lora = loraConfig(choice);
+    const runtime = await createLoRA(lora);
     try {
-      const adapters = demoAdaptersInMemory(preset);
-      for (const a of adapters) rt.adapters.register(a);
-      const requests = makeRequests(
-        count,
-        adapters.map((a) => a.id),
-        preset.vocab,
-        8,
-      );
-      const report = await runSession({
-        rt,
-        config,
-        model,
-        modelConfig: preset,
-        weights,
-        adapters,
-        requests,
-        onProgress: (phase, done, total) => setStatus(`${phase}: ${done}/${total}`, 'running'),
-      });
-      const simd = rt.backend.stats?.().simd === 1 ? ' (SIMD kernels)' : '';
-      render(report, `${rt.backend.name} on tfjs ${rt.backend.tfBackend}${simd}`);
-      const passed = report.checks.every((c) => c.pass);
-      setStatus(`done: ${report.checks.filter((c) => c.pass).length}/${report.checks.length} PASS`, passed ? 'done' : 'error');
+      setStatus(`loading the ${preset.name} model…`, 'running');
+      const { model, config, checkpoint } = await loadDemoModel(preset, runtime);
+      try {
+        const adapters = demoAdapters(config);
+        for (const a of adapters) runtime.adapters.register(a);
+        const requests = demoRequests(
+          count,
+          adapters.map((a) => a.id),
+          config.vocabSize,
+          8,
+        );
+        const report = await runDemoSession({
+          runtime,
+          lora,
+          model,
+          config,
+          weights: checkpoint.weights,
+          adapters,
+          requests,
+          onProgress: (phase, done, total) => setStatus(`${phase}: ${done}/${total}`, 'running'),
+        });
+        const simd = runtime.backend.stats?.().simd === 1 ? ' (SIMD kernels)' : '';
+        render(report, `${runtime.backend.name} on tfjs ${runtime.backend.tfBackend}${simd}`);
+        const passed = report.checks.every((c) => c.pass);
+        setStatus(`done: ${report.checks.filter((c) => c.pass).length}/${report.checks.length} PASS`, passed ? 'done' : 'error');
+      } finally {
+        model.dispose();
+      }
     } finally {
-      model.dispose();
-      rt.dispose();
+      runtime.dispose();
     }
   } catch (err) {
     // LoRAErrors are the user's: one clear line. Anything else is a bug, shown as such.
@@ -117,3 +124,15 @@ $<HTMLFormElement>('controls').addEventListener('submit', (event) => {
   event.preventDefault();
   void run();
 });
+
+// ?backend=webgpu&preset=tiny&requests=6&run=1 selects those controls, and run=1 starts at once
+// (links to a given backend, and tests that need no clicks). Unknown values leave a control as it is.
+const query = new URLSearchParams(location.search);
+for (const id of ['backend', 'preset', 'requests'] as const) {
+  const value = query.get(id);
+  const control = $<HTMLSelectElement | HTMLInputElement>(id);
+  if (value === null) continue;
+  if (control instanceof HTMLSelectElement && !Array.from(control.options).some((o) => o.value === value)) continue;
+  control.value = value;
+}
+if (query.get('run') === '1') void run();

@@ -75,4 +75,25 @@ describe('playground in Chromium', () => {
     },
     180_000,
   );
+
+  it('?backend=webgpu&run=1 selects the backend and starts without a click (requests=3 too)', async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    await page.goto(`${url}?backend=webgpu&requests=3&run=1`);
+    await page.waitForFunction(
+      () => ['done', 'error'].includes(document.querySelector('#status')?.getAttribute('data-state') ?? ''),
+      null,
+      {
+        timeout: 120_000,
+      },
+    );
+    expect(await page.textContent('#status'), errors.join('\n')).toBe('done: 3/3 PASS');
+    expect(await page.$eval('#backend', (s) => (s as HTMLSelectElement).value)).toBe('webgpu');
+    expect(await page.textContent('#summary')).toMatch(/^webgpu on tfjs webgpu: 3\/3 requests PASS/);
+    expect(await page.$eval('#requests', (i) => (i as HTMLInputElement).value)).toBe('3');
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 180_000);
 });

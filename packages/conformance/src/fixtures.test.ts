@@ -2,8 +2,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadPeftAdapter, loadPeftAdapterFromDir, parseSafetensors } from '@lora/core';
+import { adapterFiles, moduleSpecs } from '@lora/llama';
 import { describe, expect, it } from 'vitest';
-import { FIXTURE_ADAPTERS, llamaModules, randomPeftFiles, writeFixtureAdapters } from './fixtures/tiny-llama.js';
+import { FIXTURE_ADAPTERS, TINY_LLAMA, writeFixtureAdapters } from './fixtures/tiny-llama.js';
 import { Random } from './random.js';
 
 describe('PEFT fixture generator', () => {
@@ -12,9 +13,10 @@ describe('PEFT fixture generator', () => {
     try {
       const dirs = await writeFixtureAdapters(root, new Random(1));
       const again = new Random(1);
-      for (const { id, ...spec } of FIXTURE_ADAPTERS) {
+      for (const spec of FIXTURE_ADAPTERS) {
+        const { id } = spec;
         const fromDir = await loadPeftAdapterFromDir(dirs.get(id)!);
-        const inMemory = loadPeftAdapter({ id, ...randomPeftFiles(again, spec) });
+        const inMemory = loadPeftAdapter({ id, ...adapterFiles(TINY_LLAMA, spec, again.seed()) });
         expect(fromDir.id).toBe(id);
         expect([...fromDir.modules.keys()].sort()).toEqual([...inMemory.modules.keys()].sort());
         for (const [name, m] of inMemory.modules) {
@@ -40,7 +42,7 @@ describe('PEFT fixture generator', () => {
   });
 
   it('covers every module kind of the tiny Llama', () => {
-    const kinds = new Set(llamaModules().map((m) => m.short));
+    const kinds = new Set(moduleSpecs(TINY_LLAMA).map((m) => m.short));
     expect([...kinds].sort()).toEqual([
       'down_proj',
       'embed_tokens',

@@ -27,6 +27,11 @@ export class Random {
     return out;
   }
 
+  /** A seed for another seeded generator (e.g. @lora/llama's fixtures), drawn from this one. */
+  seed(): number {
+    return this.int(1, 2 ** 31 - 1);
+  }
+
   pick<T>(items: readonly T[]): T {
     return items[this.int(0, items.length - 1)] as T;
   }

@@ -25,14 +25,21 @@ export {
 } from './config.js';
 export { createLoRA, type LoRARuntime } from './create.js';
 export { describeValue, isLoRAError, LORA_ERROR_CODES, LoRAError, type LoRAErrorCode, MAX_ERROR_MESSAGE } from './errors.js';
-export { readLocalFile } from './files.js';
+export { type LocalFile, openLocalFile, readLocalFile } from './files.js';
 export { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat } from './formats/half.js';
 export {
+  decodableDType,
+  decodeSafetensorsData,
   MAX_HEADER_BYTES,
   MAX_TENSORS,
   type ParsedSafetensors,
+  type ParseSafetensorsOptions,
   parseSafetensors,
+  parseSafetensorsLayout,
+  readSafetensorsHeaderLength,
   type SafetensorsDType,
+  type SafetensorsEntry,
+  type SafetensorsLayout,
   type SafetensorsTensor,
   type SerializableDType,
   serializeSafetensors,

@@ -55,10 +55,26 @@ async function load(files: Files | string, options: { maxBytes?: number; onProgr
   }
 }
 
-const rejects = async (files: Files, check: (e: unknown) => boolean, options = {}) => {
+/**
+ * The load fails as `check` expects, leaving no tensor behind, both from memory (whole files,
+ * parsed by core) and from a directory (headers first, tensors read at offsets): the same checks
+ * and messages, up to the source's name.
+ */
+const rejects = async (files: Files, check: (e: unknown) => boolean, options = {}, { fromDir = true } = {}) => {
   const before = tf.memory().numTensors;
   await expect(load(files, options)).rejects.toSatisfy(check);
   expect(tf.memory().numTensors).toBe(before);
+  if (!fromDir) return;
+  const path = await mkdtemp(join(tmpdir(), 'lora-llama-rejects-'));
+  try {
+    await writeCheckpoint(path, files);
+    const asInMemory = (e: unknown) =>
+      check(Object.assign(new Error((e as Error).message.replaceAll(path, 'in-memory files')), { code: (e as { code?: string }).code }));
+    await expect(load(path, options)).rejects.toSatisfy(asInMemory);
+    expect(tf.memory().numTensors).toBe(before);
+  } finally {
+    await rm(path, { recursive: true, force: true });
+  }
 };
 
 describe('loadModel', () => {
@@ -91,18 +107,22 @@ describe('loadModel', () => {
     expect(await logitsOf(b.model)).toEqual(await logitsOf(a.model));
     a.dispose();
     b.dispose();
-    // One report per file read, and one more per weights file once converted; shards in order.
-    expect(events.map((e) => e.file)).toEqual([
+    // Reports per file as its bytes arrive (a shard read at offsets: per piece), files in order,
+    // each weights file ending with a report of all its bytes once converted.
+    expect(events.map((e) => e.file).filter((f, i, all) => f !== all[i - 1])).toEqual([
       'config.json',
       'model.safetensors.index.json',
       'model-00001-of-00003.safetensors',
-      'model-00001-of-00003.safetensors',
       'model-00002-of-00003.safetensors',
-      'model-00002-of-00003.safetensors',
-      'model-00003-of-00003.safetensors',
       'model-00003-of-00003.safetensors',
     ]);
     expect(events.every((e) => e.total === undefined || e.loaded <= e.total)).toBe(true);
+    expect(events.every((e, i) => e.file !== events[i - 1]?.file || e.loaded >= (events[i - 1] as LoadProgress).loaded)).toBe(true);
+    for (const shard of Object.keys(sharded.files).filter((f) => f.endsWith('.safetensors'))) {
+      const last = events.filter((e) => e.file === shard).at(-1) as LoadProgress;
+      expect(last.loaded).toBe(sharded.files[shard]?.byteLength);
+      expect(last.total).toBe(last.loaded);
+    }
   });
 
   it.each([
@@ -130,9 +150,13 @@ describe('loadModel', () => {
     };
     const a = await load(half.files);
     const b = await load(asF32);
+    // From a directory: decoded piece by piece behind reads at offsets.
+    const path = join(dir, `${preset}-half`);
+    await writeCheckpoint(path, half.files);
+    const c = await load(path);
     expect(await logitsOf(a.model)).toEqual(await logitsOf(b.model));
-    a.dispose();
-    b.dispose();
+    expect(await logitsOf(c.model)).toEqual(await logitsOf(b.model));
+    for (const m of [a, b, c]) m.dispose();
   });
 
   it('accepts what transformers ignores: rotary inv_freq buffers, and lm_head.weight equal to the tied embedding', async () => {
@@ -143,7 +167,12 @@ describe('loadModel', () => {
     });
     const m = await load(extra);
     expect(m.model.config).toEqual(config);
+    const path = join(dir, 'tied-extra');
+    await writeCheckpoint(path, extra);
+    const d = await load(path);
+    expect(await logitsOf(d.model)).toEqual(await logitsOf(m.model));
     m.dispose();
+    d.dispose();
     const differs = editTensors(files, 'model.safetensors', (t) => {
       t['lm_head.weight'] = { shape: [128, 64], data: new Float32Array(128 * 64) };
     });
@@ -316,12 +345,19 @@ describe('loadModel', () => {
 
     it('a file over maxBytes', async () => {
       const size = (files['model.safetensors'] as Uint8Array).byteLength;
+      // Each source words its refusal itself: the directory's is checked below.
       await rejects(
         files,
         code('E_FORMAT', new RegExp(`in-memory files: model\\.safetensors is ${size} bytes; at most maxBytes = 100000 may be read`)),
         { maxBytes: 100_000 },
+        { fromDir: false },
       );
-      await rejects(files, code('E_FORMAT', /config\.json is \d+ bytes; at most maxBytes = 100 may be read/), { maxBytes: 100 });
+      await rejects(
+        files,
+        code('E_FORMAT', /config\.json is \d+ bytes; at most maxBytes = 100 may be read/),
+        { maxBytes: 100 },
+        { fromDir: false },
+      );
       const path = join(dir, 'limited');
       await writeCheckpoint(path, files);
       const runtime = await referenceRuntime();

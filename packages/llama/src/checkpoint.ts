@@ -1,11 +1,23 @@
-import { describeValue, isLoRAError, LoRAError, type LoRARuntime, parseSafetensors, type SafetensorsTensor } from '@lora/core';
+import {
+  decodableDType,
+  describeValue,
+  isLoRAError,
+  LoRAError,
+  type LoRARuntime,
+  parseSafetensors,
+  parseSafetensorsLayout,
+  readSafetensorsHeaderLength,
+  type SafetensorsLayout,
+} from '@lora/core';
 import { parseCheckpointIndex, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME } from './checkpoint-index.js';
 import { type ModelConfig, type ParseConfigOptions, parseModelConfig } from './config.js';
 import { type CausalLM, createCausalLM } from './model.js';
-import { checkpointTensors, isIgnoredTensor, LM_HEAD, modelFloat32Bytes } from './modules.js';
-import type { FileSource, LoadProgress } from './source.js';
+import { checkpointTensors, elements, isIgnoredTensor, LM_HEAD, modelFloat32Bytes } from './modules.js';
+import type { FileSource, LoadProgress, RandomAccessFile } from './source.js';
 import { filePath } from './sources/names.js';
 import { type ModelSource, toFileSource } from './sources/resolve.js';
+import { readTensors, type TensorRead } from './tensor-reader.js';
+import { WeightDestinations } from './weight-destinations.js';
 
 export interface LoadConfigOptions extends ParseConfigOptions {
   /** Largest file the loader reads (default: config.json 4 MiB; weights the float32 model size + 64 MiB). */
@@ -75,11 +87,24 @@ export async function loadModelConfig(source: ModelSource, options: LoadConfigOp
   return readConfig(toFileSource(source), options);
 }
 
+/** Rethrows a LoRAError about a file's contents with the file's path in front. */
+function inFile<T>(where: string, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    if (!isLoRAError(err)) throw err;
+    throw new LoRAError(err.code, `${where}: ${stripCode(err)}`, { cause: err });
+  }
+}
+
 /**
- * Collects a checkpoint's tensors as owned float32 arrays, one weights file at a time: each file is
- * read, parsed (core's `parseSafetensors` converts F16/BF16/F64 to float32), its tensors checked
- * against the config and copied out of the file's buffer where they are views of it, and the file
- * is dropped before the next one is read. Peak memory: the float32 weights plus one file.
+ * Collects a checkpoint's tensors as owned float32 arrays, one weights file at a time, each tensor
+ * decoded straight into the array `WeightDestinations` gives it (F16/BF16/F64 converted to float32
+ * on the way) and checked against the config. A source that can read at offsets (`open`: a local
+ * directory) has each file's header read and validated first, then each tensor read into its
+ * array: no file is ever held whole (peak memory: the float32 weights plus 4 MB), and ignored
+ * tensors are not read at all. Any other source hands over whole files, parsed by core's
+ * `parseSafetensors` and dropped before the next one is read (peak: the weights plus one file).
  */
 class WeightCollector {
   readonly weights = new Map<string, Float32Array>();
@@ -88,6 +113,7 @@ class WeightCollector {
   readonly #options: LoadConfigOptions;
   readonly #expected: ReadonlyMap<string, readonly number[]>;
   readonly #maxBytes: number;
+  readonly #destinations: WeightDestinations;
   /** lm_head.weight stored although the embeddings are tied: checked against the embedding at the end. */
   #tiedHead: { data: Float32Array; file: string } | undefined;
 
@@ -97,12 +123,11 @@ class WeightCollector {
     this.#options = options;
     this.#expected = new Map(checkpointTensors(config).map((t) => [t.name, t.shape]));
     this.#maxBytes = options.maxBytes ?? modelFloat32Bytes(config) + SHARD_SLACK_BYTES;
+    this.#destinations = new WeightDestinations(config);
   }
 
   async collect(): Promise<Map<string, Float32Array>> {
-    const single = await this.#source.read(SAFE_WEIGHTS_NAME, { maxBytes: this.#maxBytes, onProgress: this.#options.onProgress });
-    if (single !== undefined) {
-      this.#convert(SAFE_WEIGHTS_NAME, single, undefined);
+    if (await this.#weightsFile(SAFE_WEIGHTS_NAME, undefined)) {
       this.#checkComplete(() => filePath(this.#source.description, SAFE_WEIGHTS_NAME));
     } else {
       await this.#collectShards();
@@ -137,49 +162,116 @@ class WeightCollector {
     const needed = new Set([...index.weightMap].filter(([name]) => !isIgnoredTensor(name)).map(([, file]) => file));
     const wanted = index.shards.filter((s) => needed.has(s));
     // One shard per call: when a call returns, nothing of its file is reachable any more.
-    for (const shard of wanted) await this.#collectShard(shard, index.weightMap);
+    for (const shard of wanted) {
+      if (!(await this.#weightsFile(shard, index.weightMap))) {
+        throw new LoRAError(
+          'E_NOT_FOUND',
+          `${filePath(source.description, shard)} does not exist; ${SAFE_WEIGHTS_INDEX_NAME} lists it as a shard`,
+        );
+      }
+    }
     this.#checkComplete(
       (name) => `${filePath(source.description, index.weightMap.get(name) as string)} (where ${SAFE_WEIGHTS_INDEX_NAME} puts it)`,
     );
   }
 
-  async #collectShard(shard: string, weightMap: ReadonlyMap<string, string>): Promise<void> {
-    const bytes = await readRequired(this.#source, shard, this.#maxBytes, this.#options, `${SAFE_WEIGHTS_INDEX_NAME} lists it as a shard`);
-    this.#convert(shard, bytes, weightMap);
+  /** Reads, checks and keeps every tensor of one weights file; false when the source has no such file. */
+  async #weightsFile(file: string, weightMap: ReadonlyMap<string, string> | undefined): Promise<boolean> {
+    const options = { maxBytes: this.#maxBytes, onProgress: this.#options.onProgress };
+    if (this.#source.open !== undefined) {
+      const opened = await this.#source.open(file, options);
+      if (opened === undefined) return false;
+      try {
+        await this.#convertOpened(file, opened, weightMap);
+      } finally {
+        await opened.close();
+      }
+      return true;
+    }
+    const bytes = await this.#source.read(file, options);
+    if (bytes === undefined) return false;
+    this.#convertBytes(file, bytes, weightMap);
+    return true;
   }
 
-  /** Checks and keeps every tensor of one weights file. */
-  #convert(file: string, bytes: Uint8Array, weightMap: ReadonlyMap<string, string> | undefined): void {
+  /** A whole file in memory: parsed by core, each expected tensor decoded into its destination. */
+  #convertBytes(file: string, bytes: Uint8Array, weightMap: ReadonlyMap<string, string> | undefined): void {
     const where = filePath(this.#source.description, file);
-    let tensors: Record<string, SafetensorsTensor>;
-    try {
-      tensors = parseSafetensors(bytes).tensors;
-    } catch (err) {
-      if (!isLoRAError(err)) throw err;
-      throw new LoRAError(err.code, `${where}: ${stripCode(err)}`, { cause: err });
-    }
+    // A tensor stored twice gets no destination the second time: the checks below refuse it.
+    const output = (name: string, t: { shape: readonly number[] }) =>
+      this.weights.has(name) ? undefined : this.#destinations.for(name, t.shape);
+    const { tensors } = inFile(where, () => parseSafetensors(bytes, { output }));
     for (const [name, tensor] of Object.entries(tensors)) {
-      if (isIgnoredTensor(name)) continue;
-      if (weightMap !== undefined && weightMap.get(name) !== file) {
-        const listed = weightMap.get(name);
-        throw new LoRAError(
-          'E_FORMAT',
-          `${where} holds ${name}, but ${SAFE_WEIGHTS_INDEX_NAME} ${listed === undefined ? 'does not list it' : `puts it in ${listed}`}`,
-        );
-      }
-      const tied = this.#isTiedHead(name);
-      const shape = tied ? [this.#config.vocabSize, this.#config.hiddenSize] : this.#expected.get(name);
-      if (shape === undefined) this.#unexpected(name, where);
-      if (this.weights.has(name) || (tied && this.#tiedHead))
-        throw new LoRAError('E_FORMAT', `${where}: ${name} appears twice in the checkpoint`);
-      checkShape(name, tensor.shape, shape as readonly number[], where);
-      // A view into the file's buffer would keep the whole file alive: copy it out. Decoded F16/BF16 data is already ours.
-      const data = tensor.data.buffer === bytes.buffer ? tensor.data.slice() : tensor.data;
-      if (tied) this.#tiedHead = { data, file: where };
-      else this.weights.set(name, data);
+      const kind = this.#check(where, file, weightMap, name, tensor.shape);
+      if (kind === 'skip') continue;
+      // A view into the file's buffer (a tensor that got no destination) would keep the whole file alive: copy it out.
+      this.#keep(kind, name, tensor.data.buffer === bytes.buffer ? tensor.data.slice() : tensor.data, where);
     }
     const size = bytes.byteLength;
     this.#options.onProgress?.({ file, loaded: size, total: size });
+  }
+
+  /** A file read at offsets: its header first (validated as `parseSafetensors` would), then each tensor it needs. */
+  async #convertOpened(file: string, opened: RandomAccessFile, weightMap: ReadonlyMap<string, string> | undefined): Promise<void> {
+    const where = filePath(this.#source.description, file);
+    const { size } = opened;
+    const head = new Uint8Array(Math.min(8, size));
+    await opened.read(head, 0);
+    const headerLength = inFile(where, () => readSafetensorsHeaderLength(head, size));
+    const prefix = new Uint8Array(8 + headerLength);
+    await opened.read(prefix, 0);
+    const layout: SafetensorsLayout = inFile(where, () => parseSafetensorsLayout(prefix, size));
+    const dtypes = inFile(where, () => layout.entries.map((e) => decodableDType(e)));
+    const reads: (TensorRead & { kind: 'tied' | 'weight'; name: string })[] = [];
+    layout.entries.forEach((e, i) => {
+      const kind = this.#check(where, file, weightMap, e.name, e.shape);
+      if (kind === 'skip') return; // not even read
+      const out = kind === 'tied' ? new Float32Array(elements(e.shape)) : (this.#destinations.for(e.name, e.shape) as Float32Array);
+      reads.push({ kind, name: e.name, position: layout.dataStart + e.begin, dtype: dtypes[i] as TensorRead['dtype'], out });
+    });
+    // In file order: the reads move forward through the file.
+    reads.sort((a, b) => a.position - b.position);
+    let loaded = prefix.byteLength;
+    await readTensors(opened, reads, (bytes) => {
+      loaded += bytes;
+      this.#options.onProgress?.({ file, loaded, total: size });
+    });
+    for (const r of reads) this.#keep(r.kind, r.name, r.out, where);
+    this.#options.onProgress?.({ file, loaded: size, total: size });
+  }
+
+  /**
+   * What to do with a tensor a file holds: skip it (transformers ignores it too), keep it as a
+   * weight, or as the stored lm_head of tied embeddings; anything else is refused here, before
+   * its data is used: a tensor the index puts elsewhere, an unexpected or repeated one, a wrong shape.
+   */
+  #check(
+    where: string,
+    file: string,
+    weightMap: ReadonlyMap<string, string> | undefined,
+    name: string,
+    found: readonly number[],
+  ): 'skip' | 'tied' | 'weight' {
+    if (isIgnoredTensor(name)) return 'skip';
+    if (weightMap !== undefined && weightMap.get(name) !== file) {
+      const listed = weightMap.get(name);
+      throw new LoRAError(
+        'E_FORMAT',
+        `${where} holds ${name}, but ${SAFE_WEIGHTS_INDEX_NAME} ${listed === undefined ? 'does not list it' : `puts it in ${listed}`}`,
+      );
+    }
+    const tied = this.#isTiedHead(name);
+    const shape = tied ? [this.#config.vocabSize, this.#config.hiddenSize] : this.#expected.get(name);
+    if (shape === undefined) this.#unexpected(name, where);
+    if (this.weights.has(name) || (tied && this.#tiedHead))
+      throw new LoRAError('E_FORMAT', `${where}: ${name} appears twice in the checkpoint`);
+    checkShape(name, found, shape as readonly number[], where);
+    return tied ? 'tied' : 'weight';
+  }
+
+  #keep(kind: 'tied' | 'weight', name: string, data: Float32Array, where: string): void {
+    if (kind === 'tied') this.#tiedHead = { data, file: where };
+    else this.weights.set(name, data);
   }
 
   #isTiedHead(name: string): boolean {

@@ -51,7 +51,7 @@ export { checkpointTensors, kvWidth, type ModuleSpec, modelFloat32Bytes, moduleS
 export { mergeAdapter, referenceLogits } from './reference.js';
 export { seeded, uniform } from './rng.js';
 export { type LayerCache, Sequence } from './sequence.js';
-export type { FileSource, LoadProgress, ReadOptions } from './source.js';
+export type { FileSource, LoadProgress, RandomAccessFile, ReadOptions } from './source.js';
 export { dirSource } from './sources/dir.js';
 export { type HubSource, type HubSourceOptions, hubSource } from './sources/hub.js';
 export { locateSource } from './sources/locate.js';

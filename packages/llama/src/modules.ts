@@ -72,6 +72,28 @@ export function moduleSpecs(c: ModelConfig): ModuleSpec[] {
   return specs;
 }
 
+/**
+ * The tensors the model keeps as one packed weight, each group in packing order: q/k/v and
+ * gate/up per layer, weights and (where the config has them) biases, as `DecoderLayer` packs
+ * them. The loader decodes each group into one array, which `WeightTaker.pack` then takes as it
+ * is; were the two orders ever to differ, `pack` would copy instead (slower, still right).
+ */
+export function packedTensors(c: ModelConfig): string[][] {
+  const groups: string[][] = [];
+  for (let i = 0; i < c.numHiddenLayers; i++) {
+    const m = layerModules(i);
+    const qkv = [m.q, m.k, m.v];
+    const gateUp = [m.gate, m.up];
+    groups.push(
+      qkv.map((n) => `${n}.weight`),
+      gateUp.map((n) => `${n}.weight`),
+    );
+    if (c.qkvBias) groups.push(qkv.map((n) => `${n}.bias`));
+    if (c.mlpBias) groups.push(gateUp.map((n) => `${n}.bias`));
+  }
+  return groups;
+}
+
 /** One tensor of a checkpoint: its name in the safetensors files and its shape (torch layout). */
 export interface TensorSpec {
   readonly name: string;

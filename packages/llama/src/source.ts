@@ -13,6 +13,22 @@ export interface FileSource {
    * is refused with `LoRAError('E_FORMAT')` naming it. `onProgress` reports bytes as they arrive.
    */
   read(name: string, options: ReadOptions): Promise<Uint8Array | undefined>;
+  /**
+   * Optional, for sources that can read at offsets (a local directory): the file opened, or
+   * undefined when there is no such file, with `read`'s `maxBytes` rule. The checkpoint loader
+   * then reads each tensor straight into the array it keeps instead of holding whole files:
+   * peak memory near the float32 model alone, and one copy fewer. `onProgress` is the loader's.
+   */
+  open?(name: string, options: ReadOptions): Promise<RandomAccessFile | undefined>;
+}
+
+/** A file opened for reads at offsets (core's `openLocalFile` gives one for a local file). */
+export interface RandomAccessFile {
+  /** Its size when it was opened. */
+  readonly size: number;
+  /** Fills `into` with the bytes from `position` on; rejects when the file ends first. */
+  read(into: Uint8Array, position: number): Promise<void>;
+  close(): Promise<void>;
 }
 
 export interface ReadOptions {

@@ -43,10 +43,16 @@ export class WeightTaker {
     return data;
   }
 
-  /** Several tensors' rows stacked into one new array (packed q/k/v, gate/up), in the order given; one tensor as it is. */
+  /**
+   * Several tensors' rows stacked into one array (packed q/k/v, gate/up), in the order given; one
+   * tensor as it is. Parts that already lie back to back in one buffer (the loader decodes each
+   * packed group that way) are taken as that buffer's span: no copy.
+   */
   pack(names: readonly string[]): Float32Array {
     if (names.length === 1) return this.take(names[0] as string);
     const parts = names.map((n) => this.take(n));
+    const span = contiguous(parts);
+    if (span !== undefined) return span;
     const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
     let at = 0;
     for (const p of parts) {
@@ -55,4 +61,15 @@ export class WeightTaker {
     }
     return out;
   }
+}
+
+/** The one array the parts make up when each starts where the previous one ends in the same buffer. */
+function contiguous(parts: readonly Float32Array[]): Float32Array | undefined {
+  const first = parts[0] as Float32Array;
+  let end = first.byteOffset;
+  for (const p of parts) {
+    if (p.buffer !== first.buffer || p.byteOffset !== end) return undefined;
+    end += p.byteLength;
+  }
+  return new Float32Array(first.buffer, first.byteOffset, (end - first.byteOffset) / Float32Array.BYTES_PER_ELEMENT);
 }

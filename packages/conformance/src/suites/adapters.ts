@@ -1,13 +1,16 @@
 import { type LoRAAdapter, LoRAError, type LoRALayer, type LoRARuntime, loadPeftAdapter } from '@lora/core';
+import { adapterFiles, moduleSpecs } from '@lora/llama';
 import * as tf from '@tensorflow/tfjs-core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { buildTinyLlama, FIXTURE_ADAPTERS, llamaModules, randomPeftFiles, TINY_LLAMA, type TinyLlama } from '../fixtures/tiny-llama.js';
+import { buildTinyLlama, FIXTURE_ADAPTERS, TINY_LLAMA, type TinyLlama, tinyLlamaConfig } from '../fixtures/tiny-llama.js';
 import { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE, makeRuntime } from '../harness.js';
 import { Random } from '../random.js';
 
 function loadFixtures(rng: Random): Map<string, LoRAAdapter> {
-  return new Map(FIXTURE_ADAPTERS.map((spec) => [spec.id, loadPeftAdapter({ id: spec.id, ...randomPeftFiles(rng, spec) })]));
+  return new Map(
+    FIXTURE_ADAPTERS.map((spec) => [spec.id, loadPeftAdapter({ id: spec.id, ...adapterFiles(TINY_LLAMA, spec, rng.seed()) })]),
+  );
 }
 
 /** Max over rows of max|actual − ref| / rss(products of the row), with ref = x·(W + scale·B·A)ᵀ in float64. */
@@ -78,7 +81,7 @@ async function checkModel(
     errors[label] = mergedLinearError((await out.data()) as Float32Array, xData, rows, inF, slices, model.base, ofRow);
     tf.dispose([x, out]);
   };
-  for (let i = 0; i < c.layers; i++) {
+  for (let i = 0; i < c.numHiddenLayers; i++) {
     await linear(`layers.${i}.qkv`, model.qkv[i]!, T, adapterOfToken);
     await linear(`layers.${i}.o_proj`, model.o[i]!, T, adapterOfToken);
     await linear(`layers.${i}.gate_up`, model.gateUp[i]!, T, adapterOfToken);
@@ -87,7 +90,7 @@ async function checkModel(
   await linear('lm_head', model.lmHead, ids.length, (r) => (ids[r] === null ? undefined : adapters.get(ids[r] as string)));
 
   // Embedding: W[id] + scale · B · A[:, id] (PEFT layouts).
-  const idsData = Int32Array.from({ length: T }, () => rng.int(0, c.vocab - 1));
+  const idsData = Int32Array.from({ length: T }, () => rng.int(0, c.vocabSize - 1));
   const tokenIds = tf.tensor1d(idsData, 'int32');
   const out = (await model.embed.forward(tokenIds).data()) as Float32Array;
   const w = model.base.get('model.embed_tokens') as Float32Array;
@@ -97,17 +100,17 @@ async function checkModel(
     const id = idsData[t] as number;
     let rowErr = 0;
     let squares = 0;
-    for (let d = 0; d < c.hidden; d++) {
-      let ref = w[id * c.hidden + d] as number;
+    for (let d = 0; d < c.hiddenSize; d++) {
+      let ref = w[id * c.hiddenSize + d] as number;
       squares += ref * ref;
       if (m) {
         for (let k = 0; k < m.rank; k++) {
-          const p = m.scale * (m.b[d * m.rank + k] as number) * (m.a[k * c.vocab + id] as number);
+          const p = m.scale * (m.b[d * m.rank + k] as number) * (m.a[k * c.vocabSize + id] as number);
           ref += p;
           squares += p * p;
         }
       }
-      rowErr = Math.max(rowErr, Math.abs((out[t * c.hidden + d] as number) - ref));
+      rowErr = Math.max(rowErr, Math.abs((out[t * c.hiddenSize + d] as number) - ref));
     }
     worst = Math.max(worst, rowErr / Math.sqrt(squares || 1));
   }
@@ -225,7 +228,7 @@ export function adapterSuite(factory: BackendFactory, caps: BackendCapabilities)
         expectCode(() => rt.adapters.register({ id: 'bad' } as LoRAAdapter), 'E_CONFIG', /expects a LoRAAdapter/);
         const foreign = loadPeftAdapter({
           id: 'foreign',
-          ...randomPeftFiles(rng, { rank: 2, alpha: 2, targets: ['q_proj'] }, { ...TINY_LLAMA, layers: 3 }),
+          ...adapterFiles(tinyLlamaConfig({ numHiddenLayers: 3 }), { id: 'foreign', rank: 2, alpha: 2, targets: ['q_proj'] }, rng.seed()),
         });
         expectCode(
           () => rt.adapters.register(foreign),
@@ -234,7 +237,12 @@ export function adapterSuite(factory: BackendFactory, caps: BackendCapabilities)
         );
         const wide = loadPeftAdapter({
           id: 'wide',
-          ...randomPeftFiles(rng, { rank: 2, alpha: 2, targets: ['q_proj'] }, { ...TINY_LLAMA, hidden: 20 }),
+          // Five heads of 4: q_proj 20 → 20 where the model's is 16 → 16.
+          ...adapterFiles(
+            tinyLlamaConfig({ hiddenSize: 20, numAttentionHeads: 5 }),
+            { id: 'wide', rank: 2, alpha: 2, targets: ['q_proj'] },
+            rng.seed(),
+          ),
         });
         expectCode(
           () => rt.adapters.register(wide),
@@ -278,21 +286,23 @@ export function adapterSuite(factory: BackendFactory, caps: BackendCapabilities)
         const L = 3;
         const rt = await makeRuntime(factory, { maxLoras: L, maxLoraRank: 16, maxCpuLoras: 4 });
         const rng = new Random(77);
-        const model = buildTinyLlama(rt, rng, { ...TINY_LLAMA, layers: 1 });
+        const oneLayer = tinyLlamaConfig({ numHiddenLayers: 1 });
+        const model = buildTinyLlama(rt, rng, oneLayer);
         const pool = new Map<string, LoRAAdapter>();
-        const shapes = llamaModules({ ...TINY_LLAMA, layers: 1 });
+        const shapes = moduleSpecs(oneLayer);
         const shorts = [...new Set(shapes.map((m) => m.short))];
         for (let i = 0; i < 6; i++) {
           const targets = shorts.filter((_, j) => (i + j) % 3 !== 0);
+          const id = `a${i}`;
           const spec = {
+            id,
             rank: [2, 4, 8, 16][i % 4]!,
             alpha: 4 + i,
             targets,
             rslora: i % 2 === 1,
             dtype: i % 2 === 0 ? ('BF16' as const) : ('F32' as const),
           };
-          const id = `a${i}`;
-          pool.set(id, loadPeftAdapter({ id, ...randomPeftFiles(rng, spec, { ...TINY_LLAMA, layers: 1 }) }));
+          pool.set(id, loadPeftAdapter({ id, ...adapterFiles(oneLayer, spec, rng.seed()) }));
         }
         const ids = [...pool.keys()];
         const id = fc.constantFrom(...ids);
@@ -362,11 +372,12 @@ export function adapterSuite(factory: BackendFactory, caps: BackendCapabilities)
         const adapters = loadFixtures(rng);
         const ids = [...adapters.keys()];
         const forwardAll = (T: number, N: number) => {
-          const x = tf.tensor2d(rng.floats(T * TINY_LLAMA.hidden), [T, TINY_LLAMA.hidden]);
-          const xi = tf.tensor2d(rng.floats(T * TINY_LLAMA.intermediate), [T, TINY_LLAMA.intermediate]);
-          const xs = tf.tensor2d(rng.floats(N * TINY_LLAMA.hidden), [N, TINY_LLAMA.hidden]);
+          const { hiddenSize: H, intermediateSize: I } = TINY_LLAMA;
+          const x = tf.tensor2d(rng.floats(T * H), [T, H]);
+          const xi = tf.tensor2d(rng.floats(T * I), [T, I]);
+          const xs = tf.tensor2d(rng.floats(N * H), [N, H]);
           const tokens = tf.tensor1d(
-            Int32Array.from({ length: T }, () => rng.int(0, TINY_LLAMA.vocab - 1)),
+            Int32Array.from({ length: T }, () => rng.int(0, TINY_LLAMA.vocabSize - 1)),
             'int32',
           );
           const outs = [

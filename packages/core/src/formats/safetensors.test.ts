@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { loadPeftAdapter } from '../adapters/peft.js';
 import { parsePeftConfig } from '../adapters/peft-config.js';
 import { LoRAError } from '../errors.js';
-import { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat } from './half.js';
-import { parseSafetensors, serializeSafetensors } from './safetensors.js';
+import { bf16BytesToFloats, bf16ToFloat, floatToBf16, floatToHalf, halfBytesToFloats, halfToFloat } from './half.js';
+import { parseSafetensors, parseSafetensorsLayout, readSafetensorsHeaderLength, serializeSafetensors } from './safetensors.js';
 
 /** A file from a header object and a data area, with a correct length prefix. */
 function rawFile(header: unknown, data: Uint8Array = new Uint8Array(0), headerText = JSON.stringify(header)): Uint8Array {
@@ -38,6 +38,33 @@ describe('half and bfloat16 conversions', () => {
   });
 });
 
+describe('array decoders (what parseSafetensors uses for F16 and BF16)', () => {
+  // Every 16-bit pattern, little-endian, at an even and at an odd byte offset (the odd one takes the byte-by-byte path).
+  const patterns = Uint16Array.from({ length: 0x10000 }, (_, h) => h);
+  const bytes = new Uint8Array(patterns.buffer);
+  const odd = new Uint8Array(bytes.length + 1);
+  odd.set(bytes, 1);
+  const same = (a: number, b: number) => (Number.isNaN(a) ? Number.isNaN(b) : Object.is(a, b));
+
+  it.each([
+    ['bf16BytesToFloats', bf16BytesToFloats, bf16ToFloat],
+    ['halfBytesToFloats', halfBytesToFloats, halfToFloat],
+  ] as const)('%s equals the scalar conversion for every value, aligned or not', (_, decode, scalar) => {
+    for (const input of [bytes, odd.subarray(1)]) {
+      const out = new Float32Array(0x10000);
+      decode(input, out);
+      const wrong = out.findIndex((v, h) => !same(v, scalar(h)));
+      expect(wrong, `0x${wrong.toString(16)}`).toBe(-1);
+    }
+  });
+
+  it('bf16BytesToFloats keeps NaN payloads bit for bit', () => {
+    const out = new Float32Array(1);
+    bf16BytesToFloats(Uint8Array.of(0x01, 0x7f), out); // 0x7f01: a signalling NaN's top half
+    expect(new Uint32Array(out.buffer)[0]).toBe(0x7f010000);
+  });
+});
+
 describe('safetensors', () => {
   const tensors = {
     'a.weight': { shape: [2, 3], data: Float32Array.from([1, -2, 3.5, 0, 1e-3, -65504]) },
@@ -67,6 +94,46 @@ describe('safetensors', () => {
     const unaligned = parseSafetensors(shifted.subarray(1));
     expect(unaligned.tensors.w!.data.buffer).not.toBe(shifted.buffer);
     expect(Array.from(unaligned.tensors.w!.data)).toEqual([1, 2, 3, 4]);
+  });
+
+  it.each(['F32', 'F16', 'BF16'] as const)('decodes %s into the arrays `output` hands out, and refuses a wrong one', (dtype) => {
+    const bytes = serializeSafetensors(tensors, {}, dtype);
+    const mine = new Float32Array(6);
+    const asked: unknown[] = [];
+    const parsed = parseSafetensors(bytes, {
+      output: (name, t) => {
+        asked.push([name, t]);
+        return name === 'a.weight' ? mine : undefined;
+      },
+    });
+    expect(asked).toEqual([
+      ['a.weight', { dtype, shape: [2, 3], length: 6 }],
+      ['empty', { dtype, shape: [0, 4], length: 0 }],
+    ]);
+    expect(parsed.tensors['a.weight']!.data).toBe(mine);
+    expect(Array.from(mine)).toEqual(Array.from(parseSafetensors(bytes).tensors['a.weight']!.data));
+    expect(() => parseSafetensors(bytes, { output: () => new Float32Array(5) })).toThrow(
+      expect.objectContaining({ code: 'E_CONFIG', message: expect.stringMatching(/Float32Array of 6 elements/) }),
+    );
+  });
+
+  it("parseSafetensorsLayout validates from the header bytes alone, with the whole file's size", () => {
+    const bytes = serializeSafetensors(tensors, { format: 'pt' }, 'BF16');
+    const n = readSafetensorsHeaderLength(bytes.subarray(0, 8), bytes.length);
+    const layout = parseSafetensorsLayout(bytes.slice(0, 8 + n), bytes.length);
+    expect(layout.dataStart).toBe(8 + n);
+    expect(layout.metadata).toEqual({ format: 'pt' });
+    expect(layout.entries.map((e) => [e.name, e.dtype, e.shape, e.end - e.begin])).toEqual([
+      ['a.weight', 'BF16', [2, 3], 12],
+      ['empty', 'BF16', [0, 4], 0],
+    ]);
+    // The same checks as a whole file: a size that the tensors do not tile, a header past the end.
+    expect(() => parseSafetensorsLayout(bytes.slice(0, 8 + n), bytes.length + 2)).toThrow(/2 trailing/);
+    expect(() => readSafetensorsHeaderLength(bytes.subarray(0, 8), n + 7)).toThrow(/runs past the end of the \d+-byte file/);
+    expect(() => readSafetensorsHeaderLength(bytes.subarray(0, 5), 5)).toThrow(/file is 5 bytes; a header length needs 8/);
+    expect(() => parseSafetensorsLayout(bytes.slice(0, 8 + n - 1), bytes.length)).toThrow(
+      expect.objectContaining({ code: 'E_CONFIG', message: expect.stringMatching(/needs the file's first/) }),
+    );
   });
 
   it('reads F64', () => {

@@ -1,5 +1,5 @@
 import { describeValue, LoRAError } from '../errors.js';
-import { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat } from './half.js';
+import { bf16BytesToFloats, floatToBf16, floatToHalf, halfBytesToFloats } from './half.js';
 import { type HeaderEntry, HeaderSyntaxError, type ParsedHeader, readHeader } from './safetensors-header.js';
 
 /**
@@ -21,6 +21,20 @@ export interface SafetensorsTensor {
 export interface ParsedSafetensors {
   tensors: Record<string, SafetensorsTensor>;
   metadata: Record<string, string>;
+}
+
+export interface ParseSafetensorsOptions {
+  /**
+   * Where a tensor's float32 values go: an array of exactly `length` elements that the caller
+   * keeps, or undefined for the default (a view into the input for aligned F32 data, else a new
+   * array). Called once per tensor, in header order, once the file's layout has been validated. A loader that keeps
+   * the tensors uses it to decode straight into its own arrays: one pass per tensor, and no view
+   * that would keep the whole file alive.
+   */
+  readonly output?: (
+    name: string,
+    tensor: { dtype: SafetensorsDType; shape: readonly number[]; length: number },
+  ) => Float32Array | undefined;
 }
 
 /** The reference implementation's limit (`MAX_HEADER_SIZE` in safetensors `tensor.rs`). */
@@ -63,13 +77,17 @@ const fail = (message: string): never => {
   throw new LoRAError('E_FORMAT', `safetensors: ${message}`);
 };
 
-function readHeaderLength(bytes: Uint8Array): number {
-  if (!(bytes instanceof Uint8Array)) fail(`expected a Uint8Array, got ${describeValue(bytes)}`);
-  if (bytes.length < 8) fail(`file is ${bytes.length} bytes; a header length needs 8`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, 8);
+/**
+ * The header length a file's first 8 bytes announce, checked against the format's limit and the
+ * size of the whole file (`fileSize`; `prefix` may hold only its beginning).
+ */
+export function readSafetensorsHeaderLength(prefix: Uint8Array, fileSize: number): number {
+  if (!(prefix instanceof Uint8Array)) fail(`expected a Uint8Array, got ${describeValue(prefix)}`);
+  if (fileSize < 8 || prefix.length < 8) fail(`file is ${fileSize} bytes; a header length needs 8`);
+  const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const n = view.getBigUint64(0, true);
   if (n > BigInt(MAX_HEADER_BYTES)) fail(`header length ${n} exceeds the format's ${MAX_HEADER_BYTES}-byte limit`);
-  if (n > BigInt(bytes.length - 8)) fail(`header length ${n} runs past the end of the ${bytes.length}-byte file`);
+  if (n > BigInt(fileSize - 8)) fail(`header length ${n} runs past the end of the ${fileSize}-byte file`);
   return Number(n);
 }
 
@@ -107,41 +125,83 @@ function checkLayout(entries: readonly HeaderEntry[], dataLength: number): void 
   }
 }
 
-function decode(bytes: Uint8Array, at: number, e: HeaderEntry): Float32Array {
+/**
+ * Raw little-endian tensor bytes of `dtype` decoded into `out` (`out.length` values; `bytes` holds
+ * exactly their bytes): F32 copied, F16/BF16 widened, F64 narrowed. A loader reading a tensor in
+ * pieces decodes each piece into its span of `out`.
+ */
+export function decodeSafetensorsData(dtype: SafetensorsDType, bytes: Uint8Array, out: Float32Array): void {
+  const n = out.length;
+  if (bytes.length !== n * DTYPE_BYTES[dtype]) {
+    throw new LoRAError('E_CONFIG', `decodeSafetensorsData: ${bytes.length} bytes of ${dtype} do not make ${n} values`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  if (dtype === 'F16') halfBytesToFloats(bytes, out);
+  else if (dtype === 'BF16') bf16BytesToFloats(bytes, out);
+  else if (dtype === 'F64') for (let i = 0; i < n; i++) out[i] = view.getFloat64(i * 8, true);
+  else if (LITTLE_ENDIAN && bytes.byteOffset % 4 === 0) out.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
+  else for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
+}
+
+/** A tensor's values as float32: into `into` when given (of the right length), else a view (aligned F32) or a new array. */
+function decode(bytes: Uint8Array, at: number, e: SafetensorsEntry, into: Float32Array | undefined): Float32Array {
   const dtype = e.dtype as SafetensorsDType;
   const n = (e.end - e.begin) / DTYPE_BYTES[dtype];
   const offset = bytes.byteOffset + at + e.begin;
-  if (dtype === 'F32') {
-    // Zero-copy where the platform and alignment allow; otherwise one copy.
-    if (LITTLE_ENDIAN && offset % 4 === 0) return new Float32Array(bytes.buffer, offset, n);
-    const out = new Float32Array(n);
-    const view = new DataView(bytes.buffer, offset, n * 4);
-    for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
-    return out;
-  }
-  const out = new Float32Array(n);
-  const view = new DataView(bytes.buffer, offset, e.end - e.begin);
-  if (dtype === 'F64') for (let i = 0; i < n; i++) out[i] = view.getFloat64(i * 8, true);
-  else if (dtype === 'F16') for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
-  else for (let i = 0; i < n; i++) out[i] = bf16ToFloat(view.getUint16(i * 2, true));
+  // Zero-copy where the platform and alignment allow and the caller wants no array of its own.
+  if (dtype === 'F32' && LITTLE_ENDIAN && offset % 4 === 0 && into === undefined) return new Float32Array(bytes.buffer, offset, n);
+  const out = into ?? new Float32Array(n);
+  decodeSafetensorsData(dtype, new Uint8Array(bytes.buffer, offset, e.end - e.begin), out);
   return out;
+}
+
+/** The caller's array for a tensor (see `ParseSafetensorsOptions.output`), checked. */
+function outputFor(options: ParseSafetensorsOptions, e: SafetensorsEntry): Float32Array | undefined {
+  if (options.output === undefined) return undefined;
+  const length = (e.end - e.begin) / DTYPE_BYTES[e.dtype as SafetensorsDType];
+  const into = options.output(e.name, { dtype: e.dtype as SafetensorsDType, shape: e.shape, length });
+  if (into !== undefined && !(into instanceof Float32Array && into.length === length)) {
+    throw new LoRAError(
+      'E_CONFIG',
+      `parseSafetensors: output for tensor "${short(e.name)}" must be a Float32Array of ${length} elements, got ${describeValue(into)}`,
+    );
+  }
+  return into;
 }
 
 const short = (name: string): string => (name.length > 80 ? `${name.slice(0, 77)}...` : name);
 
+/** Where each tensor of a safetensors file lies, from its header alone. */
+export interface SafetensorsLayout {
+  /** File offset of the data area (8 + the header length): entries' `begin`/`end` count from here. */
+  readonly dataStart: number;
+  readonly metadata: Record<string, string>;
+  /** In header order. */
+  readonly entries: readonly SafetensorsEntry[];
+}
+
+/** One tensor of a safetensors header: any dtype of the format, its shape, its byte range in the data area. */
+export type SafetensorsEntry = HeaderEntry;
+
 /**
- * Parses and validates a safetensors file with the reference implementation's rules (see
- * `safetensors-header.ts` and `checkLayout`); tensor data decoded to float32. A valid file with a
- * dtype we do not decode (integers, FP8) is refused with E_UNSUPPORTED naming the tensor. Work and
- * memory are proportional to the file: header ≤ 100 MB, ≤ MAX_TENSORS tensors, output ≤ 2× input.
+ * Validates a safetensors file from its header alone, with every rule `parseSafetensors` applies
+ * (see `safetensors-header.ts` and `checkLayout`: the tensors must tile the `fileSize − dataStart`
+ * bytes after the header exactly). `prefix` is the file's beginning, at least 8 + the header length
+ * (`readSafetensorsHeaderLength`) bytes; a loader that reads at offsets reads only that much, then
+ * each tensor where it goes.
  */
-export function parseSafetensors(bytes: Uint8Array | ArrayBuffer): ParsedSafetensors {
-  const input = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes;
-  const headerLength = readHeaderLength(input);
+export function parseSafetensorsLayout(prefix: Uint8Array, fileSize: number): SafetensorsLayout {
+  const headerLength = readSafetensorsHeaderLength(prefix, fileSize);
+  if (prefix.length < 8 + headerLength) {
+    throw new LoRAError(
+      'E_CONFIG',
+      `parseSafetensorsLayout: the header needs the file's first ${8 + headerLength} bytes, got ${prefix.length}`,
+    );
+  }
   let text: string;
   try {
     // ignoreBOM: a byte-order mark stays in the text and is refused like any character before "{".
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(input.subarray(8, 8 + headerLength));
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(prefix.subarray(8, 8 + headerLength));
   } catch {
     return fail('header is not valid UTF-8');
   }
@@ -158,18 +218,35 @@ export function parseSafetensors(bytes: Uint8Array | ArrayBuffer): ParsedSafeten
     }
   }
   const dataStart = 8 + headerLength;
-  checkLayout(header.entries, input.length - dataStart);
+  checkLayout(header.entries, fileSize - dataStart);
   const metadata: Record<string, string> = {};
   for (const [k, v] of header.metadata ?? []) Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true });
+  return { dataStart, metadata, entries: header.entries };
+}
+
+/** A tensor's dtype when this library decodes it; a valid one it does not (integers, FP8) is refused with E_UNSUPPORTED naming the tensor. */
+export function decodableDType(e: SafetensorsEntry): SafetensorsDType {
+  if (!(e.dtype in DTYPE_BYTES)) {
+    throw new LoRAError(
+      'E_UNSUPPORTED',
+      `safetensors: tensor "${short(e.name)}" is ${e.dtype}; only ${Object.keys(DTYPE_BYTES).join(', ')} tensors are read`,
+    );
+  }
+  return e.dtype as SafetensorsDType;
+}
+
+/**
+ * Parses and validates a safetensors file with the reference implementation's rules (see
+ * `parseSafetensorsLayout`); tensor data decoded to float32. A valid file with a dtype we do not
+ * decode (integers, FP8) is refused with E_UNSUPPORTED naming the tensor. Work and memory are
+ * proportional to the file: header ≤ 100 MB, ≤ MAX_TENSORS tensors, output ≤ 2× input.
+ */
+export function parseSafetensors(bytes: Uint8Array | ArrayBuffer, options: ParseSafetensorsOptions = {}): ParsedSafetensors {
+  const input = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes;
+  const { dataStart, metadata, entries } = parseSafetensorsLayout(input, (input as Uint8Array)?.length);
   const tensors: Record<string, SafetensorsTensor> = {};
-  for (const e of header.entries) {
-    if (!(e.dtype in DTYPE_BYTES)) {
-      throw new LoRAError(
-        'E_UNSUPPORTED',
-        `safetensors: tensor "${short(e.name)}" is ${e.dtype}; only ${Object.keys(DTYPE_BYTES).join(', ')} tensors are read`,
-      );
-    }
-    const tensor = { dtype: e.dtype as SafetensorsDType, shape: [...e.shape], data: decode(input, dataStart, e) };
+  for (const e of entries) {
+    const tensor = { dtype: decodableDType(e), shape: [...e.shape], data: decode(input, dataStart, e, outputFor(options, e)) };
     // defineProperty: a tensor may be called "__proto__" (the format allows it) without touching the prototype.
     Object.defineProperty(tensors, e.name, { value: tensor, enumerable: true, writable: true, configurable: true });
   }

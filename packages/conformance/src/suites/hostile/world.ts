@@ -7,15 +7,9 @@ import {
   type MergedLoRALinear,
   type PeftFiles,
 } from '@lora/core';
+import { adapterFiles, type ModelConfig, moduleSpecs } from '@lora/llama';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  buildTinyLlama,
-  llamaModules,
-  randomPeftFiles,
-  TINY_LLAMA,
-  type TinyLlama,
-  type TinyLlamaConfig,
-} from '../../fixtures/tiny-llama.js';
+import { buildTinyLlama, type TinyLlama, tinyLlamaConfig } from '../../fixtures/tiny-llama.js';
 import type { BackendFactory } from '../../harness.js';
 import { makeRuntime } from '../../harness.js';
 import { Random } from '../../random.js';
@@ -33,7 +27,7 @@ export interface WorldLayer {
 }
 
 export const LIMITS: Limits = { maxLoras: 3, maxLoraRank: 8, maxCpuLoras: 4, maxNumTokens: 24 };
-const MODEL: TinyLlamaConfig = { ...TINY_LLAMA, layers: 1 };
+const MODEL: ModelConfig = tinyLlamaConfig({ numHiddenLayers: 1 });
 
 /** The runtime, a one-layer tiny Llama on it, adapters to register and the model that predicts it all. */
 export interface World {
@@ -53,24 +47,13 @@ export async function createWorld(factory: BackendFactory): Promise<World> {
   const rt = await makeRuntime(factory, LIMITS);
   const rng = new Random(2024);
   const tiny: TinyLlama = buildTinyLlama(rt, rng, MODEL);
-  const base = tiny.base;
-  const stacked = (names: readonly string[]) => {
-    const parts = names.map((n) => base.get(n) as Float32Array);
-    const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
-  };
   const linear = (layer: LoRALinear | MergedLoRALinear, kind: 'linear' | 'logits'): WorldLayer => ({
     name: layer.modules.join('+'),
     layer,
     kind,
     inFeatures: (layer.sliceShapes[0] as { inFeatures: number }).inFeatures,
     outputs: layer.sliceShapes.map((s) => s.outFeatures),
-    weight: stacked(layer.modules),
+    weight: tiny.weightOf(layer),
   });
   // Same order as the runtime's layer list (construction order), which is the order the model keeps.
   const layers: WorldLayer[] = [
@@ -78,9 +61,9 @@ export async function createWorld(factory: BackendFactory): Promise<World> {
       name: 'model.embed_tokens',
       layer: tiny.embed,
       kind: 'embedding',
-      inFeatures: MODEL.vocab,
-      outputs: [MODEL.hidden],
-      weight: base.get('model.embed_tokens') as Float32Array,
+      inFeatures: MODEL.vocabSize,
+      outputs: [MODEL.hiddenSize],
+      weight: tiny.weightOf(tiny.embed),
     },
     linear(tiny.qkv[0] as MergedLoRALinear, 'linear'),
     linear(tiny.o[0] as LoRALinear, 'linear'),
@@ -88,21 +71,22 @@ export async function createWorld(factory: BackendFactory): Promise<World> {
     linear(tiny.down[0] as LoRALinear, 'linear'),
     linear(tiny.lmHead, 'logits'),
   ];
-  const shorts = [...new Set(llamaModules(MODEL).map((m) => m.short))];
+  const shorts = [...new Set(moduleSpecs(MODEL).map((m) => m.short))];
   const files: PeftFiles[] = [];
   const pool: LoRAAdapter[] = [];
   for (let i = 0; i < 6; i++) {
     const targets = shorts.filter((_, j) => (i + j) % 3 !== 0);
     const spec = {
+      id: `a${i}`,
       rank: [1, 2, 4, 8][i % 4] as number,
       alpha: 3 + i,
       targets,
       rslora: i % 2 === 1,
       dtype: i % 3 === 0 ? ('BF16' as const) : ('F32' as const),
     };
-    const f = randomPeftFiles(rng, spec, MODEL);
+    const f = adapterFiles(MODEL, spec, rng.seed());
     files.push(f);
-    pool.push(loadPeftAdapter({ id: `a${i}`, ...f }));
+    pool.push(loadPeftAdapter({ id: spec.id, ...f }));
   }
   const model = new ManagerModel(
     LIMITS,
