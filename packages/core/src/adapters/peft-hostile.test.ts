@@ -3,8 +3,8 @@ import { mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LoRAError } from '../errors.js';
 import { parseSafetensors, serializeSafetensors } from '../formats/safetensors.js';
+import { codeOf } from '../test-support.js';
 import { loadPeftAdapter, loadPeftAdapterFromDir } from './peft.js';
 import { isTargeted, moduleScale, parsePeftConfig } from './peft-config.js';
 import { serializePeftAdapter } from './peft-writer.js';
@@ -14,16 +14,6 @@ const seq = (n: number) => Float32Array.from({ length: n }, (_, i) => (i + 1) / 
 const weights = (rank = 2) =>
   serializePeftAdapter([{ name: q, kind: 'linear', rank, a: seq(rank * 3), b: seq(4 * rank), inFeatures: 3, outFeatures: 4 }], {})
     .safetensors;
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof LoRAError) return err.code;
-    throw err;
-  }
-  return undefined;
-}
 
 describe('adapter_config.json fields that change the forward pass are refused, naming the field (PEFT LoraConfig)', () => {
   it.each([

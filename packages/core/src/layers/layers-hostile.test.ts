@@ -2,22 +2,12 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLoRA, type LoRARuntime } from '../create.js';
-import { LoRAError } from '../errors.js';
 import { createReferenceBackend } from '../reference-backend.js';
+import { codeOf } from '../test-support.js';
 import { LoRAEmbedding } from './embedding.js';
 import { LoRALinear, MergedLoRALinear } from './linear.js';
 
 tf.env().set('IS_TEST', true);
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof LoRAError) return err.code;
-    throw err;
-  }
-  return undefined;
-}
 
 describe('layers refuse bad input before touching tfjs, and leak nothing when they refuse', () => {
   let rt: LoRARuntime;
