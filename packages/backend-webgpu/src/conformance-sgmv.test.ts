@@ -9,7 +9,8 @@ describeBackend(() => createWebGPUBackend({ path: 'sgmv' }), {
   leakBatches: 300,
   skip: {
     ...GPU_SKIPS,
-    'engine determinism': 'the Engine schedules the same way on either path; the default-path suite (conformance.test.ts) runs it on webgpu',
+    'engine determinism':
+      'the Engine schedules the same way on either path; the default-path suite (conformance.test.ts) runs it on webgpu',
   },
   // The hostile sessions test the runtime's bookkeeping more than the kernels: the default-path
   // suite runs the full 20,000 steps on webgpu; this path gets a shorter run (SwiftShader is slow).
