@@ -25,57 +25,62 @@ function prompts(vocab: number, lengths: number[], seed: number): Int32Array[] {
   return lengths.map((n) => Int32Array.from({ length: n }, () => Math.floor(next() * vocab)));
 }
 
+const LAYOUTS = ['out-in', 'in-out'] as const;
+
 describe.each(Object.keys(CHECKPOINT_PRESETS) as CheckpointPreset[])('%s', (preset) => {
-  it('loads and matches the float64 reference: prefill then decode, a mixed batch of two adapters and none', async () => {
-    const before = tf.memory().numTensors;
-    const m = await loadSpec(CHECKPOINT_PRESETS[preset]);
-    const { config, weights } = m.checkpoint;
-    const adapters = testAdapters(config);
-    for (const a of adapters) m.runtime.adapters.register(a);
-    // Sequence 0 and 1 with adapters, 2 without: every layer's batch mixes three mappings.
-    const ids = [adapters[0]?.id as string, adapters[1]?.id as string, null];
-    const fed = prompts(config.vocabSize, [7, 3, 5], preset.length);
-    const seqs = ids.map(() => new Sequence());
-    const steps: Float32Array[] = [];
-    try {
-      let chunks = seqs.map((seq, i) => ({ seq, tokens: fed[i] as Int32Array }));
-      for (let step = 0; step < 5; step++) {
-        m.runtime.adapters.setBatch(
-          ids,
-          chunks.map((c) => c.tokens.length),
-        );
-        const logits = await m.model.forward(chunks);
-        steps.push(logits);
-        const next = greedy(logits, config.vocabSize).tokens;
-        chunks = seqs.map((seq, i) => ({ seq, tokens: Int32Array.of(next[i] as number) }));
-        next.forEach((t, i) => {
-          fed[i] = Int32Array.of(...(fed[i] as Int32Array), t);
-        });
+  it.each(LAYOUTS)(
+    'loads (base weights %s) and matches the float64 reference: prefill then decode, a mixed batch of two adapters and none',
+    async (layout) => {
+      const before = tf.memory().numTensors;
+      const m = await loadSpec(CHECKPOINT_PRESETS[preset], layout);
+      const { config, weights } = m.checkpoint;
+      const adapters = testAdapters(config);
+      for (const a of adapters) m.runtime.adapters.register(a);
+      // Sequence 0 and 1 with adapters, 2 without: every layer's batch mixes three mappings.
+      const ids = [adapters[0]?.id as string, adapters[1]?.id as string, null];
+      const fed = prompts(config.vocabSize, [7, 3, 5], preset.length);
+      const seqs = ids.map(() => new Sequence());
+      const steps: Float32Array[] = [];
+      try {
+        let chunks = seqs.map((seq, i) => ({ seq, tokens: fed[i] as Int32Array }));
+        for (let step = 0; step < 5; step++) {
+          m.runtime.adapters.setBatch(
+            ids,
+            chunks.map((c) => c.tokens.length),
+          );
+          const logits = await m.model.forward(chunks);
+          steps.push(logits);
+          const next = greedy(logits, config.vocabSize).tokens;
+          chunks = seqs.map((seq, i) => ({ seq, tokens: Int32Array.of(next[i] as number) }));
+          next.forEach((t, i) => {
+            fed[i] = Int32Array.of(...(fed[i] as Int32Array), t);
+          });
+        }
+        expect(seqs.map((s) => s.length)).toEqual([7 + 4, 3 + 4, 5 + 4]);
+      } finally {
+        for (const s of seqs) s.dispose();
       }
-      expect(seqs.map((s) => s.length)).toEqual([7 + 4, 3 + 4, 5 + 4]);
-    } finally {
-      for (const s of seqs) s.dispose();
-    }
-    const errors = { base: 0, lora: 0 };
-    ids.forEach((id, i) => {
-      const tokens = (fed[i] as Int32Array).subarray(0, (seqs[i] as Sequence).length);
-      const ref = referenceLogits(
-        config,
-        weights,
-        tokens,
-        adapters.find((a) => a.id === id),
-      );
-      const first = tokens.length - steps.length;
-      steps.forEach((logits, s) => {
-        const err = rowError(logits.subarray(i * config.vocabSize, (i + 1) * config.vocabSize), ref[first + s] as Float64Array);
-        const key = id === null ? 'base' : 'lora';
-        errors[key] = Math.max(errors[key], err);
+      const errors = { base: 0, lora: 0 };
+      ids.forEach((id, i) => {
+        const tokens = (fed[i] as Int32Array).subarray(0, (seqs[i] as Sequence).length);
+        const ref = referenceLogits(
+          config,
+          weights,
+          tokens,
+          adapters.find((a) => a.id === id),
+        );
+        const first = tokens.length - steps.length;
+        steps.forEach((logits, s) => {
+          const err = rowError(logits.subarray(i * config.vocabSize, (i + 1) * config.vocabSize), ref[first + s] as Float64Array);
+          const key = id === null ? 'base' : 'lora';
+          errors[key] = Math.max(errors[key], err);
+        });
       });
-    });
-    measured[preset] = errors;
-    expect(errors.base).toBeLessThan(TOLERANCE);
-    expect(errors.lora).toBeLessThan(TOLERANCE);
-    m.dispose();
-    expect(tf.memory().numTensors).toBe(before);
-  });
+      measured[`${preset} (${layout})`] = errors;
+      expect(errors.base).toBeLessThan(TOLERANCE);
+      expect(errors.lora).toBeLessThan(TOLERANCE);
+      m.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+    },
+  );
 });

@@ -7,7 +7,7 @@ import { EMBED_TOKENS, FINAL_NORM, LM_HEAD } from './modules.js';
 import { rmsNorm } from './rms-norm.js';
 import { inverseFrequencies, rotaryAngles } from './rope.js';
 import { checkLive, failSequence, Sequence } from './sequence.js';
-import { type WeightMap, WeightTaker } from './weights.js';
+import { transposed, type WeightMap, WeightTaker } from './weights.js';
 
 /** Tokens to feed one sequence in a step: a whole prompt at prefill, one token per decode step. */
 export interface Chunk {
@@ -72,10 +72,20 @@ export class CausalLM {
         made.push(this.#layers[i] as DecoderLayer);
       }
       this.#finalNorm = this.#own(tensor1d(take.take(`${FINAL_NORM}.weight`)));
+      // Tied: the embedding table itself ([V, D], which the embedding's gather needs). Untied: in
+      // the layout the backend multiplies fastest, transposed on the host (see `transposed`).
+      const inOut = !config.tieWordEmbeddings && runtime.backend.weightLayout === 'in-out';
       const head = config.tieWordEmbeddings
         ? table
-        : this.#own(tensor2d(take.take(`${LM_HEAD}.weight`), [config.vocabSize, config.hiddenSize]));
-      this.#lmHead = new LoRALogits(runtime, { module: LM_HEAD, weight: head });
+        : this.#own(
+            inOut
+              ? tensor2d(transposed(take.take(`${LM_HEAD}.weight`), config.vocabSize, config.hiddenSize), [
+                  config.hiddenSize,
+                  config.vocabSize,
+                ])
+              : tensor2d(take.take(`${LM_HEAD}.weight`), [config.vocabSize, config.hiddenSize]),
+          );
+      this.#lmHead = new LoRALogits(runtime, { module: LM_HEAD, weight: head, layout: inOut ? 'in-out' : 'out-in' });
     } catch (err) {
       for (const m of made) m.dispose();
       dispose(this.#owned);

@@ -1,6 +1,6 @@
 // Test helpers shared by the package's tests (not published: excluded in package.json "files").
 import '@tensorflow/tfjs-backend-cpu';
-import { createLoRA, type LoRAAdapter, type LoRARuntime, loadPeftAdapter } from '@lora/core';
+import { createLoRA, createReferenceBackend, type LoRAAdapter, type LoRARuntime, loadPeftAdapter } from '@lora/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadModel } from './checkpoint.js';
 import type { ModelConfig } from './config.js';
@@ -41,8 +41,13 @@ export function testAdapters(config: ModelConfig): LoRAAdapter[] {
   return TEST_ADAPTERS.map((spec, i) => loadPeftAdapter({ id: spec.id, ...adapterFiles(config, spec, 100 + i) }));
 }
 
-export async function referenceRuntime(maxLoras = 2): Promise<LoRARuntime> {
-  return createLoRA({ backend: 'reference', maxLoras, maxLoraRank: 8, maxCpuLoras: 4 });
+/**
+ * The float64 reference kernels; `weightLayout: 'in-out'` makes it ask for `[H, O]` base weights as
+ * the CPU backend does (tfjs-wasm's XNNPACK path), so both layouts of the model are tested.
+ */
+export async function referenceRuntime(maxLoras = 2, weightLayout: 'out-in' | 'in-out' = 'out-in'): Promise<LoRARuntime> {
+  const backend = weightLayout === 'in-out' ? { ...createReferenceBackend(), weightLayout } : 'reference';
+  return createLoRA({ backend, maxLoras, maxLoraRank: 8, maxCpuLoras: 4 });
 }
 
 export interface Loaded {
@@ -53,9 +58,9 @@ export interface Loaded {
 }
 
 /** A checkpoint built from a spec, loaded from its in-memory files on a reference runtime. */
-export async function loadSpec(spec: CheckpointSpec): Promise<Loaded> {
+export async function loadSpec(spec: CheckpointSpec, weightLayout: 'out-in' | 'in-out' = 'out-in'): Promise<Loaded> {
   const checkpoint = buildCheckpoint(spec);
-  const runtime = await referenceRuntime();
+  const runtime = await referenceRuntime(2, weightLayout);
   const { model } = await loadModel(checkpoint.files, { runtime });
   return {
     checkpoint,

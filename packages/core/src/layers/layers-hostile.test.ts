@@ -99,3 +99,39 @@ describe('layers refuse bad input before touching tfjs, and leak nothing when th
     expect(codeOf(() => layer.setLoRA(0, new Float32Array(2), new Float32Array(2), Number.NaN))).toBe('E_CONFIG');
   });
 });
+
+describe('linear layers take their weight in either layout', () => {
+  it('[O, H] and [H, O] give the same output on both backend layouts, and a matching layout costs no copy', async () => {
+    const x = tf.tensor2d([0.5, -1, 2, 0.25, 1, -0.5], [2, 3]);
+    const wOutIn = tf.tensor2d([1, 2, 3, -1, 0.5, 4, 2, 2, -2, 0, 1, 1], [4, 3]);
+    const wInOut = tf.transpose(wOutIn) as tf.Tensor2D;
+    const outputs: number[][] = [];
+    try {
+      for (const weightLayout of ['out-in', 'in-out'] as const) {
+        const rt = await createLoRA({ backend: { ...createReferenceBackend(), weightLayout }, maxLoras: 1, maxLoraRank: 2 });
+        try {
+          for (const [layout, weight] of [
+            ['out-in', wOutIn],
+            ['in-out', wInOut],
+          ] as const) {
+            const before = tf.memory().numTensors;
+            const layer = new MergedLoRALinear(rt, { modules: [`q.${layout}`, `k.${layout}`], outputSizes: [3, 1], weight, layout });
+            // A transposed copy only when the backend needs [H, O] and was given [O, H] (stacks are made lazily).
+            expect(tf.memory().numTensors - before).toBe(weightLayout === 'in-out' && layout === 'out-in' ? 1 : 0);
+            rt.punica.updateMetadata({ tokenLoraIndices: [-1, -1] });
+            const y = layer.forward(x);
+            outputs.push(Array.from(await y.data()));
+            y.dispose();
+            layer.dispose();
+          }
+        } finally {
+          rt.dispose();
+        }
+      }
+      for (const o of outputs) expect(o).toEqual(outputs[0]);
+      expect(outputs[0]?.slice(0, 4)).toEqual([4.5, 7, -5, 1]); // x[0]·Wᵀ by hand
+    } finally {
+      tf.dispose([x, wOutIn, wInOut]);
+    }
+  });
+});

@@ -16,8 +16,14 @@ interface SliceWeights {
 }
 
 export interface LinearLayerOptions {
-  /** Base weight `[O, H]` (torch layout, y = x·Wᵀ). Not owned: the caller disposes it. */
+  /** Base weight, `[O, H]` (torch layout, y = x·Wᵀ) unless `layout` says `[H, O]`. Not owned: the caller disposes it. */
   weight: Tensor2D;
+  /**
+   * The layout `weight` is given in: 'out-in' (`[O, H]`, the default) or 'in-out' (`[H, O]`, y = x·W).
+   * Give the layout the backend multiplies fastest (`runtime.backend.weightLayout`) and the layer
+   * uses the tensor as it is; otherwise it keeps a transposed copy (made once, on the device).
+   */
+  layout?: 'out-in' | 'in-out';
   /** Optional base bias `[O]`. */
   bias?: Tensor1D;
 }
@@ -33,17 +39,25 @@ abstract class StackedLinear implements LoRALayer {
   readonly sliceShapes: readonly { inFeatures: number; outFeatures: number }[];
   readonly outputSizes: number[];
   readonly weight: Tensor2D;
+  /** The layout of `weight`. */
+  readonly layout: 'out-in' | 'in-out';
   readonly bias: Tensor1D | undefined;
   readonly slotBytes: number;
-  /** `[H, O]` copy of the weight when the backend multiplies that layout faster (made once, here). */
-  readonly #weightInOut: Tensor2D | null;
+  /** What the base matmul multiplies by: `weight`, or its transposed copy (made once, here) in the backend's layout. */
+  readonly #matrix: Tensor2D;
+  readonly #matrixLayout: 'out-in' | 'in-out';
+  readonly #ownsMatrix: boolean;
   protected readonly runtime: LoRARuntime;
   readonly #a: WeightStack[];
   readonly #b: WeightStack[];
 
   protected constructor(runtime: LoRARuntime, modules: readonly string[], outputSizes: readonly number[], options: LinearLayerOptions) {
-    const weight = checkTensor(options?.weight, 'weight', '[O, H]') as Tensor2D;
-    const [outFeatures, hidden] = weight.shape;
+    const layout = options?.layout ?? 'out-in';
+    if (layout !== 'out-in' && layout !== 'in-out') {
+      throw new LoRAError('E_CONFIG', `layout must be "out-in" ([O, H]) or "in-out" ([H, O]), got ${describeValue(layout)}`);
+    }
+    const weight = checkTensor(options?.weight, 'weight', layout === 'out-in' ? '[O, H]' : '[H, O]') as Tensor2D;
+    const [outFeatures, hidden] = layout === 'out-in' ? weight.shape : [weight.shape[1], weight.shape[0]];
     if (modules.length === 0 || modules.length !== outputSizes.length || modules.some((m) => typeof m !== 'string' || m.length === 0)) {
       throw new LoRAError(
         'E_CONFIG',
@@ -76,10 +90,16 @@ abstract class StackedLinear implements LoRALayer {
     this.outputSizes = [...outputSizes];
     this.sliceShapes = Object.freeze(outputSizes.map((o) => Object.freeze({ inFeatures: hidden, outFeatures: o })));
     this.weight = weight;
+    this.layout = layout;
     this.bias = options.bias;
     this.#a = aShapes.map((shape) => new WeightStack(shape));
     this.#b = bShapes.map((shape) => new WeightStack(shape));
-    this.#weightInOut = runtime.backend.weightLayout === 'in-out' ? keep(transpose(weight)) : null;
+    // tfjs-wasm multiplies `x·W` with W [H, O] through XNNPACK, 5× faster than `transposeB`; other
+    // backends take either. A weight already in the wanted layout is used as it is (one copy on the device).
+    const wanted = runtime.backend.weightLayout === 'in-out' ? 'in-out' : layout;
+    this.#ownsMatrix = wanted !== layout;
+    this.#matrix = this.#ownsMatrix ? keep(transpose(weight)) : weight;
+    this.#matrixLayout = wanted;
     try {
       runtime.adapters.addLayer(this);
     } catch (err) {
@@ -168,7 +188,7 @@ abstract class StackedLinear implements LoRALayer {
     // Checked before the base matmul, so a wrong input is a LoRAError naming it, not a tfjs error.
     this.checkInput(x);
     return tidy(() => {
-      let y = (this.#weightInOut ? matMul(x, this.#weightInOut) : matMul(x, this.weight, false, true)) as Tensor2D;
+      let y = (this.#matrixLayout === 'in-out' ? matMul(x, this.#matrix) : matMul(x, this.#matrix, false, true)) as Tensor2D;
       if (this.bias) y = add(y, this.bias) as Tensor2D;
       return this.addLoRA(y, x);
     });
@@ -200,7 +220,7 @@ abstract class StackedLinear implements LoRALayer {
   }
 
   #free(): void {
-    this.#weightInOut?.dispose();
+    if (this.#ownsMatrix) this.#matrix.dispose();
     for (const s of [...this.#a, ...this.#b]) s.dispose();
   }
 }
@@ -208,7 +228,7 @@ abstract class StackedLinear implements LoRALayer {
 /** One LoRA slice: o_proj, down_proj. */
 export class LoRALinear extends StackedLinear {
   constructor(runtime: LoRARuntime, options: LinearLayerOptions & { module: string }) {
-    super(runtime, [options?.module], [options?.weight?.shape?.[0] as number], options);
+    super(runtime, [options?.module], [options?.weight?.shape?.[options?.layout === 'in-out' ? 1 : 0] as number], options);
   }
 
   /** Puts adapter weights in a slot: A `[r, H]`, B `[O, r]` (PEFT layouts), B multiplied by `scale`. */
