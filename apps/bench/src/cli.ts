@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CHROMIUM_PATH } from '@lora/conformance/chromium';
 import { DEMO_PRESETS, type DemoPresetName } from '@lora/llama/demo';
+import { QUICK_SERVE_BENCH, runServeBench, type ServeBenchOptions, type ServeBenchResult, serveBenchSteps } from '@lora/server/bench';
 import { benchActivation, benchParse } from './adapters.js';
 import { gpuUnavailable } from './backends.js';
 import { runInChromium } from './browser.js';
@@ -18,7 +19,7 @@ import { gridSvg, gridTable, heatmapSvgOf, heatmapTable, rooflineSvgOf } from '.
 import { loadTable } from './report-load.js';
 import { runGridsAndHeatmaps, sweepTargets } from './sweeps.js';
 
-const SECTIONS = ['kernels', 'grid', 'heatmap', 'adapters', 'model', 'load'] as const;
+const SECTIONS = ['kernels', 'grid', 'heatmap', 'adapters', 'model', 'load', 'serve'] as const;
 
 const HELP = `pnpm bench [--quick | --tiny] [--only ${SECTIONS.join(',')}] [--json] [--out DIR] [--no-wasm] [--no-gpu] [--gpu-full] [--no-browser] [--rounds N]
 
@@ -37,6 +38,11 @@ model     the demo model serving 16 requests on 8 adapters with and without LoRA
 load      loadModel(dir) of a seeded ~100 M-parameter Llama checkpoint (F32 and BF16, one file
           and 4 shards) on the cpu backend (engines js and wasm): MB/s against >= 200 MB/s, and
           peak memory against float32 model + largest file + 10 %.
+serve     the OpenAI-compatible server (@lora/server) through HTTP with streaming clients: input
+          {128, 512, 2048} x concurrency {1, 4, 16, 64}, 32 output tokens, every request with its
+          own adapter of 8 vs no LoRA; tokens/s, TTFT, ITL p50/p99, the LoRA slowdown heatmap and
+          the server's overhead against the engine in-process at concurrency 16 (goal <= 5 %).
+          --quick/--tiny: the tiny model on small axes.
 
 Progress goes to stderr; tables and the targets (met or not) to stdout; files to
 bench-results/: report.{md,json} and SVG figures (grid-*, heatmap-*, roofline-cpu). --json prints
@@ -76,6 +82,12 @@ async function main(): Promise<void> {
   const runGrid = only.includes('grid');
   const runHeatmap = only.includes('heatmap');
   const runLoad = only.includes('load');
+  const runServe = only.includes('serve');
+  const serveOptions: ServeBenchOptions = values.tiny
+    ? { ...QUICK_SERVE_BENCH, inputLengths: [8, 24], concurrencies: [1, 3], outputLength: 3 }
+    : values.quick
+      ? QUICK_SERVE_BENCH
+      : {};
   const loadRounds = values.tiny ? 1 : Math.min(rounds, 5);
   const modelRequests = values.tiny ? 4 : 16;
   const adapterRounds = values.tiny ? 2 : 9;
@@ -138,7 +150,8 @@ async function main(): Promise<void> {
       sweepSteps +
       (runAdapters ? 3 * adapterRounds : 0) +
       (runModel ? modelBackends.reduce((n, b) => n + 2 * modelRounds(b), 0) : 0) +
-      (runLoad ? loadBackends.length * LOAD_VARIANTS.length * loadRounds : 0),
+      (runLoad ? loadBackends.length * LOAD_VARIANTS.length * loadRounds : 0) +
+      (runServe ? serveBenchSteps(serveOptions) : 0),
   );
   if (gpuProblem !== null) log(`webgpu in Node skipped: ${gpuProblem}`);
   const results = runKernels ? await runKernelBench({ ...opts, shapes, progress, gpu: gpuProblem === null, gpuShapes }) : [];
@@ -182,9 +195,22 @@ async function main(): Promise<void> {
   const loads: LoadResult[] = runLoad
     ? await runLoadBench({ spec: values.tiny ? LOAD_MODELS.tiny : LOAD_MODELS.full, backends: loadBackends, rounds: loadRounds, progress })
     : [];
+  const serve: ServeBenchResult | undefined = runServe
+    ? await runServeBench({ ...serveOptions, onProgress: (l) => progress.step(l.replace(/^serve bench: /, 'serve: ')) })
+    : undefined;
   progress.finish();
 
   const targets = [...kernelTargets(results), ...sweepTargets(sweeps), ...loadTargets(loads)];
+  if (serve) {
+    const o = serve.json.overhead;
+    targets.push({
+      name: 'server overhead: tokens/s in-process / through HTTP − 1, with LoRA',
+      shape: `concurrency ${o.concurrency}, input ${o.inputLength}`,
+      value: o.overhead,
+      goal: `≤ ${Math.round(100 * o.goal)} %`,
+      met: o.overhead <= o.goal,
+    });
+  }
   if (model) {
     targets.push({
       name: `demo model LoRA overhead on ${model.backend} (16 requests, 8 adapters)`,
@@ -203,6 +229,7 @@ async function main(): Promise<void> {
     activation ? `## Adapters\n\n${adapterTable(activation, parses)}` : '',
     models.length > 0 ? `## Demo model\n\n${models.map(modelTable).join('\n\n')}` : '',
     loads.length > 0 ? `## Checkpoint loading\n\n${loadTable(loads)}` : '',
+    serve ? `## Serving through HTTP (@lora/server)\n\n${serve.table}` : '',
   ];
   // The issues set their targets at the full shapes: smaller runs only check that everything runs.
   const caveat =
@@ -238,6 +265,13 @@ async function main(): Promise<void> {
       ),
     })),
     roofline: sweeps.cpuGrid && sweeps.copyGBps ? { backend: sweeps.cpuGrid.backend, copyGBps: sweeps.copyGBps } : undefined,
+    serve: serve
+      ? {
+          config: serve.json.config,
+          overhead: serve.json.overhead.overhead,
+          slowdown: Object.fromEntries(serve.json.slowdown.map((c) => [`${c.inputLength}x${c.concurrency}`, c.slowdown])),
+        }
+      : undefined,
     heatmaps: sweeps.heatmaps.map((h) => ({
       backend: h.backend,
       preset: h.preset,
@@ -259,8 +293,9 @@ async function main(): Promise<void> {
   for (const g of sweeps.grids) await figure(`grid-${slug(g.backend)}.svg`, gridSvg(g));
   for (const h of sweeps.heatmaps) await figure(`heatmap-${slug(h.backend)}.svg`, heatmapSvgOf(h));
   if (sweeps.cpuGrid && sweeps.copyGBps) await figure('roofline-cpu.svg', rooflineSvgOf(sweeps.cpuGrid, sweeps.copyGBps));
+  if (serve) await figure('heatmap-serve.svg', serve.svg);
   await writeFile(join(outDir, 'report.md'), markdown);
-  const raw = { samples: results.map((r) => r.samples), grids: sweeps.grids, heatmaps: sweeps.heatmaps };
+  const raw = { samples: results.map((r) => r.samples), grids: sweeps.grids, heatmaps: sweeps.heatmaps, serve: serve?.json };
   await writeFile(join(outDir, 'report.json'), `${JSON.stringify({ ...summary, raw }, null, 2)}\n`);
   if (values.json) {
     console.log(JSON.stringify(summary, null, 2));

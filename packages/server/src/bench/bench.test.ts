@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { QUICK_SERVE_BENCH, runServeBench } from './serve-bench.js';
+import { QUICK_SERVE_BENCH, runServeBench, serveBenchSteps } from './serve-bench.js';
 import { percentile } from './stats.js';
 
 describe('serve benchmark', () => {
@@ -12,13 +12,9 @@ describe('serve benchmark', () => {
 
   it('the quick setting runs through HTTP and reports every cell, the slowdown grid and the server overhead', async () => {
     const lines: string[] = [];
-    const r = await runServeBench({
-      ...QUICK_SERVE_BENCH,
-      inputLengths: [8, 24],
-      concurrencies: [1, 3],
-      outputLength: 3,
-      onProgress: (l) => lines.push(l),
-    });
+    const options = { ...QUICK_SERVE_BENCH, inputLengths: [8, 24], concurrencies: [1, 3], outputLength: 3 };
+    const r = await runServeBench({ ...options, onProgress: (l) => lines.push(l) });
+    expect(lines).toHaveLength(serveBenchSteps(options));
     const { cells, slowdown, overhead, config } = r.json;
     expect(config).toMatchObject({ adapters: 8, outputLength: 3, inputLengths: [8, 24], concurrencies: [1, 3] });
     expect(cells).toHaveLength(2 * 2 * 2);

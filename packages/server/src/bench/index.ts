@@ -1,5 +1,12 @@
 /** @lora/server/bench: the end-to-end serving benchmark (through HTTP with a real client loop). */
 
 export type { CellResult, Overhead, SlowdownCell } from './report.js';
-export { QUICK_SERVE_BENCH, runServeBench, type ServeBenchJson, type ServeBenchOptions, type ServeBenchResult } from './serve-bench.js';
+export {
+  QUICK_SERVE_BENCH,
+  runServeBench,
+  type ServeBenchJson,
+  type ServeBenchOptions,
+  type ServeBenchResult,
+  serveBenchSteps,
+} from './serve-bench.js';
 export { percentile, type StreamTiming } from './stats.js';

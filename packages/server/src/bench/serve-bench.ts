@@ -70,6 +70,12 @@ export interface ServeBenchResult {
   readonly json: ServeBenchJson;
 }
 
+/** How many progress lines `runServeBench` reports with these options (two per cell, one per overhead round): a caller's progress bar total. */
+export function serveBenchSteps(options: ServeBenchOptions = {}): number {
+  const cells = (options.inputLengths ?? [128, 512, 2048]).length * (options.concurrencies ?? [1, 4, 16, 64]).length;
+  return 2 * cells + (options.overheadRepeats ?? 3);
+}
+
 const ALL_LINEAR = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
 function benchAdapters(config: ModelConfig, n: number, rank: number): LoRAAdapter[] {
