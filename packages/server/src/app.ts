@@ -86,10 +86,17 @@ export function createApp(options: AppOptions): LoraApp {
     if (metrics === undefined) throw new ApiError(404, 'metrics are not enabled on this server', { code: 'not_found' });
     const s = engine.stats();
     const { adapters } = engine.model.runtime;
+    const served = (ids: readonly string[]) => ids.map((id) => models.nameOf(id) ?? id);
+    const runningAdapters = served(s.runningAdapters);
     const { contentType, body } = await metrics.render({
+      baseModel: models.baseModel,
       waiting: s.waiting,
       running: s.running,
       kvCacheUsage: s.kvCacheUsage,
+      kvCacheTokens: engine.maxKvTokens,
+      maxLoras: adapters.slots.length,
+      runningAdapters,
+      waitingAdapters: served(s.waitingAdapters).filter((name) => !runningAdapters.includes(name)),
       adaptersServed: models.adapters.length,
       adaptersLoaded: adapters.registered.length,
       adaptersActive: adapters.slots.filter((id) => id !== null).length,

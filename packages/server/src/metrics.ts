@@ -2,9 +2,19 @@ import type { FinishReason, StepInfo } from '@lora/llama';
 
 /** What the server knows at a scrape: the gauges. */
 export interface MetricsSnapshot {
+  /** The served name of the base model. */
+  readonly baseModel: string;
   readonly waiting: number;
   readonly running: number;
+  /** KV-cache tokens held over `kvCacheTokens` (0–1). */
   readonly kvCacheUsage: number;
+  /** The KV-cache tokens the engine plans for (its `maxKvTokens`). */
+  readonly kvCacheTokens: number;
+  /** Device slots (`--max-loras`). */
+  readonly maxLoras: number;
+  /** Served names of the adapters of running requests (each in a device slot), and of waiting requests whose adapter is not running. */
+  readonly runningAdapters: readonly string[];
+  readonly waitingAdapters: readonly string[];
   /** Adapters served by name, registered in the runtime's host cache, in device slots, and used by running requests. */
   readonly adaptersServed: number;
   readonly adaptersLoaded: number;

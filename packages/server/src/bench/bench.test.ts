@@ -20,6 +20,7 @@ describe('serve benchmark', () => {
     expect(cells).toHaveLength(2 * 2 * 2);
     for (const c of cells) {
       expect(c.requests).toBe(Math.max(4, c.concurrency));
+      expect(c.failed).toBe(0);
       expect(c.tokensPerSecond).toBeGreaterThan(0);
       expect(c.ttftP50Ms).toBeGreaterThan(0);
       expect(c.ttftP99Ms).toBeGreaterThanOrEqual(c.ttftP50Ms);
@@ -30,7 +31,7 @@ describe('serve benchmark', () => {
     expect(overhead).toMatchObject({ concurrency: 3, inputLength: 8, goal: 0.05 });
     expect(overhead.httpTokensPerSecond).toBeGreaterThan(0);
     expect(overhead.engineTokensPerSecond).toBeGreaterThan(0);
-    expect(r.table).toContain('| 24 | 3 | 8 adapters | 4 |');
+    expect(r.table).toContain('| 24 | 3 | 8 adapters | 4 | 0 |');
     expect(r.table).toMatch(/\| 8 \| [+-]\d+\.\d % \| [+-]\d+\.\d % \|/);
     expect(r.table).toMatch(/Server overhead at concurrency 3, input 8/);
     expect(r.svg.startsWith('<svg')).toBe(true);

@@ -8,7 +8,8 @@ import type { StreamTiming } from './stats.js';
  * source, under vitest and from dist/ without a build step of its own. Each request streams with
  * `return_token_ids` (every token arrives in a chunk even without a tokenizer) and is timed as
  * vLLM's `benchmarks/benchmark_serving.py` times the OpenAI completions backend: time to the
- * first token, then the gap before each later one.
+ * first token, then the gap before each later one. A request that fails is recorded with its
+ * error and the loop goes on (benchmark_serving.py counts failed requests the same way).
  */
 const SOURCE = String.raw`
 const { parentPort, workerData } = require('node:worker_threads');
@@ -58,7 +59,14 @@ parentPort.on('message', async ({ bodies, concurrency }) => {
     await Promise.all(Array.from({ length: Math.min(concurrency, bodies.length) }, async () => {
       while (next < bodies.length) {
         const i = next++;
-        timings[i] = await timedStream(workerData.url, bodies[i]);
+        const t0 = performance.now();
+        try {
+          timings[i] = await timedStream(workerData.url, bodies[i]);
+        } catch (err) {
+          // fetch's own message is just "fetch failed": the socket-level reason is in its cause.
+          const cause = err && err.cause ? ' (' + String(err.cause.code || err.cause.message || err.cause) + ')' : '';
+          timings[i] = { ttftMs: NaN, itlMs: [], e2eMs: performance.now() - t0, tokens: 0, error: String(err && err.message || err) + cause };
+        }
       }
     }));
     parentPort.postMessage({ timings, ms: performance.now() - t0 });

@@ -3,7 +3,10 @@ export interface CellResult {
   readonly inputLength: number;
   readonly concurrency: number;
   readonly mode: 'lora' | 'base';
+  /** Requests that completed, and those that failed (with the first failure's message). */
   readonly requests: number;
+  readonly failed: number;
+  readonly firstError?: string;
   /** Output tokens per second of wall time (vLLM's "output token throughput"). */
   readonly tokensPerSecond: number;
   readonly ttftP50Ms: number;
@@ -48,11 +51,11 @@ export function markdownTable(args: {
   const lines = [
     `### ${args.title}`,
     '',
-    '| input | concurrency | LoRA | requests | output tok/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |',
-    '| ----: | ----------: | :--- | -------: | -----------: | ----------: | ----------: | ---------: | ---------: |',
+    '| input | concurrency | LoRA | requests | failed | output tok/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |',
+    '| ----: | ----------: | :--- | -------: | -----: | -----------: | ----------: | ----------: | ---------: | ---------: |',
     ...args.cells.map(
       (c) =>
-        `| ${c.inputLength} | ${c.concurrency} | ${c.mode === 'lora' ? '8 adapters' : 'none'} | ${c.requests} | ${f1(c.tokensPerSecond)} | ${f1(c.ttftP50Ms)} | ${f1(c.ttftP99Ms)} | ${f1(c.itlP50Ms)} | ${f1(c.itlP99Ms)} |`,
+        `| ${c.inputLength} | ${c.concurrency} | ${c.mode === 'lora' ? '8 adapters' : 'none'} | ${c.requests} | ${c.failed} | ${f1(c.tokensPerSecond)} | ${f1(c.ttftP50Ms)} | ${f1(c.ttftP99Ms)} | ${f1(c.itlP50Ms)} | ${f1(c.itlP99Ms)} |`,
     ),
     '',
     'LoRA slowdown, (LoRA / baseline) − 1 of the time per output token:',
@@ -67,6 +70,13 @@ export function markdownTable(args: {
           .join(' | ')} |`,
     ),
   ];
+  const failures = args.cells.filter((c) => c.failed > 0);
+  if (failures.length > 0) {
+    lines.push(
+      '',
+      `Failed requests (not in the latencies): ${failures.map((c) => `${c.failed} at input ${c.inputLength} × ${c.concurrency} (${c.mode}): ${c.firstError}`).join('; ')}`,
+    );
+  }
   const o = args.overhead;
   if (o) {
     lines.push(

@@ -164,13 +164,17 @@ function summarize(
   cell: { timings: StreamTiming[]; ms: number },
 ): CellResult {
   const tokens = cell.timings.reduce((n, t) => n + t.tokens, 0);
-  const ttft = cell.timings.map((t) => t.ttftMs);
-  const itl = cell.timings.flatMap((t) => t.itlMs);
+  const ok = cell.timings.filter((t) => t.error === undefined);
+  const failed = cell.timings.filter((t) => t.error !== undefined);
+  const ttft = ok.map((t) => t.ttftMs);
+  const itl = ok.flatMap((t) => t.itlMs);
   return {
     inputLength,
     concurrency,
     mode,
-    requests: cell.timings.length,
+    requests: ok.length,
+    failed: failed.length,
+    ...(failed.length > 0 ? { firstError: failed[0]?.error } : {}),
     tokensPerSecond: tokens / (cell.ms / 1000),
     ttftP50Ms: percentile(ttft, 50),
     ttftP99Ms: percentile(ttft, 99),

@@ -7,6 +7,8 @@ export interface StreamTiming {
   /** Request sent → last byte (ms). */
   readonly e2eMs: number;
   readonly tokens: number;
+  /** Set when the request failed (its tokens so far still count, its latencies do not), as vLLM's benchmark_serving.py records a failed request and goes on. */
+  readonly error?: string;
 }
 
 /** The p-th percentile (0–100), interpolating linearly between the closest ranks (numpy's default). */

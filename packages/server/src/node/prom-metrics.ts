@@ -1,6 +1,7 @@
 import type { FinishReason, StepInfo } from '@lora/llama';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { MetricsSnapshot, ServerMetrics } from '../metrics.js';
+import { gieGauges } from './gie-metrics.js';
 
 // Bucket edges after vLLM `v1/metrics/loggers.py` (time_to_first_token_seconds, inter_token_latency_seconds).
 const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
@@ -69,6 +70,7 @@ export function promMetrics(prefix = 'lora_'): ServerMetrics & { readonly regist
     adaptersActive: gauge('adapters_active', 'Adapters in device slots (--max-loras).'),
     adaptersRunning: gauge('adapters_running', 'Distinct adapters of running requests.'),
   };
+  const gie = gieGauges(registry);
   let slots: readonly (string | null)[] = [];
   return {
     registry,
@@ -88,7 +90,8 @@ export function promMetrics(prefix = 'lora_'): ServerMetrics & { readonly regist
       slots = [...now];
     },
     async render(s: MetricsSnapshot) {
-      for (const [key, g] of Object.entries(gauges)) g.set(s[key as keyof MetricsSnapshot]);
+      for (const [key, g] of Object.entries(gauges)) g.set(s[key as keyof typeof gauges]);
+      gie.render(s);
       return { contentType: registry.contentType, body: await registry.metrics() };
     },
   };

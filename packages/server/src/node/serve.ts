@@ -9,6 +9,13 @@ export interface ListenOptions {
   readonly host?: string;
   /** Default 8000 (vLLM's); 0 picks a free port. */
   readonly port?: number;
+  /**
+   * How long an idle keep-alive connection stays open (default 65 s; Node's own default is 5 s).
+   * A proxy in front (Envoy under the Gateway API Inference Extension) keeps its upstream
+   * connections for reuse: the server must not close them sooner than the proxy expects, or a
+   * request sent on a connection that the server is closing fails.
+   */
+  readonly keepAliveTimeoutMs?: number;
 }
 
 export interface HttpServer {
@@ -44,6 +51,9 @@ export async function listen(app: LoraApp | undefined, options: ListenOptions = 
   let current = app;
   const server = createAdaptorServer({ fetch: (request: Request) => (current ? current.fetch(request) : loading()) }) as Server;
   const host = options.host ?? '127.0.0.1';
+  server.keepAliveTimeout = options.keepAliveTimeoutMs ?? 65_000;
+  // Node requires headersTimeout > keepAliveTimeout, else a reused connection can be cut while its headers arrive.
+  server.headersTimeout = Math.max(server.headersTimeout, server.keepAliveTimeout + 1_000);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 8000, host, () => {
