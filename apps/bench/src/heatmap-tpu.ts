@@ -6,7 +6,7 @@ import type { HeatmapAxes, HeatmapResult } from './heatmap.js';
  * The TPU simulator's heatmap comes from its cost model, not from wall-clock time (which would
  * time the simulator): the estimated slowdown of a Llama-3.1-8B decode step on one v6e at each
  * input length × concurrency, with `concurrency` sequences on up to `adapters` adapters. The base
- * step reads the bf16 weights and the sequences' KV caches; LoRA is the seed's kernels under
+ * step reads the bf16 weights and the sequences' KV caches; LoRA is vLLM PR 15655's kernels under
  * `preset` (all-on: its final Pallas kernels; einsum: what vLLM merged).
  */
 export function tpuSimHeatmap(axes: HeatmapAxes, preset: 'all-on' | 'einsum', adapters = 8, rank = 16): HeatmapResult {

@@ -6,7 +6,7 @@ import { median } from './measure.js';
 import type { BackendSpec } from './methods.js';
 import { registerBenchAdapters } from './model-adapters.js';
 
-/** Rows and columns of the slowdown heatmap (the seed's GenAI-Perf figures: input length × concurrency). */
+/** Rows and columns of the slowdown heatmap (vLLM PR 15655's GenAI-Perf figures: input length × concurrency). */
 export interface HeatmapAxes {
   lengths: readonly number[];
   concurrency: readonly number[];

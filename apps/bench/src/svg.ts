@@ -25,7 +25,7 @@ function colour(v: number, max: number): string {
   return t >= 0 ? `rgb(255,${mix(255, 64, t)},${mix(255, 48, t)})` : `rgb(${mix(255, 80, -t)},${mix(255, 140, -t)},255)`;
 }
 
-/** A heatmap like the seed's GenAI-Perf slowdown figures: one coloured, labelled cell per value. */
+/** A heatmap like vLLM PR 15655's GenAI-Perf slowdown figures: one coloured, labelled cell per value. */
 export function heatmapSvg(h: HeatmapInput): string {
   const cell = { w: 92, h: 34 };
   const left = 120;

@@ -1,6 +1,6 @@
 /**
  * The tpu-sim report (`pnpm --filter @lora/backend-tpu-sim report`), into bench-results/:
- * - ablation.{md,json}: the seed's optimisations switched on one by one on Llama-3.1 shapes, the
+ * - ablation.{md,json}: vLLM PR 15655's optimisations switched on one by one on Llama-3.1 shapes, the
  *   einsum variant, compile counts with and without bucketing (single steps, 8 adapters);
  * - calibration.{md,json} and heatmap-*.svg: the whole-step model against the PR 15655
  *   measurements (MLPerf throughput, GenAI-Perf heatmaps);
@@ -78,7 +78,7 @@ function mapping(tokens: number, kind: Kind, seed: number): LoRAMapping {
   return computeMapping(slots, { maxLoras: ADAPTERS, maxNumTokens: MAX_TOKENS });
 }
 
-/** The seed's order: each step adds one optimisation to the previous one. */
+/** vLLM PR 15655's order: each step adds one optimisation to the previous one. */
 function ablationSteps(): Array<{ label: string; options: Record<string, unknown> }> {
   const steps: Array<{ label: string; options: Record<string, unknown> }> = [
     { label: 'first kernel (all off)', options: { preset: 'all-off' } },
@@ -126,7 +126,7 @@ function ablation(): { md: string[]; json: Record<string, unknown> } {
     models: [] as unknown[],
   };
   const md: string[] = [
-    "# tpu-sim ablation: the seed's multi-LoRA optimisations on Llama-3.1 shapes",
+    "# tpu-sim ablation: vLLM PR 15655's multi-LoRA optimisations on Llama-3.1 shapes",
     '',
     `Cost model: TPU ${chip.name} (${chip.peakBf16Flops / 1e12} TFLOP/s bf16, ${chip.hbmBytesPerSecond / 1e9} GB/s HBM, ` +
       `${chip.mxu}×${chip.mxu} MXU), 0.35 µs per grid step; per op time = max(MXU, HBM) + steps × overhead. ` +
@@ -140,7 +140,7 @@ function ablation(): { md: string[]; json: Record<string, unknown> } {
   for (const m of MODELS) {
     const entry: Record<string, unknown> = { model: m.name, scenarios: [] as unknown[] };
     (json.models as unknown[]).push(entry);
-    md.push(`## ${m.name}`, '', "### LoRA time per step (µs), optimisations switched on in the seed's order", '');
+    md.push(`## ${m.name}`, '', "### LoRA time per step (µs), optimisations switched on in vLLM PR 15655's order", '');
     md.push(`| variant | ${scenarios.map((s) => `${s.kind} ${s.tokens}`).join(' | ')} |`);
     md.push(`|---|${scenarios.map(() => '---:').join('|')}|`);
     const table = steps.map((st) => ({ label: st.label, values: [] as ReturnType<typeof estimateLoRAStep>[] }));
@@ -176,7 +176,7 @@ function ablation(): { md: string[]; json: Record<string, unknown> } {
     const d128 = scenarios.findIndex((sc) => sc.kind === 'decode' && sc.tokens === 128);
     const base128 = estimateBaseStep(m, chip, { tokens: 128, sampled: 128 }).seconds;
     const at = (row: number) => base128 / (base128 + table[row]!.values[d128]!.seconds) - 1;
-    summary.push(`${m.name}: all-on ${pct(at(allOn))}, einsum ${pct(at(einsum))} at decode 128 vs the seed's ${pct(seedSlow)}`);
+    summary.push(`${m.name}: all-on ${pct(at(allOn))}, einsum ${pct(at(einsum))} at decode 128 vs vLLM PR 15655's ${pct(seedSlow)}`);
     md.push('', `Seed (measured, ${m.seed.what}): ${m.seed.base} → ${m.seed.lora} tok/s = **${pct(seedSlow)}**.`, '');
     entry.seed = { ...m.seed, slowdown: seedSlow };
     const c = {

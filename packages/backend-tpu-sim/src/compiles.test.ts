@@ -10,7 +10,7 @@ const BUCKETS = tokenBuckets(MAX_TOKENS).length;
 /**
  * A serving trace: 200 batches, T uniform in 1–4096, 1–8 adapters in random, single-adapter and
  * prefill-run patterns, through the public runtime. Returns compiles per program kind (kernel name
- * and mask mode: the single-adapter no-mask program is a different program, as in the seed).
+ * and mask mode: the single-adapter no-mask program is a different program, as in vLLM PR 15655).
  */
 async function trace(options: Record<string, unknown>): Promise<{ total: number; perKind: Map<string, number> }> {
   const backend = createTpuSimBackend(options);

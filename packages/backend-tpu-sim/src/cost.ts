@@ -19,7 +19,7 @@ export interface OpCost {
   /**
    * True for glue that exists only because the public API is float32 `[S, T, R]` between shrink and
    * expand (casts, lane gather/scatter, the add into y): on a TPU the activations are bf16 and the
-   * seed's mirrored lanes need no shuffle, so the ablation report leaves these out (`kernelMicros`).
+   * mirrored lanes of vLLM PR 15655 need no shuffle, so the ablation report leaves these out (`kernelMicros`).
    */
   readonly apiGlue: boolean;
 }
@@ -65,7 +65,7 @@ export interface CostTotals {
   gridSteps: number;
   stepsSkipped: number;
   estimatedMicros: number;
-  /** Estimated time without the float32-API glue ops: what the seed's TPU pipeline would run. */
+  /** Estimated time without the float32-API glue ops: what vLLM PR 15655's TPU pipeline would run. */
   kernelMicros: number;
 }
 

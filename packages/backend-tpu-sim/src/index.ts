@@ -105,7 +105,7 @@ export interface TpuSimBackend extends LoRABackend {
 }
 
 /**
- * The TPU simulator backend: the seed's Pallas multi-LoRA kernels interpreted on tfjs "cpu" with
+ * The TPU simulator backend: vLLM PR 15655's Pallas multi-LoRA kernels interpreted on tfjs "cpu" with
  * bf16 operands and f32 accumulation, plus a TPU v5e/v6e cost model in `stats()`.
  * `backendOptions` (see TpuSimBackendOptions): `{ preset: 'all-on' | 'all-off' | 'einsum',
  * flags: { blockTuning, fastMask, blockSkip, laning, splitShrinkExpand, singleNoMask,

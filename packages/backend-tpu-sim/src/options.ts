@@ -2,7 +2,7 @@ import { checkBackendOptions, describeValue, LoRAError } from '@lora/core';
 import { CHIPS, type ChipSpec, DEFAULT_STEP_OVERHEAD_SECONDS } from './chips.js';
 
 /**
- * The seed's optimisations, each one switch, in the order the seed introduced them. Every
+ * vLLM PR 15655's optimisations, each one switch, in the order vLLM PR 15655 introduced them. Every
  * combination computes the same numbers (bit for bit: see kernels/lora-matmul.ts); they change
  * only the program that runs, and so the cost model's bytes, FLOPs, grid steps and compiles.
  */
@@ -17,7 +17,7 @@ export interface TpuSimFlags {
    * `fastMask` it drops the per-token matmuls of -1 tokens.
    */
   blockSkip: boolean;
-  /** Pack `256 / rank` adapters side by side in one 256-wide MXU tile (rank padded per the seed's rule); a token's mask selects its lane. */
+  /** Pack `256 / rank` adapters side by side in one 256-wide MXU tile (rank padded per vLLM PR 15655's rule); a token's mask selects its lane. */
   laning: boolean;
   /** Separate shrink and expand kernels with their own block shapes instead of one generic BGMV kernel for both directions. */
   splitShrinkExpand: boolean;
@@ -41,7 +41,7 @@ export const FLAG_NAMES: readonly (keyof TpuSimFlags)[] = [
 ];
 
 /**
- * 'all-off': the seed's first fused BGMV kernel. 'all-on': every optimisation (the seed's final
+ * 'all-off': vLLM PR 15655's first fused BGMV kernel. 'all-on': every optimisation (vLLM PR 15655's final
  * Pallas kernels). 'einsum': what vLLM finally merged, `einsum("td,tX,Xld->tl", x, one_hot(idx), loras)`
  * as one XLA op, with bucketed token counts.
  */

@@ -47,7 +47,7 @@ export interface SimExpandArgs {
 /**
  * One simulated TPU: a program cache, running cost totals and the shrink/expand entry points on
  * typed arrays (the tfjs kernels in register.ts wrap these). Each call plans static shapes from
- * the flags, lays the operands out as the seed does (bf16, padded, zero slot, lanes), runs the
+ * the flags, lays the operands out as vLLM PR 15655 does (bf16, padded, zero slot, lanes), runs the
  * Pallas program (or the einsum) in the interpreter and records what every op cost.
  */
 export class TpuSim {

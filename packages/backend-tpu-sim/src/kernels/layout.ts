@@ -3,7 +3,7 @@ import { type HbmArray, hbmArray } from '../pallas/arrays.js';
 import type { Lanes } from './plan.js';
 
 /**
- * Host-side layouts (what the seed does once, when an adapter is loaded or a batch is prepared):
+ * Host-side layouts (what vLLM PR 15655 does once, when an adapter is loaded or a batch is prepared):
  * bf16 rounding, zero padding, the extra zero slot that -1 tokens are routed to, lane packing and
  * pre-transposition. Plain typed-array copies; nothing here is charged as kernel work.
  */

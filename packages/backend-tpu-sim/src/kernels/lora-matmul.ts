@@ -5,7 +5,7 @@ import type { KernelDef, StepContext } from '../pallas/interpreter.js';
 import type { DimPlan, Lanes, TokenPlan } from './plan.js';
 
 /**
- * The seed's Pallas multi-LoRA kernel, one definition for every variant: grid
+ * vLLM PR 15655's Pallas multi-LoRA kernel, one definition for every variant: grid
  * (token blocks, output blocks, contraction blocks) with semantics (parallel, parallel, arbitrary),
  * an f32 accumulator in VMEM scratch zeroed at the first contraction step and written out at the
  * last, the token→slot array scalar-prefetched. What varies is static (part of the compile

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { resolveTpuSimOptions } from '../options.js';
 import { bitLength, featureBlock, laneLayout, planTokens, tokenBlock } from './plan.js';
 
-describe("the seed's static-shape rules", () => {
+describe("vLLM PR 15655's static-shape rules", () => {
   it('rank padding and lanes: keep rank when rank·n ≥ 256, else 1 << bitLength(256 / n)', () => {
     expect(bitLength(28)).toBe(5);
     expect(bitLength(64)).toBe(7);

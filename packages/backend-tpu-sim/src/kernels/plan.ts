@@ -3,17 +3,17 @@ import type { TpuSimFlags } from '../options.js';
 
 /**
  * Static shapes of one kernel call: padded sizes, block sizes and the lane packing, chosen by the
- * seed's rules. Everything here is part of the compile signature, so it depends only on shapes
+ * rules of vLLM PR 15655. Everything here is part of the compile signature, so it depends only on shapes
  * (and the token bucket), never on which slot a token uses.
  */
 
-/** Lane tile: the seed packs adapters into 256-wide MXU tiles (v6e's MXU side). */
+/** Lane tile: vLLM PR 15655 packs adapters into 256-wide MXU tiles (v6e's MXU side). */
 export const LANE_TILE = 256;
 /** Zero-padding granularity of feature dimensions with tuned blocks. */
 const FEATURE_TILE = 256;
 
 export interface Lanes {
-  /** Rank after the seed's padding rule. */
+  /** Rank after vLLM PR 15655's padding rule. */
   readonly rank: number;
   /** Adapters side by side in one tile. */
   readonly lanes: number;
@@ -27,7 +27,7 @@ export interface Lanes {
 export const bitLength = (n: number): number => (n <= 0 ? 0 : Math.floor(Math.log2(n)) + 1);
 
 /**
- * The seed's rank padding with n = maxLoras + 1 slots: keep the rank when rank·n ≥ 256, else pad it
+ * vLLM PR 15655's rank padding with n = maxLoras + 1 slots: keep the rank when rank·n ≥ 256, else pad it
  * to `1 << bitLength(256 / n)`; then `lanes = 256 / rank` adapters share a tile. (The issue writes
  * ceil(256/rank); for ranks that do not divide 256 that overflows the tile, so this takes the floor.)
  */
