@@ -4,7 +4,14 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CHROMIUM_PATH } from '@lora/conformance/chromium';
 import { DEMO_PRESETS, type DemoPresetName } from '@lora/llama/demo';
-import { QUICK_SERVE_BENCH, runServeBench, type ServeBenchOptions, type ServeBenchResult, serveBenchSteps } from '@lora/server/bench';
+import {
+  QUICK_SERVE_BENCH,
+  runServeBench,
+  type ServeBenchOptions,
+  type ServeBenchResult,
+  serveBenchSteps,
+  TINY_SERVE_BENCH,
+} from '@lora/server/bench';
 import { benchActivation, benchParse } from './adapters.js';
 import { gpuUnavailable } from './backends.js';
 import { runInChromium } from './browser.js';
@@ -83,11 +90,7 @@ async function main(): Promise<void> {
   const runHeatmap = only.includes('heatmap');
   const runLoad = only.includes('load');
   const runServe = only.includes('serve');
-  const serveOptions: ServeBenchOptions = values.tiny
-    ? { ...QUICK_SERVE_BENCH, inputLengths: [8, 24], concurrencies: [1, 3], outputLength: 3 }
-    : values.quick
-      ? QUICK_SERVE_BENCH
-      : {};
+  const serveOptions: ServeBenchOptions = values.tiny ? TINY_SERVE_BENCH : values.quick ? QUICK_SERVE_BENCH : {};
   const loadRounds = values.tiny ? 1 : Math.min(rounds, 5);
   const modelRequests = values.tiny ? 4 : 16;
   const adapterRounds = values.tiny ? 2 : 9;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { QUICK_SERVE_BENCH, runServeBench, serveBenchSteps } from './serve-bench.js';
+import { runServeBench, serveBenchSteps, TINY_SERVE_BENCH } from './serve-bench.js';
 import { percentile } from './stats.js';
 
 describe('serve benchmark', () => {
@@ -12,7 +12,7 @@ describe('serve benchmark', () => {
 
   it('the quick setting runs through HTTP and reports every cell, the slowdown grid and the server overhead', async () => {
     const lines: string[] = [];
-    const options = { ...QUICK_SERVE_BENCH, inputLengths: [8, 24], concurrencies: [1, 3], outputLength: 3 };
+    const options = TINY_SERVE_BENCH;
     const r = await runServeBench({ ...options, onProgress: (l) => lines.push(l) });
     expect(lines).toHaveLength(serveBenchSteps(options));
     const { cells, slowdown, overhead, config } = r.json;

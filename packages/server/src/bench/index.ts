@@ -8,5 +8,6 @@ export {
   type ServeBenchOptions,
   type ServeBenchResult,
   serveBenchSteps,
+  TINY_SERVE_BENCH,
 } from './serve-bench.js';
 export { percentile, type StreamTiming } from './stats.js';

@@ -45,6 +45,9 @@ export const QUICK_SERVE_BENCH: ServeBenchOptions = {
   overheadRepeats: 1,
 };
 
+/** The quick setting on even smaller axes: a second or two, for tests and `npm run bench -- --tiny`. */
+export const TINY_SERVE_BENCH: ServeBenchOptions = { ...QUICK_SERVE_BENCH, inputLengths: [8, 24], concurrencies: [1, 3], outputLength: 3 };
+
 export interface ServeBenchJson {
   readonly config: {
     readonly model: CheckpointSpec;
@@ -70,10 +73,24 @@ export interface ServeBenchResult {
   readonly json: ServeBenchJson;
 }
 
+/** The options' defaults, in one place for the run and for the progress count. */
+function withDefaults(options: ServeBenchOptions) {
+  return {
+    inputLengths: options.inputLengths ?? [128, 512, 2048],
+    concurrencies: options.concurrencies ?? [1, 4, 16, 64],
+    outputLength: options.outputLength ?? 32,
+    adapters: options.adapters ?? 8,
+    adapterRank: options.adapterRank ?? 16,
+    rounds: options.rounds ?? 2,
+    minRequests: options.minRequests ?? 4,
+    overheadRepeats: options.overheadRepeats ?? 3,
+  };
+}
+
 /** How many progress lines `runServeBench` reports with these options (two per cell, one per overhead round): a caller's progress bar total. */
 export function serveBenchSteps(options: ServeBenchOptions = {}): number {
-  const cells = (options.inputLengths ?? [128, 512, 2048]).length * (options.concurrencies ?? [1, 4, 16, 64]).length;
-  return 2 * cells + (options.overheadRepeats ?? 3);
+  const { inputLengths, concurrencies, overheadRepeats } = withDefaults(options);
+  return 2 * inputLengths.length * concurrencies.length + overheadRepeats;
 }
 
 const ALL_LINEAR = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
@@ -194,13 +211,16 @@ function summarize(
  * HTTP against the engine in-process on the same requests.
  */
 export async function runServeBench(options: ServeBenchOptions = {}): Promise<ServeBenchResult> {
-  const inputLengths = options.inputLengths ?? [128, 512, 2048];
-  const concurrencies = options.concurrencies ?? [1, 4, 16, 64];
-  const outputLength = options.outputLength ?? 32;
-  const adapterCount = options.adapters ?? 8;
-  const adapterRank = options.adapterRank ?? 16;
-  const rounds = options.rounds ?? 2;
-  const minRequests = options.minRequests ?? 4;
+  const {
+    inputLengths,
+    concurrencies,
+    outputLength,
+    adapters: adapterCount,
+    adapterRank,
+    rounds,
+    minRequests,
+    overheadRepeats,
+  } = withDefaults(options);
   const maxConcurrency = Math.max(...concurrencies);
   const context = Math.max(...inputLengths) + outputLength;
   const model: CheckpointSpec = options.model ?? {
@@ -265,7 +285,7 @@ export async function runServeBench(options: ServeBenchOptions = {}): Promise<Se
     const requests = Math.max(minRequests, rounds * oc);
     let httpBest = 0;
     let engineBest = 0;
-    for (let r = 0; r < (options.overheadRepeats ?? 3); r++) {
+    for (let r = 0; r < overheadRepeats; r++) {
       log(`serve bench: overhead at concurrency ${oc}, input ${ol}: HTTP vs in-process, round ${r + 1}`);
       const h = await httpCell(s, ol, oc, 'lora', requests);
       httpBest = Math.max(httpBest, h.timings.reduce((n, t) => n + t.tokens, 0) / (h.ms / 1000));
