@@ -1,6 +1,6 @@
 import { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat, type SerializableDType, serializeSafetensors } from '@lora/core';
 import { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME } from './checkpoint-index.js';
-import { type Architecture, type ModelConfig, parseModelConfig } from './config.js';
+import { type ModelConfig, parseModelConfig } from './config.js';
 import { checkpointTensors, elements } from './modules.js';
 import { nodeFs } from './node-fs.js';
 import { seeded, uniform } from './rng.js';
@@ -11,14 +11,12 @@ import { seeded, uniform } from './rng.js';
  * benchmarks and the conformance suite: real loading code paths, nothing downloaded.
  */
 
-export interface CheckpointSpec {
-  readonly architecture: Architecture;
-  readonly hiddenSize: number;
-  readonly intermediateSize: number;
-  readonly numHiddenLayers: number;
-  readonly numAttentionHeads: number;
-  readonly numKeyValueHeads: number;
-  readonly vocabSize: number;
+/** The shape fields as the parsed config names them; the rest are the config.json options to write. */
+export interface CheckpointSpec
+  extends Pick<
+    ModelConfig,
+    'architecture' | 'hiddenSize' | 'intermediateSize' | 'numHiddenLayers' | 'numAttentionHeads' | 'numKeyValueHeads' | 'vocabSize'
+  > {
   /** Written as `head_dim` when given (it may differ from hidden / heads). */
   readonly headDim?: number;
   readonly tieWordEmbeddings?: boolean;
