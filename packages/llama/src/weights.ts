@@ -64,10 +64,11 @@ export class WeightTaker {
 }
 
 /**
- * `[rows, cols]` row-major → `[cols, rows]`, in 64×64 blocks so both sides stay in cache (measured
- * ~700 MB/s here, faster than tfjs-wasm's own transpose of the same tensor on the device). The
- * CPU backend multiplies `x·W` with W `[in, out]` (XNNPACK's layout): a weight transposed here goes
- * to the device once, instead of an `[out, in]` copy plus a transposed copy made there.
+ * `[rows, cols]` row-major → `[cols, rows]`, in 64×64 blocks so both sides stay in cache, four
+ * source rows at a time so each write of `out` fills four neighbouring floats (1.2–2.3× the
+ * one-row loop here, measured over the Llama shapes of the load bench). The CPU backend multiplies
+ * `x·W` with W `[in, out]` (XNNPACK's layout): a weight transposed here goes to the device once,
+ * instead of an `[out, in]` copy plus a transposed copy made there.
  */
 export function transposed(data: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(rows * cols);
@@ -76,9 +77,23 @@ export function transposed(data: Float32Array, rows: number, cols: number): Floa
     const r1 = Math.min(rows, r0 + B);
     for (let c0 = 0; c0 < cols; c0 += B) {
       const c1 = Math.min(cols, c0 + B);
-      for (let r = r0; r < r1; r++) {
+      let r = r0;
+      for (; r + 4 <= r1; r += 4) {
+        const a = r * cols;
+        const b = a + cols;
+        const c = b + cols;
+        const d = c + cols;
+        for (let j = c0; j < c1; j++) {
+          const o = j * rows + r;
+          out[o] = data[a + j] as number;
+          out[o + 1] = data[b + j] as number;
+          out[o + 2] = data[c + j] as number;
+          out[o + 3] = data[d + j] as number;
+        }
+      }
+      for (; r < r1; r++) {
         const row = r * cols;
-        for (let c = c0; c < c1; c++) out[c * rows + r] = data[row + c] as number;
+        for (let j = c0; j < c1; j++) out[j * rows + r] = data[row + j] as number;
       }
     }
   }
