@@ -21,6 +21,20 @@ describe('engines', () => {
     rt.dispose();
   });
 
+  it('engine wasm copies host arrays into its heap when it makes a tensor (copiesHostArrays), engine js does not claim it', async () => {
+    const rt = await createLoRA({ backend: 'cpu' });
+    expect(rt.backend.copiesHostArrays).toBe(true);
+    const values = Float32Array.from([1, 2, 3, 4]);
+    const t = tf.tensor2d(values, [2, 2]);
+    values.fill(-7);
+    expect(Array.from(await t.data())).toEqual([1, 2, 3, 4]);
+    t.dispose();
+    rt.dispose();
+    const js = await createLoRA({ backend: 'cpu', backendOptions: { engine: 'js' } });
+    expect(js.backend.copiesHostArrays).toBe(false);
+    js.dispose();
+  });
+
   it('loads the wasm binaries offline: tfjs from its installed package, our kernels embedded', () => {
     const dist = dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm'));
     expect(existsSync(join(dist, 'tfjs-backend-wasm-simd.wasm'))).toBe(true);

@@ -38,6 +38,8 @@ export async function createCpuBackend(options: Readonly<Record<string, unknown>
     kernels: wasmKernels(),
     install: '@tensorflow/tfjs-backend-wasm',
     weightLayout: 'in-out',
+    // tfjs-wasm's write() copies every host array into its heap before it returns.
+    copiesHostArrays: true,
     stats: () => ({ programsCompiled: 0, simd: simdSupported() ? 1 : 0 }),
   });
 }

@@ -25,6 +25,13 @@ export interface LoRABackend {
    */
   readonly weightLayout?: 'out-in' | 'in-out';
   /**
+   * True when a tensor made from a host array copies the values into the backend's own memory
+   * before `tf.tensor` returns (tfjs-wasm's heap), so the caller may overwrite the array at once:
+   * a model build can then prepare every weight in one reused buffer. Absent or false: the backend
+   * may keep the array itself (tfjs `cpu` adopts it; `webgl` uploads it later).
+   */
+  readonly copiesHostArrays?: boolean;
+  /**
    * The accuracy it promises: max error per output row relative to the root-sum-square of the
    * row's products (README "Accuracy"). Default 1e-4 (float32 arithmetic); tpu-sim, which rounds
    * LoRA operands to bfloat16, promises 3e-2. Callers that compare against float64 read it here

@@ -127,6 +127,8 @@ export interface KernelBackendSpec {
   /** What to install when the tfjs backend is missing, for the E_BACKEND message. */
   readonly install?: string;
   readonly weightLayout?: 'out-in' | 'in-out';
+  /** See `LoRABackend.copiesHostArrays`. */
+  readonly copiesHostArrays?: boolean;
   /** See `LoRABackend.accuracy`. */
   readonly accuracy?: number;
 }
@@ -141,6 +143,7 @@ export function defineLoRABackend(spec: KernelBackendSpec): LoRABackend {
     name: spec.name,
     tfBackend: spec.tfBackend,
     weightLayout: spec.weightLayout ?? 'out-in',
+    copiesHostArrays: spec.copiesHostArrays === true,
     accuracy: spec.accuracy ?? 1e-4,
     async init() {
       await spec.prepare?.();

@@ -22,7 +22,7 @@ import type { ModelConfig } from './config.js';
 import { kvWidth, layerModules, qWidth } from './modules.js';
 import { rmsNorm } from './rms-norm.js';
 import type { LayerCache, Sequence } from './sequence.js';
-import { transposed, type WeightTaker } from './weights.js';
+import type { WeightTaker } from './weights.js';
 
 /** Where one sequence's tokens sit in the step's rows, and the position of its first new token. */
 export interface StepRows {
@@ -73,10 +73,10 @@ export class DecoderLayer {
     const m = layerModules(index);
     const made: Tensor[] = [];
     const layers: { dispose(): void }[] = [];
-    // The layout the backend multiplies fastest, made on the host (see `transposed`): one device copy per weight.
+    // The layout the backend multiplies fastest, made on the host (see `transposeInto`): one device copy per weight.
     const layout = runtime.backend.weightLayout === 'in-out' ? 'in-out' : 'out-in';
     const matrix = (data: Float32Array, rows: number, cols: number) =>
-      track(layout === 'in-out' ? tensor2d(transposed(data, rows, cols), [cols, rows]) : tensor2d(data, [rows, cols]));
+      track(layout === 'in-out' ? tensor2d(weights.transposed(data, rows, cols), [cols, rows]) : tensor2d(data, [rows, cols]));
     const vector = (data: Float32Array) => track(tensor1d(data));
     const track = <T extends Tensor>(t: T): T => {
       made.push(t);

@@ -7,7 +7,7 @@ import { EMBED_TOKENS, FINAL_NORM, LM_HEAD } from './modules.js';
 import { rmsNorm } from './rms-norm.js';
 import { inverseFrequencies, rotaryAngles } from './rope.js';
 import { checkLive, failSequence, Sequence } from './sequence.js';
-import { transposed, type WeightMap, WeightTaker } from './weights.js';
+import { type WeightMap, WeightTaker } from './weights.js';
 
 /** Tokens to feed one sequence in a step: a whole prompt at prefill, one token per decode step. */
 export interface Chunk {
@@ -61,7 +61,7 @@ export class CausalLM {
     this.config = config;
     this.runtime = runtime;
     this.#invFreq = inverseFrequencies(config);
-    const take = new WeightTaker(config, weights, options.releaseWeights === true);
+    const take = new WeightTaker(config, weights, options.releaseWeights === true, runtime.backend.copiesHostArrays === true);
     const made: { dispose(): void }[] = [];
     try {
       const table = this.#own(tensor2d(take.take(`${EMBED_TOKENS}.weight`), [config.vocabSize, config.hiddenSize]));
@@ -73,13 +73,13 @@ export class CausalLM {
       }
       this.#finalNorm = this.#own(tensor1d(take.take(`${FINAL_NORM}.weight`)));
       // Tied: the embedding table itself ([V, D], which the embedding's gather needs). Untied: in
-      // the layout the backend multiplies fastest, transposed on the host (see `transposed`).
+      // the layout the backend multiplies fastest, transposed on the host (see `transposeInto`).
       const inOut = !config.tieWordEmbeddings && runtime.backend.weightLayout === 'in-out';
       const head = config.tieWordEmbeddings
         ? table
         : this.#own(
             inOut
-              ? tensor2d(transposed(take.take(`${LM_HEAD}.weight`), config.vocabSize, config.hiddenSize), [
+              ? tensor2d(take.transposed(take.take(`${LM_HEAD}.weight`), config.vocabSize, config.hiddenSize), [
                   config.hiddenSize,
                   config.vocabSize,
                 ])

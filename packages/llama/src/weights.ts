@@ -16,7 +16,17 @@ export class WeightTaker {
   readonly #release: boolean;
   readonly #shapes: ReadonlyMap<string, readonly number[]>;
 
-  constructor(config: ModelConfig, weights: WeightMap, release: boolean) {
+  /** The transposes' output when it may be reused (see `transposed`); grown to the largest weight. */
+  #scratch: Float32Array | undefined;
+  readonly #reuseScratch: boolean;
+
+  /**
+   * `reuseScratch`: the backend copies host arrays when it makes a tensor (`copiesHostArrays`), so
+   * every `transposed` of this build may write into one buffer instead of a fresh array per weight
+   * (the first touch of fresh memory costs as much as the transpose itself).
+   */
+  constructor(config: ModelConfig, weights: WeightMap, release: boolean, reuseScratch = false) {
+    this.#reuseScratch = reuseScratch;
     if (!(weights instanceof Map)) {
       throw new LoRAError('E_CONFIG', `weights must be a Map of tensor name → Float32Array, got ${describeValue(weights)}`);
     }
@@ -61,17 +71,31 @@ export class WeightTaker {
     }
     return out;
   }
+
+  /**
+   * `data` `[rows, cols]` as `[cols, rows]` (see `transposeInto`), for a tensor made at once: with
+   * `reuseScratch` the array is overwritten by the next call.
+   */
+  transposed(data: Float32Array, rows: number, cols: number): Float32Array {
+    const n = rows * cols;
+    let out: Float32Array;
+    if (this.#reuseScratch) {
+      if (this.#scratch === undefined || this.#scratch.length < n) this.#scratch = new Float32Array(n);
+      out = this.#scratch.subarray(0, n);
+    } else out = new Float32Array(n);
+    transposeInto(data, rows, cols, out);
+    return out;
+  }
 }
 
 /**
- * `[rows, cols]` row-major → `[cols, rows]`, in 64×64 blocks so both sides stay in cache, four
+ * `[rows, cols]` row-major → `[cols, rows]` into `out`, in 64×64 blocks so both sides stay in cache, four
  * source rows at a time so each write of `out` fills four neighbouring floats (1.2–2.3× the
  * one-row loop here, measured over the Llama shapes of the load bench). The CPU backend multiplies
  * `x·W` with W `[in, out]` (XNNPACK's layout): a weight transposed here goes to the device once,
  * instead of an `[out, in]` copy plus a transposed copy made there.
  */
-export function transposed(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols);
+export function transposeInto(data: Float32Array, rows: number, cols: number, out: Float32Array): void {
   const B = 64;
   for (let r0 = 0; r0 < rows; r0 += B) {
     const r1 = Math.min(rows, r0 + B);
@@ -97,7 +121,6 @@ export function transposed(data: Float32Array, rows: number, cols: number): Floa
       }
     }
   }
-  return out;
 }
 
 /** The one array the parts make up when each starts where the previous one ends in the same buffer. */
