@@ -107,7 +107,7 @@ export function parseArgs(argv: readonly string[], env: Readonly<Record<string, 
       const { min = 0, max = Number.MAX_SAFE_INTEGER } = spec;
       if (!Number.isSafeInteger(n) || n < min || n > max) {
         throw new UsageError(
-          `${flag} must be an integer from ${min} to ${max === Number.MAX_SAFE_INTEGER ? 'any' : max}, got ${JSON.stringify(value)}`,
+          `${flag} must be an integer from ${min}${max === Number.MAX_SAFE_INTEGER ? ' up' : ` to ${max}`}, got ${JSON.stringify(value)}`,
         );
       }
       out[spec.key] = n;
