@@ -1,5 +1,5 @@
+import SummaryReporter from '@lora/test-tooling/summary-reporter';
 import { defineConfig } from 'vitest/config';
-import SummaryReporter from './packages/conformance/src/summary-reporter.js';
 
 // `vitest run` at the root runs every package's and app's tests in one process, on src/ (no build).
 export default defineConfig({

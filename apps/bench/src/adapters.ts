@@ -75,7 +75,7 @@ export async function benchActivation(preset: DemoPreset, rounds: number, progre
 }
 
 /** A safetensors file of ~`megabytes` MB shaped like a large rank-16 adapter ([16, 4096] tensors). */
-export function syntheticAdapterFile(megabytes: number, dtype: SerializableDType): Uint8Array {
+function syntheticAdapterFile(megabytes: number, dtype: SerializableDType): Uint8Array {
   const perTensor = 16 * 4096;
   const count = Math.max(1, Math.round((megabytes * 2 ** 20) / (perTensor * 4)));
   const data = new Float32Array(perTensor);

@@ -1,6 +1,6 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CHROMIUM_ARGS, CHROMIUM_PATH } from '@lora/conformance/chromium';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '@lora/test-tooling/chromium';
 import { chromium } from 'playwright-core';
 import { createServer } from 'vite';
 import type { BrowserResult, BrowserTask } from './browser-task.js';
@@ -25,7 +25,7 @@ export async function runInChromium(
     resolve: { conditions: ['@lora/source', 'browser', 'module', 'import', 'default'] },
     optimizeDeps: {
       entries: [join(root, 'browser', 'index.html')],
-      exclude: ['@lora/core', '@lora/llama', '@lora/backend-webgl', '@lora/backend-webgpu', '@lora/conformance'],
+      exclude: ['@lora/core', '@lora/llama', '@lora/backend-webgl', '@lora/backend-webgpu'],
       include: [
         '@tensorflow/tfjs-core',
         '@tensorflow/tfjs-backend-webgl',

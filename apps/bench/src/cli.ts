@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CHROMIUM_PATH } from '@lora/conformance/chromium';
 import { DEMO_PRESETS, type DemoPresetName } from '@lora/llama/demo';
 import {
   QUICK_SERVE_BENCH,
@@ -12,6 +11,7 @@ import {
   serveBenchSteps,
   TINY_SERVE_BENCH,
 } from '@lora/server/bench';
+import { CHROMIUM_PATH } from '@lora/test-tooling/chromium';
 import { benchActivation, benchParse } from './adapters.js';
 import { gpuUnavailable } from './backends.js';
 import { runInChromium } from './browser.js';
@@ -28,7 +28,7 @@ import { runGridsAndHeatmaps, sweepTargets } from './sweeps.js';
 
 const SECTIONS = ['kernels', 'grid', 'heatmap', 'adapters', 'model', 'load', 'serve'] as const;
 
-const HELP = `pnpm bench [--quick | --tiny] [--only ${SECTIONS.join(',')}] [--json] [--out DIR] [--no-wasm] [--no-gpu] [--gpu-full] [--no-browser] [--rounds N]
+const HELP = `npm run bench -- [--quick | --tiny] [--only ${SECTIONS.join(',')}] [--json] [--out DIR] [--no-wasm] [--no-gpu] [--gpu-full] [--no-browser] [--rounds N]
 
 kernels   addLoRALinear at decode (T = 32, 8 adapters) and prefill (T = 2048, 4 adapters),
           H = O = 4096, rank 16, against the naive tfjs composition, the per-adapter loop and

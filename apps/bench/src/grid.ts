@@ -71,6 +71,13 @@ export interface GridPoint {
 
 export interface GridResult {
   backend: string;
+  /**
+   * The backend prices its calls with a cost model (`stats().estimatedMicros`, tpu-sim): its
+   * wall-clock is a simulation's, so the grid's speed targets do not apply to it.
+   */
+  costModel: boolean;
+  /** The backend compiles programs per static shape (`LoRABackend.compilesPrograms`): their count is bounded. */
+  compilesPrograms: boolean;
   /** Programs compiled during the grid: the sum over points of what each point's runtime added. */
   programsCompiled: number;
   /**
@@ -101,11 +108,13 @@ export async function runGrid(spec: BackendSpec, shapes: readonly KernelShape[],
   const notes = new Set<string>();
   let compiled = 0;
   let compiledAfter = 0;
+  let compilesPrograms = false;
   for (const shape of shapes) {
     const cached = bases.get(shape.numTokens);
     const c = await buildBackendContenders(shape, spec, { base: cached === undefined, naiveLimitBytes: opts.naiveLimitBytes });
     try {
       const stats = () => c.runtimes[0]?.backend.stats?.().programsCompiled ?? 0;
+      compilesPrograms ||= c.runtimes[0]?.backend.compilesPrograms === true;
       const compiledBefore = stats();
       // GPU warm-ups compile programs (seconds on SwiftShader): never count one as a sample.
       const samples = await measure(c.methods, { rounds: opts.rounds, budgetMs: opts.budgetMs, slowMs: Math.max(5000, opts.budgetMs) });
@@ -141,6 +150,8 @@ export async function runGrid(spec: BackendSpec, shapes: readonly KernelShape[],
   }
   return {
     backend: spec.label,
+    costModel: points.some((p) => p.estimatedMicros !== undefined),
+    compilesPrograms,
     programsCompiled: compiled,
     programsTotal: compiledAfter,
     points,

@@ -1,5 +1,5 @@
 import { CHIPS, estimateBaseStep, estimateLoRAStep, LLAMA_3_1_8B } from '@lora/backend-tpu-sim';
-import { computeMapping } from '@lora/core';
+import { computeMapping } from '@lora/core/backend';
 import type { HeatmapAxes, HeatmapResult } from './heatmap.js';
 
 /**

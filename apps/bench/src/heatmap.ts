@@ -20,7 +20,7 @@ export const HEATMAPS: Record<'full' | 'quick' | 'gpu' | 'tiny', HeatmapAxes> = 
   tiny: { lengths: [8, 32], concurrency: [1, 4] },
 };
 
-export interface HeatmapCell {
+interface HeatmapCell {
   length: number;
   concurrency: number;
   /** Median ms of one decode forward with LoRA and of the same forward on the base model (interleaved rounds). */

@@ -20,7 +20,7 @@ export const TINY_SHAPES: KernelShape[] = [
   { name: 'prefill', numTokens: 40, numAdapters: 2, hidden: 64, out: 48, rank: 8, layout: 'segments' },
 ];
 
-export interface Ratios {
+interface Ratios {
   /** How many times slower the naive tfjs composition is than our kernel (engine js). */
   naiveOverLoRA: number;
   /** How many times slower the per-adapter loop is than our kernel (engine js). */

@@ -71,7 +71,7 @@ export interface LoadResult {
   boundMB: number;
 }
 
-export const variantLabel = (v: LoadVariant): string => `${v.dtype}, ${v.shards === 1 ? 'one file' : `${v.shards} shards`}`;
+const variantLabel = (v: LoadVariant): string => `${v.dtype}, ${v.shards === 1 ? 'one file' : `${v.shards} shards`}`;
 
 interface Written {
   variant: LoadVariant;

@@ -7,7 +7,7 @@ setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 /** Collects garbage (twice, see above). */
-export function collectGarbage(): void {
+function collectGarbage(): void {
   gc();
   gc();
 }

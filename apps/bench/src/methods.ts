@@ -13,7 +13,7 @@ export interface KernelShape {
   layout: 'interleaved' | 'segments';
 }
 
-export function tokenSlots(shape: KernelShape): Int32Array {
+function tokenSlots(shape: KernelShape): Int32Array {
   const { numTokens: T, numAdapters: n } = shape;
   return Int32Array.from({ length: T }, (_, t) => (shape.layout === 'interleaved' ? t % n : Math.min(n - 1, Math.floor((t * n) / T))));
 }
@@ -201,7 +201,7 @@ export interface BackendContenderOptions {
 }
 
 /** Bytes the naive composition's two gathers allocate. */
-export const naiveGatherBytes = (s: KernelShape): number => 4 * s.numTokens * s.rank * (s.hidden + s.out);
+const naiveGatherBytes = (s: KernelShape): number => 4 * s.numTokens * s.rank * (s.hidden + s.out);
 
 /**
  * The contest on one LoRA backend, every contender on the tfjs backend it computes on: our
@@ -272,7 +272,7 @@ export async function buildBackendContenders(
  * The naive composition's gathers are plain tensors: on WebGL a 512 MB one (prefill at H = 4096)
  * exceeds the 8192 × 8192 texture limit, so GPU contests leave it out above 256 MB.
  */
-export const GPU_NAIVE_LIMIT_BYTES = 256 * 2 ** 20;
+const GPU_NAIVE_LIMIT_BYTES = 256 * 2 ** 20;
 
 /** The contest on a GPU backend by name (webgpu in Node; webgl and webgpu in Chromium). */
 export const buildGpuContenders = (shape: KernelShape, backend = 'webgpu'): Promise<Contenders> =>

@@ -6,7 +6,7 @@ import { registerBenchAdapters } from './model-adapters.js';
 import type { Progress } from './progress.js';
 import { type ServeStats, servePass, tokensPerSecond } from './serve-pass.js';
 
-export { decodeTokensPerSecond, type ServeStats, tokensPerSecond } from './serve-pass.js';
+export { decodeTokensPerSecond, tokensPerSecond } from './serve-pass.js';
 
 /** A LoRA backend by name, with its options: how `createLoRA` is asked for it. */
 export interface ModelBackend {

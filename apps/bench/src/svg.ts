@@ -61,7 +61,7 @@ export function heatmapSvg(h: HeatmapInput): string {
   return `${parts.join('\n')}\n`;
 }
 
-export interface RooflinePoint {
+interface RooflinePoint {
   label: string;
   /** Flops per byte moved. */
   intensity: number;

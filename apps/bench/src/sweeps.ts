@@ -1,4 +1,4 @@
-import { tokenBuckets } from '@lora/core';
+import { tokenBuckets } from '@lora/core/backend';
 import type { DemoPreset } from '@lora/llama/demo';
 import { initWasm } from './backends.js';
 import { runInChromium } from './browser.js';
@@ -93,8 +93,8 @@ export async function runGridsAndHeatmaps(plan: SweepPlan, progress: Progress, l
 export function sweepTargets(s: SweepResults): Target[] {
   const targets: Target[] = [];
   for (const g of s.grids) {
-    // The simulator's wall-clock is not a TPU's: its targets are the cost model's (its own report).
-    if (g.backend.startsWith('tpu-sim')) continue;
+    // A simulator's wall-clock is not its device's: its targets are the cost model's (its own report).
+    if (g.costModel) continue;
     const worst = (f: (p: GridResult['points'][number]) => number | undefined) => {
       const values = g.points.map(f).filter((v): v is number => v !== undefined);
       return values.length > 0 ? Math.min(...values) : undefined;
@@ -106,7 +106,7 @@ export function sweepTargets(s: SweepResults): Target[] {
       targets.push({ name: `${g.backend}: worst point vs naive composition`, shape: where, value: naive, goal: '≥ 1×', met: naive >= 1 });
     if (loop !== undefined)
       targets.push({ name: `${g.backend}: worst point vs per-adapter loop`, shape: where, value: loop, goal: '≥ 1×', met: loop >= 1 });
-    if (g.backend.startsWith('cpu')) continue;
+    if (!g.compilesPrograms) continue;
     // The static-shape bound of the GPU backend issues: no more programs than token buckets for
     // T up to 4096, whatever the batches. Counted over everything this process or page ran
     // (kernel contests, every grid point), since tfjs compiles a program once per process.

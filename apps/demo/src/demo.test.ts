@@ -106,7 +106,7 @@ describe('demo session: a tiny Llama serving a mixed-adapter queue', () => {
     ['not JSON', '{"backend": "cpu",', 'E_CONFIG', /is not valid JSON/],
     ['an unknown key', '{"backend": "cpu", "maxLoraz": 3}', 'E_CONFIG', /unknown LoRAConfig key\(s\) "maxLoraz"/],
     ['a negative maxLoras', '{"backend": "cpu", "maxLoras": -2}', 'E_CONFIG', /maxLoras must be an integer from 1 to 1024, got -2/],
-    ['an unknown backend', '{"backend": "quantum"}', 'E_BACKEND', /npm install @lora\/backend-quantum/],
+    ['an unknown backend', '{"backend": "quantum"}', 'E_BACKEND', /unknown backend "quantum"; expected one of .*"cpu"/],
   ])('a config file with %s → %s', async (_, text, code, message) => {
     const file = join(cache, `config-${code}-${text.length}.json`);
     await writeFile(file, text);
@@ -222,7 +222,7 @@ describe('demo with prompts: real checkpoints, adapters by name, --json', () => 
   it('the CLI prints one line and exits 2 for user errors, never a stack trace', async () => {
     await mkdir(join(cache, 'empty-dir'), { recursive: true });
     for (const [args, env, message] of [
-      [['--preset', 'tiny'], { LORA_BACKEND: 'quantum' }, /^\[E_BACKEND\] backend "quantum" is not registered/],
+      [['--preset', 'tiny'], { LORA_BACKEND: 'quantum' }, /^\[E_BACKEND\] unknown backend "quantum"/],
       [['--preset', 'tiny', '--prompt', 'hi'], {}, /^\[E_CONFIG\] --prompt needs the model's tokenizer\.json/],
       [['--model', 'empty-dir', '--prompt-ids', '1'], {}, /^\[E_NOT_FOUND\] .*empty-dir.*config\.json/],
     ] as const) {

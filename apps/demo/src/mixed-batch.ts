@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
  * none), checked token by token against the weights merged per adapter, W + scale·B·A, in float64.
  */
 
-export interface Adapter {
+interface Adapter {
   id: string;
   rank: number;
   alpha: number;
@@ -16,7 +16,7 @@ export interface Adapter {
   b: Float32Array[];
 }
 
-export interface Request {
+interface Request {
   adapter: string | null;
   tokens: number;
 }

@@ -16,7 +16,7 @@ import { loadAdapters } from './load.js';
 import type { DemoOptions } from './options.js';
 import type { DemoIO } from './session.js';
 
-export interface PromptResult {
+interface PromptResult {
   adapter: string | null;
   /** The prompt as the user gave it (text, or ids joined by commas). */
   prompt: string;

@@ -20,7 +20,7 @@ export interface DemoIO {
 }
 
 /** Demo defaults: fewer slots than adapters, so adapters are evicted and re-activated. */
-export function sessionConfig(opts: DemoOptions): LoRAConfig {
+function sessionConfig(opts: DemoOptions): LoRAConfig {
   return { maxLoras: 3, maxLoraRank: 32, maxCpuLoras: 8, ...opts.lora };
 }
 

@@ -1,5 +1,5 @@
 import '@tensorflow/tfjs-backend-cpu';
-import { checkBackendOptions, defineLoRABackend, type LoRABackend, registerLoRABackend } from '@lora/core';
+import { checkBackendOptions, defineLoRABackend, type LoRABackend, registerLoRABackend } from '@lora/core/backend';
 import { type CpuEngine, chooseEngine } from './engine.js';
 import { cpuKernels } from './kernels/register.js';
 import { wasmKernels } from './kernels/register-wasm.js';
@@ -30,7 +30,13 @@ export async function createCpuBackend(options: Readonly<Record<string, unknown>
   const { engine: asked, wasmPaths } = options as CpuBackendOptions;
   const engine = await chooseEngine(asked, { wasmPaths });
   if (engine === 'js') {
-    return defineLoRABackend({ name: 'cpu', tfBackend: 'cpu', kernels: cpuKernels('cpu'), install: '@tensorflow/tfjs-backend-cpu' });
+    return defineLoRABackend({
+      name: 'cpu',
+      tfBackend: 'cpu',
+      kernels: cpuKernels('cpu'),
+      install: '@tensorflow/tfjs-backend-cpu',
+      hostMemory: true,
+    });
   }
   return defineLoRABackend({
     name: 'cpu',
@@ -40,6 +46,7 @@ export async function createCpuBackend(options: Readonly<Record<string, unknown>
     weightLayout: 'in-out',
     // tfjs-wasm's write() copies every host array into its heap before it returns.
     copiesHostArrays: true,
+    hostMemory: true,
     stats: () => ({ programsCompiled: 0, simd: simdSupported() ? 1 : 0 }),
   });
 }

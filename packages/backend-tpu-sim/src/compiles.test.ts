@@ -1,5 +1,6 @@
 import { Random, slotIndices } from '@lora/conformance';
-import { createLoRA, tokenBuckets } from '@lora/core';
+import { createLoRA } from '@lora/core';
+import { tokenBuckets } from '@lora/core/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { createTpuSimBackend } from './index.js';

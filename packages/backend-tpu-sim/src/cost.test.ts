@@ -1,4 +1,4 @@
-import { computeMapping } from '@lora/core';
+import { computeMapping } from '@lora/core/backend';
 import { describe, expect, it } from 'vitest';
 import { CHIPS } from './chips.js';
 import { resolveTpuSimOptions } from './options.js';

@@ -1,4 +1,4 @@
-import { computeMapping } from '@lora/core';
+import { computeMapping } from '@lora/core/backend';
 import { describe, expect, it } from 'vitest';
 import { CHIPS } from './chips.js';
 import { estimateBaseStep, estimateLoRAStep, type LlamaShape, loraModules } from './estimate.js';

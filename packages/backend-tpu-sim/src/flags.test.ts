@@ -1,5 +1,6 @@
 import { Random, type SlotPattern, slotIndices } from '@lora/conformance';
-import { computeMapping, type LoRAMapping, reference } from '@lora/core';
+import { type LoRAMapping, reference } from '@lora/core';
+import { computeMapping } from '@lora/core/backend';
 import { describe, expect, it } from 'vitest';
 import { FLAG_NAMES, resolveTpuSimOptions, type TpuSimFlags } from './options.js';
 import { TpuSim } from './sim.js';

@@ -1,5 +1,5 @@
 import '@tensorflow/tfjs-backend-cpu';
-import { defineLoRABackend, type LoRABackend, registerLoRABackend } from '@lora/core';
+import { defineLoRABackend, type LoRABackend, registerLoRABackend } from '@lora/core/backend';
 import { resolveTpuSimOptions } from './options.js';
 import { TPU_SIM_EXPAND, TPU_SIM_SHRINK, tpuSimKernels } from './register.js';
 import { TpuSim, type TpuSimStats } from './sim.js';
@@ -117,6 +117,8 @@ export function createTpuSimBackend(options: Readonly<Record<string, unknown>> =
   const backend = defineLoRABackend({
     name: 'tpu-sim',
     tfBackend: 'cpu',
+    hostMemory: true,
+    compilesPrograms: true,
     kernels: tpuSimKernels(),
     target: { shrink: TPU_SIM_SHRINK, expand: TPU_SIM_EXPAND, attrs: { sim } },
     install: '@tensorflow/tfjs-backend-cpu',

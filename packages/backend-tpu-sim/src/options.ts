@@ -1,4 +1,4 @@
-import { checkBackendOptions, describeValue, LoRAError } from '@lora/core';
+import { checkBackendOptions, describeValue, LoRAError } from '@lora/core/backend';
 import { CHIPS, type ChipSpec, DEFAULT_STEP_OVERHEAD_SECONDS } from './chips.js';
 
 /**
@@ -47,7 +47,7 @@ export const FLAG_NAMES: readonly (keyof TpuSimFlags)[] = [
  */
 export type TpuSimPreset = 'all-off' | 'all-on' | 'einsum';
 
-export type TpuSimVariant = 'pallas' | 'einsum';
+type TpuSimVariant = 'pallas' | 'einsum';
 
 /** `LoRAConfig.backendOptions` for backend "tpu-sim" (plain JSON). */
 export interface TpuSimBackendOptions {

@@ -1,4 +1,4 @@
-import { expandKernelArgs, shrinkKernelArgs } from '@lora/core';
+import { expandKernelArgs, shrinkKernelArgs } from '@lora/core/backend';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import type { TpuSim } from './sim.js';
@@ -21,11 +21,18 @@ export function tpuSimKernels(): KernelConfig[] {
     backendName: 'cpu',
     kernelFunc: ({ inputs, attrs, backend }) => {
       const cpu = backend as MathBackendCPU;
-      const { x, loraA, meta, scale } = shrinkKernelArgs(inputs, attrs);
-      const sim = (attrs as unknown as { sim: TpuSim }).sim;
-      const [slots, rank, hidden] = (loraA[0] as TensorInfo).shape as [number, number, number];
-      const out = sim.shrink({ x: values(cpu, x), hidden, loraA: loraA.map((a) => values(cpu, a)), slots, rank, meta, scale });
-      return cpu.makeTensorInfo([loraA.length, meta.numTokens, rank], 'float32', out);
+      const { x, loraA, meta, scale, dims, target } = shrinkKernelArgs(inputs, attrs);
+      const { slots, rank, hidden, slices, tokens } = dims;
+      const out = (target.sim as TpuSim).shrink({
+        x: values(cpu, x),
+        hidden,
+        loraA: loraA.map((a) => values(cpu, a)),
+        slots,
+        rank,
+        meta,
+        scale,
+      });
+      return cpu.makeTensorInfo([slices, tokens, rank], 'float32', out);
     },
   };
   const expand: KernelConfig = {
@@ -33,12 +40,11 @@ export function tpuSimKernels(): KernelConfig[] {
     backendName: 'cpu',
     kernelFunc: ({ inputs, attrs, backend }) => {
       const cpu = backend as MathBackendCPU;
-      const { y, x, loraB, meta, outputSlices, offsetStart, addInputs } = expandKernelArgs(inputs, attrs);
-      const sim = (attrs as unknown as { sim: TpuSim }).sim;
-      const [slots, , rank] = (loraB[0] as TensorInfo).shape as [number, number, number];
-      const out = sim.expand({
+      const { y, x, loraB, meta, outputSlices, offsetStart, addInputs, dims, target } = expandKernelArgs(inputs, attrs);
+      const { slots, rank, width } = dims;
+      const out = (target.sim as TpuSim).expand({
         y: values(cpu, y),
-        width: y.shape[1] as number,
+        width,
         x: values(cpu, x),
         loraB: loraB.map((b) => values(cpu, b)),
         slots,

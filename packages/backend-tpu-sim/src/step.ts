@@ -1,4 +1,4 @@
-import { computeMapping } from '@lora/core';
+import { computeMapping } from '@lora/core/backend';
 import type { ChipSpec } from './chips.js';
 import type { LlamaShape } from './estimate.js';
 import { priceLayer } from './estimate.js';

@@ -14,7 +14,7 @@ function slowdownColor(v: number, worst: number): string {
   return `rgb(${r},${g},${b})`;
 }
 
-export interface HeatmapPanel {
+interface HeatmapPanel {
   readonly title: string;
   /** values[row][col]: throughput change with LoRA, e.g. −0.12. */
   readonly values: readonly (readonly number[])[];

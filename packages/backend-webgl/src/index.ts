@@ -1,5 +1,12 @@
-import { checkBackendOptions, defineLoRABackend, type LoRABackend, LoRAError, MappingUploads, registerLoRABackend } from '@lora/core';
-import { findBackend, type Tensor } from '@tensorflow/tfjs-core';
+import {
+  checkBackendOptions,
+  defineLoRABackend,
+  type LoRABackend,
+  LoRAError,
+  MappingUploads,
+  registerLoRABackend,
+} from '@lora/core/backend';
+import { findBackend } from '@tensorflow/tfjs-core';
 import { webglKernels } from './kernels.js';
 import { PROGRAM_MARKER } from './programs.js';
 
@@ -55,6 +62,7 @@ export function createWebGLBackend(options: Readonly<Record<string, unknown>> = 
   return defineLoRABackend({
     name: 'webgl',
     tfBackend: 'webgl',
+    compilesPrograms: true,
     kernels: webglKernels(),
     install: '@tensorflow/tfjs-backend-webgl',
     async prepare() {
@@ -63,9 +71,9 @@ export function createWebGLBackend(options: Readonly<Record<string, unknown>> = 
       await import('@tensorflow/tfjs-backend-webgl');
     },
     /** The token→slot index, uploaded once per mapping; single-adapter batches read a uniform instead. */
-    inputs(meta): Record<string, Tensor> {
+    batch(meta) {
       if (meta.singleLoRA) return {};
-      return { idx: uploads.get(meta, (m) => paddedIndex(m.tokenLoraIndices)) };
+      return { index: uploads.get(meta, (m) => ({ data: paddedIndex(m.tokenLoraIndices) })).index };
     },
     stats() {
       // tfjs caches compiled programs under keys that contain their source.

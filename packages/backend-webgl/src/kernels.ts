@@ -1,11 +1,11 @@
-import { expandKernelArgs, LORA_EXPAND, LORA_SHRINK, shrinkKernelArgs } from '@lora/core';
+import { expandKernelArgs, LORA_EXPAND, LORA_SHRINK, shrinkKernelArgs } from '@lora/core/backend';
 import type { MathBackendWebGL } from '@tensorflow/tfjs-backend-webgl';
-import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { ExpandProgram, ShrinkProgram } from './programs.js';
 
 /**
- * tfjs kernels for the "webgl" backend. The token→slot index arrives as an extra int32 input
- * (`idx`, uploaded once per batch by the backend object); a single-adapter batch passes none and
+ * tfjs kernels for the "webgl" backend. The token→slot index arrives as the call's int32 `index`
+ * (uploaded once per batch by the backend object); a single-adapter batch passes none and
  * the programs read the slot from a uniform. The programs loop over pairs of the shared dimension
  * (packed texels); an odd size reads the zeros tfjs pads packed textures with.
  */
@@ -15,12 +15,9 @@ export function webglKernels(): KernelConfig[] {
     backendName: 'webgl',
     kernelFunc: ({ inputs, attrs, backend }) => {
       const gl = backend as MathBackendWebGL;
-      const { x, loraA, meta, scale, inputs: all } = shrinkKernelArgs(inputs, attrs);
-      const [T, H] = x.shape as [number, number];
-      const R = (loraA[0] as TensorInfo).shape[1] as number;
-      const idx = all.idx as TensorInfo | undefined;
-      const program = new ShrinkProgram(loraA.length, T, R, !idx);
-      const uniforms = [[Math.ceil(H / 2)], [scale], ...(idx ? [] : [[meta.activeSlots[0] as number]])];
+      const { x, loraA, meta, scale, dims, index: idx } = shrinkKernelArgs(inputs, attrs);
+      const program = new ShrinkProgram(dims.slices, dims.tokens, dims.rank, !idx);
+      const uniforms = [[Math.ceil(dims.hidden / 2)], [scale], ...(idx ? [] : [[meta.activeSlots[0] as number]])];
       return gl.runWebGLProgram(program, [x, ...loraA, ...(idx ? [idx] : [])], 'float32', uniforms);
     },
   };
@@ -29,11 +26,10 @@ export function webglKernels(): KernelConfig[] {
     backendName: 'webgl',
     kernelFunc: ({ inputs, attrs, backend }) => {
       const gl = backend as MathBackendWebGL;
-      const { y, x, loraB, meta, outputSlices, offsetStart, addInputs, inputs: all } = expandKernelArgs(inputs, attrs);
-      const idx = all.idx as TensorInfo | undefined;
-      const program = new ExpandProgram(y.shape, loraB.length, !idx);
+      const { y, x, loraB, meta, outputSlices, offsetStart, addInputs, dims, index: idx } = expandKernelArgs(inputs, attrs);
+      const program = new ExpandProgram([dims.tokens, dims.width], dims.slices, !idx);
       const uniforms = [
-        [Math.ceil((x.shape[2] as number) / 2)],
+        [Math.ceil(dims.rank / 2)],
         [offsetStart],
         [addInputs ? 1 : 0],
         ...outputSlices.map((o) => [o]),

@@ -17,6 +17,15 @@ export interface BatchLayout {
   readonly tilesOffset: number;
 }
 
+/**
+ * How a batch's kernels run, decided once per batch by the backend object (`batch()`): 'single' —
+ * one adapter, its slot a uniform, no upload; 'bgmv' — token by token through the layout's slot
+ * list; 'sgmv' — token tiles per segment. With an upload, where its parts start and how many tiles.
+ */
+export type WebGPUBatchAttrs =
+  | { readonly path: 'single' }
+  | { readonly path: 'bgmv' | 'sgmv'; readonly numTiles: number; readonly sortedOffset: number; readonly tilesOffset: number };
+
 export function batchLayout(meta: LoRAMapping): BatchLayout {
   const T = meta.numTokens;
   const tiles: number[] = [];

@@ -1,11 +1,19 @@
-import { checkBackendOptions, defineLoRABackend, type LoRABackend, LoRAError, MappingUploads, registerLoRABackend } from '@lora/core';
+import {
+  checkBackendOptions,
+  defineLoRABackend,
+  type KernelBatch,
+  type LoRABackend,
+  LoRAError,
+  MappingUploads,
+  registerLoRABackend,
+} from '@lora/core/backend';
 import { findBackend } from '@tensorflow/tfjs-core';
-import { batchLayout, useSegments } from './batch-layout.js';
+import { type BatchLayout, batchLayout, useSegments, type WebGPUBatchAttrs } from './batch-layout.js';
 import { webgpuKernels } from './kernels.js';
 import { initNodeWebGPU } from './node.js';
 import { SHADER_PREFIX } from './programs.js';
 
-export { type BatchLayout, batchLayout, TOKEN_TILE, useSegments } from './batch-layout.js';
+export { type BatchLayout, batchLayout, TOKEN_TILE, useSegments, type WebGPUBatchAttrs } from './batch-layout.js';
 export { webgpuKernels } from './kernels.js';
 export { initNodeWebGPU, SWIFTSHADER_ICD } from './node.js';
 export { CopyProgram, ExpandProgram, SegmentExpandProgram, SegmentShrinkProgram, ShrinkProgram } from './programs.js';
@@ -47,10 +55,11 @@ export function createWebGPUBackend(options: Readonly<Record<string, unknown>> =
     throw new LoRAError('E_CONFIG', `backendOptions.path must be "auto", "bgmv" or "sgmv", got ${JSON.stringify(options.path)}`);
   }
   let software = false;
-  const uploads = new MappingUploads();
+  const uploads = new MappingUploads<BatchLayout>();
   return defineLoRABackend({
     name: 'webgpu',
     tfBackend: 'webgpu',
+    compilesPrograms: true,
     kernels: webgpuKernels(),
     install: '@tensorflow/tfjs-backend-webgpu',
     async prepare() {
@@ -67,11 +76,13 @@ export function createWebGPUBackend(options: Readonly<Record<string, unknown>> =
       }
       await import('@tensorflow/tfjs-backend-webgpu');
     },
-    /** The batch layout, uploaded once per mapping, under the name that picks the kernels' path. */
-    inputs(meta) {
+    /** The path the kernels take (an attribute), and the batch layout they read, uploaded once per mapping. */
+    batch(meta): KernelBatch {
       const segmented = path === 'sgmv' ? meta.numLoRATokens > 0 : path === 'auto' && !software && useSegments(meta);
-      if (!segmented && meta.singleLoRA) return {};
-      return { [segmented ? 'segments' : 'batch']: uploads.get(meta, (m) => batchLayout(m).data) };
+      if (!segmented && meta.singleLoRA) return { attrs: { path: 'single' } satisfies WebGPUBatchAttrs };
+      const { index, layout } = uploads.get(meta, batchLayout);
+      const { numTiles, sortedOffset, tilesOffset } = layout;
+      return { index, attrs: { path: segmented ? 'sgmv' : 'bgmv', numTiles, sortedOffset, tilesOffset } satisfies WebGPUBatchAttrs };
     },
     stats() {
       const cache = (findBackend('webgpu') as { pipelineCache?: Record<string, unknown> } | null)?.pipelineCache ?? {};

@@ -8,8 +8,8 @@ import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
  */
 
 /** Rank rows per shrink workgroup × split-K lanes per row = 64 invocations. */
-export const RANK_TILE = 8;
-export const K_SPLIT = 8;
+const RANK_TILE = 8;
+const K_SPLIT = 8;
 const FLAT_WORKGROUP = 64;
 
 export const SHADER_PREFIX = 'lora_';

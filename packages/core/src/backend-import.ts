@@ -12,14 +12,23 @@ import { isNode, nodeFs, nodeModules } from './node.js';
 
 export type BackendImporter = (specifier: string) => Promise<unknown>;
 
+/**
+ * The package itself was not found. Only a message that quotes the specifier counts: a package that
+ * is installed but whose entry file is missing (an unbuilt workspace package) fails with the same
+ * code and a file path instead, and must not be reported as "not installed".
+ */
 export function isModuleNotFound(err: unknown, specifier: string): boolean {
   const e = err as { code?: string; message?: string } | null;
   const message = e?.message ?? '';
-  return (
-    e?.code === 'ERR_MODULE_NOT_FOUND' ||
-    e?.code === 'MODULE_NOT_FOUND' ||
-    (message.includes(specifier) && /cannot find|failed to (resolve|load)|not found|does not provide/i.test(message))
-  );
+  const quoted = message.includes(`'${specifier}'`) || message.includes(`"${specifier}"`);
+  if (e?.code === 'ERR_MODULE_NOT_FOUND' || e?.code === 'MODULE_NOT_FOUND') return quoted;
+  return quoted && /cannot find|failed to (resolve|load)|not found|does not provide/i.test(message);
+}
+
+/** A module the package's entry points to is missing (its code is there only once it is built). */
+export function isEntryMissing(err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code;
+  return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
 }
 
 /** The ESM entry of a package.json: `exports["."].import`, then `module`, then `main`. */

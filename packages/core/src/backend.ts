@@ -1,5 +1,5 @@
 import type { Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
-import type { LoRAMapping } from './metadata.js';
+import type { ExpandCall, ShrinkCall } from './calls.js';
 
 export interface LoRABackendStats {
   /** GPU programs / simulated TPU programs compiled so far (0 for backends that compile nothing). */
@@ -32,6 +32,17 @@ export interface LoRABackend {
    */
   readonly copiesHostArrays?: boolean;
   /**
+   * Tensors live in host memory (tfjs `cpu`, `wasm`): reading values back costs no device stall,
+   * so core checks data-dependent inputs (embedding token ids) on the host. Absent or false: core
+   * does not read them (a GPU would stall; its gather reads a zero row for an id out of range).
+   */
+  readonly hostMemory?: boolean;
+  /**
+   * Compiles a program per static shape (GPU shaders, simulated TPU programs) and counts them in
+   * `stats().programsCompiled`; core's token buckets keep the count bounded however batches vary.
+   */
+  readonly compilesPrograms?: boolean;
+  /**
    * The accuracy it promises: max error per output row relative to the root-sum-square of the
    * row's products (README "Accuracy"). Default 1e-4 (float32 arithmetic); tpu-sim, which rounds
    * LoRA operands to bfloat16, promises 3e-2. Callers that compare against float64 read it here
@@ -41,17 +52,9 @@ export interface LoRABackend {
   /** Registers the tfjs backend and kernels, selects devices. Safe to call more than once. */
   init(): Promise<void>;
   /** `[S, T, R]`: `scale · A_s[slot(t)] · x[t]`, zeros for tokens without an adapter. */
-  shrink(x: Tensor2D, loraA: readonly Tensor3D[], meta: LoRAMapping, scale: number): Tensor3D;
+  shrink(call: ShrinkCall): Tensor3D;
   /** `y` with slice s of `B_s[slot(t)] · x[s, t]` written (or added) at its column offset. */
-  expand(
-    y: Tensor2D,
-    x: Tensor3D,
-    loraB: readonly Tensor3D[],
-    meta: LoRAMapping,
-    outputSlices: readonly number[],
-    offsetStart: number,
-    addInputs: boolean,
-  ): Tensor2D;
+  expand(call: ExpandCall): Tensor2D;
   stats?(): LoRABackendStats;
   dispose(): void;
 }

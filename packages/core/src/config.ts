@@ -1,10 +1,17 @@
 import type { LoRABackend } from './backend.js';
 import { describeValue, LoRAError } from './errors.js';
 
+/** A backend name (first-party or registered), or a backend object built by the caller. */
+export type BackendChoice = 'cpu' | 'webgl' | 'webgpu' | 'tpu-sim' | 'reference' | (string & {}) | LoRABackend;
+
 /** Plain JSON (apart from a backend object) so an app can read it from a file or an env var. */
 export interface LoRAConfig {
-  /** A registered backend name, or a backend object built by the caller. */
-  backend: 'cpu' | 'webgl' | 'webgpu' | 'tpu-sim' | (string & {}) | LoRABackend;
+  /**
+   * A backend, or several in order of preference (`['webgpu', 'webgl', 'cpu']`): the first that
+   * initialises is used, as onnxruntime-web's execution providers. A backend that cannot start
+   * here (`E_BACKEND`: package missing, no device) passes to the next; a config error does not.
+   */
+  backend: BackendChoice | readonly BackendChoice[];
   /** Device slots for adapters (default 4). */
   maxLoras?: number;
   /** Largest adapter rank a slot holds (default 16); larger adapters are rejected with E_RANK. */
@@ -19,18 +26,30 @@ export interface LoRAConfig {
    * E_CAPACITY before anything is allocated, and the message says how many bytes it needs.
    */
   maxSlotMemory?: number;
-  /** Passed unchanged to the backend factory. */
+  /**
+   * Passed unchanged to the backend factory. With a list of backends, one object per backend name:
+   * `{ cpu: { engine: 'js' }, webgpu: { path: 'bgmv' } }`.
+   */
   backendOptions?: Record<string, unknown>;
 }
 
 export interface ResolvedLoRAConfig {
+  /** The backend in use (before `createLoRA` chose: the first candidate). */
   readonly backend: string | LoRABackend;
+  /** Every candidate with the options its factory receives, in order of preference. */
+  readonly candidates: readonly BackendCandidate[];
   readonly maxLoras: number;
   readonly maxLoraRank: number;
   readonly maxCpuLoras: number;
   readonly maxNumTokens: number;
   readonly maxSlotMemory: number;
   readonly backendOptions: Readonly<Record<string, unknown>>;
+}
+
+export interface BackendCandidate {
+  readonly backend: string | LoRABackend;
+  /** All of backendOptions for a single backend; its own entry when backends are listed. */
+  readonly options: Readonly<Record<string, unknown>>;
 }
 
 export const DEFAULT_MAX_LORAS = 4;
@@ -91,10 +110,7 @@ export function resolveConfig(config: LoRAConfig): ResolvedLoRAConfig {
         .join(', ')}; expected only ${KNOWN_KEYS.join(', ')}`,
     );
   }
-  const backend = raw.backend as LoRAConfig['backend'];
-  if (typeof backend !== 'string' && (backend === null || typeof backend !== 'object')) {
-    throw new LoRAError('E_CONFIG', `backend must be a backend name such as "cpu" or a LoRABackend object, got ${describeValue(backend)}`);
-  }
+  const backends = backendList(raw.backend);
   const maxLoras = positiveInteger(raw, 'maxLoras', DEFAULT_MAX_LORAS);
   const maxLoraRank = positiveInteger(raw, 'maxLoraRank', DEFAULT_MAX_LORA_RANK);
   const maxCpuLoras = positiveInteger(raw, 'maxCpuLoras', 2 * maxLoras);
@@ -110,15 +126,68 @@ export function resolveConfig(config: LoRAConfig): ResolvedLoRAConfig {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new LoRAError('E_CONFIG', `backendOptions must be an object, got ${describeValue(options)}`);
   }
+  const backendOptions = Object.freeze(ownEntries(options, 'backendOptions'));
+  const listed = Array.isArray(raw.backend);
+  if (listed) checkOptionsPerBackend(backendOptions, backends);
+  const candidates = backends.map((backend) => {
+    if (!listed) return Object.freeze({ backend, options: backendOptions });
+    const own = typeof backend === 'string' ? (backendOptions[backend] as object | undefined) : undefined;
+    return Object.freeze({ backend, options: Object.freeze(own === undefined ? {} : ownEntries(own, `backendOptions.${backend}`)) });
+  });
   return Object.freeze({
-    backend,
+    backend: backends[0] as string | LoRABackend,
+    candidates: Object.freeze(candidates),
     maxLoras,
     maxLoraRank,
     maxCpuLoras,
     maxNumTokens,
     maxSlotMemory,
-    backendOptions: Object.freeze(ownEntries(options, 'backendOptions')),
+    backendOptions,
   });
+}
+
+/** Longer lists than this are a mistake (there are four first-party backends). */
+const MAX_BACKEND_CHOICES = 16;
+
+function backendList(value: unknown): readonly (string | LoRABackend)[] {
+  const isChoice = (v: unknown) => typeof v === 'string' || (v !== null && typeof v === 'object' && !Array.isArray(v));
+  if (!Array.isArray(value)) {
+    if (!isChoice(value)) {
+      throw new LoRAError(
+        'E_CONFIG',
+        `backend must be a backend name such as "cpu", a LoRABackend object, or a list of them, got ${describeValue(value)}`,
+      );
+    }
+    return Object.freeze([value as string | LoRABackend]);
+  }
+  if (value.length === 0 || value.length > MAX_BACKEND_CHOICES) {
+    throw new LoRAError('E_CONFIG', `backend lists 1 to ${MAX_BACKEND_CHOICES} backends in order of preference, got ${value.length}`);
+  }
+  const list = [...value];
+  list.forEach((v, i) => {
+    if (!isChoice(v))
+      throw new LoRAError('E_CONFIG', `backend[${i}] must be a backend name or a LoRABackend object, got ${describeValue(v)}`);
+  });
+  return Object.freeze(list as (string | LoRABackend)[]);
+}
+
+/** With a list of backends, backendOptions holds one object per listed name. */
+function checkOptionsPerBackend(options: Readonly<Record<string, unknown>>, backends: readonly (string | LoRABackend)[]): void {
+  const names = backends.filter((b): b is string => typeof b === 'string');
+  for (const [key, value] of Object.entries(options)) {
+    if (!names.includes(key)) {
+      throw new LoRAError(
+        'E_CONFIG',
+        `with a list of backends, backendOptions holds one object per listed name (${names.map((n) => `"${n}"`).join(', ') || 'none listed by name'}); got key ${describeValue(key)}`,
+      );
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      throw new LoRAError(
+        'E_CONFIG',
+        `backendOptions.${key} must be an object of options for backend "${key}", got ${describeValue(value)}`,
+      );
+    }
+  }
 }
 
 /** For backend factories: rejects `backendOptions` keys the backend does not know (typos in a JSON config). */

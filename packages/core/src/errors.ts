@@ -24,6 +24,12 @@ export type LoRAErrorCode = (typeof LORA_ERROR_CODES)[number];
  */
 export const MAX_ERROR_MESSAGE = 2000;
 
+/**
+ * Marks every LoRAError, so that `instanceof` holds across copies of this class: the ESM and CJS
+ * builds of core (dual package), or two entries bundled apart, each define one.
+ */
+const BRAND = Symbol.for('@lora/core/LoRAError');
+
 export class LoRAError extends Error {
   readonly code: LoRAErrorCode;
 
@@ -32,6 +38,14 @@ export class LoRAError extends Error {
     super(`[${code}] ${text.length > MAX_ERROR_MESSAGE ? `${text.slice(0, MAX_ERROR_MESSAGE - 20)}… (message shortened)` : text}`, options);
     this.name = 'LoRAError';
     this.code = code;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // Subclasses (QueueFullError, …) inherit this method: for them, the ordinary prototype test.
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class instanceof asked about, a subclass or this one
+    if (this !== LoRAError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
   }
 }
 

@@ -1,3 +1,7 @@
+/**
+ * `@lora/core`: the user API (runtime, layers, adapters, PEFT, errors, the reference oracle).
+ * Backend authors import `@lora/core/backend`.
+ */
 export { type AdapterModuleWeights, createAdapter, type LoRAAdapter } from './adapters/adapter.js';
 export { AdapterManager } from './adapters/manager.js';
 export {
@@ -10,11 +14,11 @@ export {
 export { isTargeted, moduleScale, type PeftAdapterConfig, parsePeftConfig } from './adapters/peft-config.js';
 export { type PeftFiles, serializePeftAdapter, writePeftAdapterDir } from './adapters/peft-writer.js';
 export type { LoRABackend, LoRABackendFactory, LoRABackendStats } from './backend.js';
-export { type BackendImporter, esmEntry, resolveFromProject } from './backend-import.js';
-export { bucketSize, bucketTokens, MIN_TOKEN_BUCKET, nextPowerOfTwo, roundUp, tokenBuckets } from './bucketing.js';
+export type { BackendImporter } from './backend-import.js';
 export {
+  type BackendCandidate,
+  type BackendChoice,
   CONFIG_LIMITS,
-  checkBackendOptions,
   DEFAULT_MAX_LORA_RANK,
   DEFAULT_MAX_LORAS,
   DEFAULT_MAX_NUM_TOKENS,
@@ -44,39 +48,12 @@ export {
   type SerializableDType,
   serializeSafetensors,
 } from './formats/safetensors.js';
-export {
-  defineLoRABackend,
-  expandKernelArgs,
-  type KernelBackendSpec,
-  type KernelTarget,
-  LORA_EXPAND,
-  LORA_SHRINK,
-  type LoRAExpandAttrs,
-  type LoRAShrinkAttrs,
-  runExpandKernel,
-  runShrinkKernel,
-  shrinkKernelArgs,
-} from './kernels.js';
 export { LoRAEmbedding } from './layers/embedding.js';
 export type { LoRALayer, MatrixInput } from './layers/layer.js';
 export { type LinearLayerOptions, LoRALinear, LoRALogits, MergedLoRALinear } from './layers/linear.js';
-export {
-  computeMapping,
-  computeMetadata,
-  type IndexArray,
-  type LoRAMapping,
-  type LoRAMetadata,
-  type LoRASegment,
-} from './metadata.js';
+export type { IndexArray, LoRAMapping, LoRAMetadata, LoRASegment } from './metadata.js';
 export { type ExpandOptions, PunicaWrapper, type PunicaWrapperConfig } from './punica.js';
 export type { Floats, ReferenceResult } from './reference.js';
 export * as reference from './reference.js';
 export { createReferenceBackend } from './reference-backend.js';
-export {
-  backendPackageName,
-  listLoRABackends,
-  registerLoRABackend,
-  setBackendImporter,
-  unregisterLoRABackend,
-} from './registry.js';
-export { MappingUploads } from './uploads.js';
+export { backendPackageName, FIRST_PARTY_BACKENDS, listLoRABackends, setBackendImporter } from './registry.js';

@@ -9,11 +9,13 @@ import {
   type NamedTensorMap,
   registerKernel,
   setBackend,
+  type Tensor,
   type Tensor2D,
   type Tensor3D,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import type { LoRABackend, LoRABackendStats } from './backend.js';
+import type { ExpandCall, ExpandDims, ShrinkCall, ShrinkDims } from './calls.js';
 import { LoRAError } from './errors.js';
 import type { LoRAMapping } from './metadata.js';
 
@@ -25,10 +27,27 @@ import type { LoRAMapping } from './metadata.js';
 export const LORA_SHRINK = 'LoRAShrink';
 export const LORA_EXPAND = 'LoRAExpand';
 
+/** Plain values a backend computes once per batch beside its upload (a path, offsets into it). */
+export type BatchAttrs = Readonly<Record<string, number | string | boolean>>;
+
+/**
+ * What a backend adds to every call of one batch (`KernelBackendSpec.batch`): an uploaded index
+ * (GPU backends: the token→slot mapping, made once per batch) and plain attributes that say how to
+ * read it. The kernels receive them as `call.index` and `call.batch`.
+ */
+export interface KernelBatch {
+  readonly index?: Tensor;
+  readonly attrs?: BatchAttrs;
+}
+
+/** The attributes every shrink kernel receives: plain values, the mapping, the sizes. */
 export interface LoRAShrinkAttrs {
   readonly meta: LoRAMapping;
   readonly scale: number;
-  readonly numSlices: number;
+  readonly dims: ShrinkDims;
+  readonly batch: BatchAttrs;
+  /** `KernelTarget.attrs` of the calling backend instance. */
+  readonly target: Readonly<Record<string, unknown>>;
 }
 
 export interface LoRAExpandAttrs {
@@ -36,15 +55,32 @@ export interface LoRAExpandAttrs {
   readonly outputSlices: readonly number[];
   readonly offsetStart: number;
   readonly addInputs: boolean;
-  readonly numSlices: number;
+  readonly dims: ExpandDims;
+  readonly batch: BatchAttrs;
+  readonly target: Readonly<Record<string, unknown>>;
+}
+
+/** A shrink call as its kernel sees it: tensor infos by role, the batch's index (if any), typed attrs. */
+export interface ShrinkKernelCall extends LoRAShrinkAttrs {
+  readonly x: TensorInfo;
+  readonly loraA: readonly TensorInfo[];
+  readonly index: TensorInfo | undefined;
+}
+
+export interface ExpandKernelCall extends LoRAExpandAttrs {
+  readonly y: TensorInfo;
+  readonly x: TensorInfo;
+  readonly loraB: readonly TensorInfo[];
+  readonly index: TensorInfo | undefined;
 }
 
 /** Variable-length slice lists travel as inputs named `${prefix}0`, `${prefix}1`, ... */
-function packSlices(inputs: NamedTensorMap, prefix: string, tensors: readonly Tensor3D[]): NamedTensorMap {
+function packInputs(named: NamedTensorMap, prefix: string, tensors: readonly Tensor[], index: Tensor | undefined): NamedTensorMap {
   tensors.forEach((t, s) => {
-    inputs[`${prefix}${s}`] = t;
+    named[`${prefix}${s}`] = t;
   });
-  return inputs;
+  if (index !== undefined) named.index = index;
+  return named;
 }
 
 function unpackSlices(inputs: NamedTensorInfoMap, prefix: string, numSlices: number): TensorInfo[] {
@@ -55,7 +91,7 @@ function unpackSlices(inputs: NamedTensorInfoMap, prefix: string, numSlices: num
  * Which tfjs kernels a backend's calls run, and attributes added to every call. tfjs keeps one
  * kernel per name and tfjs backend, so two LoRA backends computing on the same tfjs backend (cpu
  * and tpu-sim both use tfjs "cpu") need different names; `attrs` carries per-instance state the
- * kernels need (tpu-sim: the simulator with its flags and cost totals).
+ * kernels need (tpu-sim: the simulator with its flags and cost totals), read as `call.target`.
  */
 export interface KernelTarget {
   readonly shrink?: string;
@@ -63,52 +99,54 @@ export interface KernelTarget {
   readonly attrs?: Readonly<Record<string, unknown>>;
 }
 
-/** `extra`: backend-specific inputs such as an uploaded token→slot index (GPU backends). */
-export function runShrinkKernel(
-  x: Tensor2D,
-  loraA: readonly Tensor3D[],
-  meta: LoRAMapping,
-  scale: number,
-  extra: NamedTensorMap = {},
-  target: KernelTarget = {},
-): Tensor3D {
-  const attrs: LoRAShrinkAttrs = { ...target.attrs, meta, scale, numSlices: loraA.length };
+const NO_ATTRS: Readonly<Record<string, never>> = Object.freeze({});
+
+/** Runs a shrink call through the tfjs engine under the target's kernel name. */
+export function runShrinkKernel(call: ShrinkCall, batch: KernelBatch = {}, target: KernelTarget = {}): Tensor3D {
+  const { x, loraA, meta, scale, dims } = call;
+  const attrs: LoRAShrinkAttrs = { meta, scale, dims, batch: batch.attrs ?? NO_ATTRS, target: target.attrs ?? NO_ATTRS };
   return engine().runKernel(
     target.shrink ?? LORA_SHRINK,
-    packSlices({ ...extra, x }, 'a', loraA),
+    packInputs({ x }, 'a', loraA, batch.index),
     attrs as unknown as NamedAttrMap,
   ) as Tensor3D;
 }
 
-export function runExpandKernel(
-  y: Tensor2D,
-  x: Tensor3D,
-  loraB: readonly Tensor3D[],
-  meta: LoRAMapping,
-  outputSlices: readonly number[],
-  offsetStart: number,
-  addInputs: boolean,
-  extra: NamedTensorMap = {},
-  target: KernelTarget = {},
-): Tensor2D {
-  const attrs: LoRAExpandAttrs = { ...target.attrs, meta, outputSlices, offsetStart, addInputs, numSlices: loraB.length };
+/** Runs an expand call through the tfjs engine under the target's kernel name. */
+export function runExpandKernel(call: ExpandCall, batch: KernelBatch = {}, target: KernelTarget = {}): Tensor2D {
+  const { y, x, loraB, meta, outputSlices, offsetStart, addInputs, dims } = call;
+  const attrs: LoRAExpandAttrs = {
+    meta,
+    outputSlices,
+    offsetStart,
+    addInputs,
+    dims,
+    batch: batch.attrs ?? NO_ATTRS,
+    target: target.attrs ?? NO_ATTRS,
+  };
   return engine().runKernel(
     target.expand ?? LORA_EXPAND,
-    packSlices({ ...extra, y, x }, 'b', loraB),
+    packInputs({ y, x }, 'b', loraB, batch.index),
     attrs as unknown as NamedAttrMap,
   ) as Tensor2D;
 }
 
-/** For kernel implementations: the shrink kernel's inputs and attributes, typed. */
-export function shrinkKernelArgs(inputs: NamedTensorInfoMap, attrs: NamedAttrMap | undefined) {
+/** For kernel implementations: the shrink call its kernel received, typed. */
+export function shrinkKernelArgs(inputs: NamedTensorInfoMap, attrs: NamedAttrMap | undefined): ShrinkKernelCall {
   const a = attrs as unknown as LoRAShrinkAttrs;
-  return { x: inputs.x as TensorInfo, loraA: unpackSlices(inputs, 'a', a.numSlices), inputs, ...a };
+  return { ...a, x: inputs.x as TensorInfo, loraA: unpackSlices(inputs, 'a', a.dims.slices), index: inputs.index };
 }
 
-/** For kernel implementations: the expand kernel's inputs and attributes, typed. */
-export function expandKernelArgs(inputs: NamedTensorInfoMap, attrs: NamedAttrMap | undefined) {
+/** For kernel implementations: the expand call its kernel received, typed. */
+export function expandKernelArgs(inputs: NamedTensorInfoMap, attrs: NamedAttrMap | undefined): ExpandKernelCall {
   const a = attrs as unknown as LoRAExpandAttrs;
-  return { y: inputs.y as TensorInfo, x: inputs.x as TensorInfo, loraB: unpackSlices(inputs, 'b', a.numSlices), inputs, ...a };
+  return {
+    ...a,
+    y: inputs.y as TensorInfo,
+    x: inputs.x as TensorInfo,
+    loraB: unpackSlices(inputs, 'b', a.dims.slices),
+    index: inputs.index,
+  };
 }
 
 export interface KernelBackendSpec {
@@ -120,8 +158,8 @@ export interface KernelBackendSpec {
   readonly target?: KernelTarget;
   /** Runs before the tfjs backend is selected (load a wasm module, pick a device...). */
   prepare?(): Promise<void>;
-  /** Backend-specific inputs of a batch's calls, given to both kernels (GPU backends: the uploaded token→slot index). */
-  inputs?(meta: LoRAMapping): NamedTensorMap;
+  /** What every call of a batch adds (GPU backends: the uploaded token→slot index and how to read it). */
+  batch?(meta: LoRAMapping): KernelBatch;
   stats?(): LoRABackendStats;
   dispose?(): void;
   /** What to install when the tfjs backend is missing, for the E_BACKEND message. */
@@ -129,6 +167,10 @@ export interface KernelBackendSpec {
   readonly weightLayout?: 'out-in' | 'in-out';
   /** See `LoRABackend.copiesHostArrays`. */
   readonly copiesHostArrays?: boolean;
+  /** See `LoRABackend.hostMemory`. */
+  readonly hostMemory?: boolean;
+  /** See `LoRABackend.compilesPrograms`. */
+  readonly compilesPrograms?: boolean;
   /** See `LoRABackend.accuracy`. */
   readonly accuracy?: number;
 }
@@ -144,6 +186,8 @@ export function defineLoRABackend(spec: KernelBackendSpec): LoRABackend {
     tfBackend: spec.tfBackend,
     weightLayout: spec.weightLayout ?? 'out-in',
     copiesHostArrays: spec.copiesHostArrays === true,
+    hostMemory: spec.hostMemory === true,
+    compilesPrograms: spec.compilesPrograms === true,
     accuracy: spec.accuracy ?? 1e-4,
     async init() {
       await spec.prepare?.();
@@ -160,13 +204,13 @@ export function defineLoRABackend(spec: KernelBackendSpec): LoRABackend {
         throw new LoRAError('E_BACKEND', `tf.setBackend("${spec.tfBackend}") failed for LoRA backend "${spec.name}"`);
       }
     },
-    shrink(x, loraA, meta, scale) {
+    shrink(call) {
       calls++;
-      return runShrinkKernel(x, loraA, meta, scale, spec.inputs?.(meta), spec.target);
+      return runShrinkKernel(call, spec.batch?.(call.meta), spec.target);
     },
-    expand(y, x, loraB, meta, outputSlices, offsetStart, addInputs) {
+    expand(call) {
       calls++;
-      return runExpandKernel(y, x, loraB, meta, outputSlices, offsetStart, addInputs, spec.inputs?.(meta), spec.target);
+      return runExpandKernel(call, spec.batch?.(call.meta), spec.target);
     },
     stats() {
       return { programsCompiled: 0, kernelCalls: calls, ...spec.stats?.() };

@@ -12,6 +12,7 @@ import {
   zeros,
 } from '@tensorflow/tfjs-core';
 import type { LoRABackend } from './backend.js';
+import { expandCall, shrinkCall } from './calls.js';
 import { describeValue, LoRAError } from './errors.js';
 import { computeMetadata, type IndexArray, type LoRAMapping, type LoRAMetadata } from './metadata.js';
 import {
@@ -22,7 +23,6 @@ import {
   checkLogits,
   checkShrink,
   checkTokenIdValues,
-  HOST_MEMORY_TF_BACKENDS,
 } from './validate.js';
 
 export interface ExpandOptions {
@@ -82,7 +82,7 @@ export class PunicaWrapper {
     const meta = this.#ready('shrink');
     const checked = checkShrink(this.#ctx, meta.numTokens, x, loraA, scale);
     if (meta.noLoRA) return zeros([checked.numSlices, checked.numTokens, checked.rank]);
-    return this.#backend.shrink(x, checked.loraA, meta, scale);
+    return this.#backend.shrink(shrinkCall(x, checked.loraA, meta, scale));
   }
 
   /** y with slice s of `B_s[slot(t)] · x[s, t]` added (or written) at `offsetStart + Σ_{j<s} O_j`. */
@@ -91,7 +91,7 @@ export class PunicaWrapper {
     const { offsetStart, addInputs } = expandOptions(opts);
     const checked = checkExpand(this.#ctx, meta.numTokens, y, x, loraB, outputSlices, offsetStart, addInputs);
     if (meta.noLoRA) return clone(y);
-    return this.#backend.expand(y, x, checked.loraB, meta, checked.outputSlices, offsetStart, addInputs);
+    return this.#backend.expand(expandCall(y, x, checked.loraB, meta, checked.outputSlices, { offsetStart, addInputs }));
   }
 
   /** `y + scale · B·(A·x)` for every LoRA token: one shrink and one expand for the whole batch. */
@@ -117,7 +117,7 @@ export class PunicaWrapper {
     const { vocab, rank, width } = checkEmbedding(this.#ctx, meta.numTokens, y, tokenIds, loraA, loraB);
     // Ids are range-checked where reading them is free (host-memory backends); a GPU backend would
     // have to stall for the read-back, and its gather reads a zero row for an id out of range.
-    if (HOST_MEMORY_TF_BACKENDS.has(getBackend())) checkTokenIdValues(tokenIds.dataSync(), vocab);
+    if (this.#backend.hostMemory === true) checkTokenIdValues(tokenIds.dataSync(), vocab);
     if (meta.noLoRA) return clone(y);
     // Shrink of an embedding is a row gather: row slot·V + id of A viewed as [L·V, R]. Tokens
     // without LoRA gather row `id` of slot 0 and are then skipped by expand.
@@ -126,7 +126,7 @@ export class PunicaWrapper {
     return tidy(() => {
       const rows = add(tensor1d(slotRows, 'int32'), tokenIds);
       const shrunk = reshape(gather(reshape(loraA, [-1, rank]), rows), [1, meta.numTokens, rank]) as Tensor3D;
-      return this.#backend.expand(y, shrunk, [loraB], meta, [width], 0, true);
+      return this.#backend.expand(expandCall(y, shrunk, [loraB], meta, [width]));
     });
   }
 
@@ -150,7 +150,7 @@ export class PunicaWrapper {
 
   #linear(y: Tensor2D, x: Tensor2D, loraA: Tensor3D[], loraB: Tensor3D[], scale: number, slices: number[], meta: LoRAMapping): Tensor2D {
     if (meta.noLoRA) return clone(y);
-    return tidy(() => this.#backend.expand(y, this.#backend.shrink(x, loraA, meta, scale), loraB, meta, slices, 0, true));
+    return tidy(() => this.#backend.expand(expandCall(y, this.#backend.shrink(shrinkCall(x, loraA, meta, scale)), loraB, meta, slices)));
   }
 
   #live(call: string): void {

@@ -17,15 +17,16 @@ export function createReferenceBackend(options: Readonly<Record<string, unknown>
   return {
     name: 'reference',
     tfBackend,
+    // It reads every input with dataSync; on tfjs cpu / wasm that is free, so core may too.
+    hostMemory: tfBackend === 'cpu' || tfBackend === 'wasm',
     async init() {
       if (getBackend() !== tfBackend && !(await setBackend(tfBackend))) {
         throw new LoRAError('E_BACKEND', `the reference backend could not select tfjs backend "${tfBackend}"`);
       }
     },
-    shrink(x, loraA, meta, scale) {
+    shrink({ x, loraA, meta, scale, dims }) {
       calls++;
-      const [numTokens, hidden] = x.shape;
-      const rank = loraA[0]!.shape[1];
+      const { tokens: numTokens, hidden, rank } = dims;
       const { out } = referenceShrink({
         x: x.dataSync(),
         numTokens,
@@ -37,9 +38,9 @@ export function createReferenceBackend(options: Readonly<Record<string, unknown>
       });
       return tensor3d(Float32Array.from(out), [loraA.length, numTokens, rank]);
     },
-    expand(y, x, loraB, meta, outputSlices, offsetStart, addInputs) {
+    expand({ y, x, loraB, meta, outputSlices, offsetStart, addInputs, dims }) {
       calls++;
-      const [numTokens, width] = y.shape;
+      const { tokens: numTokens, width, rank } = dims;
       const { out } = referenceExpand({
         y: y.dataSync(),
         numTokens,
@@ -47,7 +48,7 @@ export function createReferenceBackend(options: Readonly<Record<string, unknown>
         x: x.dataSync(),
         loraB: loraB.map((b) => b.dataSync()),
         outputSlices,
-        rank: x.shape[2],
+        rank,
         tokenLoraIndices: meta.tokenLoraIndices,
         offsetStart,
         addInputs,

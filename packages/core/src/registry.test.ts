@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LoRABackend } from './backend.js';
 import { esmEntry, resolveFromProject } from './backend-import.js';
+import { checkBackendOptions } from './config.js';
 import { createLoRA } from './create.js';
 import { LoRAError } from './errors.js';
 import { createReferenceBackend } from './reference-backend.js';
@@ -15,6 +16,8 @@ const named = (name: string): LoRABackend => ({ ...createReferenceBackend(), nam
 describe('backend registry', () => {
   afterEach(() => {
     unregisterLoRABackend('fake');
+    // A first-party name no test file here imports the package of (the importer is faked).
+    unregisterLoRABackend('tpu-sim');
   });
 
   it('has the float64 reference backend built in', async () => {
@@ -32,46 +35,140 @@ describe('backend registry', () => {
     expect((await (await resolveBackendFactory('fake'))({})).name).toBe('newer');
   });
 
-  it('imports @lora/backend-<name> when the name is not registered', async () => {
+  it('imports the package of a first-party name that is not registered yet', async () => {
     const seen: string[] = [];
     const previous = setBackendImporter(async (specifier) => {
       seen.push(specifier);
-      registerLoRABackend('fake', () => named('fake'));
+      registerLoRABackend('tpu-sim', () => named('tpu-sim'));
     });
     try {
-      const rt = await createLoRA({ backend: 'fake' });
-      expect(rt.backend.name).toBe('fake');
-      expect(seen).toEqual(['@lora/backend-fake']);
+      const rt = await createLoRA({ backend: 'tpu-sim' });
+      expect(rt.backend.name).toBe('tpu-sim');
+      expect(seen).toEqual(['@lora/backend-tpu-sim']);
       rt.dispose();
     } finally {
       setBackendImporter(previous);
     }
   });
 
-  it('E_BACKEND when the package is missing, does not register, or fails to load', async () => {
+  it('never imports a package for a name that is neither registered nor first-party, and lists the known ones', async () => {
+    const seen: string[] = [];
+    const previous = setBackendImporter(async (specifier) => {
+      seen.push(specifier);
+    });
+    try {
+      for (const name of ['cpux', 'fake', '../../evil', '']) {
+        const err = await createLoRA({ backend: name }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(LoRAError);
+        expect((err as LoRAError).code).toBe('E_BACKEND');
+        expect((err as LoRAError).message).toMatch(/unknown backend .*expected one of .*"reference".*"cpu", "webgl", "webgpu", "tpu-sim"/);
+        expect((err as LoRAError).message).not.toMatch(/npm install/);
+      }
+      expect(seen).toEqual([]);
+    } finally {
+      setBackendImporter(previous);
+    }
+  });
+
+  it('E_BACKEND when the package is missing, does not register, fails to load, or is not built', async () => {
     const cases: Array<[(s: string) => Promise<unknown>, RegExp]> = [
       [
         async (s) => {
-          throw Object.assign(new Error(`Cannot find package '${s}'`), { code: 'ERR_MODULE_NOT_FOUND' });
+          throw Object.assign(new Error(`Cannot find package '${s}' imported from /app/index.js`), { code: 'ERR_MODULE_NOT_FOUND' });
         },
-        /not installed; run `npm install @lora\/backend-fake`/,
+        /needs @lora\/backend-tpu-sim, which is not installed; run `npm install @lora\/backend-tpu-sim`/,
       ],
-      [async () => ({}), /was imported but did not register a backend named "fake"/],
+      [async () => ({}), /was imported but did not register a backend named "tpu-sim"/],
       [
         async () => {
           throw new Error('boom');
         },
-        /loading @lora\/backend-fake for backend "fake" failed: boom/,
+        /loading @lora\/backend-tpu-sim for backend "tpu-sim" failed: boom$/,
+      ],
+      [
+        // An installed workspace package whose dist was never built: not "not installed".
+        async () => {
+          throw Object.assign(new Error(`Cannot find module '/repo/packages/backend-tpu-sim/dist/index.js' imported from /repo/x.js`), {
+            code: 'ERR_MODULE_NOT_FOUND',
+          });
+        },
+        /loading @lora\/backend-tpu-sim for backend "tpu-sim" failed: Cannot find module .*dist\/index\.js.*installed but a file it loads is missing.*npm run build/,
       ],
     ];
     for (const [importer, message] of cases) {
       const previous = setBackendImporter(importer);
       try {
-        await expect(createLoRA({ backend: 'fake' })).rejects.toThrow(message);
-        await expect(createLoRA({ backend: 'fake' })).rejects.toBeInstanceOf(LoRAError);
+        await expect(createLoRA({ backend: 'tpu-sim' })).rejects.toThrow(message);
+        await expect(createLoRA({ backend: 'tpu-sim' })).rejects.toBeInstanceOf(LoRAError);
       } finally {
         setBackendImporter(previous);
       }
+    }
+  });
+
+  it('takes the first backend of a list that starts, and gives each its own options', async () => {
+    const tried: string[] = [];
+    const noDevice = {
+      ...named('gpu-ish'),
+      init: () => Promise.reject(new LoRAError('E_BACKEND', 'no adapter')),
+      dispose: () => tried.push('disposed'),
+    };
+    registerLoRABackend('fake', (options) => {
+      tried.push(`fake ${JSON.stringify(options)}`);
+      return named('fake');
+    });
+    const previous = setBackendImporter(async (s) => {
+      throw Object.assign(new Error(`Cannot find package '${s}'`), { code: 'ERR_MODULE_NOT_FOUND' });
+    });
+    try {
+      const rt = await createLoRA({
+        backend: [noDevice, 'webgpu', 'fake', 'reference'],
+        backendOptions: { fake: { level: 2 }, webgpu: {} },
+      });
+      expect(rt.backend.name).toBe('fake');
+      expect(rt.config.backend).toBe('fake');
+      expect(rt.config.backendOptions).toEqual({ level: 2 });
+      // The failed candidate was disposed; the missing package was skipped; 'reference' was never built.
+      expect(tried).toEqual(['disposed', 'fake {"level":2}']);
+      rt.dispose();
+    } finally {
+      setBackendImporter(previous);
+    }
+  });
+
+  it('says why each listed backend could not start when none can, and never falls through a config error', async () => {
+    const previous = setBackendImporter(async (s) => {
+      throw Object.assign(new Error(`Cannot find package '${s}'`), { code: 'ERR_MODULE_NOT_FOUND' });
+    });
+    try {
+      const err = (await createLoRA({ backend: ['webgpu', 'webgl'] }).catch((e: unknown) => e)) as LoRAError;
+      expect(err.code).toBe('E_BACKEND');
+      expect(err.message).toMatch(/none of the backends listed could start here — "webgpu": .*not installed.*; "webgl": .*not installed/);
+      // A typo in the options is the caller's to fix, not a reason to try the next backend.
+      registerLoRABackend('fake', (options) => {
+        checkBackendOptions('fake', options, ['level']);
+        return named('fake');
+      });
+      await expect(createLoRA({ backend: ['fake', 'reference'], backendOptions: { fake: { levle: 1 } } })).rejects.toThrow(
+        /unknown backendOptions key\(s\) levle for backend "fake"/,
+      );
+    } finally {
+      setBackendImporter(previous);
+    }
+  });
+
+  it('E_CONFIG for malformed lists and per-backend options', async () => {
+    const cases: Array<[unknown, unknown, RegExp]> = [
+      [[], undefined, /backend lists 1 to 16 backends/],
+      [['cpu', 3], undefined, /backend\[1\] must be a backend name or a LoRABackend object, got 3/],
+      [['reference'], { engine: 'js' }, /backendOptions holds one object per listed name \("reference"\); got key "engine"/],
+      [['reference'], { reference: 'fast' }, /backendOptions.reference must be an object/],
+      [7, undefined, /backend must be a backend name such as "cpu", a LoRABackend object, or a list of them, got 7/],
+    ];
+    for (const [backend, backendOptions, message] of cases) {
+      const err = (await createLoRA({ backend, backendOptions } as never).catch((e: unknown) => e)) as LoRAError;
+      expect(err.code).toBe('E_CONFIG');
+      expect(err.message).toMatch(message);
     }
   });
 

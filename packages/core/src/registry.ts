@@ -1,5 +1,5 @@
 import type { LoRABackend, LoRABackendFactory } from './backend.js';
-import { type BackendImporter, defaultBackendImporter, isModuleNotFound } from './backend-import.js';
+import { type BackendImporter, defaultBackendImporter, isEntryMissing, isModuleNotFound } from './backend-import.js';
 import { describeValue, LoRAError } from './errors.js';
 import { createReferenceBackend } from './reference-backend.js';
 
@@ -40,8 +40,21 @@ export function listLoRABackends(): string[] {
   return [...registry.entries()].sort((a, b) => b[1].priority - a[1].priority).map(([name]) => name);
 }
 
-export function backendPackageName(name: string): string {
-  return `@lora/backend-${name}`;
+/**
+ * The first-party backends and their packages: the only names core imports on demand. Any other
+ * name must be registered first (a third-party package registers itself when the app imports it),
+ * so a typo never becomes an invitation to install a package of that name.
+ */
+export const FIRST_PARTY_BACKENDS: Readonly<Record<string, string>> = Object.freeze({
+  cpu: '@lora/backend-cpu',
+  webgl: '@lora/backend-webgl',
+  webgpu: '@lora/backend-webgpu',
+  'tpu-sim': '@lora/backend-tpu-sim',
+});
+
+/** The package of a first-party backend, or undefined for any other name. */
+export function backendPackageName(name: string): string | undefined {
+  return Object.hasOwn(FIRST_PARTY_BACKENDS, name) ? FIRST_PARTY_BACKENDS[name] : undefined;
 }
 
 let importBackendPackage: BackendImporter = defaultBackendImporter;
@@ -56,25 +69,34 @@ export function setBackendImporter(importer: BackendImporter): BackendImporter {
   return previous;
 }
 
-/** A registered factory, or the one that importing its package registers. */
+/**
+ * A registered factory, or for a first-party name the one that importing its package registers.
+ * Any other name is refused with the names that would work.
+ */
 export async function resolveBackendFactory(name: string): Promise<LoRABackendFactory> {
-  if (!NAME.test(name)) {
-    throw new LoRAError('E_BACKEND', `unknown backend ${describeValue(name)}; expected one of ${knownNames()} or a LoRABackend object`);
-  }
-  const registered = registry.get(name);
+  const registered = typeof name === 'string' ? registry.get(name) : undefined;
   if (registered) return registered.factory;
-  const specifier = backendPackageName(name);
+  const specifier = typeof name === 'string' ? backendPackageName(name) : undefined;
+  if (specifier === undefined) {
+    throw new LoRAError(
+      'E_BACKEND',
+      `unknown backend ${describeValue(name)}; expected one of ${knownNames()}, or a LoRABackend object. A third-party backend registers its name when its package is imported: import it before createLoRA`,
+    );
+  }
   try {
     await importBackendPackage(specifier);
   } catch (err) {
     if (isModuleNotFound(err, specifier)) {
       throw new LoRAError(
         'E_BACKEND',
-        `backend "${name}" is not registered and its package ${specifier} is not installed; run \`npm install ${specifier}\` (or import it before createLoRA). Registered: ${knownNames()}`,
+        `backend "${name}" needs ${specifier}, which is not installed; run \`npm install ${specifier}\` (in a bundled app, also \`import '${specifier}'\` before createLoRA). Registered: ${knownNames('registered')}`,
         { cause: err },
       );
     }
-    throw new LoRAError('E_BACKEND', `loading ${specifier} for backend "${name}" failed: ${(err as Error)?.message ?? err}`, {
+    const hint = isEntryMissing(err)
+      ? ` (${specifier} is installed but a file it loads is missing: if it is a workspace package, build it with \`npm run build\`)`
+      : '';
+    throw new LoRAError('E_BACKEND', `loading ${specifier} for backend "${name}" failed: ${(err as Error)?.message ?? err}${hint}`, {
       cause: err,
     });
   }
@@ -83,9 +105,11 @@ export async function resolveBackendFactory(name: string): Promise<LoRABackendFa
   return loaded.factory;
 }
 
-function knownNames(): string {
-  const names = listLoRABackends();
-  return names.length > 0 ? names.map((n) => `"${n}"`).join(', ') : '(none yet)';
+/** Registered names, and (unless only those are asked for) the first-party ones that can be imported. */
+function knownNames(which: 'registered' | 'all' = 'all'): string {
+  const names = new Set(listLoRABackends());
+  if (which === 'all') for (const n of Object.keys(FIRST_PARTY_BACKENDS)) names.add(n);
+  return names.size > 0 ? [...names].map((n) => `"${n}"`).join(', ') : '(none yet)';
 }
 
 const REQUIRED_METHODS = ['init', 'shrink', 'expand', 'dispose'] as const;

@@ -1,38 +1,50 @@
 import { keep, type Tensor, tensor1d } from '@tensorflow/tfjs-core';
 import type { LoRAMapping } from './metadata.js';
 
+/** What a backend uploads for a batch: the int32 data, and whatever else it computed with it (offsets, counts). */
+export interface MappingLayout {
+  readonly data: Int32Array;
+}
+
+/** A batch's upload: the tensor, and the layout it was made from (computed once, read by every call). */
+export interface MappingUpload<L extends MappingLayout> {
+  readonly index: Tensor;
+  readonly layout: L;
+}
+
 /**
  * For GPU backends: a batch's mapping uploaded once as an int32 tensor and reused by every layer
  * of that batch (token and sampler mappings each get one). Uploads of older batches are freed when
  * a newer one arrives, so at most a couple are held; `held()` reports them for leak checks.
  */
-export class MappingUploads {
-  readonly #uploads = new Map<LoRAMapping, Tensor>();
+export class MappingUploads<L extends MappingLayout = MappingLayout> {
+  readonly #uploads = new Map<LoRAMapping, MappingUpload<L>>();
 
   /** The upload of `build(meta)` for this mapping, made on first use. */
-  get(meta: LoRAMapping, build: (meta: LoRAMapping) => Int32Array): Tensor {
-    let t = this.#uploads.get(meta);
-    if (!t) {
+  get(meta: LoRAMapping, build: (meta: LoRAMapping) => L): MappingUpload<L> {
+    let upload = this.#uploads.get(meta);
+    if (!upload) {
       for (const [m, old] of this.#uploads) {
         if (m.version < meta.version) {
-          old.dispose();
+          old.index.dispose();
           this.#uploads.delete(m);
         }
       }
+      const layout = build(meta);
       // keep(): callers run inside tf.tidy; the upload outlives it, until a newer batch arrives.
-      t = keep(tensor1d(build(meta), 'int32'));
-      this.#uploads.set(meta, t);
+      upload = { index: keep(tensor1d(layout.data, 'int32')), layout };
+      this.#uploads.set(meta, upload);
     }
-    return t;
+    return upload;
   }
 
   held(): { tensorsHeld: number; bytesHeld: number } {
     const all = [...this.#uploads.values()];
-    return { tensorsHeld: all.length, bytesHeld: all.reduce((n, t) => n + 4 * t.size, 0) };
+    return { tensorsHeld: all.length, bytesHeld: all.reduce((n, u) => n + 4 * u.index.size, 0) };
   }
 
   dispose(): void {
-    for (const t of this.#uploads.values()) t.dispose();
+    for (const u of this.#uploads.values()) u.index.dispose();
     this.#uploads.clear();
   }
 }

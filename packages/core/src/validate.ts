@@ -6,9 +6,6 @@ import { describeValue, LoRAError } from './errors.js';
  * a rejected call leaves nothing behind, and backends never repeat them.
  */
 
-/** tfjs backends whose tensors live in host memory: reading them back (to check token ids) costs nothing. */
-export const HOST_MEMORY_TF_BACKENDS: ReadonlySet<string> = new Set(['cpu', 'wasm']);
-
 export interface CheckContext {
   readonly maxLoras: number;
   readonly maxLoraRank: number;

@@ -6,7 +6,7 @@ import { LoRAError } from '@lora/core';
  * URL), so a page that already loaded a model with transformers.js reuses its files and the other
  * way round.
  */
-export const CACHE_NAME = 'transformers-cache';
+const CACHE_NAME = 'transformers-cache';
 
 export async function readCached(storage: CacheStorage, key: string, maxBytes: number, what: string): Promise<Uint8Array | undefined> {
   const cache = await storage.open(CACHE_NAME);

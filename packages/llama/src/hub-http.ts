@@ -10,7 +10,7 @@ import { COMMIT_HASH } from './hub-names.js';
  * first and then a GET; redirects are followed by hand here instead, so one GET gives both the
  * metadata (from the Hub's response, before any CDN) and the bytes.
  */
-export interface HubFileInfo {
+interface HubFileInfo {
   readonly commit: string | undefined;
   readonly etag: string | undefined;
   readonly size: number | undefined;

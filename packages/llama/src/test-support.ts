@@ -26,7 +26,7 @@ export function rowError(got: ArrayLike<number>, ref: ArrayLike<number>): number
 }
 
 /** Adapters for the mixed batches: every module (embedding and lm_head included) with rsLoRA; and a BF16 one on a few. */
-export const TEST_ADAPTERS: readonly AdapterSpec[] = [
+const TEST_ADAPTERS: readonly AdapterSpec[] = [
   {
     id: 'all-rslora',
     rank: 4,

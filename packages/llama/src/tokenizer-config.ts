@@ -55,7 +55,7 @@ function optionalBoolean(config: Record<string, unknown>, key: string, file: str
  * `{"name", "template"}` (transformers `tokenization_utils_base.py` `save_pretrained`). A dict
  * `{name: template}` is accepted too: that is how transformers holds them in memory.
  */
-export function parseChatTemplates(value: unknown, file: string): Map<string, string> {
+function parseChatTemplates(value: unknown, file: string): Map<string, string> {
   const templates = new Map<string, string>();
   if (value === undefined || value === null) return templates;
   if (typeof value === 'string') {

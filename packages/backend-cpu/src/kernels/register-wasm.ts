@@ -1,4 +1,4 @@
-import { expandKernelArgs, LORA_EXPAND, LORA_SHRINK, shrinkKernelArgs } from '@lora/core';
+import { expandKernelArgs, LORA_EXPAND, LORA_SHRINK, shrinkKernelArgs } from '@lora/core/backend';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import { expandOnHeap, shrinkOnHeap } from '../simd/drive.js';
@@ -39,10 +39,9 @@ export function wasmKernels(): KernelConfig[] {
     backendName: 'wasm',
     kernelFunc: ({ inputs, attrs, backend }) => {
       const h = heap(backend);
-      const { x, loraA, meta, scale } = shrinkKernelArgs(inputs, attrs);
-      const [, hidden] = x.shape as [number, number];
-      const rank = (loraA[0] as TensorInfo).shape[1] as number;
-      const out = h.be.makeOutput([loraA.length, meta.numTokens, rank], 'float32');
+      const { x, loraA, meta, scale, dims } = shrinkKernelArgs(inputs, attrs);
+      const { slices, tokens, hidden, rank } = dims;
+      const out = h.be.makeOutput([slices, tokens, rank], 'float32');
       if (h.simd) {
         shrinkOnHeap(h.simd, { out: h.ptr(out), x: h.ptr(x), loraA: loraA.map(h.ptr), hidden, rank, meta, scale });
       } else {
@@ -66,9 +65,8 @@ export function wasmKernels(): KernelConfig[] {
     backendName: 'wasm',
     kernelFunc: ({ inputs, attrs, backend }) => {
       const h = heap(backend);
-      const { y, x, loraB, meta, outputSlices, offsetStart, addInputs } = expandKernelArgs(inputs, attrs);
-      const [, width] = y.shape as [number, number];
-      const rank = x.shape[2] as number;
+      const { y, x, loraB, meta, outputSlices, offsetStart, addInputs, dims } = expandKernelArgs(inputs, attrs);
+      const { width, rank } = dims;
       const out = h.be.makeOutput(y.shape, 'float32');
       const common = { width, rank, outputSlices, offsetStart, addInputs, meta };
       if (h.simd) {

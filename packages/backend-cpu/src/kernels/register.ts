@@ -1,4 +1,4 @@
-import { expandKernelArgs, LORA_EXPAND, LORA_SHRINK, shrinkKernelArgs } from '@lora/core';
+import { expandKernelArgs, LORA_EXPAND, LORA_SHRINK, shrinkKernelArgs } from '@lora/core/backend';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import { expandSegments } from './expand.js';
@@ -19,12 +19,11 @@ export function cpuKernels(backendName = 'cpu'): KernelConfig[] {
     backendName,
     kernelFunc: ({ inputs, attrs, backend }) => {
       const cpu = backend as MathBackendCPU;
-      const { x, loraA, meta, scale } = shrinkKernelArgs(inputs, attrs);
-      const [, hidden] = x.shape as [number, number];
-      const rank = (loraA[0] as TensorInfo).shape[1] as number;
-      const out = new Float32Array(loraA.length * meta.numTokens * rank);
+      const { x, loraA, meta, scale, dims } = shrinkKernelArgs(inputs, attrs);
+      const { slices, tokens, hidden, rank } = dims;
+      const out = new Float32Array(slices * tokens * rank);
       shrinkSegments({ out, x: values(cpu, x), loraA: loraA.map((a) => values(cpu, a)), hidden, rank, meta, scale });
-      return cpu.makeTensorInfo([loraA.length, meta.numTokens, rank], 'float32', out);
+      return cpu.makeTensorInfo([slices, tokens, rank], 'float32', out);
     },
   };
   const expand: KernelConfig = {
@@ -32,10 +31,9 @@ export function cpuKernels(backendName = 'cpu'): KernelConfig[] {
     backendName,
     kernelFunc: ({ inputs, attrs, backend }) => {
       const cpu = backend as MathBackendCPU;
-      const { y, x, loraB, meta, outputSlices, offsetStart, addInputs } = expandKernelArgs(inputs, attrs);
+      const { y, x, loraB, meta, outputSlices, offsetStart, addInputs, dims } = expandKernelArgs(inputs, attrs);
       const out = values(cpu, y).slice();
-      const [, width] = y.shape as [number, number];
-      const rank = x.shape[2] as number;
+      const { width, rank } = dims;
       expandSegments({
         out,
         x: values(cpu, x),

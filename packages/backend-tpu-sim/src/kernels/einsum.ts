@@ -1,4 +1,4 @@
-import { roundUp } from '@lora/core';
+import { roundUp } from '@lora/core/backend';
 import { roundBf16Array } from '../bf16.js';
 import { isVirtual } from '../pallas/arrays.js';
 import { matmulAccumulate } from '../pallas/dot.js';

@@ -1,4 +1,4 @@
-import { roundUp } from '@lora/core';
+import { roundUp } from '@lora/core/backend';
 import type { TpuSimFlags } from '../options.js';
 
 /**
@@ -8,7 +8,7 @@ import type { TpuSimFlags } from '../options.js';
  */
 
 /** Lane tile: vLLM PR 15655 packs adapters into 256-wide MXU tiles (v6e's MXU side). */
-export const LANE_TILE = 256;
+const LANE_TILE = 256;
 /** Zero-padding granularity of feature dimensions with tuned blocks. */
 const FEATURE_TILE = 256;
 
@@ -75,4 +75,3 @@ export interface DimPlan {
 export const untunedDim = (n: number): DimPlan => ({ padded: roundUp(Math.max(n, 1), 128), block: 128 });
 /** Tuned 256-wide lora (rank) blocks. */
 export const rankDim = (n: number): DimPlan => ({ padded: roundUp(Math.max(n, 1), 256), block: 256 });
-export const tunedFeatureDim = (n: number): DimPlan => featureBlock(n);

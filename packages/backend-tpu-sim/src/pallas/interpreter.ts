@@ -13,7 +13,7 @@ import { DTYPE_BYTES, type DType, type HbmArray } from './arrays.js';
  * accumulates); 'parallel' does not split the grid: v5e and v6e have one TensorCore per chip.
  */
 
-export type Dimension = 'parallel' | 'arbitrary';
+type Dimension = 'parallel' | 'arbitrary';
 
 export interface BlockSpec {
   /** Block shape, one entry per array dimension. */
@@ -22,7 +22,7 @@ export interface BlockSpec {
   readonly index: (grid: readonly number[], prefetch: readonly Int32Array[]) => readonly number[];
 }
 
-export interface OperandSpec {
+interface OperandSpec {
   readonly shape: readonly number[];
   readonly dtype: DType;
   readonly spec: BlockSpec;
@@ -88,7 +88,7 @@ export interface Program {
 }
 
 /** What makes two calls the same XLA program: everything static, nothing data-dependent. */
-export function signatureOf(def: KernelDef): string {
+function signatureOf(def: KernelDef): string {
   const operand = (o: OperandSpec) => `${o.dtype}[${o.shape}]/[${o.spec.block}]`;
   const statics = Object.keys(def.statics)
     .sort()

@@ -66,8 +66,8 @@ async function run(model: CausalLM, members: Member[], watch: number, decodes: n
 }
 
 /** Case names for the skip allow-list (`BackendCapabilities.skip`). */
-export const BIT_IDENTICAL_LOGITS = 'bit-identical logits';
-export const ENGINE_TOKENS = 'engine determinism';
+const BIT_IDENTICAL_LOGITS = 'bit-identical logits';
+const ENGINE_TOKENS = 'engine determinism';
 
 export function determinismSuite(factory: BackendFactory, caps: BackendCapabilities): void {
   const timeout = (caps.timeoutMs ?? 60_000) * 4;

@@ -300,13 +300,16 @@ export function errorSuite(factory: BackendFactory, caps: BackendCapabilities): 
       backend.dispose();
     });
 
-    it('E_BACKEND: unknown backend name says which package to install', async () => {
-      await expect(createLoRA({ backend: 'no-such-backend' })).rejects.toSatisfy(
-        (e: unknown) => e instanceof LoRAError && e.code === 'E_BACKEND' && /npm install @lora\/backend-no-such-backend/.test(e.message),
-      );
-      await expect(createLoRA({ backend: '../evil' })).rejects.toSatisfy(
-        (e: unknown) => e instanceof LoRAError && e.code === 'E_BACKEND' && /unknown backend "..\/evil"/.test(e.message),
-      );
+    it('E_BACKEND: an unknown backend name lists the known ones and suggests no install', async () => {
+      for (const name of ['no-such-backend', '../evil']) {
+        await expect(createLoRA({ backend: name })).rejects.toSatisfy(
+          (e: unknown) =>
+            e instanceof LoRAError &&
+            e.code === 'E_BACKEND' &&
+            /unknown backend .*expected one of .*"cpu"/.test(e.message) &&
+            !/npm install/.test(e.message),
+        );
+      }
       await expectStillWorks();
     });
   });

@@ -1,4 +1,4 @@
-import { tokenBuckets } from '@lora/core';
+import { tokenBuckets } from '@lora/core/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { type BackendCapabilities, type BackendFactory, makeRuntime } from '../harness.js';

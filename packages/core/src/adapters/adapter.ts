@@ -25,9 +25,9 @@ export interface LoRAAdapter {
 }
 
 /** Adapter ids appear in URLs, metrics labels and error messages; a bounded length keeps those bounded. */
-export const MAX_ADAPTER_ID_LENGTH = 256;
+const MAX_ADAPTER_ID_LENGTH = 256;
 /** More modules than any model has (a 405B Llama has ~900 LoRA-targetable modules). */
-export const MAX_ADAPTER_MODULES = 100_000;
+const MAX_ADAPTER_MODULES = 100_000;
 const MAX_MODULE_NAME_LENGTH = 1024;
 
 /** Adapters built (and so checked) by `createAdapter`: registering them needs no second scan of their weights. */
@@ -65,7 +65,7 @@ function firstNonFinite(values: Float32Array): number {
  * in one adapter would reach other requests through kernels that multiply every slot by a
  * 0/1 mask (vLLM's one-hot einsum: NaN · 0 = NaN).
  */
-export function checkModuleWeights(value: unknown, adapterId: string): AdapterModuleWeights {
+function checkModuleWeights(value: unknown, adapterId: string): AdapterModuleWeights {
   let m: AdapterModuleWeights;
   try {
     const v = value as AdapterModuleWeights;

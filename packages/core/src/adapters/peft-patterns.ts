@@ -11,7 +11,7 @@ import { describeValue, LoRAError } from '../errors.js';
  */
 
 /** Longest pattern accepted: real ones are names or short alternations; compiling is linear in length. */
-export const MAX_PATTERN_LENGTH = 4096;
+const MAX_PATTERN_LENGTH = 4096;
 
 export interface NameMatcher {
   test(name: string): boolean;

@@ -17,9 +17,9 @@ export interface PeftAdapter extends LoRAAdapter {
 }
 
 /** Largest adapter_config.json read from a directory (real ones are a few KB; rank_pattern per module, ~100 KB). */
-export const MAX_ADAPTER_CONFIG_BYTES = 4 * 1024 * 1024;
+const MAX_ADAPTER_CONFIG_BYTES = 4 * 1024 * 1024;
 /** Default bound on adapter_model.safetensors read from a directory; `maxBytes` raises it. */
-export const DEFAULT_MAX_ADAPTER_BYTES = 2 * 1024 ** 3;
+const DEFAULT_MAX_ADAPTER_BYTES = 2 * 1024 ** 3;
 
 interface Pair {
   kind: 'linear' | 'embedding';

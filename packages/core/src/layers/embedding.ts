@@ -1,8 +1,8 @@
-import { gather, getBackend, type Tensor1D, type Tensor2D, type Tensor3D, tidy } from '@tensorflow/tfjs-core';
+import { gather, type Tensor1D, type Tensor2D, type Tensor3D, tidy } from '@tensorflow/tfjs-core';
 import type { AdapterModuleWeights } from '../adapters/adapter.js';
 import type { LoRARuntime } from '../create.js';
 import { describeValue, LoRAError } from '../errors.js';
-import { checkScale, checkTensor, checkTokenIdValues, HOST_MEMORY_TF_BACKENDS } from '../validate.js';
+import { checkScale, checkTensor, checkTokenIdValues } from '../validate.js';
 import { checkLayerRank, checkLive, checkSlot, checkTokenCount, type LoRALayer, type MatrixInput, readMatrix } from './layer.js';
 import { stackBytes, WeightStack, writeB } from './stack.js';
 
@@ -129,7 +129,7 @@ export class LoRAEmbedding implements LoRALayer {
     const meta = this.#runtime.punica.meta; // E_INDEX before any batch
     const ids = checkTensor(tokenIds, 'tokenIds', '[T]', 'int32');
     checkTokenCount(ids.shape[0] as number, meta.numTokens, this.modules[0] as string);
-    if (HOST_MEMORY_TF_BACKENDS.has(getBackend())) {
+    if (this.#runtime.backend.hostMemory === true) {
       checkTokenIdValues(ids.dataSync(), (this.sliceShapes[0] as { inFeatures: number }).inFeatures);
     }
     return tidy(() => this.#runtime.punica.addLoRAEmbedding(gather(this.weight, tokenIds) as Tensor2D, tokenIds, this.loraA, this.loraB));

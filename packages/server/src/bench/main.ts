@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { QUICK_SERVE_BENCH, runServeBench } from './serve-bench.js';
 
-const HELP = `pnpm --filter @lora/server bench [--quick] [--out DIR]
+const HELP = `npm run serve-bench -- [--quick] [--out DIR]
 
 The serving benchmark through HTTP: input length {128, 512, 2048} x concurrency {1, 4, 16, 64},
 32 output tokens (ignore_eos), every request with its own adapter of 8 vs no LoRA, on the demo's

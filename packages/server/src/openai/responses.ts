@@ -16,7 +16,7 @@ export const usage = (prompt: number, completion: number): Usage => ({
 /** OpenAI's finish reasons, plus vLLM's `abort` for a request that was aborted (client gone, shutdown). */
 export type ApiFinishReason = 'stop' | 'length' | 'abort';
 
-export const finishReason = (r: FinishReason | undefined): ApiFinishReason | null => (r === undefined ? null : r === 'error' ? 'abort' : r);
+const finishReason = (r: FinishReason | undefined): ApiFinishReason | null => (r === undefined ? null : r === 'error' ? 'abort' : r);
 
 /** The fields every completion object and chunk starts with. */
 export interface Envelope {

@@ -8,7 +8,7 @@ import type { LoRAAdapter, LoRAErrorCode } from '@lora/core';
  * set of error codes that would justify refusing it; the real runtime must agree.
  */
 
-export interface SliceContent {
+interface SliceContent {
   /** PEFT layouts: A `[r, in]`, B `[out, r]`. */
   readonly a: Float32Array;
   readonly b: Float32Array;

@@ -1,12 +1,14 @@
 import { playwright } from '@vitest/browser-playwright';
-import { defineProject, type UserWorkspaceConfig } from 'vitest/config';
+import { defineProject } from 'vitest/config';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from './chromium.js';
 
 /**
  * The vitest project that runs a GPU backend's `*.browser.test.ts` in Debian's Chromium
  * (headless, SwiftShader). `tfjsBackend` is the tfjs package the backend imports lazily.
+ * @param {string} name
+ * @param {string} tfjsBackend
  */
-export function browserTestProject(name: string, tfjsBackend: string): UserWorkspaceConfig {
+export function browserTestProject(name, tfjsBackend) {
   return defineProject({
     resolve: { conditions: ['@lora/source', 'browser', 'module', 'import', 'default'] },
     // Pre-bundled up front: a dependency found mid-run (the backend's dynamic import of its tfjs

@@ -1,11 +1,13 @@
-import type { Reporter, TestModule } from 'vitest/node';
-
 /**
  * Ends a run with one plain line, `N passed, N failed, N skipped`, after vitest's own summary, so
  * that CI logs (and tools that read closing lines) see the totals of all projects at once.
+ * @typedef {import('vitest/node').Reporter} Reporter
+ * @typedef {import('vitest/node').TestModule} TestModule
+ * @implements {Reporter}
  */
-export default class SummaryReporter implements Reporter {
-  onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
+export default class SummaryReporter {
+  /** @param {ReadonlyArray<TestModule>} testModules */
+  onTestRunEnd(testModules) {
     const counts = { passed: 0, failed: 0, skipped: 0 };
     for (const module of testModules) {
       for (const test of module.children.allTests()) {

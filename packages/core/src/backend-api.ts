@@ -1,0 +1,37 @@
+/**
+ * `@lora/core/backend`: what a backend package needs and an app does not — kernel registration
+ * and typed kernel calls, per-batch uploads, the static-shape buckets, the batch mapping, and the
+ * registry's write side. The user API is `@lora/core`.
+ */
+export type { LoRABackend, LoRABackendFactory, LoRABackendStats } from './backend.js';
+export { bucketSize, bucketTokens, MIN_TOKEN_BUCKET, nextPowerOfTwo, roundUp, tokenBuckets } from './bucketing.js';
+export {
+  type ExpandCall,
+  type ExpandDims,
+  expandCall,
+  type ShrinkCall,
+  type ShrinkDims,
+  shrinkCall,
+} from './calls.js';
+export { checkBackendOptions } from './config.js';
+export { describeValue, LoRAError, type LoRAErrorCode } from './errors.js';
+export {
+  type BatchAttrs,
+  defineLoRABackend,
+  type ExpandKernelCall,
+  expandKernelArgs,
+  type KernelBackendSpec,
+  type KernelBatch,
+  type KernelTarget,
+  LORA_EXPAND,
+  LORA_SHRINK,
+  type LoRAExpandAttrs,
+  type LoRAShrinkAttrs,
+  runExpandKernel,
+  runShrinkKernel,
+  type ShrinkKernelCall,
+  shrinkKernelArgs,
+} from './kernels.js';
+export { computeMapping, computeMetadata, type LoRAMapping, type LoRAMetadata, type LoRASegment } from './metadata.js';
+export { registerLoRABackend, unregisterLoRABackend } from './registry.js';
+export { type MappingLayout, type MappingUpload, MappingUploads } from './uploads.js';
