@@ -25,6 +25,7 @@ export async function initNodeWebGPU(options: { vulkanIcd?: string } = {}): Prom
     const { existsSync } = (await load('node:fs')) as typeof import('node:fs');
     if (existsSync(SWIFTSHADER_ICD)) process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
   } else process.env.VK_ICD_FILENAMES = icd;
+  await ensureRuntimeDir();
   let dawn: { create(flags: string[]): unknown; globals: Record<string, unknown> };
   try {
     dawn = (await load('webgpu')) as typeof dawn;
@@ -42,4 +43,25 @@ export async function initNodeWebGPU(options: { vulkanIcd?: string } = {}): Prom
     configurable: true,
     writable: true,
   });
+}
+
+/**
+ * Dawn's Vulkan loader prints "error: XDG_RUNTIME_DIR is invalid or not set" twice to stderr when
+ * the variable is missing (a container, CI, a service): noise in every command's output. Where it is
+ * unset, point it at a private folder of our own (mode 0700, as the XDG spec asks) before Dawn loads.
+ */
+async function ensureRuntimeDir(): Promise<void> {
+  if (process.env.XDG_RUNTIME_DIR) return;
+  const [{ mkdirSync }, { tmpdir, userInfo }, { join }] = (await Promise.all([load('node:fs'), load('node:os'), load('node:path')])) as [
+    typeof import('node:fs'),
+    typeof import('node:os'),
+    typeof import('node:path'),
+  ];
+  const dir = join(tmpdir(), `lora-webgpu-runtime-${userInfo().uid}`);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    process.env.XDG_RUNTIME_DIR = dir;
+  } catch {
+    // Only the warning is lost: Dawn works without the folder.
+  }
 }

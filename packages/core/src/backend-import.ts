@@ -31,11 +31,16 @@ export function isEntryMissing(err: unknown): boolean {
   return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
 }
 
-/** The ESM entry of a package.json: `exports["."].import`, then `module`, then `main`. */
-export function esmEntry(pkg: Record<string, unknown>): string | undefined {
+/**
+ * The ESM entry of a package.json: `exports["."]` under one of the process's custom `conditions`
+ * first (a development run started with `--conditions=@lora/source` loads sources, as its static
+ * imports do), then `import`, then `module`, then `main`.
+ */
+export function esmEntry(pkg: Record<string, unknown>, conditions: readonly string[] = []): string | undefined {
   const exp = pkg.exports as Record<string, unknown> | string | undefined;
   const dot = typeof exp === 'string' ? exp : (exp?.['.'] as Record<string, unknown> | string | undefined);
   if (typeof dot === 'string') return dot;
+  for (const c of conditions) if (typeof dot?.[c] === 'string') return dot[c] as string;
   const imp = dot?.import as Record<string, unknown> | string | undefined;
   if (typeof imp === 'string') return imp;
   if (typeof imp?.default === 'string') return imp.default;
@@ -68,7 +73,7 @@ export async function resolveFromProject(specifier: string, cwd: string = proces
     }
   }
   if (manifest === undefined) return undefined;
-  const entry = esmEntry(JSON.parse(await readFile(manifest, 'utf8')));
+  const entry = esmEntry(JSON.parse(await readFile(manifest, 'utf8')), customConditions());
   return entry === undefined ? undefined : pathToFileURL(join(dirname(manifest), entry)).href;
 }
 
@@ -82,3 +87,15 @@ export const defaultBackendImporter: BackendImporter = async (specifier) => {
     return import(/* @vite-ignore */ url);
   }
 };
+
+/** The `--conditions` / `-C` this Node process runs with (its arguments and NODE_OPTIONS). */
+export function customConditions(argv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
+  const args = [...argv, ...nodeOptions.split(/\s+/).filter(Boolean)];
+  const out: string[] = [];
+  args.forEach((arg, i) => {
+    const inline = /^(?:--conditions|-C)=(.+)$/.exec(arg);
+    if (inline) out.push(inline[1] as string);
+    else if ((arg === '--conditions' || arg === '-C') && args[i + 1] !== undefined) out.push(args[i + 1] as string);
+  });
+  return out;
+}

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LoRABackend } from './backend.js';
-import { esmEntry, resolveFromProject } from './backend-import.js';
+import { customConditions, esmEntry, resolveFromProject } from './backend-import.js';
 import { checkBackendOptions } from './config.js';
 import { createLoRA } from './create.js';
 import { LoRAError } from './errors.js';
@@ -191,6 +191,17 @@ describe('finding a backend package from the project (pnpm-strict layouts)', () 
     expect(esmEntry({ exports: './main.js' })).toBe('./main.js');
     expect(esmEntry({ module: './m.js', main: './c.cjs' })).toBe('./m.js');
     expect(esmEntry({})).toBeUndefined();
+    // A development run (--conditions=@lora/source) loads the package's sources, as its static imports do.
+    const dev = { exports: { '.': { '@lora/source': './src/index.ts', import: './dist/index.js' } } };
+    expect(esmEntry(dev, ['@lora/source'])).toBe('./src/index.ts');
+    expect(esmEntry(dev, ['other'])).toBe('./dist/index.js');
+    expect(customConditions(['--conditions=@lora/source', '-C', 'x', '--import', 'tsx'], '--conditions y -C=z')).toEqual([
+      '@lora/source',
+      'x',
+      'y',
+      'z',
+    ]);
+    expect(customConditions([], '')).toEqual([]);
   });
 
   it('resolves a package installed in the working directory, not beside core', async () => {
