@@ -30,7 +30,7 @@ export {
 export { createLoRA, type LoRARuntime } from './create.js';
 export { describeValue, isLoRAError, LORA_ERROR_CODES, LoRAError, type LoRAErrorCode, MAX_ERROR_MESSAGE } from './errors.js';
 export { type LocalFile, openLocalFile, readLocalFile } from './files.js';
-export { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat } from './formats/half.js';
+export { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat, roundToBf16Array } from './formats/half.js';
 export {
   decodableDType,
   decodeSafetensorsData,

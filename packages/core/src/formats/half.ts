@@ -46,11 +46,32 @@ export function bf16ToFloat(h: number): number {
   return f32[0] as number;
 }
 
+/**
+ * float32 → bfloat16 bits, round to nearest, ties to even: add 0x7fff plus the lowest kept bit,
+ * truncate. A carry out of the mantissa bumps the exponent, which is exactly right (1.11…1 rounds
+ * up to 2.0, the largest finite values to Inf); subnormals need no special case (bf16 and float32
+ * exponents coincide). NaN is the one pattern the carry could turn into Inf: it is quieted instead.
+ */
 export function floatToBf16(value: number): number {
   f32[0] = value;
-  const x = u32[0] as number;
-  if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) return (x >>> 16) | 0x40; // quiet NaN
-  return (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+  return roundedBf16Bits(u32[0] as number) >>> 16;
+}
+
+/** The float32 bit pattern `x` rounded to bf16 (as `floatToBf16`), low 16 bits zero. */
+function roundedBf16Bits(x: number): number {
+  if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) return ((x | 0x400000) & 0xffff0000) >>> 0; // quiet NaN
+  return ((x + 0x7fff + ((x >>> 16) & 1)) & 0xffff0000) >>> 0;
+}
+
+/**
+ * Every element of `src` rounded to the nearest bf16 (as `floatToBf16`) and kept as float32, into
+ * `dst` (which may be `src`): one pass over Uint32 views, so multi-megabyte stacks take milliseconds.
+ */
+export function roundToBf16Array(src: Float32Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
+  const s = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const d = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
+  for (let i = 0; i < s.length; i++) d[i] = roundedBf16Bits(s[i] as number);
+  return dst;
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;

@@ -3,7 +3,7 @@ import type { AdapterModuleWeights } from '../adapters/adapter.js';
 import type { LoRARuntime } from '../create.js';
 import { describeValue, LoRAError } from '../errors.js';
 import type { LoRAMetadata } from '../metadata.js';
-import { checkTensor } from '../validate.js';
+import { checkScale, checkTensor } from '../validate.js';
 import { checkLayerRank, checkLive, checkSlot, checkTokenCount, type LoRALayer, type MatrixInput, readMatrix } from './layer.js';
 import { stackBytes, WeightStack, writeB } from './stack.js';
 
@@ -150,8 +150,7 @@ abstract class StackedLinear implements LoRALayer {
   protected writeSlot(slot: number, a: readonly (MatrixInput | null)[], b: readonly (MatrixInput | null)[], scale: number): void {
     checkLive(this.runtime, `${this.modules[0]}.setLoRA`);
     checkSlot(slot, this.runtime.config.maxLoras);
-    if (typeof scale !== 'number' || !Number.isFinite(scale))
-      throw new LoRAError('E_CONFIG', `scale must be a finite number, got ${describeValue(scale)}`);
+    checkScale(scale);
     const prepared = this.modules.map((name, s) => {
       const [as, bs] = [a[s], b[s]];
       if (as == null || bs == null) return null;
