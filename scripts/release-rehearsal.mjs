@@ -66,7 +66,8 @@ try {
   say('changeset version (the versions and changelogs a release writes), then build');
   run('npx', ['-y', PNPM, 'exec', 'changeset', 'version'], repo);
   run('npx', ['-y', PNPM, 'install', '--no-frozen-lockfile', '--prefer-offline', '--silent'], repo);
-  run('npx', ['-y', PNPM, 'exec', 'turbo', 'run', 'build', '--output-logs=errors-only'], repo);
+  // pnpm -r runs the packages' builds in dependency order (turbo cannot find pnpm under npx).
+  run('npx', ['-y', PNPM, '-r', '--filter', './packages/*', 'run', 'build'], repo);
   const packages = readdirSync(join(repo, 'packages'))
     .map((d) => join(repo, 'packages', d))
     .filter((d) => existsSync(join(d, 'package.json')))
@@ -101,9 +102,13 @@ try {
       '',
     ].join('\n'),
   );
-  registry = spawn(process.execPath, [join(vd, 'node_modules', 'verdaccio', 'bin', 'verdaccio'), '--config', join(vd, 'config.yaml'), '--listen', `127.0.0.1:${port}`], {
-    stdio: 'ignore',
-  });
+  registry = spawn(
+    process.execPath,
+    [join(vd, 'node_modules', 'verdaccio', 'bin', 'verdaccio'), '--config', join(vd, 'config.yaml'), '--listen', `127.0.0.1:${port}`],
+    {
+      stdio: 'ignore',
+    },
+  );
   await waitFor(`${url}-/ping`, 30_000);
   // A user of the local registry, and its token for publishing.
   const res = await fetch(`${url}-/user/org.couchdb.user:rehearsal`, {
@@ -124,7 +129,15 @@ try {
   const app = join(scratch, 'app');
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
-  run('npm', ['install', ...readmeInstallLine(), 'typescript@5.9.3', '@types/node@20', '--no-audit', '--no-fund', '--loglevel=error'], app, registryEnv);
+  // typescript and types for the strict check below; @types/long because tfjs-core 4.22's own .d.ts
+  // files name `Long` without depending on its types (skipLibCheck would hide errors in ours too).
+  run('npm', ['install', ...readmeInstallLine(), '--no-audit', '--no-fund', '--loglevel=error'], app, registryEnv);
+  run(
+    'npm',
+    ['install', '-D', 'typescript@5.9.3', '@types/node@20', '@types/long@4', '--no-audit', '--no-fund', '--loglevel=error'],
+    app,
+    registryEnv,
+  );
 
   // The README's "Use" example, with the tensors its prose assumes made up, as ESM and as CJS.
   const body = (tf) => `
@@ -164,7 +177,10 @@ try {
   ]) {
     writeFileSync(
       join(app, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { strict: true, noEmit: true, target: 'es2022', skipLibCheck: false, types: ['node'], ...resolution }, files: ['use.ts'] }),
+      JSON.stringify({
+        compilerOptions: { strict: true, noEmit: true, target: 'es2022', skipLibCheck: false, types: ['node', 'long'], ...resolution },
+        files: ['use.ts'],
+      }),
     );
     try {
       run(process.execPath, [join(app, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app], app);
