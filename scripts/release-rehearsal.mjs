@@ -166,7 +166,7 @@ try {
     if (!/^ok cpu 5x6$/m.test(out)) throw new Error(`${file} printed:\n${out}`);
   }
 
-  say('typecheck the README blocks of the installed packages with tsc --strict, node16 and bundler resolution');
+  say("typecheck the README's usage against the installed packages' types: tsc --strict, node16 and bundler resolution");
   writeFileSync(
     join(app, 'use.ts'),
     `import '@lora/backend-cpu';\nimport { createLoRA } from '@lora/core';\nimport { defineLoRABackend, registerLoRABackend } from '@lora/core/backend';\nimport * as tf from '@tensorflow/tfjs-core';\n\ndeclare const x: tf.Tensor2D, w: tf.Tensor2D, loraA: tf.Tensor3D, loraB: tf.Tensor3D, O: number;\nconst lora = await createLoRA({ backend: ['webgpu', 'cpu'], backendOptions: { cpu: { engine: 'wasm' } } });\nconst y = tf.matMul<tf.Tensor2D>(x, w, false, true);\nconst out: tf.Tensor2D = lora.punica.addLoRALinear(y, x, [loraA], [loraB], 1, [O]);\nregisterLoRABackend('mine', () => defineLoRABackend({ name: 'mine', tfBackend: 'cpu', kernels: [] }));\nexport { out };\n`,
