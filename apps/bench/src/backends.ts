@@ -1,10 +1,8 @@
 import '@tensorflow/tfjs-backend-cpu';
 import '@lora/backend-cpu';
-import '@lora/backend-webgpu';
-import '@lora/backend-tpu-sim';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { createLoRA } from '@lora/core';
+import { createLoRA, FIRST_PARTY_BACKENDS } from '@lora/core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -44,4 +42,41 @@ export function gpuUnavailable(): Promise<string | null> {
     }
   })();
   return gpuReady;
+}
+
+/** How the bench sizes a backend's grid, from what the backend declares (never from its name). */
+export type GridKind = 'host' | 'gpu' | 'cost-model';
+
+/** A first-party backend as it came up in this process: the grid it gets, or why it cannot run here. */
+export interface NodeBackend {
+  name: string;
+  kind?: GridKind;
+  problem?: string;
+}
+
+let probed: Promise<NodeBackend[]> | undefined;
+
+/**
+ * Starts every first-party backend once in this process (core imports its package on demand) and
+ * reads its declarations: a cost model (`stats().estimatedMicros`) is priced on the simulator's grid,
+ * `compilesPrograms` without one is a GPU (software-rendered here: the smaller grid), anything else
+ * runs the CPU sizes. A backend that does not start (webgl needs a browser) says why.
+ */
+export function probeNodeBackends(): Promise<NodeBackend[]> {
+  probed ??= (async () => {
+    const out: NodeBackend[] = [];
+    for (const name of Object.keys(FIRST_PARTY_BACKENDS)) {
+      try {
+        const rt = await createLoRA({ backend: name });
+        const costModel = rt.backend.stats?.().estimatedMicros !== undefined;
+        out.push({ name, kind: costModel ? 'cost-model' : rt.backend.compilesPrograms ? 'gpu' : 'host' });
+        rt.dispose();
+      } catch (err) {
+        out.push({ name, problem: (err as Error).message });
+      }
+    }
+    await tf.setBackend('cpu');
+    return out;
+  })();
+  return probed;
 }

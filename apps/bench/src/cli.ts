@@ -13,7 +13,7 @@ import {
 } from '@lora/server/bench';
 import { CHROMIUM_PATH } from '@lora/test-tooling/chromium';
 import { benchActivation, benchParse } from './adapters.js';
-import { gpuUnavailable } from './backends.js';
+import { gpuUnavailable, probeNodeBackends } from './backends.js';
 import { runInChromium } from './browser.js';
 import { GRIDS, gridShapes } from './grid.js';
 import { HEATMAPS } from './heatmap.js';
@@ -24,7 +24,7 @@ import { Progress } from './progress.js';
 import { adapterTable, kernelTable, modelTable, targetTable } from './report.js';
 import { gridSvg, gridTable, heatmapSvgOf, heatmapTable, rooflineSvgOf } from './report-grid.js';
 import { loadTable } from './report-load.js';
-import { runGridsAndHeatmaps, sweepTargets } from './sweeps.js';
+import { nodeGridSteps, runGridsAndHeatmaps, sweepTargets } from './sweeps.js';
 
 const SECTIONS = ['kernels', 'grid', 'heatmap', 'adapters', 'model', 'load', 'serve'] as const;
 
@@ -117,6 +117,8 @@ async function main(): Promise<void> {
   // Software-rendered GPUs take minutes at full size: they sweep the quick grid unless --gpu-full.
   const gpuMode = mode === 'full' && !values['gpu-full'] ? 'quick' : mode;
   const browser = !values['no-browser'] && existsSync(CHROMIUM_PATH);
+  const nodeBackends = runGrid ? await probeNodeBackends() : [];
+  for (const b of nodeBackends) if (b.problem) log(`grid: ${b.name} does not start in Node (${b.problem})`);
   const sweepPlan = {
     // The TPU simulator interprets its kernels in JS: the quick grid (its cost model prices any size).
     grid: runGrid
@@ -132,13 +134,12 @@ async function main(): Promise<void> {
     rounds: Math.min(rounds, 3),
     budgetMs: values.tiny ? 100 : 1500,
     wasm: !values['no-wasm'],
-    nodeGpu: gpuProblem === null,
+    // Under --no-gpu (or where webgpu does not start) backends that compile GPU programs sit out.
+    nodeBackends: nodeBackends.filter((b) => b.kind !== 'gpu' || gpuProblem === null),
     browser,
   };
   const sweepSteps =
-    (sweepPlan.grid
-      ? sweepPlan.grid.cpu.length + sweepPlan.grid.sim.length + sweepPlan.grid.gpu.length * ((modelGpu ? 1 : 0) + (browser ? 2 : 0))
-      : 0) +
+    (sweepPlan.grid ? nodeGridSteps(sweepPlan.grid, sweepPlan.nodeBackends) + sweepPlan.grid.gpu.length * (browser ? 2 : 0) : 0) +
     (sweepPlan.heatmap
       ? sweepPlan.heatmap.cpu.lengths.length * sweepPlan.heatmap.cpu.concurrency.length +
         sweepPlan.heatmap.gpu.lengths.length * sweepPlan.heatmap.gpu.concurrency.length * (browser ? 2 : 0)

@@ -1,7 +1,9 @@
+import { FIRST_PARTY_BACKENDS } from '@lora/core';
 import { describe, expect, it } from 'vitest';
+import { probeNodeBackends } from './backends.js';
 import type { GridPoint, GridResult } from './grid.js';
 import type { Sample } from './measure.js';
-import { sweepTargets } from './sweeps.js';
+import { nodeGridSteps, sweepTargets } from './sweeps.js';
 
 const sample = (median: number): Sample => ({ id: 's', label: 's', tfBackend: 'cpu', times: [median], median, min: median, max: median });
 const point = (naiveOverLoRA: number | undefined, loopOverLoRA: number): GridPoint => ({
@@ -15,6 +17,7 @@ const point = (naiveOverLoRA: number | undefined, loopOverLoRA: number): GridPoi
   bytes: 1,
   flops: 1,
 });
+const gridShape = (numTokens: number) => ({ ...point(1, 1).shape, numTokens });
 const grid = (backend: string, points: GridPoint[], programsTotal?: number, costModel = false): GridResult => ({
   backend,
   costModel,
@@ -48,5 +51,21 @@ describe('grid targets', () => {
       ['webgpu (node): worst point vs per-adapter loop', 3, true],
       ['webgpu (node): programs compiled (whole run)', 12, false],
     ]);
+  });
+});
+
+describe('the backends a grid sweeps in Node', () => {
+  it('are every first-party backend that starts here, sized by what it declares; the others say why not', async () => {
+    const probed = await probeNodeBackends();
+    const byName = Object.fromEntries(probed.map((b) => [b.name, b]));
+    expect(Object.keys(byName).sort()).toEqual(Object.keys(FIRST_PARTY_BACKENDS).sort());
+    expect(byName.cpu?.kind).toBe('host');
+    expect(byName['tpu-sim']?.kind).toBe('cost-model');
+    expect(byName.webgl?.problem).toMatch(/browser/);
+    // webgpu starts where Dawn finds a Vulkan driver; either way the probe says which.
+    const webgpu = byName.webgpu;
+    expect(webgpu?.kind === 'gpu' || typeof webgpu?.problem === 'string').toBe(true);
+    const grid = { cpu: [gridShape(1), gridShape(2)], gpu: [gridShape(3)], sim: [gridShape(4), gridShape(5), gridShape(6)] };
+    expect(nodeGridSteps(grid, probed)).toBe(2 + 3 + (webgpu?.kind === 'gpu' ? 1 : 0));
   });
 });

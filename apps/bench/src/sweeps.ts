@@ -1,6 +1,6 @@
 import { tokenBuckets } from '@lora/core/backend';
 import type { DemoPreset } from '@lora/llama/demo';
-import { initWasm } from './backends.js';
+import { type GridKind, initWasm, type NodeBackend } from './backends.js';
 import { runInChromium } from './browser.js';
 import type { BrowserTask } from './browser-task.js';
 import { type GridResult, runGrid } from './grid.js';
@@ -17,8 +17,12 @@ export interface SweepPlan {
   rounds: number;
   budgetMs: number;
   wasm: boolean;
-  /** tfjs webgpu works in this Node process (Dawn + a Vulkan driver). */
-  nodeGpu: boolean;
+  /**
+   * The first-party backends started in this process (`probeNodeBackends`): besides cpu (measured
+   * above the others, with its engine, as the roofline's reference), each one that started runs the
+   * grid its declarations call for. GPU ones are left out of the list under `--no-gpu`.
+   */
+  nodeBackends: readonly NodeBackend[];
   /** Chromium is installed: webgl and webgpu run there. */
   browser: boolean;
 }
@@ -38,12 +42,20 @@ const KV_LIMIT_BYTES = 1.5 * 2 ** 30;
 
 const BROWSER_BACKENDS = ['webgl', 'webgpu'];
 
+/** Which of the plan's grids a backend of each kind sweeps, and how its label says where it ran. */
+const GRID_SIZES: Record<GridKind, 'cpu' | 'gpu' | 'sim'> = { host: 'cpu', gpu: 'gpu', 'cost-model': 'sim' };
+const GRID_LABELS: Record<GridKind, string> = { host: 'node', gpu: 'node', 'cost-model': 'cost model' };
+
+/** Grid points a plan sweeps in this process (for the progress bar). */
+export function nodeGridSteps(grid: NonNullable<SweepPlan['grid']>, backends: readonly NodeBackend[]): number {
+  const others = backends.filter((b) => b.name !== 'cpu' && b.kind !== undefined);
+  return grid.cpu.length + others.reduce((n, b) => n + grid[GRID_SIZES[b.kind as GridKind]].length, 0);
+}
+
 export async function runGridsAndHeatmaps(plan: SweepPlan, progress: Progress, log: (s: string) => void): Promise<SweepResults> {
   const out: SweepResults = { grids: [], heatmaps: [] };
   const engine = plan.wasm && (await initWasm()) ? 'wasm' : 'js';
   const cpu: BackendSpec = { id: 'cpu', label: `cpu (engine ${engine})`, backend: 'cpu', backendOptions: { engine } };
-  const webgpu: BackendSpec = { id: 'webgpu', label: 'webgpu (node)', backend: 'webgpu' };
-  const tpuSim: BackendSpec = { id: 'tpu-sim', label: 'tpu-sim (v6e cost model)', backend: 'tpu-sim' };
   const step = (label: string) => progress.step(label);
   const fromBrowser = async (task: BrowserTask) => {
     const results = await runInChromium(BROWSER_BACKENDS, task, step);
@@ -56,8 +68,11 @@ export async function runGridsAndHeatmaps(plan: SweepPlan, progress: Progress, l
     out.copyGBps = copyRate();
     out.cpuGrid = await runGrid(cpu, plan.grid.cpu, opts);
     out.grids.push(out.cpuGrid);
-    out.grids.push(await runGrid(tpuSim, plan.grid.sim, opts));
-    if (plan.nodeGpu) out.grids.push(await runGrid(webgpu, plan.grid.gpu, opts));
+    for (const b of plan.nodeBackends) {
+      if (b.name === cpu.backend || b.kind === undefined) continue;
+      const spec: BackendSpec = { id: b.name, label: `${b.name} (${GRID_LABELS[b.kind]})`, backend: b.name };
+      out.grids.push(await runGrid(spec, plan.grid[GRID_SIZES[b.kind]], opts));
+    }
     if (plan.browser) {
       const task: BrowserTask = {
         kind: 'grid',

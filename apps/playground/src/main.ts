@@ -3,7 +3,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import '@lora/backend-cpu';
 import '@lora/backend-webgl';
 import '@lora/backend-webgpu';
-import { createLoRA, isLoRAError, type LoRAConfig } from '@lora/core';
+import { createLoRA, isLoRAError, type LoRAConfig, listLoRABackends } from '@lora/core';
 import { DEMO_PRESETS, demoAdapters, demoRequests, loadDemoModel, runDemoSession, type SessionReport } from '@lora/llama/demo';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
@@ -124,6 +124,14 @@ $<HTMLFormElement>('controls').addEventListener('submit', (event) => {
   event.preventDefault();
   void run();
 });
+
+// One option per backend the imports above registered (cpu's two engines are written in the HTML):
+// a new backend appears here by importing its package, with no list to edit.
+const backendSelect = $<HTMLSelectElement>('backend');
+for (const name of listLoRABackends()) {
+  if (Array.from(backendSelect.options).some((o) => o.value.split(':')[0] === name)) continue;
+  backendSelect.add(new Option(name, name));
+}
 
 // ?backend=webgpu&preset=tiny&requests=6&run=1 selects those controls, and run=1 starts at once
 // (links to a given backend, and tests that need no clicks). Unknown values leave a control as it is.

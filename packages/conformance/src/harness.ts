@@ -1,4 +1,4 @@
-import { createLoRA, type LoRABackend, type LoRARuntime, type ReferenceResult, reference } from '@lora/core';
+import { createLoRA, type LoRABackend, LoRAError, type LoRAErrorCode, type LoRARuntime, type ReferenceResult, reference } from '@lora/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'vitest';
 
@@ -107,3 +107,16 @@ export const GPU_SKIPS: Readonly<Record<string, string>> = Object.freeze({
   'bit-identical logits':
     "tfjs' GPU backends pick the base model's matmul programs by batch shape, so logits can differ in the last bit between batches; the Engine test checks that tokens do not",
 });
+
+/** Runs `fn` and checks that it throws a {@link LoRAError} with `code` whose message matches `mentions`. */
+export function expectLoRAError(fn: () => unknown, code: LoRAErrorCode, mentions?: RegExp): void {
+  let thrown: unknown;
+  try {
+    fn();
+  } catch (err) {
+    thrown = err;
+  }
+  expect(thrown, `expected LoRAError ${code}`).toBeInstanceOf(LoRAError);
+  expect((thrown as LoRAError).code).toBe(code);
+  if (mentions) expect((thrown as LoRAError).message).toMatch(mentions);
+}

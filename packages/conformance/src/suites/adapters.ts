@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { buildTinyLlama, FIXTURE_ADAPTERS, TINY_LLAMA, type TinyLlama, tinyLlamaConfig } from '../fixtures/tiny-llama.js';
-import { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE, makeRuntime } from '../harness.js';
+import { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE, expectLoRAError, makeRuntime } from '../harness.js';
 import { Random } from '../random.js';
 
 function loadFixtures(rng: Random): Map<string, LoRAAdapter> {
@@ -150,18 +150,6 @@ async function expectSlotsMatch(rt: LoRARuntime, adapters: Map<string, LoRAAdapt
   }
 }
 
-function expectCode(fn: () => unknown, code: string, message?: RegExp): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, `expected LoRAError ${code}`).toBeInstanceOf(LoRAError);
-  expect((err as LoRAError).code).toBe(code);
-  if (message) expect((err as LoRAError).message).toMatch(message);
-}
-
 export function adapterSuite(factory: BackendFactory, caps: BackendCapabilities): void {
   const tolerance = caps.tolerance ?? DEFAULT_TOLERANCE;
   const timeout = (caps.timeoutMs ?? 60_000) * 2;
@@ -208,29 +196,29 @@ export function adapterSuite(factory: BackendFactory, caps: BackendCapabilities)
       const adapters = loadFixtures(rng);
       try {
         const [attn, mlp, all, qv] = ['attn-r8-bf16', 'mlp-r4-f32', 'all-r16-rslora', 'qv-r2-bf16'].map((id) => adapters.get(id)!);
-        expectCode(() => rt.adapters.register(all!), 'E_RANK', /rank 16 .* maxLoraRank = 8/);
+        expectLoRAError(() => rt.adapters.register(all!), 'E_RANK', /rank 16 .* maxLoraRank = 8/);
         rt.adapters.register(attn!);
         rt.adapters.register(mlp!);
         rt.adapters.register(qv!);
-        expectCode(() => rt.adapters.register(attn!), 'E_CONFIG', /already registered/);
-        expectCode(() => rt.adapters.activate('nope'), 'E_NOT_FOUND', /"nope" is not registered/);
+        expectLoRAError(() => rt.adapters.register(attn!), 'E_CONFIG', /already registered/);
+        expectLoRAError(() => rt.adapters.activate('nope'), 'E_NOT_FOUND', /"nope" is not registered/);
         rt.adapters.setBatch(['attn-r8-bf16', 'mlp-r4-f32'], [2, 2]);
         const before = { slots: rt.adapters.slots, registered: rt.adapters.registered, meta: rt.punica.meta };
-        expectCode(
+        expectLoRAError(
           () => rt.adapters.setBatch(['attn-r8-bf16', 'mlp-r4-f32', 'qv-r2-bf16'], [1, 1, 1]),
           'E_CAPACITY',
           /needs 3 distinct adapters/,
         );
-        expectCode(() => rt.adapters.setBatch(['attn-r8-bf16', 'ghost'], [1, 1]), 'E_NOT_FOUND');
-        expectCode(() => rt.adapters.setBatch(['attn-r8-bf16'], [17]), 'E_CAPACITY', /17 tokens/);
-        expectCode(() => rt.adapters.setBatch(['attn-r8-bf16'], [0]), 'E_SHAPE');
-        expectCode(() => rt.adapters.remove('mlp-r4-f32'), 'E_CONFIG', /current batch uses it/);
-        expectCode(() => rt.adapters.register({ id: 'bad' } as LoRAAdapter), 'E_CONFIG', /expects a LoRAAdapter/);
+        expectLoRAError(() => rt.adapters.setBatch(['attn-r8-bf16', 'ghost'], [1, 1]), 'E_NOT_FOUND');
+        expectLoRAError(() => rt.adapters.setBatch(['attn-r8-bf16'], [17]), 'E_CAPACITY', /17 tokens/);
+        expectLoRAError(() => rt.adapters.setBatch(['attn-r8-bf16'], [0]), 'E_SHAPE');
+        expectLoRAError(() => rt.adapters.remove('mlp-r4-f32'), 'E_CONFIG', /current batch uses it/);
+        expectLoRAError(() => rt.adapters.register({ id: 'bad' } as LoRAAdapter), 'E_CONFIG', /expects a LoRAAdapter/);
         const foreign = loadPeftAdapter({
           id: 'foreign',
           ...adapterFiles(tinyLlamaConfig({ numHiddenLayers: 3 }), { id: 'foreign', rank: 2, alpha: 2, targets: ['q_proj'] }, rng.seed()),
         });
-        expectCode(
+        expectLoRAError(
           () => rt.adapters.register(foreign),
           'E_SHAPE',
           /model\.layers\.2\.self_attn\.q_proj, which no layer of this model serves/,
@@ -244,7 +232,7 @@ export function adapterSuite(factory: BackendFactory, caps: BackendCapabilities)
             rng.seed(),
           ),
         });
-        expectCode(
+        expectLoRAError(
           () => rt.adapters.register(wide),
           'E_SHAPE',
           /20 → 20 for model\.layers\.0\.self_attn\.q_proj; the model's linear layer there is 16 → 16/,
@@ -252,7 +240,7 @@ export function adapterSuite(factory: BackendFactory, caps: BackendCapabilities)
         expect({ slots: rt.adapters.slots, registered: rt.adapters.registered, meta: rt.punica.meta }).toEqual(before);
         // Device slots: pinned adapters and the current batch are never evicted.
         rt.adapters.pin('attn-r8-bf16');
-        expectCode(() => rt.adapters.pin('qv-r2-bf16'), 'E_CAPACITY', /cannot activate "qv-r2-bf16"/);
+        expectLoRAError(() => rt.adapters.pin('qv-r2-bf16'), 'E_CAPACITY', /cannot activate "qv-r2-bf16"/);
         expect(rt.adapters.isPinned('qv-r2-bf16')).toBe(false);
         rt.adapters.setBatch(['qv-r2-bf16'], [1]);
         expect([...rt.adapters.slots].sort()).toEqual(['attn-r8-bf16', 'qv-r2-bf16']);
@@ -263,12 +251,12 @@ export function adapterSuite(factory: BackendFactory, caps: BackendCapabilities)
         try {
           small.adapters.register(attn!);
           small.adapters.setBatch([attn!.id], [1]);
-          expectCode(() => small.adapters.register(mlp!), 'E_CAPACITY', /all pinned or used by the current batch/);
+          expectLoRAError(() => small.adapters.register(mlp!), 'E_CAPACITY', /all pinned or used by the current batch/);
           small.adapters.setBatch([], []);
           small.adapters.register(mlp!);
           expect(small.adapters.registered).toEqual([mlp!.id]);
           small.adapters.pin(mlp!.id);
-          expectCode(() => small.adapters.register(qv!), 'E_CAPACITY');
+          expectLoRAError(() => small.adapters.register(qv!), 'E_CAPACITY');
         } finally {
           smallModel.dispose();
           small.dispose();
@@ -277,7 +265,7 @@ export function adapterSuite(factory: BackendFactory, caps: BackendCapabilities)
         model.dispose();
         rt.dispose();
       }
-      expectCode(() => rt.adapters.activate('attn-r8-bf16'), 'E_DISPOSED');
+      expectLoRAError(() => rt.adapters.activate('attn-r8-bf16'), 'E_DISPOSED');
     });
 
     it(

@@ -1,7 +1,14 @@
 import { createLoRA, LoRAError, type LoRAErrorCode, type LoRARuntime, reference } from '@lora/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE, expectAccurate, makeRuntime } from '../harness.js';
+import {
+  type BackendCapabilities,
+  type BackendFactory,
+  DEFAULT_TOLERANCE,
+  expectAccurate,
+  expectLoRAError,
+  makeRuntime,
+} from '../harness.js';
 import { Random } from '../random.js';
 
 const L = 3;
@@ -175,18 +182,6 @@ const CASES: ErrorCase[] = [
     },
   },
 ];
-
-function expectLoRAError(fn: () => unknown, code: LoRAErrorCode, mentions: RegExp): void {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  expect(thrown, 'expected a LoRAError').toBeInstanceOf(LoRAError);
-  expect((thrown as LoRAError).code).toBe(code);
-  expect((thrown as LoRAError).message).toMatch(mentions);
-}
 
 export function errorSuite(factory: BackendFactory, caps: BackendCapabilities): void {
   const tolerance = caps.tolerance ?? DEFAULT_TOLERANCE;
