@@ -16,12 +16,28 @@ import { genaiPerfThroughput, mlperfOfflineThroughput, type Variant } from './wo
  *   70B on 8× v6e from −20.7 % to −46.3 %.
  */
 export const MEASURED = Object.freeze({
+  /** MLPerf throughput, output tokens/s, per model. */
   mlperf: {
-    '8b': { base: 1621.62, lora: 1426.01 },
-    '70b': { base: 432.96, lora: 326.71 },
+    /** Llama-3.1-8B on 1× v6e. */
+    '8b': {
+      /** Without LoRA, tok/s. */
+      base: 1621.62,
+      /** With LoRA (vLLM PR 15655's Pallas kernels), tok/s. */
+      lora: 1426.01,
+    },
+    /** Llama-3.1-70B on 8× v6e. */
+    '70b': {
+      /** Without LoRA, tok/s. */
+      base: 432.96,
+      /** With LoRA (vLLM PR 15655's Pallas kernels), tok/s. */
+      lora: 326.71,
+    },
   },
+  /** GenAI-Perf heatmaps: [best, worst] throughput change with LoRA (LoRA / base − 1) over the cells, per model. */
   heatmap: {
+    /** Llama-3.1-8B on 1× v6e. */
     '8b': [-0.084, -0.239] as const,
+    /** Llama-3.1-70B on 8× v6e. */
     '70b': [-0.207, -0.463] as const,
   },
 });
@@ -37,7 +53,12 @@ export const MEASURED = Object.freeze({
  * `question`/`output` with the served model's tokenizer), which shortens both by the tokenizers'
  * ratio; the slowdown depends on the ratio of prompt to output, which that leaves unchanged.
  */
-export const MLPERF_LENGTHS: Readonly<{ input: number; output: number }> = Object.freeze({ input: 294.45, output: 294.45 });
+export const MLPERF_LENGTHS: Readonly<{
+  /** Mean prompt tokens per sample (assumed equal to the output mean). */
+  input: number;
+  /** Mean output tokens per sample (the reference's 294.45). */
+  output: number;
+}> = Object.freeze({ input: 294.45, output: 294.45 });
 
 /**
  * GenAI-Perf heatmap axes. The PR's figures are images; their exact concurrency axis and fixed
@@ -46,8 +67,11 @@ export const MLPERF_LENGTHS: Readonly<{ input: number; output: number }> = Objec
  * (an assumption, with a sensitivity check in the report).
  */
 export const GENAI_PERF_AXES = Object.freeze({
+  /** Fixed input lengths, tokens: the heatmap's columns. */
   lengths: [128, 256, 512, 1024, 2048, 4096, 8192] as readonly number[],
+  /** Concurrent clients: the heatmap's rows. */
   concurrency: [1, 4, 16, 64] as readonly number[],
+  /** Fixed output length, tokens (assumed). */
   output: 128,
 });
 
@@ -63,6 +87,10 @@ export function measuredRunLoRA(preset: 'all-on' | 'einsum' | 'all-off', overrid
   };
 }
 
+/**
+ * What every calibration run prices, base first (changes are relative to it): no LoRA, then the
+ * 'all-on', 'einsum' and 'all-off' presets with the measured runs' LoRA setup ({@link measuredRunLoRA}).
+ */
 export const PRESET_VARIANTS: readonly Variant[] = Object.freeze([
   { label: 'base' },
   { label: 'all-on', lora: measuredRunLoRA('all-on') },
@@ -70,6 +98,7 @@ export const PRESET_VARIANTS: readonly Variant[] = Object.freeze([
   { label: 'all-off', lora: measuredRunLoRA('all-off') },
 ]);
 
+/** The models of the measured runs, keyed as in {@link MEASURED}: Llama-3.1-8B on one v6e, Llama-3.1-70B at TP 8 over eight. */
 export const CALIBRATION_MODELS: Readonly<Record<'8b' | '70b', LlamaShape>> = Object.freeze({
   '8b': LLAMA_3_1_8B,
   '70b': LLAMA_3_1_70B_TP8,
@@ -78,21 +107,37 @@ export const CALIBRATION_MODELS: Readonly<Record<'8b' | '70b', LlamaShape>> = Ob
 /** Throughput change with LoRA (LoRA / base − 1) of each LoRA variant. */
 const changes = (tps: readonly number[]): number[] => tps.slice(1).map((t) => t / (tps[0] as number) - 1);
 
+/** One MLPerf row of the calibration: the measured throughput change with LoRA next to the modelled ones, and the schedule behind them. */
 export interface MlperfRow {
+  /** Which measured run: Llama-3.1-8B on 1× v6e or Llama-3.1-70B on 8× v6e. */
   readonly model: '8b' | '70b';
+  /** Measured throughput change with LoRA (LoRA / base − 1), e.g. −0.121. */
   readonly measured: number;
   /** all-on, einsum, all-off. */
   readonly modelled: readonly number[];
+  /** Modelled output tokens per second without LoRA. */
   readonly baseTokensPerSecond: number;
+  /** Measured output tokens per second without LoRA ({@link MEASURED}). */
   readonly measuredBaseTokensPerSecond: number;
+  /** Modelled seconds of one steady-state step for each variant, base first. */
   readonly stepSeconds: readonly number[];
+  /** Output tokens one steady-state step emits (decoders plus finished prompts). */
   readonly outputTokensPerStep: number;
   /** The LoRA kernels' time on top of the base step the measurement implies (measured tok/s at the modelled schedule). */
   readonly measuredBaseBracket: readonly number[];
+  /** Requests in the running set: max_num_seqs or what the KV cache holds, whichever is smaller. */
   readonly running: number;
+  /** Scheduled (unpadded) tokens per step. */
   readonly scheduledTokens: number;
 }
 
+/**
+ * Models one MLPerf row: MLPerf offline in steady state on v6e under the `LLM` class's serving
+ * defaults, one adapter, compared with {@link MEASURED}.
+ * @param lengths - mean input and output tokens per sample
+ * @param variants - what to price, base first (changes are relative to `variants[0]`)
+ * @param cache - shares LoRA step prices across calls with the same shapes
+ */
 export function mlperfRow(
   model: '8b' | '70b',
   lengths: { input: number; output: number } = MLPERF_LENGTHS,
@@ -118,16 +163,29 @@ export function mlperfRow(
   };
 }
 
+/** One cell of a GenAI-Perf heatmap: one input length at one concurrency, with each LoRA variant's throughput change. */
 export interface HeatmapCell {
+  /** Input tokens per request. */
   readonly length: number;
+  /** Concurrent clients. */
   readonly concurrency: number;
+  /** Modelled output tokens per second without LoRA. */
   readonly baseTokensPerSecond: number;
   /** all-on, einsum, all-off. */
   readonly change: readonly number[];
+  /** Mean scheduled (unpadded) tokens per measured step. */
   readonly meanTokens: number;
+  /** Most requests running at once during the simulation. */
   readonly maxRunning: number;
 }
 
+/**
+ * Models every cell of one GenAI-Perf heatmap on v6e under `vllm serve` defaults, one adapter:
+ * concurrency-major, input lengths inner.
+ * @param axes - input lengths, concurrencies and the fixed output length
+ * @param variants - what to price, base first (changes are relative to `variants[0]`)
+ * @param cache - shares LoRA step prices across cells with the same shapes
+ */
 export function heatmapCells(
   model: '8b' | '70b',
   axes: { lengths: readonly number[]; concurrency: readonly number[]; output: number } = GENAI_PERF_AXES,

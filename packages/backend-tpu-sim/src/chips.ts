@@ -10,6 +10,7 @@
  * - VMEM size: jax-ml/scaling-book tpus.md (128 MiB of VMEM on v5e/v6e).
  */
 export interface ChipSpec {
+  /** TPU generation: the key in {@link CHIPS} and the value of `backendOptions.chip`. */
   readonly name: 'v5e' | 'v6e';
   /** Peak dense bf16 matmul throughput of one chip, FLOP/s. */
   readonly peakBf16Flops: number;
@@ -29,6 +30,7 @@ export interface ChipSpec {
   readonly iciHopSeconds: number;
 }
 
+/** The chips the cost model can price, by name; `backendOptions.chip` picks one (default 'v6e'). */
 export const CHIPS: Readonly<Record<ChipSpec['name'], ChipSpec>> = Object.freeze({
   // v5e: 197 TFLOP/s bf16, 16 GB HBM2 at 819 GB/s, 4 MXUs of 128×128, 400 GB/s bidirectional ICI over 4 ports.
   v5e: {

@@ -29,7 +29,12 @@ import { tokenPaddings } from './vllm.js';
  */
 
 /** The reported warm-up times (PR 15655 thread, as quoted in issue #21). */
-export const REPORTED_WARMUP: readonly { loras: number; seconds: number }[] = Object.freeze([
+export const REPORTED_WARMUP: readonly {
+  /** LoRAs of the run (`max_loras`). */
+  loras: number;
+  /** Reported warm-up time, seconds. */
+  seconds: number;
+}[] = Object.freeze([
   { loras: 1, seconds: 16 },
   { loras: 2, seconds: 30 },
   { loras: 3, seconds: 45 },
@@ -50,14 +55,21 @@ export const QWEN_2_5_3B_ONE_LAYER: LlamaShape = {
 /** LoRA-wrapped module kinds with distinct shapes (embedding, qkv, o, gate_up, down; logits LoRA disabled in PR 15655). */
 export const SET_LORA_KINDS = 5;
 
+/** A configuration whose compiles are counted: the backend's options and the vLLM settings that fix the static shapes. */
 export interface CompileSetup {
+  /** `backendOptions` of the tpu-sim backend (preset, flags). */
   readonly options: Readonly<Record<string, unknown>>;
+  /** `max_loras`: slots in every stack, the warm-up's dummy adapters and the `set_lora` slots. */
   readonly maxLoras: number;
+  /** `max_lora_rank`: the stacks' rank. */
   readonly rank: number;
+  /** `max_num_batched_tokens`: the largest token padding warmed up, and the prefill size cap of the serving trace. */
   readonly maxNumBatchedTokens: number;
+  /** `max_num_seqs`: caps the warm-up's dummy requests and the decode batches of the serving trace. */
   readonly maxNumSeqs: number;
 }
 
+/** Programs one configuration compiles, split as the compile-time model prices them. */
 export interface CompileCounts {
   /** Kernel programs compiled by the warm-up. */
   readonly warmupKernels: number;
@@ -121,13 +133,25 @@ export function countCompiles(m: LlamaShape, setup: CompileSetup, trace: readonl
   return { warmupKernels, runtimeKernels: sim.cache.compiled - warmupKernels, setLora: SET_LORA_KINDS * setup.maxLoras };
 }
 
+/** The fitted compile-time model: seconds per program of each kind, and how it reproduces {@link REPORTED_WARMUP}. */
 export interface CompileCalibration {
   /** Seconds per kernel program. */
   readonly kernelSeconds: number;
   /** Seconds per set_lora program. */
   readonly setLoraSeconds: number;
   /** The counts the fit used, per reported point, and the fitted times. */
-  readonly points: readonly { loras: number; reported: number; kernels: number; setLora: number; fitted: number }[];
+  readonly points: readonly {
+    /** `max_loras` of the reported run. */
+    loras: number;
+    /** Reported warm-up, seconds. */
+    reported: number;
+    /** Warm-up kernel programs counted for that run. */
+    kernels: number;
+    /** `set_lora` programs of that run. */
+    setLora: number;
+    /** Warm-up seconds the fit predicts. */
+    fitted: number;
+  }[];
 }
 
 /** Least-squares fit of seconds = c_k · warm-up kernel programs + c_s · set_lora programs to the reported warm-ups. */
@@ -161,7 +185,15 @@ export function calibrateCompileTime(setupFor: (loras: number) => CompileSetup, 
 }
 
 /** Predicted compile seconds for counts under a calibration (warm-up and runtime recompiles alike). */
-export function compileSeconds(c: CompileCounts, cal: CompileCalibration): { warmup: number; runtime: number } {
+export function compileSeconds(
+  c: CompileCounts,
+  cal: CompileCalibration,
+): {
+  /** Warm-up compile time: warm-up kernel programs plus `set_lora` programs, seconds. */
+  warmup: number;
+  /** Recompiles while serving the trace (runtime kernel programs), seconds. */
+  runtime: number;
+} {
   return {
     warmup: cal.kernelSeconds * c.warmupKernels + cal.setLoraSeconds * c.setLora,
     runtime: cal.kernelSeconds * c.runtimeKernels,

@@ -14,11 +14,15 @@ import { TpuSim } from './sim.js';
  * both), so this compares the LoRA time of one step, all layers, one chip.
  */
 
+/** One point of the crossover grid: the LoRA time of one decode step under both variants. */
 export interface CrossoverPoint {
+  /** `max_loras`: adapter slots in every stack (the einsum contracts against all of them). */
   readonly maxLoras: number;
   /** Distinct adapters among the batch's sequences (round-robin). */
   readonly distinct: number;
+  /** LoRA time of the step with the 'einsum' preset, all layers, one chip, seconds. */
   readonly einsumSeconds: number;
+  /** LoRA time of the step with the 'all-on' Pallas preset, all layers, one chip, seconds. */
   readonly pallasSeconds: number;
 }
 
@@ -68,9 +72,14 @@ export function crossoverGrid(m: LlamaShape, chipName: ChipSpec['name'], rank = 
  * faster than the einsum (0: the einsum wins however few adapters the batch uses). Above it the
  * einsum wins: its cost does not grow with the adapters used, the Pallas kernels' does.
  */
-export function crossoverFrontier(
-  points: readonly CrossoverPoint[],
-): Array<{ maxLoras: number; pallasWinsUpTo: number; distinctMax: number }> {
+export function crossoverFrontier(points: readonly CrossoverPoint[]): Array<{
+  /** `max_loras` of this row of the grid. */
+  maxLoras: number;
+  /** Most distinct adapters at which the Pallas kernels are faster; 0 when the einsum always wins. */
+  pallasWinsUpTo: number;
+  /** Most distinct adapters the grid priced at this `max_loras`. */
+  distinctMax: number;
+}> {
   const byMax = new Map<number, CrossoverPoint[]>();
   for (const p of points) byMax.set(p.maxLoras, [...(byMax.get(p.maxLoras) ?? []), p]);
   return [...byMax.entries()].map(([maxLoras, ps]) => {

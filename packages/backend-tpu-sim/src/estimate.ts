@@ -11,17 +11,25 @@ import { TpuSim } from './sim.js';
 
 /** A Llama-shaped model as the cost model sees it. */
 export interface LlamaShape {
+  /** Label for reports; also part of the LoRA price cache key. */
   name: string;
+  /** Hidden size: the residual stream's width, the embedding's and lm_head's feature width. */
   hidden: number;
+  /** Output width of q_proj (query heads × head dim), before tensor-parallel sharding. */
   q: number;
+  /** Output width of k_proj and of v_proj each (KV heads × head dim), before sharding; sets the KV-cache bytes per token. */
   kv: number;
+  /** MLP intermediate size: output width of gate_proj and of up_proj each, input width of down_proj. */
   intermediate: number;
+  /** Decoder layers. */
   layers: number;
+  /** Vocabulary size: rows of the embedding, columns of lm_head. */
   vocab: number;
   /** Tensor-parallel chips: each holds 1/tp of every sharded dimension. */
   tp: number;
 }
 
+/** Llama-3.1-8B on one v6e: 32 query and 8 KV heads of 128, intermediate 14336, 32 layers. */
 export const LLAMA_3_1_8B: LlamaShape = {
   name: 'Llama-3.1-8B, 1× v6e',
   hidden: 4096,
@@ -33,6 +41,7 @@ export const LLAMA_3_1_8B: LlamaShape = {
   tp: 1,
 };
 
+/** Llama-3.1-70B sharded tensor-parallel over 8 v6e chips: 64 query and 8 KV heads of 128, intermediate 28672, 80 layers. */
 export const LLAMA_3_1_70B_TP8: LlamaShape = {
   name: 'Llama-3.1-70B, 8× v6e (TP 8)',
   hidden: 8192,
@@ -46,8 +55,11 @@ export const LLAMA_3_1_70B_TP8: LlamaShape = {
 
 /** One LoRA-wrapped linear on one chip: shrink input width and the expand output slices. */
 export interface LoRAModule {
+  /** vLLM's module name: qkv_proj, o_proj, gate_up_proj or down_proj. */
   name: string;
+  /** Shrink contraction width on one chip: the module's input features (sharded for row-parallel o_proj and down_proj). */
   input: number;
+  /** Expand output width of each slice on one chip (sharded for column-parallel qkv_proj and gate_up_proj), e.g. q, k, v. */
   slices: number[];
 }
 
@@ -64,7 +76,9 @@ export function loraModules(m: LlamaShape): LoRAModule[] {
 
 /** Stacks the kernels see: `slots` adapters of `rank`. */
 export interface StackShape {
+  /** Adapter slots per stack (`max_loras`); the simulator adds the zero slot. */
   adapters: number;
+  /** The stacks' rank (`max_lora_rank`). */
   rank: number;
 }
 
@@ -100,16 +114,24 @@ export function estimateLoRAStep(m: LlamaShape, options: Record<string, unknown>
   priceLayer(sim, m, meta, stack);
   const t = sim.totals;
   return {
+    /** LoRA time of the step without the float32-API glue ops, seconds. */
     seconds: t.kernelMicros * 1e-6 * m.layers,
+    /** LoRA time of the step with the float32-API glue ops, seconds. */
     secondsWithApiGlue: t.estimatedMicros * 1e-6 * m.layers,
+    /** HBM bytes of every LoRA op (glue included). */
     hbmBytes: t.hbmBytes * m.layers,
+    /** MXU FLOPs issued, padding and masked-out work included. */
     mxuFlops: t.mxuFlops * m.layers,
+    /** FLOPs the LoRA math needs: 2 · rank · features per token with an adapter, per slice. */
     usefulFlops: t.usefulFlops * m.layers,
+    /** Grid steps of every op (an XLA op counts one). */
     gridSteps: t.gridSteps * m.layers,
+    /** Grid steps that issued no matmul (block skipping). */
     stepsSkipped: t.stepsSkipped * m.layers,
   };
 }
 
+/** The tokens of one base step, as {@link estimateBaseStep} prices them. */
 export interface BaseStepShape {
   /** Tokens through the linear layers. */
   tokens: number;
@@ -133,5 +155,12 @@ export function estimateBaseStep(m: LlamaShape, chip: ChipSpec, s: BaseStepShape
   const attentionFlops = (4 * context * m.q * m.layers) / m.tp;
   const flops = 2 * s.tokens * linear + (2 * s.sampled * m.vocab * m.hidden) / m.tp + attentionFlops;
   const bytes = 2 * weights + kvBytes;
-  return { seconds: Math.max(flops / chip.peakBf16Flops, bytes / chip.hbmBytesPerSecond), flops, bytes };
+  return {
+    /** Roofline time of the step: max(FLOPs / peak, bytes / HBM bandwidth), seconds. */
+    seconds: Math.max(flops / chip.peakBf16Flops, bytes / chip.hbmBytesPerSecond),
+    /** FLOPs of the linear layers, lm_head and attention. */
+    flops,
+    /** HBM bytes: bf16 weights once plus the KV cache attention reads. */
+    bytes,
+  };
 }

@@ -47,6 +47,7 @@ export {
   type StackShape,
 } from './estimate.js';
 export { type Lanes, laneLayout } from './kernels/plan.js';
+export type { TpuSimVariant } from './options.js';
 export {
   FLAG_NAMES,
   PRESETS,
@@ -56,6 +57,8 @@ export {
   type TpuSimFlags,
   type TpuSimPreset,
 } from './options.js';
+export type { DType, HbmArray } from './pallas/arrays.js';
+export type { Dimension, OperandSpec, Program } from './pallas/interpreter.js';
 export { type Block, type BlockSpec, type KernelDef, type KernelRun, ProgramCache, type StepContext } from './pallas/interpreter.js';
 export { TPU_SIM_EXPAND, TPU_SIM_SHRINK, tpuSimKernels } from './register.js';
 export { type SimExpandArgs, type SimShrinkArgs, TpuSim, type TpuSimStats } from './sim.js';
@@ -77,6 +80,7 @@ export {
   type StepSequence,
   weightBytesPerChip,
 } from './step.js';
+export type { CrossoverPanelData, HeatmapPanel } from './svg.js';
 export { crossoverSvg, type SlowdownHeatmap, slowdownHeatmapSvg } from './svg.js';
 export {
   defaultMaxNumBatchedTokens,
@@ -100,7 +104,9 @@ export {
 
 /** The LoRA backend plus the simulator behind it (for cost inspection in tools and tests). */
 export interface TpuSimBackend extends LoRABackend {
+  /** The simulator every call of this backend runs on: its options, program cache, running totals and last call's ops. */
   readonly sim: TpuSim;
+  /** Cost totals since the backend was created, plus compiles and VMEM peak: the simulator's `stats()`. */
   stats(): TpuSimStats;
 }
 

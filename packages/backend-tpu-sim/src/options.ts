@@ -29,6 +29,7 @@ export interface TpuSimFlags {
   bucketing: boolean;
 }
 
+/** Every key of {@link TpuSimFlags}, in the order vLLM PR 15655 introduced the optimisations: the flags `backendOptions.flags` accepts. */
 export const FLAG_NAMES: readonly (keyof TpuSimFlags)[] = [
   'blockTuning',
   'fastMask',
@@ -47,7 +48,8 @@ export const FLAG_NAMES: readonly (keyof TpuSimFlags)[] = [
  */
 export type TpuSimPreset = 'all-off' | 'all-on' | 'einsum';
 
-type TpuSimVariant = 'pallas' | 'einsum';
+/** Which programs run: vLLM PR 15655's Pallas kernels (shaped by the flags) or the one-hot einsum as one XLA op. */
+export type TpuSimVariant = 'pallas' | 'einsum';
 
 /** `LoRAConfig.backendOptions` for backend "tpu-sim" (plain JSON). */
 export interface TpuSimBackendOptions {
@@ -61,16 +63,32 @@ export interface TpuSimBackendOptions {
   stepOverheadMicros?: number;
 }
 
+/** `backendOptions` after validation and defaults: what a {@link TpuSim} runs with. */
 export interface ResolvedTpuSimOptions {
+  /** Program family, set by the preset. */
   readonly variant: TpuSimVariant;
+  /** Every flag resolved: the preset's values with the `flags` overrides applied. */
   readonly flags: Readonly<TpuSimFlags>;
+  /** The chip whose figures price every op (MXU tile, peak FLOP/s, HBM bandwidth, VMEM). */
   readonly chip: ChipSpec;
+  /** Cost of one grid step, seconds (`stepOverheadMicros` × 1e-6). */
   readonly stepOverheadSeconds: number;
 }
 
 const allFlags = (value: boolean): TpuSimFlags => Object.fromEntries(FLAG_NAMES.map((name) => [name, value])) as unknown as TpuSimFlags;
 
-export const PRESETS: Readonly<Record<TpuSimPreset, { variant: TpuSimVariant; flags: TpuSimFlags }>> = Object.freeze({
+/** Starting point of each {@link TpuSimPreset}: its program family and flag values, before `flags` overrides. */
+export const PRESETS: Readonly<
+  Record<
+    TpuSimPreset,
+    {
+      /** Program family the preset runs. */
+      variant: TpuSimVariant;
+      /** Flag values before overrides ('einsum': only `bucketing` on, the only flag that applies to it). */
+      flags: TpuSimFlags;
+    }
+  >
+> = Object.freeze({
   'all-off': { variant: 'pallas', flags: allFlags(false) },
   'all-on': { variant: 'pallas', flags: allFlags(true) },
   // The einsum has no blocks, masks or lanes: only bucketing (static shapes) applies to it.

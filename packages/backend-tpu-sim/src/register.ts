@@ -11,10 +11,16 @@ import type { TpuSim } from './sim.js';
  * are handed to the backend, so the engine tracks them like any op's output.
  */
 export const TPU_SIM_SHRINK = 'LoRATpuSimShrink';
+/** tfjs kernel name of the simulator's expand, distinct from core's LoRAExpand for the reason given at {@link TPU_SIM_SHRINK}. */
 export const TPU_SIM_EXPAND = 'LoRATpuSimExpand';
 
 const values = (backend: MathBackendCPU, t: TensorInfo): Float32Array => backend.data.get(t.dataId).values as Float32Array;
 
+/**
+ * The shrink and expand kernel configs for tfjs "cpu": each reads its tensors' float32 data in
+ * place, runs the {@link TpuSim} carried in the call's target attributes and returns the result as
+ * a new tensor (`[slices, tokens, rank]` for shrink, `y`'s shape for expand).
+ */
 export function tpuSimKernels(): KernelConfig[] {
   const shrink: KernelConfig = {
     kernelName: TPU_SIM_SHRINK,

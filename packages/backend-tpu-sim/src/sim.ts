@@ -11,36 +11,53 @@ import { type KernelDef, ProgramCache } from './pallas/interpreter.js';
 /** What `stats()` reports: cost totals since the backend was created, and compiles. */
 export interface TpuSimStats extends CostTotals {
   [counter: string]: number;
+  /** Distinct kernel programs compiled (one per new static signature); bounded by core's token buckets when bucketing is on. */
   programsCompiled: number;
+  /** Largest VMEM footprint of any kernel run, bytes: double-buffered input and output blocks plus scratch. */
   vmemPeakBytes: number;
+  /** Kernel runs whose footprint exceeded the chip's VMEM: programs a real TPU would refuse to compile. */
   vmemOverflows: number;
 }
 
+/** Operands of one shrink call on typed arrays, as the `LoRATpuSimShrink` tfjs kernel reads them (T = `meta.numTokens`). */
 export interface SimShrinkArgs {
   /** `[T, H]` float32. */
   readonly x: Float32Array;
+  /** H: input features per token, the shrink's contraction width. */
   readonly hidden: number;
   /** One `[L, R, H]` stack per slice. */
   readonly loraA: readonly Float32Array[];
+  /** L: adapter slots per stack (`maxLoras`); the simulator appends a zero slot, index L, for tokens without an adapter. */
   readonly slots: number;
+  /** R: the stacks' rank, the width of each slice's output. */
   readonly rank: number;
+  /** The batch's token→slot mapping (-1: no adapter), with the token bucket and active slots the kernels plan from. */
   readonly meta: LoRAMapping;
+  /** Factor applied to every output element after the kernel. */
   readonly scale: number;
 }
 
+/** Operands of one expand call on typed arrays, as the `LoRATpuSimExpand` tfjs kernel reads them (T = `meta.numTokens`). */
 export interface SimExpandArgs {
   /** `[T, width]` float32. */
   readonly y: Float32Array;
+  /** Columns per row of `y`. */
   readonly width: number;
   /** `[S, T, R]` float32. */
   readonly x: Float32Array;
   /** One `[L, O_s, R]` stack per slice. */
   readonly loraB: readonly Float32Array[];
+  /** L: adapter slots per stack (`maxLoras`); the simulator appends a zero slot, index L, for tokens without an adapter. */
   readonly slots: number;
+  /** R: the stacks' rank, the expand's contraction width. */
   readonly rank: number;
+  /** O_s: output columns of each slice; slice s lands right after slice s − 1 in `y`. */
   readonly outputSlices: readonly number[];
+  /** Column of `y` where slice 0 starts. */
   readonly offsetStart: number;
+  /** true: add the products into `y`'s columns; false: overwrite them. Tokens without an adapter keep `y` either way. */
   readonly addInputs: boolean;
+  /** The batch's token→slot mapping (-1: no adapter), with the token bucket and active slots the kernels plan from. */
   readonly meta: LoRAMapping;
 }
 
@@ -51,9 +68,13 @@ export interface SimExpandArgs {
  * Pallas program (or the einsum) in the interpreter and records what every op cost.
  */
 export class TpuSim {
+  /** Variant, flags, chip and per-step overhead, fixed for the simulator's lifetime. */
   readonly options: ResolvedTpuSimOptions;
+  /** This device's compile cache: one program per static signature, counting compiles. */
   readonly cache: ProgramCache;
+  /** Cost totals over every call since construction: the basis of `stats()`. */
   readonly totals: CostTotals = emptyTotals();
+  /** Largest VMEM footprint of any kernel run so far, bytes (double-buffered blocks plus scratch). */
   vmemPeakBytes = 0;
   /** Kernel runs whose blocks (double-buffered) and scratch would not fit the chip's VMEM. */
   vmemOverflows = 0;

@@ -30,8 +30,11 @@ import { paddedRequests, paddedTokens, VLLM_TPU_DEFAULTS } from './vllm.js';
 
 /** One sequence scheduled in a step: its new tokens, the tokens already in its KV cache, its adapter slot (-1: none). */
 export interface StepSequence {
+  /** Tokens scheduled for it this step: 1 when decoding, a prompt chunk when prefilling. */
   readonly query: number;
+  /** Tokens already in its KV cache, which attention reads. */
   readonly context: number;
+  /** Its adapter's slot, -1 for the base model. */
   readonly slot: number;
 }
 
@@ -39,6 +42,7 @@ export interface StepSequence {
 export interface LoRASetup {
   /** `backendOptions` of the tpu-sim backend (preset, flags); the chip comes from the step. */
   readonly options: Readonly<Record<string, unknown>>;
+  /** `max_loras`: adapter slots in every stack, whatever the batch uses. */
   readonly maxLoras: number;
   /** `max_lora_rank`: the stacks are this wide whatever the adapters' own rank. */
   readonly rank: number;
@@ -55,23 +59,39 @@ export interface LoRASetup {
   readonly embedding: boolean;
 }
 
+/** One priced part of a step on one chip (an op, or an op summed over every layer). */
 export interface ComponentCost {
+  /** What it is, e.g. 'qkv_proj', 'attention (paged KV cache)', 'logits all-gather'. */
   readonly name: string;
+  /** Estimated time, seconds: a roofline for compute and memory ops, the ring cost for collectives, the simulator's estimate for LoRA parts. */
   readonly seconds: number;
+  /** FLOPs issued (MXU-padded for matmuls). */
   readonly flops: number;
+  /** HBM bytes read and written. */
   readonly hbmBytes: number;
+  /** Bytes of the array a collective moves, summed over its repeats; 0 for local ops and on one chip. */
   readonly iciBytes: number;
 }
 
+/** One model step on one chip, base and LoRA parts itemised. */
 export interface StepEstimate {
+  /** Scheduled tokens (sum of the sequences' `query`). */
   readonly tokens: number;
+  /** Tokens the model runs on: the first vLLM token padding ≥ `tokens`. */
   readonly paddedTokens: number;
+  /** Scheduled sequences. */
   readonly requests: number;
+  /** Rows lm_head and the sampler run on: vLLM's request padding of `requests`. */
   readonly paddedRequests: number;
+  /** Base-model components, in execution order. */
   readonly base: readonly ComponentCost[];
+  /** LoRA components; empty without a LoRA setup or when no token has an adapter. */
   readonly lora: readonly ComponentCost[];
+  /** Sum of `base`, seconds. */
   readonly baseSeconds: number;
+  /** Sum of `lora`, seconds. */
   readonly loraSeconds: number;
+  /** Step time: `baseSeconds` + `loraSeconds`. */
   readonly seconds: number;
 }
 
@@ -155,7 +175,18 @@ export function baseStepComponents(
   seqs: readonly StepSequence[],
   maxNumBatchedTokens: number,
   maxNumSeqs: number,
-): { components: ComponentCost[]; tokens: number; paddedTokens: number; requests: number; paddedRequests: number } {
+): {
+  /** The step's ops in execution order. */
+  components: ComponentCost[];
+  /** Scheduled tokens. */
+  tokens: number;
+  /** Tokens the decoder runs on (vLLM's token padding). */
+  paddedTokens: number;
+  /** Scheduled sequences. */
+  requests: number;
+  /** Rows of lm_head and the sampler (vLLM's request padding). */
+  paddedRequests: number;
+} {
   const tokens = seqs.reduce((n, s) => n + s.query, 0);
   const T = paddedTokens(tokens, maxNumBatchedTokens);
   const R = paddedRequests(seqs.length, Math.max(maxNumSeqs, VLLM_TPU_DEFAULTS.minNumSeqs));
@@ -189,9 +220,15 @@ const empty = new Float32Array(0);
 /** Caches LoRA step prices: the same padded shapes and adapter pattern cost the same. */
 export class LoRAPriceCache {
   readonly #map = new Map<string, ComponentCost[]>();
+  /** Lookups answered from the cache. */
   hits = 0;
+  /** Lookups that had to price. */
   misses = 0;
 
+  /**
+   * The cached price for `key`, or `price()` computed and stored on the first lookup.
+   * @param key - everything the price depends on (model, chip, setup, padded shapes, slot pattern)
+   */
   get(key: string, price: () => ComponentCost[]): ComponentCost[] {
     const hit = this.#map.get(key);
     if (hit !== undefined) {

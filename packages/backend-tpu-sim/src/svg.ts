@@ -14,21 +14,31 @@ function slowdownColor(v: number, worst: number): string {
   return `rgb(${r},${g},${b})`;
 }
 
-interface HeatmapPanel {
+/** One panel of a {@link SlowdownHeatmap}: one variant's cells. */
+export interface HeatmapPanel {
+  /** Panel heading, also its label in the scale bar's legend (e.g. 'Pallas all-on (PR 15655 kernels)'). */
   readonly title: string;
   /** values[row][col]: throughput change with LoRA, e.g. −0.12. */
   readonly values: readonly (readonly number[])[];
 }
 
+/** Input of {@link slowdownHeatmapSvg}: a grid of throughput changes per panel, and the measured range to draw beside them. */
 export interface SlowdownHeatmap {
+  /** Chart title. */
   readonly title: string;
+  /** Axis label of the rows (e.g. 'concurrency'), drawn vertically on the left. */
   readonly rowLabel: string;
+  /** Axis label of the columns (e.g. input tokens), drawn under each panel. */
   readonly colLabel: string;
+  /** Row headings, top to bottom; `values[i]` of every panel belongs to `rows[i]`. */
   readonly rows: readonly (number | string)[];
+  /** Column headings, left to right; `values[i][j]` belongs to `cols[j]`. */
   readonly cols: readonly (number | string)[];
+  /** Panels side by side, each with the same rows and columns. */
   readonly panels: readonly HeatmapPanel[];
   /** Measured [best, worst] slowdown of the figure this reproduces, drawn on the scale bar. */
   readonly measured: readonly [number, number];
+  /** Footnote under the chart (sources, setup); omitted when absent. */
   readonly note?: string;
 }
 
@@ -113,9 +123,13 @@ export function slowdownHeatmapSvg(h: SlowdownHeatmap): string {
   return `${out.join('\n')}\n`;
 }
 
+/** One panel of {@link crossoverSvg}: einsum-over-Pallas time ratios for one model and chip. */
 export interface CrossoverPanelData {
+  /** Panel heading (model and chip). */
   readonly title: string;
+  /** `max_loras` of each column, left to right. */
   readonly maxLoras: readonly number[];
+  /** Distinct adapters in the batch of each row; the first entry is drawn at the bottom. */
   readonly distinct: readonly number[];
   /** einsum seconds / Pallas seconds, by [distinct][maxLoras]; undefined where distinct > max_loras. */
   readonly ratio: readonly (readonly (number | undefined)[])[];

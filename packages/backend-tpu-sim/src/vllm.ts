@@ -21,14 +21,23 @@ import type { ChipSpec } from './chips.js';
  *   256: vllm/config.py `LoRAConfig` (May 2025).
  */
 export const VLLM_TPU_DEFAULTS = Object.freeze({
+  /** `MIN_NUM_SEQS`: the smallest request padding; logits are computed for at least this many rows. */
   minNumSeqs: 8,
+  /** `min_token_size`: the smallest token padding. */
   minTokenPadding: 16,
+  /** `VLLM_TPU_BUCKET_PADDING_GAP`: 0 gives exponential token paddings (16, 32, 64, …). */
   bucketPaddingGap: 0,
+  /** `max_num_seqs`: the most requests running at once. */
   maxNumSeqs: 256,
+  /** `gpu_memory_utilization`: the fraction of HBM vLLM may use for weights and KV cache. */
   gpuMemoryUtilization: 0.9,
+  /** `max_loras`: adapter slots on the device. */
   maxLoras: 1,
+  /** `max_lora_rank`: the rank every LoRA stack is allocated with. */
   maxLoraRank: 16,
+  /** `lora_extra_vocab_size`: tokens an adapter may add to the vocabulary (logits LoRA). */
   loraExtraVocabSize: 256,
+  /** `lora_vocab_padding_size`: the logits LoRA's vocabulary is padded to a multiple of this. */
   loraVocabPaddingSize: 256,
 });
 
@@ -81,11 +90,15 @@ export function requestPaddings(maxNumReqs: number): number[] {
 
 /** What a serving run was configured with (the defaults above unless a run set them). */
 export interface ServingConfig {
+  /** `max_num_seqs`: the most requests scheduled in one step; also caps request padding. */
   readonly maxNumSeqs: number;
+  /** `max_num_batched_tokens`: the token budget of one step; the largest token padding is the first one ≥ it. */
   readonly maxNumBatchedTokens: number;
+  /** `gpu_memory_utilization`: fraction of HBM for weights plus KV cache; what the weights leave is the KV cache. */
   readonly gpuMemoryUtilization: number;
 }
 
+/** vLLM's defaults for a chip and usage context: {@link VLLM_TPU_DEFAULTS} plus the TPU `max_num_batched_tokens` table. */
 export function defaultServingConfig(chip: ChipSpec['name'], usage: UsageContext): ServingConfig {
   return {
     maxNumSeqs: VLLM_TPU_DEFAULTS.maxNumSeqs,

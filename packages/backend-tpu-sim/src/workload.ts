@@ -17,19 +17,25 @@ export function kvCapacityTokens(m: LlamaShape, chip: ChipSpec, serving: Serving
 
 /** One priced variant of a run: a label and its LoRA setup (undefined: the base model). */
 export interface Variant {
+  /** Name in reports, e.g. 'base' or a preset name. */
   readonly label: string;
+  /** The LoRA setup to price; absent for the base model. */
   readonly lora?: LoRASetup;
 }
 
+/** Throughput of each variant over one simulated schedule (the schedule is the same for every variant). */
 export interface ThroughputResult {
   /** Output tokens per second of each variant (same order as the variants). */
   readonly tokensPerSecond: readonly number[];
   /** Step seconds of each variant, summed over the measured window. */
   readonly seconds: readonly number[];
+  /** Output tokens emitted over the measured window (MLPerf: per step, possibly fractional). */
   readonly outputTokens: number;
+  /** Steps in the measured window (MLPerf steady state: 1). */
   readonly steps: number;
   /** Mean scheduled (unpadded) tokens and requests per step. */
   readonly meanTokens: number;
+  /** Mean scheduled requests per step. */
   readonly meanRequests: number;
 }
 
@@ -47,7 +53,16 @@ export function mlperfOfflineStep(
   serving: ServingConfig,
   lengths: { input: number; output: number },
   adapters: number,
-): { seqs: StepSequence[]; running: number; kvBound: number; outputTokensPerStep: number } {
+): {
+  /** The steady-state step: decoding sequences first, then prompt chunks. */
+  seqs: StepSequence[];
+  /** Requests in the running set: min(max_num_seqs, `kvBound`), at least 1. */
+  running: number;
+  /** Requests the KV cache holds at the mean resident length (input + output / 2). */
+  kvBound: number;
+  /** Tokens the step emits: one per decoder plus one per finished prompt (fractional). */
+  outputTokensPerStep: number;
+} {
   const { input, output } = lengths;
   const kvBound = Math.floor(kvCapacityTokens(m, chip, serving) / (input + output / 2));
   const running = Math.max(1, Math.min(serving.maxNumSeqs, kvBound));
@@ -88,7 +103,12 @@ export function mlperfOfflineThroughput(
   adapters: number,
   variants: readonly Variant[],
   cache?: LoRAPriceCache,
-): ThroughputResult & { running: number; kvBound: number } {
+): ThroughputResult & {
+  /** Requests in the running set: min(max_num_seqs, `kvBound`), at least 1. */
+  running: number;
+  /** Requests the KV cache holds at the mean resident length (input + output / 2). */
+  kvBound: number;
+} {
   const step = mlperfOfflineStep(m, chip, serving, lengths, adapters);
   const seconds = variants.map((v) => estimateStep(m, chip, step.seqs, serving, v.lora, cache).seconds);
   return {
@@ -127,7 +147,12 @@ export function genaiPerfThroughput(
   variants: readonly Variant[],
   cache?: LoRAPriceCache,
   measuredCohorts = 2,
-): ThroughputResult & { kvCapacity: number; maxRunning: number } {
+): ThroughputResult & {
+  /** Tokens of KV cache one chip holds ({@link kvCapacityTokens}). */
+  kvCapacity: number;
+  /** Most requests running at once during the simulation. */
+  maxRunning: number;
+} {
   const { input, output } = lengths;
   const capacity = kvCapacityTokens(m, chip, serving);
   const waiting: Request[] = [];

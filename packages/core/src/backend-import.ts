@@ -10,6 +10,11 @@
 
 import { isNode, nodeFs, nodeModules } from './node.js';
 
+/**
+ * Imports a backend package by its specifier (`@lora/backend-webgpu`); see {@link setBackendImporter}.
+ * What it resolves to is ignored: importing the package is what registers its backend. A rejection
+ * becomes an E_BACKEND error of `createLoRA` ("not installed" when the module was not found).
+ */
 export type BackendImporter = (specifier: string) => Promise<unknown>;
 
 /**

@@ -1,11 +1,16 @@
 import type { Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
 import type { ExpandCall, ShrinkCall } from './calls.js';
 
+/**
+ * Counters a backend reports through `stats()`, for tests, benchmarks and leak checks: numbers
+ * only, under the names below or its own (`kernelCalls`, `simd`, …).
+ */
 export interface LoRABackendStats {
   /** GPU programs / simulated TPU programs compiled so far (0 for backends that compile nothing). */
   programsCompiled: number;
   /** Tensors the backend holds on purpose between calls (e.g. a batch's uploaded index) and their bytes. */
   tensorsHeld?: number;
+  /** Bytes of the tensors counted in `tensorsHeld`. */
   bytesHeld?: number;
   [counter: string]: number | undefined;
 }
@@ -55,7 +60,9 @@ export interface LoRABackend {
   shrink(call: ShrinkCall): Tensor3D;
   /** `y` with slice s of `B_s[slot(t)] · x[s, t]` written (or added) at its column offset. */
   expand(call: ExpandCall): Tensor2D;
+  /** Its counters since it was created (see {@link LoRABackendStats}). */
   stats?(): LoRABackendStats;
+  /** Frees what the backend holds; called once by the runtime's `dispose()`, or when `init()` failed. */
   dispose(): void;
 }
 

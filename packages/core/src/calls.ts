@@ -9,40 +9,63 @@ import type { LoRAMapping } from './metadata.js';
 
 /** Sizes of a shrink: x `[tokens, hidden]`, each of `slices` A stacks `[slots, rank, hidden]`, out `[slices, tokens, rank]`. */
 export interface ShrinkDims {
+  /** T: rows of x, equal to the mapping's `numTokens`. */
   readonly tokens: number;
+  /** H: columns of x and the last axis of every A stack. */
   readonly hidden: number;
+  /** R: the rank axis of the A stacks (a layer's stacks are zero-padded to `maxLoraRank`). */
   readonly rank: number;
+  /** L: slots per stack, equal to `maxLoras`. */
   readonly slots: number;
+  /** S: number of A stacks (3 for a packed q/k/v layer), the leading axis of the output. */
   readonly slices: number;
 }
 
 /** Sizes of an expand: y `[tokens, width]`, x `[slices, tokens, rank]`, B stack s `[slots, outputSlices[s], rank]`. */
 export interface ExpandDims {
+  /** T: rows of y and the middle axis of x, equal to the mapping's `numTokens`. */
   readonly tokens: number;
+  /** Columns of y; the slices write `Σ outputSlices` of them, from `offsetStart`. */
   readonly width: number;
+  /** R: the last axis of x and of every B stack. */
   readonly rank: number;
+  /** L: slots per stack, equal to `maxLoras`. */
   readonly slots: number;
+  /** S: number of B stacks, equal to x's leading axis and to `outputSlices.length`. */
   readonly slices: number;
 }
 
 /** `[S, T, R]` = `scale · A_s[slot(t)] · x[t]`, zeros for tokens without an adapter. */
 export interface ShrinkCall {
+  /** Activations `[T, H]`, float32. */
   readonly x: Tensor2D;
+  /** One A stack `[L, R, H]` per slice, all with the same R and H. */
   readonly loraA: readonly Tensor3D[];
+  /** The batch's token→slot mapping the kernel follows (`tokenLoraIndices`, or `segments` for SGMV). */
   readonly meta: LoRAMapping;
+  /** Finite factor on every product (layers pass 1: their scale is folded into B). */
   readonly scale: number;
+  /** The sizes, read off the shapes core validated. */
   readonly dims: ShrinkDims;
 }
 
 /** `y` with slice s of `B_s[slot(t)] · x[s, t]` written (or added) from column `offsetStart + Σ_{j<s} outputSlices[j]`. */
 export interface ExpandCall {
+  /** The base output `[T, width]`; never modified: the kernel returns a new tensor. */
   readonly y: Tensor2D;
+  /** The shrink result `[S, T, R]`. */
   readonly x: Tensor3D;
+  /** One B stack `[L, O_s, R]` per slice. */
   readonly loraB: readonly Tensor3D[];
+  /** The batch's token→slot mapping; rows of tokens without an adapter are returned as y has them. */
   readonly meta: LoRAMapping;
+  /** Width O_s of each slice, in column order; `offsetStart + Σ O_s ≤ width`. */
   readonly outputSlices: readonly number[];
+  /** First column of y that slice 0 writes (0 unless the caller asked otherwise). */
   readonly offsetStart: number;
+  /** True: add the product to y's values; false: overwrite the columns the slices cover. */
   readonly addInputs: boolean;
+  /** The sizes, read off the shapes core validated. */
   readonly dims: ExpandDims;
 }
 

@@ -33,28 +33,47 @@ export interface LoRAConfig {
   backendOptions?: Record<string, unknown>;
 }
 
+/**
+ * A {@link LoRAConfig} as {@link resolveConfig} returns it: checked, defaults filled in, frozen.
+ * A runtime's `config` is this with `backend` and `backendOptions` of the backend that started.
+ */
 export interface ResolvedLoRAConfig {
   /** The backend in use (before `createLoRA` chose: the first candidate). */
   readonly backend: string | LoRABackend;
   /** Every candidate with the options its factory receives, in order of preference. */
   readonly candidates: readonly BackendCandidate[];
+  /** Device slots: distinct adapters one batch can use (default {@link DEFAULT_MAX_LORAS}). */
   readonly maxLoras: number;
+  /** Rank every slot stack is padded to; adapter modules of higher rank are refused with E_RANK (default {@link DEFAULT_MAX_LORA_RANK}). */
   readonly maxLoraRank: number;
+  /** Adapters the host cache holds, least recently used unpinned one evicted; at least `maxLoras` (default 2 × maxLoras). */
   readonly maxCpuLoras: number;
+  /** Largest batch in tokens, and the largest token bucket (default {@link DEFAULT_MAX_NUM_TOKENS}). */
   readonly maxNumTokens: number;
+  /** Bytes all layers' slot stacks may take, host mirror and device copy (default {@link DEFAULT_MAX_SLOT_MEMORY}). */
   readonly maxSlotMemory: number;
+  /**
+   * `LoRAConfig.backendOptions` as given (a frozen copy, `{}` when absent; with a list of backends,
+   * one object per name). In a runtime's `config`: the options of the backend in use.
+   */
   readonly backendOptions: Readonly<Record<string, unknown>>;
 }
 
+/** One backend `createLoRA` may try, with the options its factory receives; listed in order of preference. */
 export interface BackendCandidate {
+  /** A backend name, resolved through the registry (importing a first-party package if needed), or a backend object used as it is. */
   readonly backend: string | LoRABackend;
   /** All of backendOptions for a single backend; its own entry when backends are listed. */
   readonly options: Readonly<Record<string, unknown>>;
 }
 
+/** Device slots when `maxLoras` is not set. */
 export const DEFAULT_MAX_LORAS = 4;
+/** Slot rank when `maxLoraRank` is not set: adapters up to r = 16 fit. */
 export const DEFAULT_MAX_LORA_RANK = 16;
+/** Largest batch in tokens when `maxNumTokens` is not set. */
 export const DEFAULT_MAX_NUM_TOKENS = 8192;
+/** Slot-stack budget in bytes (2 GiB) when `maxSlotMemory` is not set. */
 export const DEFAULT_MAX_SLOT_MEMORY = 2 * 1024 ** 3;
 
 /**
@@ -63,10 +82,15 @@ export const DEFAULT_MAX_SLOT_MEMORY = 2 * 1024 ** 3;
  * allocate more than a typed array holds; the byte budget `maxSlotMemory` bounds the product.
  */
 export const CONFIG_LIMITS = Object.freeze({
+  /** Most device slots `maxLoras` may ask for. */
   maxLoras: 1024,
+  /** Largest `maxLoraRank`. */
   maxLoraRank: 1024,
+  /** Largest host cache, in adapters (`maxCpuLoras`). */
   maxCpuLoras: 65_536,
+  /** Largest `maxNumTokens` (2^20 tokens); also the bound `computeMapping` applies when given none. */
   maxNumTokens: 1 << 20,
+  /** Largest `maxSlotMemory`, in bytes (2^45, 32 TiB). */
   maxSlotMemory: 2 ** 45,
 });
 

@@ -5,8 +5,14 @@ import { LoRAError } from './errors.js';
 import { PunicaWrapper } from './punica.js';
 import { checkBackendObject, resolveBackendFactory } from './registry.js';
 
+/**
+ * What {@link createLoRA} returns: one started backend, the {@link PunicaWrapper} that calls it and
+ * the {@link AdapterManager}, all sized by one config. Layers take it as their first argument.
+ */
 export interface LoRARuntime {
+  /** The backend in use: the first of `LoRAConfig.backend`'s candidates that started here; `backend.stats?.()` reads its counters. */
   readonly backend: LoRABackend;
+  /** Runs every layer's shrink and expand on `backend`, with the batch metadata `adapters.setBatch` set. */
   readonly punica: PunicaWrapper;
   /** Host cache, device slots and the batch mapping; layers register here when constructed. */
   readonly adapters: AdapterManager;

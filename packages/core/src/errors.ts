@@ -15,6 +15,25 @@ export const LORA_ERROR_CODES = [
   'E_DISPOSED',
 ] as const;
 
+/**
+ * What kind of failure a {@link LoRAError} reports, as the library uses the codes:
+ * - `E_CONFIG`: a setting or argument wrong in itself (unknown config key, bad adapter id, a
+ *   non-finite scale, an adapter registered twice, an operation its state forbids).
+ * - `E_BACKEND`: a backend that cannot be loaded, started or used here (package not installed, no
+ *   device, the active tfjs backend is not the one the LoRA backend computes on).
+ * - `E_SHAPE`: shapes or sizes that do not fit each other, the layer or the runtime.
+ * - `E_INDEX`: a slot or token id out of range, input rows that do not match the batch metadata,
+ *   or no batch metadata yet.
+ * - `E_RANK`: an adapter rank below 1 or above `maxLoraRank`.
+ * - `E_CAPACITY`: a limit reached (`maxLoras` slots, `maxCpuLoras`, `maxNumTokens`,
+ *   `maxSlotMemory`, a file format's own bounds).
+ * - `E_FORMAT`: file contents that are malformed (safetensors, adapter_config.json, non-finite
+ *   weights) or a local file that cannot be read.
+ * - `E_UNSUPPORTED`: valid input this library does not implement (DoRA, an integer or FP8 dtype, a
+ *   non-float32 tensor, a Node-only helper in a browser).
+ * - `E_NOT_FOUND`: an adapter that is not registered, a file that does not exist.
+ * - `E_DISPOSED`: the runtime, or a tensor passed in, was already disposed.
+ */
 export type LoRAErrorCode = (typeof LORA_ERROR_CODES)[number];
 
 /**
@@ -30,7 +49,14 @@ export const MAX_ERROR_MESSAGE = 2000;
  */
 const BRAND = Symbol.for('@lora/core/LoRAError');
 
+/**
+ * The one error the library throws on purpose. Its message starts with `[CODE] ` and is shortened
+ * to {@link MAX_ERROR_MESSAGE} characters; branch on {@link LoRAError.code} (or use
+ * {@link isLoRAError}) rather than on the text. `instanceof LoRAError` holds for errors made by
+ * any copy of core (the ESM and CJS builds, two bundles), because it tests a brand, not the prototype.
+ */
 export class LoRAError extends Error {
+  /** What kind of failure this is: one of `LORA_ERROR_CODES`, also shown in the message. */
   readonly code: LoRAErrorCode;
 
   constructor(code: LoRAErrorCode, message: string, options?: { cause?: unknown }) {
@@ -41,6 +67,11 @@ export class LoRAError extends Error {
     Object.defineProperty(this, BRAND, { value: true });
   }
 
+  /**
+   * `value instanceof LoRAError` by the brand every LoRAError carries (`Symbol.for('@lora/core/LoRAError')`),
+   * so an error from another copy of this class passes. For a subclass (`value instanceof
+   * SomeSubclass`) it is the ordinary prototype-chain test.
+   */
   static override [Symbol.hasInstance](value: unknown): boolean {
     // Subclasses (QueueFullError, …) inherit this method: for them, the ordinary prototype test.
     // biome-ignore lint/complexity/noThisInStatic: `this` is the class instanceof asked about, a subclass or this one
@@ -49,6 +80,10 @@ export class LoRAError extends Error {
   }
 }
 
+/**
+ * Whether `err` is a {@link LoRAError} (from any copy of core) and, when `code` is given, one with
+ * that code: a type guard for `catch` blocks, e.g. `isLoRAError(err, 'E_CAPACITY')`.
+ */
 export function isLoRAError(err: unknown, code?: LoRAErrorCode): err is LoRAError {
   return err instanceof LoRAError && (code === undefined || err.code === code);
 }

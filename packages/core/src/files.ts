@@ -3,11 +3,13 @@ import { isNode, nodeFs } from './node.js';
 
 /** A local file opened for reads at offsets (see `openLocalFile`). */
 export interface LocalFile {
+  /** The path as given to `openLocalFile`, used in error messages. */
   readonly path: string;
   /** Its size when it was opened (at most the `maxBytes` it was opened with). */
   readonly size: number;
   /** Fills `into` with the bytes from `position` on; E_FORMAT when the file ends first (it shrank while open). */
   read(into: Uint8Array, position: number): Promise<void>;
+  /** Closes the file handle; the caller must call it when done (reads after it fail with E_FORMAT). */
   close(): Promise<void>;
 }
 

@@ -12,7 +12,7 @@ export {
   type PeftDirOptions,
 } from './adapters/peft.js';
 export { isTargeted, moduleScale, type PeftAdapterConfig, parsePeftConfig } from './adapters/peft-config.js';
-export { type PeftFiles, serializePeftAdapter, writePeftAdapterDir } from './adapters/peft-writer.js';
+export { type ModuleToWrite, type PeftFiles, serializePeftAdapter, writePeftAdapterDir } from './adapters/peft-writer.js';
 export type { LoRABackend, LoRABackendFactory, LoRABackendStats } from './backend.js';
 export type { BackendImporter } from './backend-import.js';
 export {
@@ -48,6 +48,7 @@ export {
   type SerializableDType,
   serializeSafetensors,
 } from './formats/safetensors.js';
+export type { HeaderEntry } from './formats/safetensors-header.js';
 export { LoRAEmbedding } from './layers/embedding.js';
 export type { LoRALayer, MatrixInput } from './layers/layer.js';
 export { type LinearLayerOptions, LoRALinear, LoRALogits, MergedLoRALinear } from './layers/linear.js';

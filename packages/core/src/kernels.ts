@@ -25,6 +25,7 @@ import type { LoRAMapping } from './metadata.js';
  * any tfjs op) and core can drive any backend the same way.
  */
 export const LORA_SHRINK = 'LoRAShrink';
+/** The tfjs kernel name expand runs under unless `KernelTarget.expand` names another; see {@link LORA_SHRINK}. */
 export const LORA_EXPAND = 'LoRAExpand';
 
 /** Plain values a backend computes once per batch beside its upload (a path, offsets into it). */
@@ -36,41 +37,63 @@ export type BatchAttrs = Readonly<Record<string, number | string | boolean>>;
  * read it. The kernels receive them as `call.index` and `call.batch`.
  */
 export interface KernelBatch {
+  /** An int32 tensor uploaded for this batch (e.g. by {@link MappingUploads}), passed to the kernels as input `index`; absent when they need none. */
   readonly index?: Tensor;
+  /** How the kernels read `index` or which path they take (offsets, a path name); `{}` when absent. */
   readonly attrs?: BatchAttrs;
 }
 
 /** The attributes every shrink kernel receives: plain values, the mapping, the sizes. */
 export interface LoRAShrinkAttrs {
+  /** The batch's token→slot mapping (`ShrinkCall.meta`). */
   readonly meta: LoRAMapping;
+  /** Factor on every product (`ShrinkCall.scale`). */
   readonly scale: number;
+  /** Sizes of the call (`ShrinkCall.dims`): a kernel reads these instead of tensor shapes. */
   readonly dims: ShrinkDims;
+  /** `KernelBatch.attrs` of this batch, `{}` when the backend gave none. */
   readonly batch: BatchAttrs;
   /** `KernelTarget.attrs` of the calling backend instance. */
   readonly target: Readonly<Record<string, unknown>>;
 }
 
+/** The attributes every expand kernel receives: the {@link ExpandCall}'s plain values, the batch's and the backend instance's attributes. */
 export interface LoRAExpandAttrs {
+  /** The batch's token→slot mapping (`ExpandCall.meta`). */
   readonly meta: LoRAMapping;
+  /** Width of each slice, in column order (`ExpandCall.outputSlices`). */
   readonly outputSlices: readonly number[];
+  /** First column of y that slice 0 writes (`ExpandCall.offsetStart`). */
   readonly offsetStart: number;
+  /** Add to y (true) or overwrite the covered columns (false) (`ExpandCall.addInputs`). */
   readonly addInputs: boolean;
+  /** Sizes of the call (`ExpandCall.dims`): a kernel reads these instead of tensor shapes. */
   readonly dims: ExpandDims;
+  /** `KernelBatch.attrs` of this batch, `{}` when the backend gave none. */
   readonly batch: BatchAttrs;
+  /** `KernelTarget.attrs` of the calling backend instance. */
   readonly target: Readonly<Record<string, unknown>>;
 }
 
 /** A shrink call as its kernel sees it: tensor infos by role, the batch's index (if any), typed attrs. */
 export interface ShrinkKernelCall extends LoRAShrinkAttrs {
+  /** Activations `[T, H]`. */
   readonly x: TensorInfo;
+  /** One A stack `[L, R, H]` per slice (inputs `a0`, `a1`, …). */
   readonly loraA: readonly TensorInfo[];
+  /** The batch's uploaded index (`KernelBatch.index`), undefined when the backend uploads none. */
   readonly index: TensorInfo | undefined;
 }
 
+/** An expand call as its kernel sees it: tensor infos by role, the batch's index (if any), typed attrs. */
 export interface ExpandKernelCall extends LoRAExpandAttrs {
+  /** The base output `[T, width]`, which the kernel must not modify. */
   readonly y: TensorInfo;
+  /** The shrink result `[S, T, R]`. */
   readonly x: TensorInfo;
+  /** One B stack `[L, O_s, R]` per slice (inputs `b0`, `b1`, …). */
   readonly loraB: readonly TensorInfo[];
+  /** The batch's uploaded index (`KernelBatch.index`), undefined when the backend uploads none. */
   readonly index: TensorInfo | undefined;
 }
 
@@ -94,8 +117,11 @@ function unpackSlices(inputs: NamedTensorInfoMap, prefix: string, numSlices: num
  * kernels need (tpu-sim: the simulator with its flags and cost totals), read as `call.target`.
  */
 export interface KernelTarget {
+  /** Kernel name the shrink calls run under (default {@link LORA_SHRINK}); a registered kernel's `kernelName`. */
   readonly shrink?: string;
+  /** Kernel name the expand calls run under (default {@link LORA_EXPAND}); a registered kernel's `kernelName`. */
   readonly expand?: string;
+  /** Per-instance values every call receives as `call.target` (tpu-sim: its simulator); `{}` when absent. */
   readonly attrs?: Readonly<Record<string, unknown>>;
 }
 
@@ -149,8 +175,14 @@ export function expandKernelArgs(inputs: NamedTensorInfoMap, attrs: NamedAttrMap
   };
 }
 
+/**
+ * What a backend package passes to {@link defineLoRABackend}: its names, its tfjs kernels, optional
+ * hooks, and the optional {@link LoRABackend} properties, which are passed through.
+ */
 export interface KernelBackendSpec {
+  /** The backend's name (`LoRABackend.name`), used in error messages. */
   readonly name: string;
+  /** The tfjs backend the kernels are registered for and that `init()` selects with `tf.setBackend`; E_BACKEND when it is not available. */
   readonly tfBackend: string;
   /** Shrink and expand kernels, registered for `tfBackend` the first time any instance inits. */
   readonly kernels: readonly KernelConfig[];
@@ -160,10 +192,13 @@ export interface KernelBackendSpec {
   prepare?(): Promise<void>;
   /** What every call of a batch adds (GPU backends: the uploaded token→slot index and how to read it). */
   batch?(meta: LoRAMapping): KernelBatch;
+  /** Counters merged over `{ programsCompiled: 0, kernelCalls }` in `LoRABackend.stats()` (GPU backends: compiled programs, uploads held). */
   stats?(): LoRABackendStats;
+  /** Frees what the backend holds (its {@link MappingUploads}); the kernels stay registered. */
   dispose?(): void;
   /** What to install when the tfjs backend is missing, for the E_BACKEND message. */
   readonly install?: string;
+  /** See `LoRABackend.weightLayout`; default 'out-in'. */
   readonly weightLayout?: 'out-in' | 'in-out';
   /** See `LoRABackend.copiesHostArrays`. */
   readonly copiesHostArrays?: boolean;

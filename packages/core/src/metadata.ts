@@ -5,9 +5,11 @@ import { snapshotArray } from './validate.js';
 
 /** A run of tokens (in `sortedTokenIndices` order) that all use one adapter slot. */
 export interface LoRASegment {
+  /** The adapter slot, in `[0, maxLoras)`, that every token of the segment uses. */
   readonly slot: number;
   /** Offset into `sortedTokenIndices`. */
   readonly start: number;
+  /** Tokens in the segment, at least 1 (a slot no token uses has no segment). */
   readonly length: number;
 }
 
@@ -18,6 +20,7 @@ export interface LoRASegment {
 export interface LoRAMapping {
   /** Increases with every `updateMetadata`: backends key their uploads and caches on it. */
   readonly version: number;
+  /** Rows of the batch: tokens for the token mapping, sequences being sampled for `sampler`; at most `maxNumTokens`. */
   readonly numTokens: number;
   /** Slot per token, `-1` for no adapter (a copy of what the caller passed). */
   readonly tokenLoraIndices: Int32Array;
@@ -39,9 +42,18 @@ export interface LoRAMapping {
 
 /** Token mapping plus the sampler mapping (one row per sequence being sampled) used by logits. */
 export interface LoRAMetadata extends LoRAMapping {
+  /**
+   * The mapping of lm_head's rows (`samplerLoraIndices`, one per sequence being sampled), read by
+   * `addLoRALogits`; without `samplerLoraIndices` it is the token mapping itself (one row per token).
+   */
   readonly sampler: LoRAMapping;
 }
 
+/**
+ * Slot indices as a caller passes them (`tokenLoraIndices`, `samplerLoraIndices`): one per row,
+ * each an integer in `[0, maxLoras)` or -1 for no adapter. They are copied once and checked on the
+ * copy: a bad entry throws {@link LoRAError} `E_INDEX`, more than `maxNumTokens` entries `E_CAPACITY`.
+ */
 export type IndexArray = Int32Array | readonly number[];
 
 /**

@@ -25,6 +25,7 @@ import {
   checkTokenIdValues,
 } from './validate.js';
 
+/** Where {@link PunicaWrapper.addExpand} writes in y, and whether it adds. */
 export interface ExpandOptions {
   /** First column of y that slice 0 writes (default 0). */
   offsetStart?: number;
@@ -32,9 +33,13 @@ export interface ExpandOptions {
   addInputs?: boolean;
 }
 
+/** The limits a {@link PunicaWrapper} checks every call against (`createLoRA` passes the resolved config). */
 export interface PunicaWrapperConfig {
+  /** Slots: every stack's leading axis must equal it, and slot indices lie in `[0, maxLoras)`. */
   readonly maxLoras: number;
+  /** Largest rank axis a stack or shrink result may have (E_RANK above it). */
   readonly maxLoraRank: number;
+  /** Most rows `updateMetadata` accepts (E_CAPACITY above it); also the largest token bucket. */
   readonly maxNumTokens: number;
 }
 
@@ -144,6 +149,7 @@ export class PunicaWrapper {
     this.#publicMeta = undefined;
   }
 
+  /** True once `dispose()` ran: every call then throws E_DISPOSED, and layers check it before touching their stacks. */
   get isDisposed(): boolean {
     return this.#disposed;
   }

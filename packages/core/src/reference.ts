@@ -11,41 +11,57 @@ import { LoRAError } from './errors.js';
 
 export type Floats = ArrayLike<number>;
 
+/** What every reference kernel returns: the float64 output and, per row, the scale its accuracy is measured against (see {@link reference.maxRelativeRowError}). */
 export interface ReferenceResult {
   /** Row-major `[rows, cols]`. */
   readonly out: Float64Array;
   /** Root-sum-square of the products (and added inputs) summed into each row; 0 = row not written. */
   readonly rowScale: Float64Array;
+  /** Rows of `out`: S·T for a shrink (row s·T + t), T for the others. */
   readonly rows: number;
+  /** Columns of `out`: R for a shrink, the width of y for the others. */
   readonly cols: number;
 }
 
+/** The inputs of {@link reference.referenceShrink}: flat row-major arrays and their sizes. */
 export interface ReferenceShrinkArgs {
   /** `[T, H]` */
   x: Floats;
+  /** T: tokens (rows of x); the lengths of x and tokenLoraIndices are checked against it (E_SHAPE). */
   numTokens: number;
+  /** H: columns of x and the last axis of each A stack. */
   hidden: number;
   /** One `[L, R, H]` stack per slice. */
   loraA: readonly Floats[];
+  /** R: the rank axis of the stacks and of the output. */
   rank: number;
   /** Slot per token, -1 for none. */
   tokenLoraIndices: ArrayLike<number>;
+  /** Factor on every product; it counts in `rowScale`. */
   scale: number;
 }
 
+/** The inputs of {@link reference.referenceExpand}: flat row-major arrays and their sizes. */
 export interface ReferenceExpandArgs {
   /** `[T, width]` */
   y: Floats;
+  /** T: tokens (rows of y); the lengths of y, x and tokenLoraIndices are checked against it (E_SHAPE). */
   numTokens: number;
+  /** Columns of y; the slices must fit in it from `offsetStart` (E_SHAPE otherwise). */
   width: number;
   /** `[S, T, R]` shrink output. */
   x: Floats;
   /** One `[L, O_s, R]` stack per slice. */
   loraB: readonly Floats[];
+  /** Width O_s of each slice; slice s writes the columns from `offsetStart + Σ_{j<s} O_j`. */
   outputSlices: readonly number[];
+  /** R: the last axis of x and of each B stack. */
   rank: number;
+  /** Slot per token, -1 for none (the token's row is copied from y). An entry outside `[-1, L)` throws E_INDEX. */
   tokenLoraIndices: ArrayLike<number>;
+  /** First column slice 0 writes (default 0). */
   offsetStart?: number;
+  /** Add to y (true, the default) or overwrite the written columns of tokens with an adapter (false). */
   addInputs?: boolean;
 }
 
@@ -142,6 +158,7 @@ export function referenceExpand(args: ReferenceExpandArgs): ReferenceResult {
   return { out, rowScale: squares.map(Math.sqrt), rows: T, cols: W };
 }
 
+/** The inputs of {@link reference.referenceLoRALinear}: a shrink's and an expand's, sharing tokens, rank and slots. */
 export interface ReferenceLinearArgs extends Omit<ReferenceShrinkArgs, 'x'>, Omit<ReferenceExpandArgs, 'x' | 'offsetStart' | 'addInputs'> {
   /** `[T, H]` activations. */
   x: Floats;
@@ -153,18 +170,25 @@ export function referenceLoRALinear(args: ReferenceLinearArgs): ReferenceResult 
   return referenceExpand({ ...args, x: shrunk.out, offsetStart: 0, addInputs: true });
 }
 
+/** The inputs of {@link reference.referenceEmbedding}: flat row-major arrays and their sizes. */
 export interface ReferenceEmbeddingArgs {
   /** `[T, O]` */
   y: Floats;
+  /** T: tokens (rows of y, entries of `tokenIds`). */
   numTokens: number;
+  /** O: columns of y, the embedding width. */
   width: number;
+  /** Token id per token; for tokens with an adapter it must be in `[0, vocab)` (E_INDEX otherwise). */
   tokenIds: ArrayLike<number>;
   /** `[L, V, R]` */
   loraA: Floats;
+  /** V: the vocabulary size, the middle axis of A. */
   vocab: number;
   /** `[L, O, R]` */
   loraB: Floats;
+  /** R: the last axis of both stacks. */
   rank: number;
+  /** Slot per token, -1 for none (the token's row is copied from y). */
   tokenLoraIndices: ArrayLike<number>;
 }
 

@@ -31,6 +31,10 @@ export function registerLoRABackend(name: string, factory: LoRABackendFactory, o
   if (current === undefined || priority >= current.priority) registry.set(name, { factory, priority });
 }
 
+/**
+ * Removes a name's registration, whatever its priority (the built-in "reference" included); runtimes
+ * already created keep their backend. Returns whether the name was registered.
+ */
 export function unregisterLoRABackend(name: string): boolean {
   return registry.delete(name);
 }

@@ -2,9 +2,11 @@ import { describeValue, isLoRAError, LoRAError, loadPeftAdapter, type PeftAdapte
 import { readText } from './read-json.js';
 import type { FileSource, LoadProgress } from './source.js';
 
+/** Options of {@link loadPeftAdapterFrom}. */
 export interface LoadAdapterOptions {
   /** Largest adapter_model.safetensors to read (default 2 GiB). */
   readonly maxBytes?: number;
+  /** Called as the bytes of adapter_config.json and adapter_model.safetensors arrive. */
   readonly onProgress?: (event: LoadProgress) => void;
 }
 

@@ -5,11 +5,18 @@ import type { Tokenizer } from './tokenizer.js';
 
 /** One message of a conversation, as chat templates read it (`role`, `content`, and whatever else the template uses). */
 export interface ChatMessage {
+  /** Who speaks, e.g. `system`, `user`, `assistant` or `tool`; templates branch on it. */
   readonly role: string;
+  /**
+   * The text, or a list of content parts (multimodal style, e.g. `{ type: "text", text }`) for
+   * templates that read them. With `continueFinalMessage` the last message's content (or its last
+   * part's `text`) must be a string.
+   */
   readonly content?: string | readonly unknown[] | null;
   readonly [key: string]: unknown;
 }
 
+/** Options of {@link applyChatTemplate} and {@link encodeChat}, after transformers' `apply_chat_template` arguments. */
 export interface ChatTemplateOptions {
   /** End with the header of an assistant turn, for the model to write it. Default false. */
   readonly addGenerationPrompt?: boolean;

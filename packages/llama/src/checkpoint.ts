@@ -19,6 +19,7 @@ import { type ModelSource, toFileSource } from './sources/resolve.js';
 import { readTensors, type TensorRead } from './tensor-reader.js';
 import { WeightDestinations } from './weight-destinations.js';
 
+/** Options of {@link loadModelConfig} (and, with a runtime, of {@link loadModel}). */
 export interface LoadConfigOptions extends ParseConfigOptions {
   /** Largest file the loader reads (default: config.json 4 MiB; weights the float32 model size + 64 MiB). */
   readonly maxBytes?: number;
@@ -26,13 +27,17 @@ export interface LoadConfigOptions extends ParseConfigOptions {
   readonly onProgress?: (event: LoadProgress) => void;
 }
 
+/** Options of {@link loadModel}: the config and size limits plus the runtime to build the model on. */
 export interface LoadModelOptions extends LoadConfigOptions {
   /** The runtime whose adapters the model's LoRA layers register with. */
   readonly runtime: LoRARuntime;
 }
 
+/** What {@link loadModel} returns. */
 export interface LoadedModel {
+  /** The model, of the config's architecture class (e.g. {@link LlamaForCausalLM}); the caller disposes it. */
   readonly model: CausalLM;
+  /** The parsed config.json (the same object as `model.config`). */
   readonly config: ModelConfig;
 }
 

@@ -9,7 +9,13 @@ import { modelFloat32Bytes } from './modules.js';
  * than transformers would.
  */
 
+/** The `architectures` class names (config.json) this package implements; any other is refused with E_UNSUPPORTED. */
 export const SUPPORTED_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'] as const;
+/**
+ * A supported transformers model class, taken from config.json `architectures` or, failing that,
+ * from `model_type` ("llama", "mistral", "qwen2"). It picks the model class and which config fields
+ * count (biases, sliding window).
+ */
 export type Architecture = (typeof SUPPORTED_ARCHITECTURES)[number];
 
 const MODEL_TYPES: ReadonlyMap<string, Architecture> = new Map([
@@ -20,31 +26,58 @@ const MODEL_TYPES: ReadonlyMap<string, Architecture> = new Map([
 
 /** transformers `modeling_rope_utils.py` `_compute_llama3_parameters` (Llama 3.1+). */
 export interface Llama3RopeScaling {
+  /** `rope_scaling.rope_type` (or the legacy `type`): the only scaling implemented besides "default". */
   readonly ropeType: 'llama3';
+  /** `factor`: low frequencies (wavelength above `originalMaxPositionEmbeddings / lowFreqFactor`) are divided by it. */
   readonly factor: number;
+  /** `low_freq_factor`: sets the wavelength above which a frequency is fully scaled; less than `highFreqFactor`. */
   readonly lowFreqFactor: number;
+  /** `high_freq_factor`: sets the wavelength below which a frequency is kept; between the two bands it is interpolated. */
   readonly highFreqFactor: number;
+  /** `original_max_position_embeddings`: the context length the model was pretrained with, in tokens. */
   readonly originalMaxPositionEmbeddings: number;
 }
 
 /** transformers' per-layer attention kind (`config.layer_types`). */
 export type LayerType = 'full_attention' | 'sliding_attention';
 
+/**
+ * A parsed, validated and frozen config.json (see {@link parseModelConfig}): the transformers
+ * fields that determine the weights' shapes and the forward pass, camelCased, with transformers'
+ * defaults filled in.
+ */
 export interface ModelConfig {
+  /** The model class (`architectures` / `model_type`). */
   readonly architecture: Architecture;
+  /** `hidden_size`: width of the residual stream, embeddings and norms. */
   readonly hiddenSize: number;
+  /** `intermediate_size`: width of the SwiGLU MLP (gate_proj and up_proj outputs, down_proj input). */
   readonly intermediateSize: number;
+  /** `num_hidden_layers`: number of decoder layers. */
   readonly numHiddenLayers: number;
+  /** `num_attention_heads`: query heads per layer. */
   readonly numAttentionHeads: number;
+  /** `num_key_value_heads` (default `num_attention_heads`): key/value heads, a divisor of the query heads (grouped-query attention). */
   readonly numKeyValueHeads: number;
   /** `head_dim`, or `hidden_size // num_attention_heads` when the config has none. */
   readonly headDim: number;
+  /** `vocab_size`: rows of the embedding and of the LM head (logits per position). */
   readonly vocabSize: number;
+  /** `rms_norm_eps` (default 1e-6): the epsilon added to the mean square in every RMSNorm. */
   readonly rmsNormEps: number;
+  /** `rope_theta` (default 10000), or `rope_parameters.rope_theta` in transformers 5: the rotary base. */
   readonly ropeTheta: number;
   /** null: plain rotary (`rope_type` "default"). */
   readonly ropeScaling: Llama3RopeScaling | null;
+  /**
+   * `tie_word_embeddings` (default false): the LM head reuses `model.embed_tokens.weight`; the
+   * checkpoint needs no `lm_head.weight` (the loader accepts one only if it equals the embedding).
+   */
   readonly tieWordEmbeddings: boolean;
+  /**
+   * `max_position_embeddings` (default 2048 for Llama, 131072 for Mistral, 32768 for Qwen2, as in
+   * transformers' config classes): the most tokens a sequence may reach; the model refuses longer.
+   */
   readonly maxPositionEmbeddings: number;
   /** Bias on q_proj, k_proj, v_proj: always for Qwen2, with `attention_bias` for Llama. */
   readonly qkvBias: boolean;
@@ -58,12 +91,19 @@ export interface ModelConfig {
    * null when no layer has a window.
    */
   readonly slidingWindow: number | null;
+  /**
+   * The attention kind of each layer, `numHiddenLayers` entries: every layer for Mistral with a
+   * `sliding_window`, Qwen2's `layer_types` (or the layers from `max_window_layers` on) when
+   * `use_sliding_window`, and otherwise all "full_attention".
+   */
   readonly layerTypes: readonly LayerType[];
+  /** `bos_token_id`, or null when the config has none. */
   readonly bosTokenId: number | null;
   /** `eos_token_id` as a list (configs give one id or several). */
   readonly eosTokenIds: readonly number[];
 }
 
+/** Options of {@link parseModelConfig} (and of the loaders that parse a config.json). */
 export interface ParseConfigOptions {
   /**
    * Refuse configs whose weights take more than this many bytes as float32 (default

@@ -1,6 +1,7 @@
 import { describeValue, LoRAError } from '@lora/core';
 import type { Tokenizer } from './tokenizer.js';
 
+/** Options of the {@link DecodeStream} constructor. */
 export interface DecodeStreamOptions {
   /** Leave special tokens out of the text (default true: a chat's `<|im_end|>` is not text). */
   readonly skipSpecialTokens?: boolean;

@@ -5,12 +5,17 @@ import { seeded, uniform } from './rng.js';
 
 /** A seeded PEFT LoRA adapter to generate for a model. */
 export interface AdapterSpec {
+  /** The id the adapter is loaded under in the runtime, e.g. `sql-r8`. */
   readonly id: string;
+  /** LoRA rank `r`: A is `[r, in]`, B is `[out, r]`. */
   readonly rank: number;
+  /** `lora_alpha`: the update is scaled by alpha / r, or alpha / √r with `rslora`. */
   readonly alpha: number;
   /** PEFT short names (target_modules), e.g. `q_proj`, `embed_tokens`, `lm_head`. */
   readonly targets: readonly string[];
+  /** `use_rslora` (default false): rank-stabilised scaling alpha / √r. */
   readonly rslora?: boolean;
+  /** Storage dtype of adapter_model.safetensors (default F32). */
   readonly dtype?: SerializableDType;
 }
 

@@ -19,18 +19,32 @@ export interface CheckpointSpec
   > {
   /** Written as `head_dim` when given (it may differ from hidden / heads). */
   readonly headDim?: number;
+  /** `tie_word_embeddings` (default false): when true the checkpoint has no `lm_head.weight`. */
   readonly tieWordEmbeddings?: boolean;
+  /** `rope_theta` (default 10000). */
   readonly ropeTheta?: number;
-  /** Written as `rope_scaling: { rope_type: "llama3", … }`. */
-  readonly llama3RopeScaling?: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
+  /** Written as `rope_scaling: { rope_type: "llama3", … }` (Llama and Qwen2; default none: plain rotary). */
+  readonly llama3RopeScaling?: {
+    /** `factor`: the divisor of the low frequencies. */
+    factor: number;
+    /** `low_freq_factor`; must be less than `highFreqFactor` or parsing fails. */
+    lowFreqFactor: number;
+    /** `high_freq_factor`. */
+    highFreqFactor: number;
+    /** `original_max_position_embeddings`, in tokens. */
+    originalMaxPositionEmbeddings: number;
+  };
   /** Mistral: `sliding_window`. Qwen2: `use_sliding_window: true` + `sliding_window`. */
   readonly slidingWindow?: number;
   /** Qwen2: `max_window_layers` (layers from this index on have the window). */
   readonly maxWindowLayers?: number;
-  /** Llama: `attention_bias` and `mlp_bias`. */
+  /** Llama: `attention_bias` (default false), biases on q_proj, k_proj, v_proj and o_proj. */
   readonly attentionBias?: boolean;
+  /** Llama: `mlp_bias` (default false), biases on gate_proj, up_proj and down_proj. */
   readonly mlpBias?: boolean;
+  /** `max_position_embeddings` (default 512). */
   readonly maxPositionEmbeddings?: number;
+  /** `rms_norm_eps` (default 1e-6). */
   readonly rmsNormEps?: number;
   /** Storage dtype of the weights (default F32). */
   readonly dtype?: SerializableDType;
@@ -40,7 +54,9 @@ export interface CheckpointSpec
   readonly seed?: number;
 }
 
+/** A checkpoint built by {@link buildCheckpoint}, with the values a loader must reproduce. */
 export interface Checkpoint {
+  /** The written config.json as {@link parseModelConfig} reads it. */
   readonly config: ModelConfig;
   /** File name → bytes, as a model directory (or a Hub repository) holds them. */
   readonly files: Record<string, Uint8Array>;
@@ -185,33 +201,129 @@ export async function writeCheckpoint(dir: string, files: Readonly<Record<string
   for (const [name, bytes] of Object.entries(files)) await fs.writeFile(path.join(dir, name), bytes);
 }
 
+/**
+ * The shape shared by the presets: 2 layers, 4 query heads over 2 key/value heads (grouped-query
+ * attention), head_dim 16. Small enough that a test builds and runs the model in milliseconds.
+ */
 const tiny = {
+  /** 64: with 4 heads, head_dim 16. */
   hiddenSize: 64,
+  /** 96: the MLP width; as it differs from hiddenSize, gate_proj/up_proj (`[96, 64]`) and down_proj (`[64, 96]`) have distinct shapes. */
   intermediateSize: 96,
+  /** 2 decoder layers, so that qwen2-sliding-window can have one full and one windowed layer. */
   numHiddenLayers: 2,
+  /** 4 query heads. */
   numAttentionHeads: 4,
+  /** 2 key/value heads: each serves two query heads. */
   numKeyValueHeads: 2,
+  /** 128 token ids. */
   vocabSize: 128,
 } as const;
 
 /** One preset per feature the loader and the model must get right. */
 export const CHECKPOINT_PRESETS = {
-  'llama-tied': { architecture: 'LlamaForCausalLM', ...tiny, tieWordEmbeddings: true },
-  'llama-untied': { architecture: 'LlamaForCausalLM', ...tiny, numKeyValueHeads: 1 },
-  'llama-bias': { architecture: 'LlamaForCausalLM', ...tiny, attentionBias: true, mlpBias: true },
-  'qwen2-bias': { architecture: 'Qwen2ForCausalLM', ...tiny, tieWordEmbeddings: true, ropeTheta: 1000000 },
+  /** Llama with `tie_word_embeddings`: the LM head is the embedding, no `lm_head.weight`. */
+  'llama-tied': {
+    /** Llama. */
+    architecture: 'LlamaForCausalLM',
+    ...tiny,
+    /** The feature under test. */
+    tieWordEmbeddings: true,
+  },
+  /** Llama with its own `lm_head.weight`, and multi-query attention (one key/value head for all 4 query heads). */
+  'llama-untied': {
+    /** Llama. */
+    architecture: 'LlamaForCausalLM',
+    ...tiny,
+    /** 1: every query head shares the single key/value head. */
+    numKeyValueHeads: 1,
+  },
+  /** Llama with `attention_bias` and `mlp_bias`: biases on all seven projections. */
+  'llama-bias': {
+    /** Llama (the only family where both flags count). */
+    architecture: 'LlamaForCausalLM',
+    ...tiny,
+    /** Biases on q_proj, k_proj, v_proj and o_proj. */
+    attentionBias: true,
+    /** Biases on gate_proj, up_proj and down_proj. */
+    mlpBias: true,
+  },
+  /** Qwen2: q/k/v biases without an o_proj bias, tied embeddings and rope_theta 10⁶, as the small Qwen2 releases have. */
+  'qwen2-bias': {
+    /** Qwen2, whose q_proj, k_proj and v_proj always have biases. */
+    architecture: 'Qwen2ForCausalLM',
+    ...tiny,
+    /** As the small Qwen2 releases are. */
+    tieWordEmbeddings: true,
+    /** 1000000, the Qwen2 releases' rotary base. */
+    ropeTheta: 1000000,
+  },
+  /** Llama 3.1-style `rope_scaling` (`rope_type` "llama3"). */
   'llama3-rope': {
+    /** Llama. */
     architecture: 'LlamaForCausalLM',
     ...tiny,
     // head_dim 16: wavelengths 2π·10⁴^(i/8) put one frequency under 16, two between 16 and 64 and
     // five over 64, so each branch of the llama3 formula is exercised.
-    llama3RopeScaling: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64 },
+    /** Bands at wavelengths 64 / 4 = 16 and 64 / 1 = 64. */
+    llama3RopeScaling: {
+      /** Low frequencies divided by 8, as in Llama 3.1. */
+      factor: 8,
+      /** Wavelengths above 64 are fully scaled. */
+      lowFreqFactor: 1,
+      /** Wavelengths below 16 are kept. */
+      highFreqFactor: 4,
+      /** 64 tokens. */
+      originalMaxPositionEmbeddings: 64,
+    },
   },
-  'llama-sharded': { architecture: 'LlamaForCausalLM', ...tiny, shards: 3 },
-  'llama-bf16': { architecture: 'LlamaForCausalLM', ...tiny, dtype: 'BF16' },
-  'mistral-sliding-window': { architecture: 'MistralForCausalLM', ...tiny, slidingWindow: 4 },
-  'qwen2-sliding-window': { architecture: 'Qwen2ForCausalLM', ...tiny, slidingWindow: 3, maxWindowLayers: 1, dtype: 'F16' },
-  'llama-head-dim': { architecture: 'LlamaForCausalLM', ...tiny, hiddenSize: 48, headDim: 16 },
+  /** Weights split over three safetensors files plus `model.safetensors.index.json`. */
+  'llama-sharded': {
+    /** Llama. */
+    architecture: 'LlamaForCausalLM',
+    ...tiny,
+    /** Three shards. */
+    shards: 3,
+  },
+  /** Weights stored as bfloat16, so that the loader must widen them to float32. */
+  'llama-bf16': {
+    /** Llama. */
+    architecture: 'LlamaForCausalLM',
+    ...tiny,
+    /** bfloat16 storage (`torch_dtype` "bfloat16"). */
+    dtype: 'BF16',
+  },
+  /** Mistral with a 4-token sliding window on every layer. */
+  'mistral-sliding-window': {
+    /** Mistral, whose `sliding_window` applies to all layers. */
+    architecture: 'MistralForCausalLM',
+    ...tiny,
+    /** 4 positions, the query's own included. */
+    slidingWindow: 4,
+  },
+  /** Qwen2 with a 3-token window on layer 1 only (layer 0 attends fully), stored as float16. */
+  'qwen2-sliding-window': {
+    /** Qwen2, where `use_sliding_window` and `max_window_layers` decide which layers have the window. */
+    architecture: 'Qwen2ForCausalLM',
+    ...tiny,
+    /** 3 positions, the query's own included. */
+    slidingWindow: 3,
+    /** Layers from index 1 on have the window. */
+    maxWindowLayers: 1,
+    /** float16 storage (`torch_dtype` "float16"). */
+    dtype: 'F16',
+  },
+  /** An explicit `head_dim` (16) that differs from hidden_size / heads (48 / 4 = 12). */
+  'llama-head-dim': {
+    /** Llama. */
+    architecture: 'LlamaForCausalLM',
+    ...tiny,
+    /** 48, so that hidden / heads (12) is not the head_dim. */
+    hiddenSize: 48,
+    /** 16: q_proj is then [64, 48] rather than square. */
+    headDim: 16,
+  },
 } as const satisfies Record<string, CheckpointSpec>;
 
+/** The name of one of the {@link CHECKPOINT_PRESETS}. */
 export type CheckpointPreset = keyof typeof CHECKPOINT_PRESETS;

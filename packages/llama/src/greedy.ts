@@ -5,7 +5,15 @@ import { describeValue, LoRAError } from '@lora/core';
  * means float rounding alone could flip the choice, which is how the demo tells a near-tie from a
  * real mismatch. `logits` is `[rows, vocabSize]` as `CausalLM.forward` returns it.
  */
-export function greedy(logits: Float32Array, vocabSize: number): { tokens: number[]; margins: number[] } {
+export function greedy(
+  logits: Float32Array,
+  vocabSize: number,
+): {
+  /** Per row, the id of the largest logit (the lowest such id on a tie). */
+  tokens: number[];
+  /** Per row, the largest logit minus the second largest (0 on a tie; Infinity when vocabSize is 1). */
+  margins: number[];
+} {
   if (!Number.isSafeInteger(vocabSize) || vocabSize < 1 || !(logits instanceof Float32Array) || logits.length % vocabSize !== 0) {
     throw new LoRAError(
       'E_SHAPE',

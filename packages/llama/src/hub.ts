@@ -2,6 +2,10 @@ import type { PeftAdapter } from '@lora/core';
 import { type LoadAdapterOptions, loadPeftAdapterFrom } from './adapter-source.js';
 import { type HubSourceOptions, hubSource } from './sources/hub.js';
 
+/**
+ * Options of {@link loadPeftAdapterFromHub}: where and how to download (the Hub source's options),
+ * the adapter's size limit, and its id.
+ */
 export interface LoadPeftAdapterFromHubOptions extends HubSourceOptions, Omit<LoadAdapterOptions, 'onProgress'> {
   /** The adapter's id in the runtime. Default: the repository id, with `@revision` unless it is `main`. */
   readonly id?: string;

@@ -1,4 +1,7 @@
-/** @lora/llama: Hugging Face Llama-family checkpoints, tokenizers and adapters on @lora/core. */
+/**
+ * @packageDocumentation
+ * @lora/llama: Hugging Face Llama-family checkpoints, tokenizers and adapters on @lora/core.
+ */
 
 export { type LoadAdapterOptions, loadPeftAdapterFrom } from './adapter-source.js';
 export { applyChatTemplate, type ChatMessage, type ChatTemplateOptions, encodeChat } from './chat.js';
@@ -24,7 +27,7 @@ export {
   type StepInfo,
 } from './engine/engine.js';
 export type { FinishReason, GenerationDelta, GenerationResult, RequestHandle } from './engine/handle.js';
-export { argmax, resolveSampling, Sampler, type SamplingParams } from './engine/sampling.js';
+export { argmax, type ResolvedSampling, resolveSampling, Sampler, type SamplingParams } from './engine/sampling.js';
 export { type AdapterSpec, adapterFiles, DEMO_ADAPTERS } from './fixture-adapters.js';
 export {
   buildCheckpoint,

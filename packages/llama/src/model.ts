@@ -11,10 +11,13 @@ import { type WeightMap, WeightTaker } from './weights.js';
 
 /** Tokens to feed one sequence in a step: a whole prompt at prefill, one token per decode step. */
 export interface Chunk {
+  /** The sequence whose KV cache the tokens extend; it may appear only once per step. */
   readonly seq: Sequence;
+  /** Token ids in `[0, vocabSize)`, at least one; the cached length plus these may not exceed `maxPositionEmbeddings`. */
   readonly tokens: Int32Array;
 }
 
+/** Options of the {@link CausalLM} constructors and {@link createCausalLM}. */
 export interface CausalLMOptions {
   /**
    * Delete each tensor from `weights` (which must then be a mutable Map) as soon as the model
@@ -33,7 +36,9 @@ export interface CausalLMOptions {
  * embedding table itself (one copy of the weight).
  */
 export class CausalLM {
+  /** The config the model was built from; it fixes every weight shape and the KV cache layout. */
   readonly config: ModelConfig;
+  /** The LoRA runtime whose adapters and batch mapping (`setBatch`) apply to every forward. */
   readonly runtime: LoRARuntime;
   readonly #embed: LoRAEmbedding;
   readonly #layers: DecoderLayer[] = [];
@@ -93,6 +98,7 @@ export class CausalLM {
     }
   }
 
+  /** True once {@link CausalLM.dispose} has run; `forward` then throws E_DISPOSED. */
   get disposed(): boolean {
     return this.#disposed;
   }

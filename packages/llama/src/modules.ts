@@ -14,8 +14,11 @@ export const kvWidth = (c: ModelConfig): number => c.numKeyValueHeads * c.headDi
 
 /** One LoRA-targetable module: PEFT name, short name (as in target_modules) and A/B sizes. */
 export interface ModuleSpec {
+  /** Full PEFT module name, e.g. `model.layers.0.self_attn.q_proj`, `model.embed_tokens` or `lm_head`. */
   readonly name: string;
+  /** The name's last component, e.g. `q_proj`: what `target_modules` lists. */
   readonly short: string;
+  /** `embedding` for `model.embed_tokens` (LoRA on a lookup table), `linear` for every projection and `lm_head`. */
   readonly kind: 'linear' | 'embedding';
   /** `in` for linear (A is `[r, in]`), the vocabulary for the embedding (A is `[r, V]`). */
   readonly inFeatures: number;
@@ -96,7 +99,9 @@ export function packedTensors(c: ModelConfig): string[][] {
 
 /** One tensor of a checkpoint: its name in the safetensors files and its shape (torch layout). */
 export interface TensorSpec {
+  /** Name in the safetensors files, e.g. `model.layers.0.mlp.down_proj.weight`. */
   readonly name: string;
+  /** torch shape: `[out, in]` for a linear weight, `[vocab, hidden]` for the embedding and lm_head, `[n]` for biases and norms. */
   readonly shape: readonly number[];
 }
 

@@ -189,7 +189,15 @@ export function mergeAdapter(
   config: ModelConfig,
   weights: WeightMap,
   adapter: LoRAAdapter,
-): { config: ModelConfig; weights: Map<string, Float32Array> } {
+): {
+  /** `config` itself, or a frozen copy with `tieWordEmbeddings` false when the model had to be untied. */
+  config: ModelConfig;
+  /**
+   * A new map by tensor name: the targeted weights as merged copies, the others the caller's arrays
+   * (not copied), plus `lm_head.weight` when untied.
+   */
+  weights: Map<string, Float32Array>;
+} {
   const merged = new Map(weights);
   let out = config;
   const untie = config.tieWordEmbeddings && (adapter.modules.has('lm_head') || adapter.modules.has('model.embed_tokens'));

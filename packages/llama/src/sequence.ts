@@ -3,7 +3,9 @@ import { dispose, type Tensor3D } from '@tensorflow/tfjs-core';
 
 /** One layer's cache, head-major `[num_key_value_heads, length, head_dim]`: attention reads it as is. */
 export interface LayerCache {
+  /** Keys after the rotary embedding, `[num_key_value_heads, length, head_dim]`. */
   k: Tensor3D;
+  /** Values, `[num_key_value_heads, length, head_dim]`. */
   v: Tensor3D;
 }
 
@@ -23,6 +25,7 @@ export class Sequence {
   readonly kv: LayerCache[] = [];
   #disposed = false;
 
+  /** True once disposed, by {@link Sequence.dispose} or because a forward failed part way; `forward` then throws E_DISPOSED. */
   get disposed(): boolean {
     return this.#disposed;
   }

@@ -28,11 +28,15 @@ export interface RandomAccessFile {
   readonly size: number;
   /** Fills `into` with the bytes from `position` on; rejects when the file ends first. */
   read(into: Uint8Array, position: number): Promise<void>;
+  /** Releases the file handle; the loader calls it once it has read what it needs, also after a failure. */
   close(): Promise<void>;
 }
 
+/** Options of {@link FileSource.read} and {@link FileSource.open}. */
 export interface ReadOptions {
+  /** The largest file, in bytes, the caller accepts; a larger one is refused with E_FORMAT before it is read whole. */
   readonly maxBytes: number;
+  /** Called with the bytes received so far, as they arrive. */
   readonly onProgress?: (event: LoadProgress) => void;
 }
 
@@ -40,6 +44,7 @@ export interface ReadOptions {
 export interface LoadProgress {
   /** What is being loaded, e.g. `model.safetensors` or `hub:user/adapter adapter_model.safetensors`. */
   readonly file: string;
+  /** Bytes of `file` read (or converted) so far; equals `total` in a file's last report. */
   readonly loaded: number;
   /** Bytes in all, where known. */
   readonly total?: number;

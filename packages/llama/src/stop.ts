@@ -1,10 +1,12 @@
 import { describeValue, LoRAError } from '@lora/core';
 
+/** Options of the {@link StopStringMatcher} constructor. */
 export interface StopStringOptions {
   /** Keep the stop string at the end of the text (vLLM `include_stop_str_in_output`). Default false. */
   readonly includeStopString?: boolean;
 }
 
+/** What {@link StopStringMatcher.push} returns for one delta. */
 export interface StopResult {
   /** Text that is final: it cannot be part of a stop string any more. */
   readonly text: string;
@@ -39,6 +41,11 @@ export class StopStringMatcher {
     return this.#stop;
   }
 
+  /**
+   * Adds the next text delta. Returns the text that is now safe to show and, once a stop string
+   * has completed, that stop string; the text then ends before it (or after it, with
+   * `includeStopString`) and every later push returns no text.
+   */
   push(delta: string): StopResult {
     if (typeof delta !== 'string') throw new LoRAError('E_CONFIG', `StopStringMatcher.push expects a string, got ${describeValue(delta)}`);
     if (this.#stop !== undefined) return { text: '', stop: this.#stop };

@@ -4,11 +4,13 @@ import { parseJsonObject, readJsonObject, readText } from './read-json.js';
 import type { FileSource, LoadProgress } from './source.js';
 import { type GenerationSettings, parseGenerationConfig, parseTokenizerConfig, type TokenizerSettings } from './tokenizer-config.js';
 
+/** Options of {@link Tokenizer.encode}. */
 export interface EncodeOptions {
   /** Add the special tokens the tokenizer adds around a text (BOS for Llama), as transformers does by default. Default true. */
   readonly addSpecialTokens?: boolean;
 }
 
+/** Options of {@link Tokenizer.decode}, after transformers' `decode` arguments. */
 export interface DecodeOptions {
   /** Leave out special tokens (`<|im_end|>`, BOS, EOS, additional special tokens). Default false. */
   readonly skipSpecialTokens?: boolean;
@@ -22,26 +24,39 @@ export interface Tokenizer {
   readonly description: string;
   /** Size of the id space: the largest token id (added tokens included) + 1, like `len(tokenizer)`. */
   readonly vocabSize: number;
+  /** Id of tokenizer_config.json's `bos_token`, else generation_config.json's `bos_token_id`; undefined when neither is set. */
   readonly bosTokenId: number | undefined;
   /** EOS ids: tokenizer_config.json's eos_token and every id of generation_config.json's eos_token_id. */
   readonly eosTokenIds: ReadonlySet<number>;
+  /** Id of tokenizer_config.json's `pad_token`; undefined when it is unset or not in the vocabulary. */
   readonly padTokenId: number | undefined;
   /** `bos_token`, `eos_token`, `unk_token`, `pad_token`... as strings, where set: what chat templates see. */
   readonly specialTokens: Readonly<Record<string, string>>;
+  /** tokenizer_config.json's `additional_special_tokens` as strings (chat templates see them as `additional_special_tokens`). */
   readonly additionalSpecialTokens: readonly string[];
   /** Chat templates by name (`default` for a single one); empty when the model has none. */
   readonly chatTemplates: ReadonlyMap<string, string>;
   /** The file the chat templates came from (`tokenizer_config.json` or `chat_template.jinja`). */
   readonly chatTemplateFile: string;
+  /**
+   * The token ids of a text, as transformers' `encode`: special tokens added unless
+   * `addSpecialTokens` is false (for Llama-class tokenizers from `add_bos_token` / `add_eos_token`,
+   * otherwise by tokenizer.json's post-processor). Throws E_FORMAT for a piece that maps to no id.
+   */
   encode(text: string, options?: EncodeOptions): number[];
+  /** The text of token ids; ids that have no token (a model's padded vocabulary) decode to nothing. */
   decode(ids: ArrayLike<number>, options?: DecodeOptions): string;
+  /** The id of a token string (added tokens included), or undefined when the vocabulary has no such token. */
   tokenToId(token: string): number | undefined;
+  /** The token string of an id (e.g. `▁the`, `Ġthe`: the vocabulary's form, not decoded text), or undefined. */
   idToToken(id: number): string | undefined;
 }
 
+/** Options of {@link loadTokenizer}. */
 export interface LoadTokenizerOptions {
   /** Largest tokenizer.json to read (default 64 MiB; Gemma's is 33 MB). */
   readonly maxBytes?: number;
+  /** Called as the bytes of each tokenizer file arrive. */
   readonly onProgress?: (event: LoadProgress) => void;
 }
 

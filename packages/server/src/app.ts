@@ -11,6 +11,7 @@ import { completions } from './routes/completions.js';
 import type { RequestLabel } from './routes/generation.js';
 import { type LoraPathResolver, loadLoraAdapter, unloadLoraAdapter } from './routes/lora.js';
 
+/** What {@link createApp} serves and how: the engine, the served names, auth, limits and runtime adapter loading. */
 export interface AppOptions {
   /** The one engine every request runs in (continuous batching across all HTTP requests). */
   readonly engine: Engine;
@@ -26,6 +27,11 @@ export interface AppOptions {
   readonly allowRuntimeLora?: boolean;
   /** How a `lora_path` becomes an adapter; without one, loading from paths is refused (403). */
   readonly resolveLoraPath?: LoraPathResolver;
+  /**
+   * Where the server reports requests, tokens and engine steps, and what renders GET /metrics
+   * (`promMetrics` from `@lora/server/node` for Prometheus); without it nothing is counted and
+   * /metrics is 404.
+   */
   readonly metrics?: ServerMetrics;
   /** Retry-After seconds on 429 (default 1). */
   readonly retryAfterSeconds?: number;
@@ -35,12 +41,20 @@ export interface AppOptions {
 
 /** The server as a fetch handler (Node through `@hono/node-server`, or any runtime with Request/Response). */
 export interface LoraApp {
+  /** The Hono app behind {@link LoraApp.fetch}, every route registered: for mounting the server inside a larger Hono app. */
   readonly hono: Hono;
+  /**
+   * Answers one web-standard Request — the handler to give `@hono/node-server`, a Service Worker
+   * or any fetch runtime. An arrow function, so it can be passed on without its object.
+   */
   readonly fetch: (request: Request) => Response | Promise<Response>;
+  /** The engine from {@link AppOptions.engine}; `listen`'s shutdown closes it to abort what is left after the grace period. */
   readonly engine: Engine;
+  /** The served-model registry the routes use ({@link AppOptions.models} or the one made for the base model): add and remove adapters here while serving. */
   readonly models: ServedModels;
   /** HTTP requests being answered (streams until their last byte). */
   readonly inFlight: number;
+  /** True once {@link LoraApp.startDraining} was called: from then on /v1/* and /health answer 503 (/metrics still answers). */
   readonly draining: boolean;
   /** Refuses new requests with 503 (and /health with 503); requests in flight go on. */
   startDraining(): void;

@@ -1,4 +1,5 @@
 /**
+ * @packageDocumentation
  * @lora/server: an OpenAI-compatible multi-LoRA server (vLLM's LoRA API) for @lora/llama's
  * Engine — web-standard handlers (Hono); `@lora/server/node` serves them over HTTP on Node.
  */

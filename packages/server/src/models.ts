@@ -18,13 +18,21 @@ export const memoryAdapter = (adapter: LoRAAdapter, root?: string): AdapterSourc
 
 /** vLLM's `ModelCard` (`entrypoints/openai/protocol.py`): adapters have `parent` = the base model. */
 export interface ModelCard {
+  /** The served name: what a request puts in `model` to run on this model or adapter. */
   readonly id: string;
+  /** OpenAI's object type, always "model". */
   readonly object: 'model';
+  /** When the server began serving it, in Unix seconds: the registry's creation for the base model, `add` for an adapter. */
   readonly created: number;
+  /** Always "lora-kernels" (vLLM says "vllm"). */
   readonly owned_by: string;
+  /** Where the weights come from: the base model's checkpoint directory or Hub id (its name if none was given), an adapter's {@link AdapterSource.root} or null. */
   readonly root: string | null;
+  /** The base model's served name for an adapter; null for the base model. */
   readonly parent: string | null;
+  /** The base model's context length in tokens (the engine's `maxModelLen`, `max_position_embeddings`); null for adapters. */
   readonly max_model_len: number | null;
+  /** Always empty: there are no per-model permissions; kept because vLLM's card has the field. */
   readonly permission: readonly unknown[];
 }
 
@@ -34,6 +42,10 @@ export interface Lease {
   readonly name: string;
   /** The runtime adapter id to pass to the engine (null: the base model). */
   readonly adapter: string | null;
+  /**
+   * Ends the hold, once the request's result is in: an adapter no lease holds may be evicted from
+   * the host cache, or leave the runtime if its name was unloaded. Later calls do nothing.
+   */
   release(): void;
 }
 
@@ -71,6 +83,7 @@ const now = () => Math.floor(Date.now() / 1000);
  * of them ends.
  */
 export class ServedModels {
+  /** The base model's served name: requests naming it run without an adapter, and no adapter may take it. */
   readonly baseModel: string;
   readonly #engine: Engine;
   readonly #baseRoot: string | null;
@@ -94,6 +107,7 @@ export class ServedModels {
     return [...this.#served.keys()];
   }
 
+  /** Whether `name` is served now: the base model, or an adapter added and not removed (not one still being added). */
   has(name: string): boolean {
     return name === this.baseModel || this.#served.has(name);
   }
@@ -103,6 +117,7 @@ export class ServedModels {
     return this.#byRuntimeId.get(runtimeId)?.name;
   }
 
+  /** The cards of GET /v1/models: the base model first, then the adapters in the order they were added. */
   list(): ModelCard[] {
     const card = (id: string, created: number, root: string | null, parent: string | null, maxLen: number | null): ModelCard => ({
       id,

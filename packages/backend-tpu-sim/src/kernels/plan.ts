@@ -12,6 +12,7 @@ const LANE_TILE = 256;
 /** Zero-padding granularity of feature dimensions with tuned blocks. */
 const FEATURE_TILE = 256;
 
+/** How vLLM PR 15655 packs adapters side by side in 256-wide MXU tiles (the `laning` flag): what {@link laneLayout} returns. */
 export interface Lanes {
   /** Rank after vLLM PR 15655's padding rule. */
   readonly rank: number;

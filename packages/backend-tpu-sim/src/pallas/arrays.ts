@@ -10,9 +10,13 @@ export const DTYPE_BYTES: Readonly<Record<DType, number>> = { bf16: 2, f32: 4, i
  * zero), while the cost model still charges the padded shapes, as the MXU computes them.
  */
 export interface HbmArray {
+  /** Row-major elements of the full padded shape, held as float32; empty for a shape-only (cost-only) array. */
   readonly data: Float32Array;
+  /** Full padded shape in elements: what blocks tile and what the cost model charges. */
   readonly shape: readonly number[];
+  /** Real size of each dimension (≤ `shape`); elements at or beyond it are zero padding. */
   readonly extent: readonly number[];
+  /** Element type in HBM: 2 bytes per element for bf16, 4 for f32 and i32. */
   readonly dtype: DType;
 }
 

@@ -13,8 +13,18 @@ import { DTYPE_BYTES, type DType, type HbmArray } from './arrays.js';
  * accumulates); 'parallel' does not split the grid: v5e and v6e have one TensorCore per chip.
  */
 
-type Dimension = 'parallel' | 'arbitrary';
+/**
+ * Semantics of one grid axis, as in the JAX Pallas TPU `dimension_semantics` compiler parameter:
+ * 'parallel' axes have independent steps; 'arbitrary' marks a reduction axis, which must come after
+ * every parallel one. The interpreter validates the order but runs every axis sequentially.
+ */
+export type Dimension = 'parallel' | 'arbitrary';
 
+/**
+ * How one operand is cut into blocks, like JAX Pallas `BlockSpec`: a block shape plus an index map
+ * from the grid position to the block a step sees. The block must tile the operand's padded shape
+ * exactly (checked when the program is compiled).
+ */
 export interface BlockSpec {
   /** Block shape, one entry per array dimension. */
   readonly block: readonly number[];
@@ -22,24 +32,41 @@ export interface BlockSpec {
   readonly index: (grid: readonly number[], prefetch: readonly Int32Array[]) => readonly number[];
 }
 
-interface OperandSpec {
+/** One HBM operand of a kernel as compiled; its shape, dtype and block are part of the compile signature. */
+export interface OperandSpec {
+  /** Full padded shape in elements; every dimension must be a multiple of the block's. Call arrays must match it. */
   readonly shape: readonly number[];
+  /** Element type: sets the bytes charged per block DMA and must match the call's array. */
   readonly dtype: DType;
+  /** The blocks each grid step sees. */
   readonly spec: BlockSpec;
 }
 
 /** The view of one array a step sees: element offset of the block in each dimension. */
 export interface Block {
+  /** The whole HBM array; a kernel body reads or writes its `data` at `origin` (row-major, padded shape). */
   array: HbmArray;
+  /** Element offset of the block in each dimension (block index × block shape), moved by the interpreter before every step. */
   readonly origin: number[];
+  /** Block shape in elements: the operand's `BlockSpec.block`. */
   readonly shape: readonly number[];
 }
 
+/**
+ * What a kernel body sees at one grid step, mirroring the Pallas TPU kernel API (`pl.program_id`,
+ * `pl.num_programs`, scalar-prefetch refs, block refs, VMEM scratch, `pl.when`) plus the hook that
+ * charges MXU work to the cost model.
+ */
 export interface StepContext {
+  /** `pl.program_id(axis)`: this step's index along grid axis `axis`. */
   programId(axis: number): number;
+  /** `pl.num_programs(axis)`: the grid's size along `axis`. */
   numPrograms(axis: number): number;
+  /** The call's scalar-prefetched int32 arrays (e.g. the slot of every padded token), as the index maps also see them. */
   readonly prefetch: readonly Int32Array[];
+  /** One view per input operand, placed at this step's block (unchanged on a skipped step). */
   readonly inputs: readonly Block[];
+  /** One view per output operand, placed at this step's block; the body writes its results there. */
   readonly outputs: readonly Block[];
   /** VMEM scratch buffers, persistent across steps of one call. */
   readonly scratch: readonly Float32Array[];
@@ -49,16 +76,30 @@ export interface StepContext {
   chargeMatmul(m: number, k: number, n: number): void;
 }
 
+/**
+ * A Pallas kernel as the interpreter compiles it: grid, dimension semantics, operands with their
+ * block specs, VMEM scratch, statics and the body run at every grid step. Everything except the
+ * functions (`body`, `skipStep`, index maps) forms the compile signature, so whatever the functions
+ * depend on must be in the shapes or `statics`.
+ */
 export interface KernelDef {
+  /** Kernel name ('bgmv', 'shrink', 'expand', 'einsum-shrink', 'einsum-expand'): the signature's first field and the op name in cost records. */
   readonly name: string;
+  /** Programs along each grid axis (positive integers); steps run row-major, last axis fastest. */
   readonly grid: readonly number[];
+  /** Semantics of each grid axis, one per `grid` entry; reduction ('arbitrary') axes must be innermost. */
   readonly dimensions: readonly Dimension[];
+  /** Scalar-prefetch int32 arrays every call passes (copied to SMEM once: 4 bytes per element charged). */
   readonly numPrefetch: number;
+  /** Input operands, in the order `Program.run` receives their arrays. */
   readonly inputs: readonly OperandSpec[];
+  /** Output operands; a block is written back to HBM when its index changes and when the grid ends. */
   readonly outputs: readonly OperandSpec[];
+  /** Shapes of the f32 VMEM scratch buffers (e.g. the accumulator), zero-filled per call and kept across its steps. */
   readonly scratch: readonly (readonly number[])[];
   /** Static arguments baked into the program (flags, modes): part of the compile signature. */
   readonly statics: Readonly<Record<string, string | number | boolean>>;
+  /** The kernel body, run once per grid step; it must report its MXU work through `ctx.chargeMatmul`. */
   readonly body: (ctx: StepContext) => void;
   /**
    * Block skipping as a Pallas TPU kernel does it: for a step whose body issues no MXU work, every
@@ -70,11 +111,17 @@ export interface KernelDef {
   readonly skipStep?: (grid: readonly number[], prefetch: readonly Int32Array[]) => boolean;
 }
 
+/** What one run of a compiled program cost, counted by the interpreter while it ran; the input of the per-op roofline. */
 export interface KernelRun {
+  /** The kernel's `KernelDef.name`. */
   readonly name: string;
+  /** HBM bytes moved: scalar prefetch, each input block DMA'd when its index changed, each output block written back. */
   readonly hbmBytes: number;
+  /** MXU FLOPs issued: 2·m·k·n per charged matmul, m rounded up to 8 sublanes and k, n to the MXU tile. */
   readonly mxuFlops: number;
+  /** Matmuls charged over all steps. */
   readonly matmuls: number;
+  /** Grid steps run: the product of the grid. */
   readonly gridSteps: number;
   /** Steps whose body issued no matmul (block skipping). */
   readonly stepsSkipped: number;
@@ -82,8 +129,17 @@ export interface KernelRun {
   readonly vmemBytes: number;
 }
 
+/** A compiled program: one per compile signature in a {@link ProgramCache}, runnable on arrays of the compiled shapes. */
 export interface Program {
+  /** The compile signature: name, grid, dimension semantics, prefetch count, operands (dtype, shape, block), scratch and statics. */
   readonly signature: string;
+  /**
+   * Runs the kernel over its whole grid and returns what it cost. Arrays must match the compiled
+   * shapes and dtypes (else `LoRAError('E_SHAPE')`); outputs are written in place.
+   * @param prefetch - the scalar-prefetch arrays, `numPrefetch` of them
+   * @param inputs - one array per input operand
+   * @param outputs - one array per output operand
+   */
   run(prefetch: readonly Int32Array[], inputs: readonly HbmArray[], outputs: readonly HbmArray[]): KernelRun;
 }
 
@@ -109,6 +165,7 @@ function signatureOf(def: KernelDef): string {
 export class ProgramCache {
   readonly #programs = new Map<string, Program>();
   readonly #mxu: number;
+  /** Programs compiled so far (distinct signatures): what `TpuSimStats.programsCompiled` reports. */
   compiled = 0;
 
   constructor(mxu: number) {

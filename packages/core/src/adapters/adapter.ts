@@ -6,10 +6,13 @@ export interface AdapterModuleWeights {
   readonly name: string;
   /** `linear`: A `[r, in]`, B `[out, r]`. `embedding`: A `[r, V]`, B `[D, r]` (PEFT's layouts). */
   readonly kind: 'linear' | 'embedding';
+  /** r: rows of A and columns of B; at most the runtime's `maxLoraRank` to be registered (E_RANK). */
   readonly rank: number;
   /** `lora_alpha / r`, or `lora_alpha / √r` with rsLoRA, after rank_pattern / alpha_pattern. */
   readonly scale: number;
+  /** lora_A, row-major `[rank, inFeatures]`; every value finite. */
   readonly a: Float32Array;
+  /** lora_B, row-major `[outFeatures, rank]`, unscaled (`scale` is applied when a slot is written); every value finite. */
   readonly b: Float32Array;
   /** `in` for linear, `V` for embedding. */
   readonly inFeatures: number;
@@ -17,10 +20,16 @@ export interface AdapterModuleWeights {
   readonly outFeatures: number;
 }
 
+/**
+ * An adapter as {@link AdapterManager.register} takes it: an id and one entry of weights per module
+ * it adapts. {@link createAdapter} and {@link loadPeftAdapter} build it checked and frozen.
+ */
 export interface LoRAAdapter {
+  /** The name requests ask for (`setBatch`): 1 to 256 characters, unique in a runtime. */
   readonly id: string;
   /** Largest module rank. */
   readonly rank: number;
+  /** Weights by module name (the entry's `name`); modules it does not list get zeros in their slots. */
   readonly modules: ReadonlyMap<string, AdapterModuleWeights>;
 }
 

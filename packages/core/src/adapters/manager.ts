@@ -56,18 +56,22 @@ export class AdapterManager {
     return new Set(this.#batch);
   }
 
+  /** The layers built on this runtime and not yet disposed, in construction order (a copy). */
   get layers(): readonly LoRALayer[] {
     return [...this.#layers];
   }
 
+  /** The device slot holding adapter `id`, or -1 when it is not active (or not registered). */
   slotOf(id: string): number {
     return this.#slots.indexOf(id);
   }
 
+  /** Whether `id` is registered and pinned; false for ids that are not registered. */
   isPinned(id: string): boolean {
     return this.#registered.get(id)?.pinned ?? false;
   }
 
+  /** The registered adapter with this id, as `register` checked it, or undefined; does not count as a use for the LRU order. */
   get(id: string): LoRAAdapter | undefined {
     return this.#registered.get(id)?.adapter;
   }
@@ -110,6 +114,7 @@ export class AdapterManager {
     for (const [slice, m] of layer.modules.entries()) this.#modules.set(m, { layer, slice });
   }
 
+  /** Called by a layer's `dispose()`: forgets the layer and its modules and returns its bytes to `maxSlotMemory`; unknown layers are ignored. */
   removeLayer(layer: LoRALayer): void {
     const i = this.#layers.indexOf(layer);
     if (i < 0) return;
@@ -180,6 +185,11 @@ export class AdapterManager {
     return slot;
   }
 
+  /**
+   * Lets a pinned adapter be evicted again (from its slot and from the host cache); it stays
+   * registered and active until then.
+   * @throws {@link LoRAError} `E_NOT_FOUND` when `id` is not registered, `E_DISPOSED` after `dispose()`.
+   */
   unpin(id: string): void {
     this.#live('unpin');
     this.#get(id).pinned = false;
@@ -248,6 +258,7 @@ export class AdapterManager {
     return this.#punica.meta;
   }
 
+  /** Disposes every layer (their slot stacks) and forgets every adapter; later calls throw E_DISPOSED. Idempotent; the runtime's `dispose()` calls it. */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;

@@ -5,19 +5,29 @@ import { compileLayersPattern, fullMatcher, layerIndex, type NameMatcher, suffix
 
 /** The adapter_config.json fields that change the math, normalised. */
 export interface PeftAdapterConfig {
+  /** `r`: the rank of modules no `rankPattern` key matches (8 when absent, as PEFT's default). */
   readonly r: number;
+  /** `lora_alpha`: the alpha of modules no `alphaPattern` key matches (8 when absent, as PEFT's default). */
   readonly loraAlpha: number;
   /** A list of module-name suffixes, a regex string matched against whole module names, or null. */
   readonly targetModules: readonly string[] | string | null;
   /** Modules never adapted, in target_modules' forms. */
   readonly excludeModules: readonly string[] | string | null;
+  /** `use_rslora`: scale by `alpha / √r` (rank-stabilised LoRA) instead of `alpha / r`. */
   readonly useRslora: boolean;
+  /** `rank_pattern`: key → rank for the modules a key matches as a dotted suffix (a key may be a regex); the first matching key wins. */
   readonly rankPattern: Readonly<Record<string, number>>;
+  /** `alpha_pattern`: key → alpha, matched as `rankPattern`. */
   readonly alphaPattern: Readonly<Record<string, number>>;
   /** GPT-2 style Conv1D base weights `[in, out]`; the LoRA A/B layouts are the same either way. */
   readonly fanInFanOut: boolean;
   /** Layer indices the adapter applies to (PEFT `layers_to_transform`), or null for all. */
   readonly layersToTransform: readonly number[] | null;
+  /**
+   * `layers_pattern`: the name(s) of the module list whose index `layersToTransform` reads (`layers`
+   * in `model.layers.3.mlp`), or null for any name: then the index is the first numeric
+   * segment that follows at least two others.
+   */
   readonly layersPattern: readonly string[] | null;
 }
 
@@ -177,7 +187,15 @@ function patternValue(pairs: readonly [NameMatcher, number][], module: string): 
 }
 
 /** The scaling folded into B for one module: `alpha / r`, or `alpha / √r` with rsLoRA. */
-export function moduleScale(config: PeftAdapterConfig, module: string): { rank: number; scale: number } {
+export function moduleScale(
+  config: PeftAdapterConfig,
+  module: string,
+): {
+  /** The module's rank: its `rankPattern` value, else `r`. */
+  rank: number;
+  /** `alpha / rank`, or `alpha / √rank` with `useRslora`; alpha is the module's `alphaPattern` value, else `loraAlpha`. */
+  scale: number;
+} {
   const m = matchersOf(config);
   const rank = patternValue(m.rank, module) ?? config.r;
   const alpha = patternValue(m.alpha, module) ?? config.loraAlpha;

@@ -2,6 +2,7 @@ import { type SerializableDType, serializeSafetensors } from '../formats/safeten
 import { nodeFs } from '../node.js';
 import type { AdapterModuleWeights } from './adapter.js';
 
+/** An adapter's two PEFT files in memory, as {@link serializePeftAdapter} makes them and {@link writePeftAdapterDir} writes them. */
 export interface PeftFiles {
   /** adapter_config.json text. */
   config: string;
@@ -9,7 +10,8 @@ export interface PeftFiles {
   safetensors: Uint8Array;
 }
 
-type ModuleToWrite = Pick<AdapterModuleWeights, 'name' | 'kind' | 'rank' | 'a' | 'b' | 'inFeatures' | 'outFeatures'>;
+/** One module for {@link serializePeftAdapter}: its weights without a scale (B is written as given; scaling comes from the config). */
+export type ModuleToWrite = Pick<AdapterModuleWeights, 'name' | 'kind' | 'rank' | 'a' | 'b' | 'inFeatures' | 'outFeatures'>;
 
 /**
  * Writes an adapter the way PEFT's `save_pretrained` does: keys

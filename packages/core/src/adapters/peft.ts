@@ -11,8 +11,11 @@ import { isTargeted, moduleScale, type PeftAdapterConfig, parsePeftConfig } from
  * packed layers by module name (the layer lists one module per slice).
  */
 
+/** A {@link LoRAAdapter} loaded from PEFT files, with the config and file metadata it was loaded with. */
 export interface PeftAdapter extends LoRAAdapter {
+  /** adapter_config.json as parsed: the fields that decided each module's rank, scale and targeting. */
   readonly config: PeftAdapterConfig;
+  /** The safetensors header's `__metadata__` (a frozen copy; `{}` when the file has none). */
   readonly metadata: Readonly<Record<string, string>>;
 }
 
@@ -87,6 +90,7 @@ function moduleWeights(module: string, pair: Pair, config: PeftAdapterConfig, fi
   return { name: module, kind, rank, scale, a: A.data, b: B.data, inFeatures, outFeatures };
 }
 
+/** The two files of a PEFT adapter, already in memory (fetched in a browser, read from anywhere), for {@link loadPeftAdapter}. */
 export interface PeftAdapterInput {
   /** The adapter's name in the runtime (what requests ask for). */
   id: string;
@@ -151,6 +155,7 @@ export function loadPeftAdapter(input: PeftAdapterInput): PeftAdapter {
   });
 }
 
+/** Options of {@link loadPeftAdapterFromDir}; a plain string given there is the id. */
 export interface PeftDirOptions {
   /** The adapter's id (default: the directory's name). */
   id?: string;

@@ -6,6 +6,7 @@
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
+/** An IEEE half (F16) bit pattern, `0` to `0xffff`, as a number: exact, subnormals, ±Infinity and NaN included. */
 export function halfToFloat(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >> 10) & 0x1f;
@@ -15,6 +16,11 @@ export function halfToFloat(h: number): number {
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
+/**
+ * The IEEE half (F16) bit pattern nearest to `value` (rounded to float32 first, then to nearest
+ * even): magnitudes past the half range become ±Infinity, those of at most half the smallest
+ * subnormal (2^-25) ±0, and NaN a quiet NaN.
+ */
 export function floatToHalf(value: number): number {
   f32[0] = value;
   const x = u32[0] as number;
@@ -41,6 +47,7 @@ export function floatToHalf(value: number): number {
   return sign | r;
 }
 
+/** A bfloat16 bit pattern (the top 16 bits of a float32), `0` to `0xffff`, as a number: exact. */
 export function bf16ToFloat(h: number): number {
   u32[0] = h << 16;
   return f32[0] as number;

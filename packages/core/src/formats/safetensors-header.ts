@@ -8,11 +8,17 @@
  * nesting limit; anything it refuses is a message naming the position and what was expected.
  */
 
+/** One tensor as the header describes it; the reader checks the syntax, {@link parseSafetensorsLayout} the values. */
 export interface HeaderEntry {
+  /** Its key in the header: any JSON string but `__metadata__`. */
   readonly name: string;
+  /** The dtype as written; after {@link parseSafetensorsLayout} one of the format's, which {@link decodableDType} may still refuse. */
   readonly dtype: string;
+  /** Dimensions, each a non-negative safe integer (`[]` for a scalar). */
   readonly shape: readonly number[];
+  /** `data_offsets[0]`: offset of its first byte in the data area (counted from `dataStart`). */
   readonly begin: number;
+  /** `data_offsets[1]`: offset just past its last byte; `end − begin` is its element count times the dtype's size. */
   readonly end: number;
 }
 

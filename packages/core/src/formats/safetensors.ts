@@ -11,18 +11,25 @@ import { type HeaderEntry, HeaderSyntaxError, type ParsedHeader, readHeader } fr
 
 export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'F64';
 
+/** One tensor of a parsed file, its values decoded to float32. */
 export interface SafetensorsTensor {
+  /** Its dtype in the file, before decoding. */
   dtype: SafetensorsDType;
+  /** Its shape as the header gives it (a copy; `[]` for a scalar). */
   shape: number[];
   /** Decoded to float32. A view into the input where dtype is F32 and the data is aligned. */
   data: Float32Array;
 }
 
+/** A safetensors file as {@link parseSafetensors} returns it. */
 export interface ParsedSafetensors {
+  /** Every tensor by its name in the header, in header order (a name such as `__proto__` is an own property too). */
   tensors: Record<string, SafetensorsTensor>;
+  /** The header's `__metadata__` strings, `{}` when it has none. */
   metadata: Record<string, string>;
 }
 
+/** Options of {@link parseSafetensors}. */
 export interface ParseSafetensorsOptions {
   /**
    * Where a tensor's float32 values go: an array of exactly `length` elements that the caller
@@ -175,6 +182,7 @@ const short = (name: string): string => (name.length > 80 ? `${name.slice(0, 77)
 export interface SafetensorsLayout {
   /** File offset of the data area (8 + the header length): entries' `begin`/`end` count from here. */
   readonly dataStart: number;
+  /** The header's `__metadata__` strings, `{}` when it has none (or it is null). */
   readonly metadata: Record<string, string>;
   /** In header order. */
   readonly entries: readonly SafetensorsEntry[];
@@ -253,6 +261,7 @@ export function parseSafetensors(bytes: Uint8Array | ArrayBuffer, options: Parse
   return { tensors, metadata };
 }
 
+/** The dtypes {@link serializeSafetensors} writes: float32 as it is, IEEE half and bfloat16 rounded to nearest even. */
 export type SerializableDType = 'F32' | 'F16' | 'BF16';
 
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;

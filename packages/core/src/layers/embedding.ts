@@ -12,9 +12,15 @@ import { stackBytes, WeightStack, writeB } from './stack.js';
  * of a token is one contiguous row.
  */
 export class LoRAEmbedding implements LoRALayer {
+  /** Always `embedding`: the layer takes lora_embedding_A / lora_embedding_B weights. */
   readonly kind = 'embedding' as const;
   readonly modules: readonly string[];
-  readonly sliceShapes: readonly { inFeatures: number; outFeatures: number }[];
+  readonly sliceShapes: readonly {
+    /** V: the vocabulary size (rows of the base table). */
+    inFeatures: number;
+    /** D: the embedding width (columns of the base table). */
+    outFeatures: number;
+  }[];
   /** Base table `[V, D]`. Not owned: the caller disposes it. */
   readonly weight: Tensor2D;
   readonly slotBytes: number;
@@ -48,10 +54,12 @@ export class LoRAEmbedding implements LoRALayer {
     }
   }
 
+  /** Stacked A `[L, V, R]` (PEFT's `[r, V]` transposed, rank zero-padded), uploaded on the first read after a slot write. */
   get loraA(): Tensor3D {
     return this.#a.tensor;
   }
 
+  /** Stacked B `[L, D, R]`, scale folded in, rank zero-padded, uploaded on the first read after a slot write. */
   get loraB(): Tensor3D {
     return this.#b.tensor;
   }
@@ -116,6 +124,10 @@ export class LoRAEmbedding implements LoRALayer {
     writeB(this.#b.slot(slot), b, dim, rank, R, scale);
   }
 
+  /**
+   * Zeros a slot's A and B (the manager calls it when the adapter there is deactivated or removed).
+   * @throws {@link LoRAError} `E_INDEX` when `slot` is not an integer in `[0, maxLoras)`.
+   */
   resetLoRA(slot: number): void {
     checkSlot(slot, this.#runtime.config.maxLoras);
     this.#a.slot(slot);
@@ -135,6 +147,7 @@ export class LoRAEmbedding implements LoRALayer {
     return tidy(() => this.#runtime.punica.addLoRAEmbedding(gather(this.weight, tokenIds) as Tensor2D, tokenIds, this.loraA, this.loraB));
   }
 
+  /** Removes the layer from the adapter manager and frees its slot stacks; `weight` stays the caller's. */
   dispose(): void {
     this.#runtime.adapters.removeLayer(this);
     this.#a.dispose();

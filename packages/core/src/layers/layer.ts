@@ -7,9 +7,18 @@ import { checkTensor } from '../validate.js';
 export interface LoRALayer {
   /** PEFT module name per slice, e.g. [`model.layers.0.self_attn.q_proj`, `…k_proj`, `…v_proj`]. */
   readonly modules: readonly string[];
+  /**
+   * Which adapter weights fit it: `linear` (lora_A / lora_B) or `embedding` (lora_embedding_A /
+   * lora_embedding_B); an adapter module of the other kind is refused with E_SHAPE.
+   */
   readonly kind: 'linear' | 'embedding';
   /** What an adapter module for slice i must look like: A `[r, inFeatures]`, B `[outFeatures, r]`. */
-  readonly sliceShapes: readonly { readonly inFeatures: number; readonly outFeatures: number }[];
+  readonly sliceShapes: readonly {
+    /** H, the input width, for a linear layer; V, the vocabulary size, for an embedding. */
+    readonly inFeatures: number;
+    /** The slice's output width O_s for a linear layer; D, the embedding width, for an embedding. */
+    readonly outFeatures: number;
+  }[];
   /** Writes one adapter's modules (null = not targeted: zeros) into a slot, scale folded into B. */
   setSlot(slot: number, modules: readonly (AdapterModuleWeights | null)[]): void;
   /**
@@ -19,10 +28,19 @@ export interface LoRALayer {
   validateSlot?(modules: readonly (AdapterModuleWeights | null)[]): void;
   /** Bytes of this layer's slot stacks (host mirror and device copy), counted against `maxSlotMemory`. */
   readonly slotBytes?: number;
+  /**
+   * Zeros a slot's A and B in every slice, so tokens mapped to it get no LoRA term from this layer.
+   * @throws {@link LoRAError} `E_INDEX` when `slot` is not an integer in `[0, maxLoras)`.
+   */
   resetLoRA(slot: number): void;
+  /** Removes the layer from its runtime's adapter manager and frees its slot stacks; base weights stay the caller's. */
   dispose(): void;
 }
 
+/**
+ * A matrix given to `setLoRA`: a row-major Float32Array (its row count inferred from its length
+ * where the layer does not fix it) or a float32 `Tensor2D`, read back to the host once.
+ */
 export type MatrixInput = Float32Array | Tensor2D;
 
 /** Host values of a user-supplied matrix with its shape checked: `[rows, cols]`, rows = the rank. */

@@ -15,6 +15,7 @@ interface SliceWeights {
   name: string;
 }
 
+/** The base weights of a linear layer: what every linear layer's options hold besides its module name(s). */
 export interface LinearLayerOptions {
   /** Base weight, `[O, H]` (torch layout, y = x·Wᵀ) unless `layout` says `[H, O]`. Not owned: the caller disposes it. */
   weight: Tensor2D;
@@ -34,19 +35,29 @@ export interface LinearLayerOptions {
  * reach the device once per forward that follows them.
  */
 abstract class StackedLinear implements LoRALayer {
+  /** Always `linear`: the layer takes lora_A / lora_B weights. */
   readonly kind = 'linear' as const;
   readonly modules: readonly string[];
-  readonly sliceShapes: readonly { inFeatures: number; outFeatures: number }[];
+  readonly sliceShapes: readonly {
+    /** H: the width of x, for every slice. */
+    inFeatures: number;
+    /** O_s: this slice's output width. */
+    outFeatures: number;
+  }[];
+  /** Output width O_s of each slice, in column order of the output; they add up to O. */
   readonly outputSizes: number[];
+  /** The base weight as given (`[O, H]`, or `[H, O]` with `layout: 'in-out'`); not owned: the caller disposes it. */
   readonly weight: Tensor2D;
   /** The layout of `weight`. */
   readonly layout: 'out-in' | 'in-out';
+  /** The base bias `[O]` as given, or undefined; not owned: the caller disposes it. */
   readonly bias: Tensor1D | undefined;
   readonly slotBytes: number;
   /** What the base matmul multiplies by: `weight`, or its transposed copy (made once, here) in the backend's layout. */
   readonly #matrix: Tensor2D;
   readonly #matrixLayout: 'out-in' | 'in-out';
   readonly #ownsMatrix: boolean;
+  /** The runtime the layer registered with: its config sizes the stacks, its `punica` runs the LoRA term. */
   protected readonly runtime: LoRARuntime;
   readonly #a: WeightStack[];
   readonly #b: WeightStack[];
@@ -137,6 +148,10 @@ abstract class StackedLinear implements LoRALayer {
     });
   }
 
+  /**
+   * Zeros a slot's A and B in every slice (the manager calls it when the adapter there is deactivated or removed).
+   * @throws {@link LoRAError} `E_INDEX` when `slot` is not an integer in `[0, maxLoras)`.
+   */
   resetLoRA(slot: number): void {
     checkSlot(slot, this.runtime.config.maxLoras);
     for (let s = 0; s < this.modules.length; s++) this.#commit(slot, s, null);
@@ -193,6 +208,7 @@ abstract class StackedLinear implements LoRALayer {
     });
   }
 
+  /** The base output `y` `[T, O]` plus every token's adapter term for input `x`, through `punica.addLoRALinear`. */
   protected addLoRA(y: Tensor2D, x: Tensor2D): Tensor2D {
     return this.runtime.punica.addLoRALinear(y, x, this.loraA, this.loraB, 1, this.outputSizes);
   }
@@ -209,10 +225,15 @@ abstract class StackedLinear implements LoRALayer {
     checkTokenCount(xt.shape[0] as number, this.rowsOf(meta), this.modules[0] as string);
   }
 
+  /** The rows `x` must have in the current batch: one per token. */
   protected rowsOf(meta: LoRAMetadata): number {
     return meta.numTokens;
   }
 
+  /**
+   * Removes the layer from the adapter manager and frees its slot stacks, and the transposed copy
+   * of `weight` if it made one; `weight` and `bias` stay the caller's.
+   */
   dispose(): void {
     this.runtime.adapters.removeLayer(this);
     this.#free();
@@ -256,10 +277,12 @@ export class MergedLoRALinear extends StackedLinear {
 
 /** lm_head: logits for the rows being sampled (one per sequence, `samplerLoraIndices`). */
 export class LoRALogits extends LoRALinear {
+  /** The base logits `y` `[N, V]` plus each sampled sequence's adapter term, through `punica.addLoRALogits`. */
   protected override addLoRA(y: Tensor2D, x: Tensor2D): Tensor2D {
     return this.runtime.punica.addLoRALogits(y, x, this.loraA[0] as Tensor3D, this.loraB[0] as Tensor3D, 1);
   }
 
+  /** The rows `x` must have in the current batch: one per sequence being sampled (`meta.sampler.numTokens`). */
   protected override rowsOf(meta: LoRAMetadata): number {
     return meta.sampler.numTokens;
   }

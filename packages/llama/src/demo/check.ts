@@ -7,10 +7,16 @@ import { mergeAdapter } from '../reference.js';
 import { Sequence } from '../sequence.js';
 import type { WeightMap } from '../weights.js';
 
+/**
+ * One served request checked by {@link checkAgainstMerged}: its tokens against the same request
+ * run alone, greedily, on its adapter merged into the weights.
+ */
 export interface CheckResult {
+  /** The request as the engine served it (with LoRA, batched with others). */
   readonly result: GenerationResult;
   /** The tokens of the same request run alone on `W + scale·B·A`. */
   readonly reference: readonly number[];
+  /** The served tokens equal the reference, or first differ at a near-tie (`tieAt`). */
   readonly pass: boolean;
   /** Set when the tokens part at a near-tie of the reference logits (float rounding, not a LoRA error). */
   readonly tieAt?: number;

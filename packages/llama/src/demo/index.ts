@@ -1,4 +1,5 @@
 /**
+ * @packageDocumentation
  * @lora/llama/demo: the embedded models and adapters behind `npm run demo`, the server's offline
  * default, the benchmarks and the playground — seeded Hugging Face checkpoints built in memory,
  * seeded PEFT adapters, a request queue, and the demo session (serve with and without LoRA, check

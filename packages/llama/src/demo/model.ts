@@ -16,9 +16,13 @@ export function demoPreset(preset: string | DemoPreset): DemoPreset {
   return p;
 }
 
+/** A demo preset built and loaded by {@link loadDemoModel}. */
 export interface DemoModel {
+  /** The preset it was built from (looked up when given by name). */
   readonly preset: DemoPreset;
+  /** The loaded model, on the runtime passed to {@link loadDemoModel}. */
   readonly model: CausalLM;
+  /** The config as the loader parsed it from the generated config.json (for {@link demoAdapters}, engines and references). */
   readonly config: ModelConfig;
   /** The checkpoint's files (config.json, model.safetensors) and weights as stored: references are built from these. */
   readonly checkpoint: Checkpoint;

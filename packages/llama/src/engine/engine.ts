@@ -6,7 +6,12 @@ import type { GenerationDelta, RequestHandle } from './handle.js';
 import { LiveRequest } from './request.js';
 import { resolveSampling, type SamplingParams } from './sampling.js';
 
+/** What an {@link Engine} is made from: the model, an optional tokenizer and the scheduler's limits (vLLM's names). */
 export interface EngineOptions {
+  /**
+   * The model every step runs one forward of. Requests name adapters registered in its runtime,
+   * and its config's `maxPositionEmbeddings` is every request's context length.
+   */
   readonly model: CausalLM;
   /** Needed for text prompts, text deltas and stop strings; without it, prompts are token ids and text is ''. */
   readonly tokenizer?: Tokenizer;
@@ -29,8 +34,9 @@ export interface EngineOptions {
 
 /** What one engine step did. */
 export interface StepInfo {
-  /** Requests in the step, and how many of them were decoding (one token each). */
+  /** Requests in the step's batch, decoding or prefilling. */
   readonly requests: number;
+  /** Of those, requests that were decoding (one token each); the others ran a chunk of their prompt. */
   readonly decodeTokens: number;
   /** Prompt tokens prefilled in this step. */
   readonly prefillTokens: number;
@@ -40,27 +46,41 @@ export interface StepInfo {
   readonly finished: number;
 }
 
+/** One request for {@link Engine.add}: a prompt, the adapter to apply, and how to sample. */
 export interface GenerateRequest {
   /** Text (needs a tokenizer; special tokens added as the tokenizer does) or token ids. */
   readonly prompt: string | readonly number[] | Int32Array;
   /** A registered adapter id (`runtime.adapters.register`), or null / undefined for the base model. */
   readonly adapter?: string | null;
+  /** How to sample and when to stop (vLLM `SamplingParams` meanings). Default: greedy, up to the context length. */
   readonly sampling?: SamplingParams;
   /** Default: `req-<n>`. */
   readonly id?: string;
 }
 
+/**
+ * A snapshot of an {@link Engine} ({@link Engine.stats}): its queue, its batch, KV-cache occupancy and
+ * counters since it was made. The server exports it as vLLM's metrics (`vllm:num_requests_waiting`,
+ * `vllm:lora_requests_info`, …).
+ */
 export interface EngineStats {
+  /** Requests added but not admitted yet (waiting for a sequence slot, the token budget or an adapter slot). */
   readonly waiting: number;
+  /** Requests admitted and not finished: prefilling or decoding, each holding a KV cache. */
   readonly running: number;
-  /** Distinct adapters of running requests, and of waiting ones. */
+  /** Distinct adapter ids of running requests (base-model requests add none). */
   readonly runningAdapters: readonly string[];
+  /** Distinct adapter ids of waiting requests: the adapters admission still has to find device slots for. */
   readonly waitingAdapters: readonly string[];
-  /** Tokens held in KV caches, and that over `maxKvTokens` (0–1). */
+  /** Tokens held in the running requests' KV caches. */
   readonly kvTokens: number;
+  /** `kvTokens` over {@link Engine.maxKvTokens}, capped at 1 (a fraction, 0–1, not a percentage). */
   readonly kvCacheUsage: number;
+  /** Steps run so far (a step whose forward failed is not counted). */
   readonly steps: number;
+  /** Prompt tokens prefilled so far, all requests together. */
   readonly promptTokens: number;
+  /** Tokens sampled so far, all requests together. */
   readonly generatedTokens: number;
 }
 
@@ -69,6 +89,7 @@ export interface EngineStats {
  * retry it later rather than change it (an HTTP server answers 429 for this one, 400 for the other).
  */
 export class QueueFullError extends LoRAError {
+  /** The engine's {@link Engine.maxQueue}: how many requests were already waiting. */
   readonly maxQueue: number;
   constructor(maxQueue: number) {
     super('E_CAPACITY', `the queue holds maxQueue = ${maxQueue} waiting requests; try again later`);
@@ -103,12 +124,22 @@ const positiveInt = (v: unknown, name: string, fallback: number): number => {
  * suite checks it on every backend) and each request samples from its own generator.
  */
 export class Engine {
+  /** The model every step runs on ({@link EngineOptions.model}). */
   readonly model: CausalLM;
+  /** Undefined when none was given: then prompts must be token ids, delta text is '' and stop strings are refused. */
   readonly tokenizer: Tokenizer | undefined;
+  /** Requests running at once, at most (default 16). */
   readonly maxNumSeqs: number;
+  /** Token budget of one step: decodes first, then prompt chunks (between maxNumSeqs and the runtime's maxNumTokens). */
   readonly maxNumBatchedTokens: number;
+  /** Requests waiting at most; `add` past it throws {@link QueueFullError} (default 1024). */
   readonly maxQueue: number;
+  /** Context length in tokens, prompt and generated together: the model config's `maxPositionEmbeddings`. */
   readonly maxModelLen: number;
+  /**
+   * KV-cache tokens the engine plans for (default maxNumSeqs × maxModelLen): only the denominator of
+   * {@link EngineStats.kvCacheUsage}, never a limit on admission.
+   */
   readonly maxKvTokens: number;
   readonly #runtime: LoRARuntime;
   readonly #eos: ReadonlySet<number>;
@@ -228,6 +259,7 @@ export class Engine {
     this.#kick();
   }
 
+  /** The engine's state now, as a new object each call (the server's `/metrics` reads one per scrape). */
   stats(): EngineStats {
     const adapters = (rs: readonly LiveRequest[]) => [...new Set(rs.map((r) => r.adapter).filter((a): a is string => a !== null))];
     const kvTokens = this.#running.reduce((n, r) => n + (r.seq?.length ?? 0), 0);

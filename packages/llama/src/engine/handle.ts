@@ -13,17 +13,25 @@ export interface GenerationDelta {
   readonly finishReason?: FinishReason;
 }
 
+/** Everything a request produced, once it has ended ({@link RequestHandle.result}). */
 export interface GenerationResult {
+  /** The request's id: {@link GenerateRequest.id}, or the `req-<n>` the engine gave it. */
   readonly id: string;
+  /** The adapter id it ran with, or null for the base model. */
   readonly adapter: string | null;
+  /** The prompt as the model saw it: token ids (a text prompt tokenized with special tokens). */
   readonly promptIds: readonly number[];
+  /** Every generated token id in order, including the EOS or stop token that ended it. */
   readonly tokenIds: readonly number[];
+  /** The deltas' text joined ('' without a tokenizer); a matched stop string is cut off unless `includeStopStrInOutput`. */
   readonly text: string;
+  /** 'stop' (EOS, a stop token or a stop string), 'length' (maxTokens or the context length), 'abort' or 'error'. */
   readonly finishReason: FinishReason;
   /** The stop string or stop token that ended it, if one did. */
   readonly stoppedBy?: string | number;
   /** Set when finishReason is 'error'. */
   readonly error?: LoRAError;
+  /** Latencies in milliseconds (`performance.now()`), each measured from {@link Engine.add}. */
   readonly timings: {
     /** Time from add() to admission into a running batch. */
     readonly queuedMs: number;
@@ -36,7 +44,9 @@ export interface GenerationResult {
 
 /** A request in flight: iterate it for deltas, await `result` for the whole, `abort()` to stop it. */
 export interface RequestHandle extends AsyncIterable<GenerationDelta> {
+  /** The request's id, for {@link Engine.abort} and to match results to requests. */
   readonly id: string;
+  /** Settles once, when the request ends; it never rejects (a failed request has finishReason 'error'). */
   readonly result: Promise<GenerationResult>;
   /** Ends the request at the next step boundary (finish reason 'abort'); its slot and KV cache are freed. */
   abort(): void;

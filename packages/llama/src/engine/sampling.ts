@@ -28,15 +28,28 @@ export interface SamplingParams {
   readonly includeStopStrInOutput?: boolean;
 }
 
+/**
+ * A request's {@link SamplingParams} once {@link resolveSampling} has checked them: every default
+ * filled in and the object frozen, so a request's sampler and stop checks never see a missing value.
+ */
 export interface ResolvedSampling {
+  /** ≥ 0; 0 is greedy (argmax), the default. */
   readonly temperature: number;
+  /** In (0, 1]; 1 (the default) turns the nucleus filter off. */
   readonly topP: number;
+  /** An integer; ≤ 0 (the default 0) turns the top-k filter off. */
   readonly topK: number;
+  /** The request generator's seed as an unsigned 32-bit integer (drawn at random when none was given). */
   readonly seed: number;
+  /** Tokens to generate at most; undefined: until the context length. */
   readonly maxTokens: number | undefined;
+  /** At most 16 non-empty strings of at most 256 characters (a frozen copy; default none). */
   readonly stop: readonly string[];
+  /** Token ids in [0, vocabSize) that end the request besides EOS (default none). */
   readonly stopTokenIds: ReadonlySet<number>;
+  /** Generate past EOS tokens (default false). */
   readonly ignoreEos: boolean;
+  /** Keep a matched stop string at the end of the text (default false). */
   readonly includeStopStrInOutput: boolean;
 }
 

@@ -6,6 +6,12 @@ import { downloadHubFile, type HubDownload } from '../hub-http.js';
 import { checkFileName, checkRepoId, checkRevision, resolveUrl } from '../hub-names.js';
 import type { FileSource, LoadProgress, ReadOptions } from '../source.js';
 
+/**
+ * Options of {@link hubSource} (and of {@link locateSource} for Hub ids). In Node, an option left out
+ * falls back to the environment variable huggingface_hub reads for it, where there is one
+ * (`HF_ENDPOINT`, `HF_TOKEN`, `HF_HUB_CACHE`, `HF_HUB_OFFLINE`, `HF_HUB_DOWNLOAD_TIMEOUT`);
+ * browsers use the built-in defaults.
+ */
 export interface HubSourceOptions {
   /** Branch, tag or commit id. Default `main`. */
   readonly revision?: string;
@@ -19,15 +25,23 @@ export interface HubSourceOptions {
   readonly cacheStorage?: CacheStorage | false;
   /** Read the cache only, never the network. Default: `HF_HUB_OFFLINE`. */
   readonly offline?: boolean;
+  /** The fetch for every request to the Hub and its CDN (default: the global fetch, looked up at each request). */
   readonly fetch?: typeof fetch;
   /** Deadline for each response and each chunk of a download, in ms. Default `HF_HUB_DOWNLOAD_TIMEOUT` seconds, else 10 s. */
   readonly timeoutMs?: number;
+  /**
+   * Called for every file this source reads, as bytes arrive (once with the whole size on a cache
+   * hit), besides each read's own `onProgress`; `file` is the source's description and the file name,
+   * e.g. `hub:org/name@main config.json`.
+   */
   readonly onProgress?: (event: LoadProgress) => void;
 }
 
 /** A Hugging Face Hub model repository at one revision, as a FileSource. */
 export interface HubSource extends FileSource {
+  /** The repository id, `org/name`. */
   readonly repo: string;
+  /** The branch, tag or commit id asked for (default `main`); `commit` is what it resolved to. */
   readonly revision: string;
   /** The commit this source reads from, once a read has resolved the revision; every later read uses it. */
   readonly commit: string | undefined;

@@ -2,6 +2,7 @@ import { describeValue, LoRAError } from '@lora/core';
 import type { FileSource, ReadOptions } from '../source.js';
 import { checkFileName, checkSize } from './names.js';
 
+/** How {@link urlSource} makes its requests: the fetch to call and headers to send with each GET. */
 export interface UrlSourceOptions {
   /** The fetch to use (default: the global one). */
   readonly fetch?: typeof fetch;

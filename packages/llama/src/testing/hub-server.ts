@@ -4,29 +4,26 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { join, relative, sep } from 'node:path';
 
-/**
- * A local stand-in for the Hugging Face Hub (127.0.0.1, random ports) that answers downloads the
- * way huggingface.co does, for tests of code that downloads from it:
- *
- * - `GET|HEAD /{repo}/resolve/{revision}/{file}`: a small file is answered with its bytes and
- *   `ETag: "<git blob sha1>"`; an LFS file (weights, or any file from `lfsMinBytes`) with a
- *   302 to a second origin standing for the CDN, with `X-Linked-Etag: "<sha256>"` and
- *   `X-Linked-Size`; both carry `X-Repo-Commit`. Range requests are served (206).
- * - errors as the Hub sends them: 404 + `X-Error-Code: EntryNotFound` (with `X-Repo-Commit`),
- *   `RevisionNotFound`, `RepoNotFound` (401 without a token, so private repositories are not
- *   revealed), `GatedRepo` (401 without a token, 403 with a wrong one), `{"error": ...}` bodies.
- * - `GET /api/models/{repo}/revision/{revision}` and `POST /api/models/{repo}/paths-info/{revision}`
- *   (the API @huggingface/hub's downloadFileToCacheDir uses).
- * - the CDN refuses requests that carry an `Authorization` header, as a signed S3 URL does.
- *
- * Every request is logged, so tests can assert that a cached read made none.
- */
-
 /** A file's content: text, bytes, `{ size }` (that many zero bytes, served but never held in
  * memory), `{ endless: true }` (a body without length that never ends), or `{ stall: true }`
  * (headers and a few bytes, then nothing). */
-export type HubFileBody = string | Uint8Array | { readonly size: number } | { readonly endless: true } | { readonly stall: true };
+export type HubFileBody =
+  | string
+  | Uint8Array
+  | {
+      /** That many zero bytes (an LFS file by the same rule as any other). */
+      readonly size: number;
+    }
+  | {
+      /** Served by the Hub itself with no Content-Length, and never ending (4 GiB at most): tests of `maxBytes` mid-download. */
+      readonly endless: true;
+    }
+  | {
+      /** 16 bytes, then nothing with the connection left open: tests of the download timeout. */
+      readonly stall: true;
+    };
 
+/** One repository of a {@link startHubServer} server: its commits, extra refs, and whether it is gated. */
 export interface HubRepoSpec {
   /** Commits, oldest first, each the repository's files at that commit; `main` is the last one. */
   readonly commits: ReadonlyArray<Readonly<Record<string, HubFileBody>>>;
@@ -36,6 +33,7 @@ export interface HubRepoSpec {
   readonly gated?: boolean;
 }
 
+/** What {@link startHubServer} serves: repositories given inline or read from a directory, and its settings. */
 export interface HubServerOptions {
   /** Repositories by id: a spec, or just the files of a single commit. */
   readonly repos?: Readonly<Record<string, HubRepoSpec | Readonly<Record<string, HubFileBody>>>>;
@@ -43,31 +41,41 @@ export interface HubServerOptions {
   readonly dir?: string;
   /** The token that opens gated repositories. Default `hf_test_token`. */
   readonly token?: string;
-  /** Files at least this large are LFS files (as are *.safetensors, *.bin, *.gguf, *.pt). Default 10 MiB. */
+  /** Files at least this large are LFS files (as are *.safetensors, *.bin, *.gguf, *.pt, *.pth, *.onnx). Default 10 MiB. */
   readonly lfsMinBytes?: number;
 }
 
+/** One request either origin answered, logged when its response closed ({@link HubServer.requests}). */
 export interface HubRequestRecord {
+  /** 'hub' for the Hub's origin ({@link HubServer.url}), 'cdn' for the origin LFS files redirect to ({@link HubServer.cdnUrl}). */
   readonly origin: 'hub' | 'cdn';
+  /** The HTTP method, e.g. GET, HEAD, or POST for `paths-info`. */
   readonly method: string;
+  /** The request target as sent: path and query, still percent-encoded. */
   readonly path: string;
+  /** The response's status code, e.g. 302 for an LFS redirect, 206 for a range. */
   readonly status: number;
+  /** The request carried an `Authorization` header (any value): the CDN must never get one. */
   readonly authorized: boolean;
   /** Body bytes written before the response ended or the client went away. */
   readonly bytesSent: number;
 }
 
+/** A running {@link startHubServer} stand-in: its two base URLs, its token and its request log. */
 export interface HubServer {
   /** The Hub's base URL (pass it as hubUrl). */
   readonly url: string;
   /** The CDN's base URL (LFS files redirect there). */
   readonly cdnUrl: string;
+  /** The token that opens gated repositories (pass it as accessToken); default `hf_test_token`. */
   readonly token: string;
   /** Requests so far, in order. */
   readonly requests: readonly HubRequestRecord[];
   /** The commit id of `commits[index]` of a repository (default: the last, i.e. main). */
   commit(repo: string, index?: number): string;
+  /** Empties `requests`, so that a test can assert on what one step alone asked for. */
   clearRequests(): void;
+  /** Stops both origins, cutting open connections (stalled and endless bodies included); resolves once they are closed. */
   close(): Promise<void>;
 }
 
@@ -128,6 +136,25 @@ async function readRepoDir(dir: string): Promise<Record<string, Record<string, H
   return repos;
 }
 
+/**
+ * Starts a local stand-in for the Hugging Face Hub (127.0.0.1, random ports) that answers downloads
+ * the way huggingface.co does, for tests of code that downloads from it:
+ *
+ * - `GET|HEAD /{repo}/resolve/{revision}/{file}`: a small file is answered with its bytes and
+ *   `ETag: "<git blob sha1>"`; an LFS file (weights, or any file from `lfsMinBytes`) with a
+ *   302 to a second origin standing for the CDN, with `X-Linked-Etag: "<sha256>"` and
+ *   `X-Linked-Size`; both carry `X-Repo-Commit`. Range requests are served (206).
+ * - errors as the Hub sends them: 404 + `X-Error-Code: EntryNotFound` (with `X-Repo-Commit`),
+ *   `RevisionNotFound`, `RepoNotFound` (401 without a token, so private repositories are not
+ *   revealed), `GatedRepo` (401 without a token, 403 with a wrong one), `{"error": ...}` bodies.
+ * - `GET /api/models/{repo}/revision/{revision}` and `POST /api/models/{repo}/paths-info/{revision}`
+ *   (the API @huggingface/hub's downloadFileToCacheDir uses).
+ * - the CDN refuses requests that carry an `Authorization` header, as a signed S3 URL does.
+ *
+ * Every request is logged, so tests can assert that a cached read made none.
+ *
+ * Resolves once both origins listen; stop them with {@link HubServer.close}.
+ */
 export async function startHubServer(options: HubServerOptions = {}): Promise<HubServer> {
   const token = options.token ?? 'hf_test_token';
   const lfsMinBytes = options.lfsMinBytes ?? 10 * 1024 * 1024;

@@ -1,4 +1,5 @@
 /**
+ * @packageDocumentation
  * @lora/llama/testing: fixtures for tests of code that uses @lora/llama (Node only): generated
  * tokenizers in the Hugging Face file formats, an in-memory FileSource, and a local server that
  * speaks the Hugging Face Hub's download protocol.

@@ -8,7 +8,10 @@ import { memorySource } from '../sources/memory.js';
 export function textFileSource(
   files: Readonly<Record<string, string | Uint8Array>>,
   description = 'memory',
-): FileSource & { readonly reads: Map<string, number> } {
+): FileSource & {
+  /** Calls to `read` so far by file name, whether the file exists or not. */
+  readonly reads: Map<string, number>;
+} {
   const encoder = new TextEncoder();
   const bytes = Object.fromEntries(Object.entries(files).map(([name, f]) => [name, typeof f === 'string' ? encoder.encode(f) : f]));
   const inner = memorySource(bytes, description);

@@ -19,7 +19,9 @@ import { bytesToUnicode, trainBpe } from './bpe.js';
  */
 export type TestTokenizerStyle = 'smollm2' | 'llama3' | 'llama2';
 
+/** What {@link testTokenizerFiles} and {@link makeTestTokenizer} generate. */
 export interface TestTokenizerOptions {
+  /** The model family whose files to imitate (default `smollm2`). */
   readonly style?: TestTokenizerStyle;
   /** Merges to learn (default 160): the vocab is the specials + 256 base symbols + these. */
   readonly merges?: number;

@@ -1,4 +1,7 @@
-/** @lora/server/bench: the end-to-end serving benchmark (through HTTP with a real client loop). */
+/**
+ * @packageDocumentation
+ * @lora/server/bench: the end-to-end serving benchmark (through HTTP with a real client loop).
+ */
 
 export type { CellResult, Overhead, SlowdownCell } from './report.js';
 export {

@@ -1,23 +1,34 @@
 /** One measured cell: an input length at a concurrency, with LoRA or without. */
 export interface CellResult {
+  /** Prompt length in tokens (seeded token ids, different for every request). */
   readonly inputLength: number;
+  /** Clients sending at once, each sending its next request when its last one ended (vLLM benchmark_serving.py's `--max-concurrency`). */
   readonly concurrency: number;
+  /** `lora`: every request names one of the benchmark's adapters, in turn; `base`: the same requests on the base model. */
   readonly mode: 'lora' | 'base';
-  /** Requests that completed, and those that failed (with the first failure's message). */
+  /** Requests that completed; only theirs are in the latency percentiles. */
   readonly requests: number;
+  /** Requests that failed (left out of the latencies, as vLLM's benchmark_serving.py does). */
   readonly failed: number;
+  /** The first failure's message, present when `failed` > 0. */
   readonly firstError?: string;
   /** Output tokens per second of wall time (vLLM's "output token throughput"). */
   readonly tokensPerSecond: number;
+  /** Median time to first token in ms, from sending the request (completed requests). */
   readonly ttftP50Ms: number;
+  /** 99th-percentile time to first token in ms (completed requests). */
   readonly ttftP99Ms: number;
+  /** Median inter-token latency in ms, over every gap of every completed request (a chunk of k tokens counts as k equal gaps). */
   readonly itlP50Ms: number;
+  /** 99th-percentile inter-token latency in ms, over the same gaps. */
   readonly itlP99Ms: number;
 }
 
 /** LoRA against no LoRA at one input length and concurrency. */
 export interface SlowdownCell {
+  /** Prompt length in tokens, as in {@link CellResult.inputLength}. */
   readonly inputLength: number;
+  /** Clients sending at once, as in {@link CellResult.concurrency}. */
   readonly concurrency: number;
   /** As the vLLM TPU multi-LoRA report computes it: (LoRA / baseline) − 1 of the time per output token (= baseline tokens/s ÷ LoRA tokens/s − 1). */
   readonly slowdown: number;
@@ -25,14 +36,19 @@ export interface SlowdownCell {
   readonly itlSlowdown: number;
 }
 
+/** What the server costs: the same LoRA requests through HTTP and with the engine in-process, best of the repetitions each. */
 export interface Overhead {
+  /** Clients sending at once (`overheadConcurrency`, clipped to the largest concurrency measured). */
   readonly concurrency: number;
+  /** Prompt length in tokens: the first of the input lengths. */
   readonly inputLength: number;
-  /** Output tokens/s through HTTP (streamed, the benchmark client) and with the engine in-process (`engine.add`), same requests. */
+  /** Output tokens/s through HTTP (streamed, the benchmark client). */
   readonly httpTokensPerSecond: number;
+  /** Output tokens/s of the same requests with the engine in-process (`engine.add`: no HTTP, no JSON). */
   readonly engineTokensPerSecond: number;
   /** engine / http − 1: the time the HTTP layer adds per token. */
   readonly overhead: number;
+  /** The largest overhead the server aims for (0.05, i.e. 5 %); the report says whether it was met. */
   readonly goal: number;
 }
 

@@ -9,6 +9,7 @@ import { type ClientLoop, startClientLoop } from './client-worker.js';
 import { type CellResult, heatmapSvg, markdownTable, type Overhead, type SlowdownCell } from './report.js';
 import { percentile, type StreamTiming } from './stats.js';
 
+/** What {@link runServeBench} measures: the model, the axes and the adapters; every field has a default. */
 export interface ServeBenchOptions {
   /** The model's shape (a seeded checkpoint built in memory); default the demo's "default" preset, its context long enough for the inputs. */
   readonly model?: CheckpointSpec;
@@ -20,14 +21,17 @@ export interface ServeBenchOptions {
   readonly outputLength?: number;
   /** Adapters the LoRA runs spread their requests over, one per request in turn (default 8). */
   readonly adapters?: number;
+  /** Rank of every benchmark adapter, each on all seven linear projections (default 16); also the server's `maxLoraRank`. */
   readonly adapterRank?: number;
-  /** Requests per cell = max(minRequests, rounds × concurrency) (defaults 2 and 4). */
+  /** Requests per cell = max(minRequests, rounds × concurrency) (default 2). */
   readonly rounds?: number;
+  /** The fewest requests a cell sends, whatever its concurrency (default 4). */
   readonly minRequests?: number;
   /** The concurrency of the HTTP-vs-in-process overhead measurement (default 16; clipped to the largest concurrency). */
   readonly overheadConcurrency?: number;
   /** Alternating HTTP / in-process repetitions of the overhead measurement; the best of each counts (default 3). */
   readonly overheadRepeats?: number;
+  /** The server's LoRA backend by name (default "cpu"), as `lora-serve --backend`. */
   readonly backend?: string;
   /** Progress lines (stderr in the CLI). */
   readonly onProgress?: (line: string) => void;
@@ -48,28 +52,44 @@ export const QUICK_SERVE_BENCH: ServeBenchOptions = {
 /** The quick setting on even smaller axes: a second or two, for tests and `npm run bench -- --tiny`. */
 export const TINY_SERVE_BENCH: ServeBenchOptions = { ...QUICK_SERVE_BENCH, inputLengths: [8, 24], concurrencies: [1, 3], outputLength: 3 };
 
+/** The results as data: what `npm run serve-bench` writes to serve.json. */
 export interface ServeBenchJson {
+  /** The settings the run used, defaults filled in, and the machine it ran on. */
   readonly config: {
+    /** The seeded checkpoint's shape (the option, or the "default" preset with a context long enough for the inputs). */
     readonly model: CheckpointSpec;
+    /** Prompt lengths in tokens. */
     readonly inputLengths: readonly number[];
+    /** Clients sending at once. */
     readonly concurrencies: readonly number[];
+    /** Tokens generated per request (ignore_eos). */
     readonly outputLength: number;
+    /** How many adapters the LoRA runs spread their requests over (also the server's `maxLoras` and `maxCpuLoras`). */
     readonly adapters: number;
+    /** Rank of every adapter. */
     readonly adapterRank: number;
+    /** The LoRA backend's name. */
     readonly backend: string;
+    /** The Node version (`process.version`). */
     readonly node: string;
+    /** Logical CPUs of the machine (`os.cpus().length`). */
     readonly cpus: number;
   };
+  /** Every cell measured: LoRA, then base, for each input length × concurrency. */
   readonly cells: readonly CellResult[];
+  /** The LoRA slowdown for each input length × concurrency. */
   readonly slowdown: readonly SlowdownCell[];
+  /** HTTP against the engine in-process. */
   readonly overhead: Overhead;
 }
 
+/** What {@link runServeBench} returns: the report as markdown, as an SVG heatmap, and as data. */
 export interface ServeBenchResult {
   /** Markdown: every cell (tokens/s, TTFT and ITL p50/p99), the slowdown grid, the server's overhead. */
   readonly table: string;
   /** The slowdown heatmap (input length × concurrency). */
   readonly svg: string;
+  /** The same results as data (serve.json). */
   readonly json: ServeBenchJson;
 }
 

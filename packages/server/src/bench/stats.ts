@@ -6,8 +6,9 @@ export interface StreamTiming {
   readonly itlMs: readonly number[];
   /** Request sent → last byte (ms). */
   readonly e2eMs: number;
+  /** Output tokens received (each chunk's `token_ids`, streamed with `return_token_ids`); 0 for a failed request. */
   readonly tokens: number;
-  /** Set when the request failed (its tokens so far still count, its latencies do not), as vLLM's benchmark_serving.py records a failed request and goes on. */
+  /** Set when the request failed (its latencies are left out and its `tokens` is 0), as vLLM's benchmark_serving.py records a failed request and goes on. */
   readonly error?: string;
 }
 

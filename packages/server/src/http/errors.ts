@@ -6,10 +6,15 @@ import { isLoRAError, type LoRAError } from '@lora/core';
  * `type` follows OpenAI's names; `code` is a short machine-readable reason or null.
  */
 export interface OpenAIErrorBody {
+  /** The error itself: OpenAI's clients read everything from this one key. */
   readonly error: {
+    /** The sentence for a person, without core's `[E_CODE] ` prefix (that goes in `code`). */
     readonly message: string;
+    /** OpenAI's error type: `invalid_request_error` (4xx other than 429), `rate_limit_error` (429) or `server_error` (5xx). */
     readonly type: string;
+    /** The machine-readable reason (`model_not_found`, `queue_full`, `context_length_exceeded`, ...), or null. */
     readonly code: string | null;
+    /** The request field at fault, by its OpenAI/vLLM name (`model`, `max_tokens`, `lora_name`, ...), or null. */
     readonly param: string | null;
   };
 }
@@ -21,10 +26,18 @@ const typeOf = (status: number): string => (status === 429 ? 'rate_limit_error' 
 
 /** An error answered to the client: status, OpenAI body, and headers such as Retry-After. */
 export class ApiError extends Error {
+  /** The HTTP status of the response (4xx or 5xx; 499 when the client closed the connection). */
   readonly status: number;
+  /**
+   * OpenAI's error `type` in the body; unless given, derived from the status as OpenAI does:
+   * `rate_limit_error` for 429, `server_error` for 5xx, `invalid_request_error` otherwise.
+   */
   readonly type: string;
+  /** The body's `code`: a short machine-readable reason (`model_not_found`, `queue_full`, ...), or null. */
   readonly code: string | null;
+  /** The body's `param`: the request field at fault, by its OpenAI/vLLM name, or null. */
   readonly param: string | null;
+  /** Response headers besides content-type, such as `retry-after` on 429 or `connection: close` on 413 and 503. */
   readonly headers: Readonly<Record<string, string>>;
 
   constructor(
@@ -41,10 +54,12 @@ export class ApiError extends Error {
     this.headers = options.headers ?? {};
   }
 
+  /** The JSON body to answer with: this error's message, type, code and param in OpenAI's shape. */
   body(): OpenAIErrorBody {
     return { error: { message: this.message, type: this.type, code: this.code, param: this.param } };
   }
 
+  /** The error as a Response: {@link ApiError.status}, `content-type: application/json`, {@link ApiError.headers}, and {@link ApiError.body} as JSON. */
   response(): Response {
     return new Response(JSON.stringify(this.body()), {
       status: this.status,

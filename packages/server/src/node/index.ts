@@ -1,4 +1,5 @@
 /**
+ * @packageDocumentation
  * @lora/server/node: the server on Node — HTTP through @hono/node-server with graceful shutdown,
  * Prometheus metrics through prom-client, `--lora-root` confinement for runtime adapter loading,
  * and the loader behind the `lora-serve` CLI.

@@ -20,7 +20,9 @@ import { promMetrics } from './prom-metrics.js';
 
 /** An adapter to serve from the start: `name=path`, the path a PEFT directory or a Hub repository id. */
 export interface AdapterArg {
+  /** The served name: what requests put in `model` to use the adapter. */
   readonly name: string;
+  /** A PEFT adapter directory or Hub repository id (found through @lora/llama's `locateSource`); shown as the adapter's `root` in /v1/models. */
   readonly path: string;
 }
 
@@ -32,19 +34,32 @@ export interface ServingOptions {
   readonly preset?: string;
   /** The base model's name in requests (vLLM `--served-model-name`; default the --model value, or `demo-<preset>`). */
   readonly servedModelName?: string;
+  /** Adapters to serve from the start (`--adapters`); with the embedded demo model and none given, its four demo adapters. */
   readonly adapters?: readonly AdapterArg[];
+  /**
+   * The LoRA backend by name, for core's `createLoRA` (`--backend`; default "cpu"): a first-party
+   * name is imported on demand (`@lora/backend-<name>`), any other must be registered first.
+   */
   readonly backend?: string;
+  /** Device slots: the most distinct adapters one engine step runs (vLLM `--max-loras`; default 4). */
   readonly maxLoras?: number;
   /** Default: the largest rank of the adapters served at start, at least 16 (vLLM's default). */
   readonly maxLoraRank?: number;
   /** Default: 2 × maxLoras, or more if more adapters are served at start. */
   readonly maxCpuLoras?: number;
+  /** Requests running at once (vLLM `--max-num-seqs`; default the engine's, 16). */
   readonly maxNumSeqs?: number;
+  /** Tokens per engine step, prefill and decode together; longer prompts are prefilled in chunks (vLLM `--max-num-batched-tokens`; default 2048). */
   readonly maxNumBatchedTokens?: number;
+  /** Requests that may wait for admission (`--max-queue`; default 256); past it, generation requests are 429 `queue_full` with Retry-After. */
   readonly maxQueue?: number;
+  /** Requires `Authorization: Bearer <apiKey>` on /v1/*, else 401 (vLLM `--api-key`; the CLI also reads `LORA_API_KEY`); /health and /metrics stay open. */
   readonly apiKey?: string;
+  /** Serve /v1/load_lora_adapter and /v1/unload_lora_adapter (`--allow-runtime-lora`, vLLM's VLLM_ALLOW_RUNTIME_LORA_UPDATING); default false: they are 404. */
   readonly allowRuntimeLora?: boolean;
+  /** The only directory /v1/load_lora_adapter may read adapters from (`--lora-root`, through `loraRootResolver`); without it every `lora_path` is 403. */
   readonly loraRoot?: string;
+  /** Largest request body in bytes (`--max-body-bytes`; default 1 MiB); larger is 413. */
   readonly maxBodyBytes?: number;
   /** A tokenizer to use instead of the model's (tests: a generated model with a generated tokenizer). */
   readonly tokenizer?: Tokenizer;
@@ -54,10 +69,15 @@ export interface ServingOptions {
   readonly log?: (line: string) => void;
 }
 
+/** What {@link createServing} built, ready to serve: hand `app` to `listen`, call `dispose` when done. */
 export interface Serving {
+  /** The server, with the engine, the served models and Prometheus metrics wired in. */
   readonly app: LoraApp;
+  /** The one engine every HTTP request runs in. */
   readonly engine: Engine;
+  /** The LoRA runtime (core's `createLoRA`) whose host cache and device slots hold the adapters. */
   readonly runtime: LoRARuntime;
+  /** The base model, its layers on `runtime` (`model.config` gives its shape). */
   readonly model: CausalLM;
   /** Closes the engine (aborting what runs) and frees the model and the runtime. */
   dispose(): Promise<void>;

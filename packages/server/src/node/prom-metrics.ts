@@ -13,7 +13,10 @@ const E2E_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120, 300];
  * (`vllm:num_requests_running` → `lora_num_requests_running`, ...): a registry of its own, so two
  * servers in one process (tests) do not collide.
  */
-export function promMetrics(prefix = 'lora_'): ServerMetrics & { readonly registry: Registry } {
+export function promMetrics(prefix = 'lora_'): ServerMetrics & {
+  /** The prom-client registry holding every series (the prefixed ones and the `vllm:*` gauges), for reading or merging elsewhere. */
+  readonly registry: Registry;
+} {
   const registry = new Registry();
   const registers = [registry];
   const n = (name: string) => `${prefix}${name}`;

@@ -4,6 +4,7 @@ import { createAdaptorServer } from '@hono/node-server';
 import type { LoraApp } from '../app.js';
 import { ApiError } from '../http/errors.js';
 
+/** Where and how {@link listen} serves (`lora-serve`'s `--host` and `--port`). */
 export interface ListenOptions {
   /** Default 127.0.0.1: reachable from this machine only, like `vllm serve`'s advice for unauthenticated servers. */
   readonly host?: string;
@@ -18,9 +19,13 @@ export interface ListenOptions {
   readonly keepAliveTimeoutMs?: number;
 }
 
+/** A listening server from {@link listen}: its address, and the app swap and graceful shutdown. */
 export interface HttpServer {
+  /** The Node `http.Server` underneath; closing it directly skips the draining that `shutdown` does. */
   readonly server: Server;
+  /** The address bound ({@link ListenOptions.host}; default 127.0.0.1). */
   readonly host: string;
+  /** The port bound: the one asked for, or the one the OS picked for port 0. */
   readonly port: number;
   /** http://host:port */
   readonly url: string;
@@ -31,7 +36,10 @@ export interface HttpServer {
    * finish; then those left are aborted (`engine.close()`, streams end with finish_reason
    * "abort") and the server closes. Resolves with the number of requests aborted.
    */
-  shutdown(options?: { graceMs?: number }): Promise<{ aborted: number }>;
+  shutdown(options?: { graceMs?: number }): Promise<{
+    /** Requests still in flight when the grace period ended, aborted through `engine.close()` (0 if all finished). */
+    aborted: number;
+  }>;
 }
 
 const loading = () =>
