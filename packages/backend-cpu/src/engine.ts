@@ -8,6 +8,10 @@ import { findBackendFactory } from '@tensorflow/tfjs-core';
  */
 export type CpuEngine = 'wasm' | 'js';
 
+/**
+ * Where {@link loadTfjsWasm} points tfjs-backend-wasm for its `.wasm` binaries. Only the first
+ * load that imports the package applies it: later setups in the same process are ignored.
+ */
 export interface WasmSetup {
   /** Where the tfjs .wasm binaries are served from in a browser (passed to setWasmPaths). Node finds them itself. */
   wasmPaths?: string | Record<string, string>;

@@ -12,6 +12,10 @@ export { wasmKernels } from './kernels/register-wasm.js';
 export { type ShrinkArgs, shrinkSegments } from './kernels/shrink.js';
 export { simdSupported } from './simd/module.js';
 
+/**
+ * The `backendOptions` that {@link createCpuBackend} accepts (`createLoRA({ backend: 'cpu', backendOptions })`);
+ * any other key is rejected with E_CONFIG.
+ */
 export interface CpuBackendOptions {
   /** 'wasm' (tfjs-backend-wasm + SIMD kernels, the default when it is installed) or 'js' (tfjs "cpu"). */
   engine?: CpuEngine;

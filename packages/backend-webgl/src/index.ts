@@ -11,6 +11,7 @@ import { webglKernels } from './kernels.js';
 import { PROGRAM_MARKER } from './programs.js';
 
 export { webglKernels } from './kernels.js';
+export type { Uniform } from './programs.js';
 export { ExpandProgram, ShrinkProgram } from './programs.js';
 
 let probed: string | null | undefined;

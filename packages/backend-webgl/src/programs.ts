@@ -13,7 +13,17 @@ import type { GPGPUProgram } from '@tensorflow/tfjs-backend-webgl';
 /** In every program's source, so compiled programs can be counted in tfjs' cache (keys hold the source). */
 export const PROGRAM_MARKER = '// lora-kernels program';
 
-type Uniform = { name: string; type: 'int' | 'float' };
+/**
+ * One entry of a program's `customUniforms` (tfjs `GPGPUProgram`): a scalar GLSL uniform declared
+ * as `uniform <type> <name>;`. The kernel passes the values in the same order to
+ * `runWebGLProgram`'s `customUniformValues`.
+ */
+export type Uniform = {
+  /** The GLSL identifier the program's source reads. */
+  name: string;
+  /** Its GLSL type: `int` for sizes, offsets, flags and slots, `float` for `scale`. */
+  type: 'int' | 'float';
+};
 
 /**
  * The slots of a block's two tokens t, t+1: a uniform for single-adapter batches, else one texel
@@ -48,14 +58,40 @@ function pairLoop(count: string, xFetch: string, wFetch: (slot: string) => strin
 
 /** Shrink `[S, T, R]` (packed): one fragment per (slice, token pair, rank pair) reducing over H. */
 export class ShrinkProgram implements GPGPUProgram {
+  /**
+   * The input textures in the order the kernel passes them: `X` (`[T, H]`), one `A<s>` per slice
+   * (`[L, R, H]`), then `Idx` (the padded token→slot index) unless the batch has a single adapter.
+   * tfjs generates a `get<Name>(…)` sampler for each.
+   */
   readonly variableNames: string[];
+  /** `[S, T, R]`: slices × tokens × rank, the tensor tfjs allocates for the result. */
   readonly outputShape: number[];
+  /**
+   * The GLSL `main()` that tfjs wraps with its samplers, uniforms and `setOutput`. It opens with the
+   * `// lora-kernels program` marker, by which the backend's `stats()` counts compiled programs.
+   */
   readonly userCode: string;
+  /**
+   * tfjs-backend-webgl's shape-uniform mode: shapes travel as uniforms instead of constants in the
+   * source, so the compiled program varies only with the slice count, the variant (one adapter or
+   * an index) and the few shape flags tfjs still bakes in, not with the sizes.
+   */
   readonly enableShapeUniforms = true;
   readonly packedInputs = true;
   readonly packedOutput = true;
+  /**
+   * `hiddenPairs` (⌈H / 2⌉, the reduction's texel count), `scale`, and for single-adapter batches
+   * `slot`; values come from the kernel in this order.
+   */
   readonly customUniforms: Uniform[];
 
+  /**
+   * @param numSlices - S: how many A stacks (one output plane each), 1 for a plain projection.
+   * @param numTokens - T, the batch's token count.
+   * @param rank - R, the LoRA rank.
+   * @param single - True when every token uses one adapter: the slot is the `slot` uniform and no
+   *   index texture is bound; false reads each token's slot from `Idx`.
+   */
   constructor(numSlices: number, numTokens: number, rank: number, single: boolean) {
     this.outputShape = [numSlices, numTokens, rank];
     const slices = Array.from({ length: numSlices }, (_, s) => `A${s}`);
@@ -105,14 +141,40 @@ export class ShrinkProgram implements GPGPUProgram {
  * offsets) computes each column on its own from the half of B's texel that holds its row.
  */
 export class ExpandProgram implements GPGPUProgram {
+  /**
+   * The input textures in the order the kernel passes them: `Y` (`[T, W]`), `Xs` (the shrink output,
+   * `[S, T, R]`), one `B<s>` per slice (`[L, O_s, R]`), then `Idx` (the padded token→slot index)
+   * unless the batch has a single adapter. tfjs generates a `get<Name>(…)` sampler for each.
+   */
   readonly variableNames: string[];
+  /** `[T, W]`, y's shape: the program writes every element, y's value where no LoRA term lands. */
   readonly outputShape: number[];
+  /**
+   * The GLSL `main()` that tfjs wraps with its samplers, uniforms and `setOutput`. It opens with the
+   * `// lora-kernels program` marker, by which the backend's `stats()` counts compiled programs.
+   */
   readonly userCode: string;
+  /**
+   * tfjs-backend-webgl's shape-uniform mode: shapes travel as uniforms instead of constants in the
+   * source, so the compiled program varies only with the slice count, the variant (one adapter or
+   * an index) and the few shape flags tfjs still bakes in, not with the sizes.
+   */
   readonly enableShapeUniforms = true;
   readonly packedInputs = true;
   readonly packedOutput = true;
+  /**
+   * `rankPairs` (⌈R / 2⌉, the reduction's texel count), `offsetStart`, `addInputs` (0 or 1), one
+   * `width<s>` per slice (its column count O_s), and for single-adapter batches `slot`; values come
+   * from the kernel in this order.
+   */
   readonly customUniforms: Uniform[];
 
+  /**
+   * @param outputShape - `[T, W]`, the shape of y.
+   * @param numSlices - S: how many B stacks, whose column ranges follow each other from `offsetStart`.
+   * @param single - True when every token uses one adapter: the slot is the `slot` uniform and no
+   *   index texture is bound; false reads each token's slot from `Idx`.
+   */
   constructor(outputShape: number[], numSlices: number, single: boolean) {
     this.outputShape = outputShape;
     const slices = Array.from({ length: numSlices }, (_, s) => `B${s}`);

@@ -11,9 +11,13 @@ export const TOKEN_TILE = 8;
  * The tokens without LoRA get tiles of slot -1, so shrink writes their zeros in the same pass.
  */
 export interface BatchLayout {
+  /** The buffer itself, `2T + 3n` values; core's `MappingUploads` uploads it as the kernels' `index` (`Meta` in WGSL). */
   readonly data: Int32Array;
+  /** n: LoRA tiles (segment by segment) followed by the slot -1 tiles; SGMV programs run one workgroup row per tile. */
   readonly numTiles: number;
+  /** Where the grouped token list starts in `data` (= T). */
   readonly sortedOffset: number;
+  /** Where the tile list starts in `data` (= 2T). */
   readonly tilesOffset: number;
 }
 
@@ -23,9 +27,26 @@ export interface BatchLayout {
  * list; 'sgmv' — token tiles per segment. With an upload, where its parts start and how many tiles.
  */
 export type WebGPUBatchAttrs =
-  | { readonly path: 'single' }
-  | { readonly path: 'bgmv' | 'sgmv'; readonly numTiles: number; readonly sortedOffset: number; readonly tilesOffset: number };
+  | {
+      /** One adapter for the whole batch: BGMV programs read its slot from a uniform, nothing is uploaded. */
+      readonly path: 'single';
+    }
+  | {
+      /** 'bgmv': BGMV programs over the layout's slot per token; 'sgmv': SGMV programs over its tiles. */
+      readonly path: 'bgmv' | 'sgmv';
+      /** The uploaded layout's `numTiles`: the SGMV programs' workgroup rows. */
+      readonly numTiles: number;
+      /** The uploaded layout's `sortedOffset` (= T), passed to the SGMV programs as a uniform. */
+      readonly sortedOffset: number;
+      /** The uploaded layout's `tilesOffset` (= 2T), passed to the SGMV programs as a uniform. */
+      readonly tilesOffset: number;
+    };
 
+/**
+ * The {@link BatchLayout} of one mapping: slots, tokens grouped by slot (then those without LoRA)
+ * and tiles of at most {@link TOKEN_TILE} tokens that never cross a segment. The backend builds it
+ * through core's `MappingUploads`, so once per mapping, and every layer of the batch reuses the upload.
+ */
 export function batchLayout(meta: LoRAMapping): BatchLayout {
   const T = meta.numTokens;
   const tiles: number[] = [];

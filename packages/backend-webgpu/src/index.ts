@@ -16,6 +16,7 @@ import { SHADER_PREFIX } from './programs.js';
 export { type BatchLayout, batchLayout, TOKEN_TILE, useSegments, type WebGPUBatchAttrs } from './batch-layout.js';
 export { webgpuKernels } from './kernels.js';
 export { initNodeWebGPU, SWIFTSHADER_ICD } from './node.js';
+export type { Dispatch } from './programs.js';
 export { CopyProgram, ExpandProgram, SegmentExpandProgram, SegmentShrinkProgram, ShrinkProgram } from './programs.js';
 
 interface GpuLike {

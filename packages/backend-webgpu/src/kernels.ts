@@ -4,17 +4,19 @@ import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import type { WebGPUBatchAttrs } from './batch-layout.js';
 import { CopyProgram, ExpandProgram, SegmentExpandProgram, SegmentShrinkProgram, ShrinkProgram } from './programs.js';
 
-/**
- * tfjs kernels for the "webgpu" backend. The backend object decides each batch's path once
- * (`call.batch.path`, see `WebGPUBatchAttrs`) and uploads the batch layout (slot per token, tokens
- * grouped by slot, SGMV tiles) as the call's int32 `index`: 'sgmv' → SGMV programs over the
- * layout's tiles, 'bgmv' → BGMV programs over its slot list, 'single' → BGMV with the slot in a
- * uniform and no index.
- */
-
 const i32 = (...data: number[]) => ({ type: 'int32', data });
 const f32 = (...data: number[]) => ({ type: 'float32', data });
 
+/**
+ * tfjs kernels for the "webgpu" backend: LoRAShrink and LoRAExpand. The backend object decides each
+ * batch's path once (`call.batch.path`, see {@link WebGPUBatchAttrs}) and uploads the batch layout
+ * (slot per token, tokens grouped by slot, SGMV tiles) as the call's int32 `index`: 'sgmv' → SGMV
+ * programs over the layout's tiles, 'bgmv' → BGMV programs over its slot list, 'single' → BGMV
+ * with the slot in a uniform and no index. Both run one program per slice; expand first copies y
+ * ({@link CopyProgram}) and writes each slice's columns into that copy.
+ *
+ * @returns The shrink and expand `KernelConfig`s for backend "webgpu", for `KernelBackendSpec.kernels`.
+ */
 export function webgpuKernels(): KernelConfig[] {
   const shrink: KernelConfig = {
     kernelName: LORA_SHRINK,

@@ -14,7 +14,11 @@ const FLAT_WORKGROUP = 64;
 
 export const SHADER_PREFIX = 'lora_';
 
-type Dispatch = [number, number, number];
+/**
+ * Counts along x, y and z: a tfjs `WebGPUProgram`'s `dispatch` (workgroups in the grid) or its
+ * `workgroupSize` (invocations per workgroup).
+ */
+export type Dispatch = [number, number, number];
 
 const slotExpr = (single: boolean, t: string) => (single ? 'uniforms.slot' : `Meta[${t}]`);
 
@@ -23,17 +27,54 @@ const slotExpr = (single: boolean, t: string) => (single ? 'uniforms.slot' : `Me
  * and reduce through workgroup memory. `out[s, t, r] = scale · A[slot(t), r] · x[t]`, zero for -1.
  */
 export class ShrinkProgram implements WebGPUProgram {
+  /**
+   * The storage buffers in the order the kernel passes them: `X` (`[T, H]`), `A` (one slice's
+   * `[L, R, H]` stack), then `Meta` (the batch layout) unless the batch has a single adapter.
+   */
   readonly variableNames: string[];
+  /** Floats per array element of each buffer: 4 (`vec4<f32>`) for X and A when H % 4 = 0, else 1; Meta is always 1. */
   readonly variableComponents: number[];
+  /** `[S, T, R]`. The kernel passes the same output to every slice's run; each writes plane `uniforms.slice`. */
   readonly outputShape: number[];
+  /**
+   * The WGSL variant, prefixed `lora_` so that the backend's `stats()` can count its
+   * pipelines. tfjs `runWebGPUProgram` replaces it with the full pipeline-cache key (this plus the
+   * workgroup size, input ranks, dtypes and names).
+   */
   readonly shaderKey: string;
-  readonly dispatchLayout = { x: [0], y: [1], z: [2] };
+  /**
+   * Which output dimensions tfjs maps to which grid axis for its `getOutputCoords()`, which this
+   * shader does not call: it places itself by `workgroupId` and `localId`. What the layout decides is
+   * that it is not flat (y and z are set), so tfjs calls `main()` without an index, and throws
+   * rather than reshapes a grid over the device's `maxComputeWorkgroupsPerDimension` (≥ 65535).
+   */
+  readonly dispatchLayout = {
+    /** Output dimension 0 (unused by the shader). */
+    x: [0],
+    /** Output dimension 1 (unused by the shader); set so that the layout is not flat. */
+    y: [1],
+    /** Output dimension 2 (unused by the shader); set so that the layout is not flat. */
+    z: [2],
+  };
+  /** `[⌈R / 8⌉, T, 1]` workgroups: one per (tile of 8 rank rows, token). T must fit the per-dimension limit. */
   readonly dispatch: Dispatch;
+  /** 64 invocations: 8 rank rows × 8 lanes that split the H loop and sum through workgroup memory. */
   readonly workgroupSize: Dispatch = [RANK_TILE * K_SPLIT, 1, 1];
+  /**
+   * Fields appended to tfjs' `Uniforms` struct, passed by the kernel in this order: T, H, R, the
+   * slice this run writes, the adapter's slot (single-adapter batches; -1 otherwise, unused), and `scale`.
+   */
   readonly uniforms = 'numTokens : i32, hidden : i32, rank : i32, slice : i32, slot : i32, scale : f32,';
   readonly #vec4: boolean;
   readonly #single: boolean;
 
+  /**
+   * @param outputShape - `[S, T, R]`, the shape of the shrink output.
+   * @param numTokens - T, the batch's token count.
+   * @param rank - R, the LoRA rank.
+   * @param vec4 - Load X and A as `vec4<f32>`; only valid when H is a multiple of 4.
+   * @param single - Every token uses one adapter: its slot is a uniform and `Meta` is not bound.
+   */
   constructor(outputShape: number[], numTokens: number, rank: number, vec4: boolean, single: boolean) {
     this.outputShape = outputShape;
     this.#vec4 = vec4;
@@ -44,6 +85,10 @@ export class ShrinkProgram implements WebGPUProgram {
     this.dispatch = [Math.ceil(rank / RANK_TILE), numTokens, 1];
   }
 
+  /**
+   * The program's own WGSL: `main`, plus its workgroup arrays where it has some. tfjs prepends the
+   * bindings, the `Uniforms` struct and its helpers, and appends the `_start` entry point.
+   */
   getUserCode(): string {
     const v = this.#vec4;
     return `
@@ -87,17 +132,51 @@ export class ShrinkProgram implements WebGPUProgram {
  * program already wrote y there).
  */
 export class ExpandProgram implements WebGPUProgram {
+  /**
+   * The storage buffers in the order the kernel passes them: `Y` (`[T, W]`), `Xs` (the shrink
+   * output, `[S, T, R]`), `B` (one slice's `[L, O, R]` stack), then `Meta` (the batch layout) unless
+   * the batch has a single adapter.
+   */
   readonly variableNames: string[];
+  /** Floats per array element of each buffer: 4 (`vec4<f32>`) for Xs and B when R % 4 = 0, else 1; Y and Meta are always 1. */
   readonly variableComponents: number[];
+  /** `[T, W]`, y's shape. The kernel passes the copy of y as the output, and each slice's run writes its columns into it. */
   readonly outputShape: number[];
+  /**
+   * The WGSL variant, prefixed `lora_` so that the backend's `stats()` can count its
+   * pipelines. tfjs `runWebGPUProgram` replaces it with the full pipeline-cache key (this plus the
+   * workgroup size, input ranks, dtypes and names).
+   */
   readonly shaderKey: string;
-  readonly dispatchLayout = { x: [0, 1] };
+  /**
+   * Flat: tfjs calls `main(index)` with the global invocation index, which the shader splits into
+   * (token, column of the slice); it stays linear when tfjs reshapes a grid over the device's
+   * `maxComputeWorkgroupsPerDimension` into 2-D or 3-D.
+   */
+  readonly dispatchLayout = {
+    /** Both output dimensions on the grid's x axis. */
+    x: [0, 1],
+  };
+  /** `[⌈T · O / 64⌉, 1, 1]` workgroups: one invocation per (token, column of the slice); the overhang returns at once. */
   readonly dispatch: Dispatch;
+  /** 64 invocations, one output element each. */
   readonly workgroupSize: Dispatch = [FLAT_WORKGROUP, 1, 1];
+  /**
+   * Fields appended to tfjs' `Uniforms` struct, passed by the kernel in this order: T, W, the slice's
+   * column count O, its first column (`offsetStart + Σ_{j<s} O_j`), R, the slice (plane of Xs), the
+   * adapter's slot (single-adapter batches; -1 otherwise, unused), and `addInputs` (1: add y, 0: write the term alone).
+   */
   readonly uniforms = 'numTokens : i32, width : i32, outSlice : i32, col0 : i32, rank : i32, slice : i32, slot : i32, addInputs : i32,';
   readonly #vec4: boolean;
   readonly #single: boolean;
 
+  /**
+   * @param outputShape - `[T, W]`, the shape of y.
+   * @param numTokens - T, the batch's token count.
+   * @param outSlice - O, the column count of the slice this program writes.
+   * @param vec4 - Load Xs and B as `vec4<f32>`; only valid when R is a multiple of 4.
+   * @param single - Every token uses one adapter: its slot is a uniform and `Meta` is not bound.
+   */
   constructor(outputShape: number[], numTokens: number, outSlice: number, vec4: boolean, single: boolean) {
     this.outputShape = outputShape;
     this.#vec4 = vec4;
@@ -108,6 +187,10 @@ export class ExpandProgram implements WebGPUProgram {
     this.dispatch = [Math.ceil((numTokens * outSlice) / FLAT_WORKGROUP), 1, 1];
   }
 
+  /**
+   * The program's own WGSL: `main`, plus its workgroup arrays where it has some. tfjs prepends the
+   * bindings, the `Uniforms` struct and its helpers, and appends the `_start` entry point.
+   */
   getUserCode(): string {
     const v = this.#vec4;
     return `
@@ -138,19 +221,41 @@ export class ExpandProgram implements WebGPUProgram {
 
 /** out = y: what no LoRA term overwrites keeps its value bit for bit. */
 export class CopyProgram implements WebGPUProgram {
+  /** The one storage buffer: `Y`, the tensor copied. */
   readonly variableNames = ['Y'];
+  /** y's shape; the kernel passes no output, so tfjs allocates the copy with this shape. */
   readonly outputShape: number[];
+  /**
+   * The WGSL variant, prefixed `lora_` so that the backend's `stats()` can count its
+   * pipelines. tfjs `runWebGPUProgram` replaces it with the full pipeline-cache key (this plus the
+   * workgroup size, input ranks, dtypes and names).
+   */
   readonly shaderKey = `${SHADER_PREFIX}copy`;
-  readonly dispatchLayout = { x: [0, 1] };
+  /**
+   * Flat: tfjs calls `main(index)` with the global invocation index, the element copied; it stays
+   * linear when tfjs reshapes a grid over the device's `maxComputeWorkgroupsPerDimension` into 2-D or 3-D.
+   */
+  readonly dispatchLayout = {
+    /** Both output dimensions on the grid's x axis. */
+    x: [0, 1],
+  };
+  /** `[⌈size / 64⌉, 1, 1]` workgroups, size being the element count of `outputShape`. */
   readonly dispatch: Dispatch;
+  /** 64 invocations, one element each. */
   readonly workgroupSize: Dispatch = [FLAT_WORKGROUP, 1, 1];
+  /** Makes tfjs add a `size` uniform (the output's element count) that stops the last workgroup's overhang. */
   readonly size = true;
 
+  /** @param outputShape - The shape of the tensor copied (`[T, W]` for y). */
   constructor(outputShape: number[]) {
     this.outputShape = outputShape;
     this.dispatch = [Math.ceil(outputShape.reduce((a, b) => a * b, 1) / FLAT_WORKGROUP), 1, 1];
   }
 
+  /**
+   * The program's own WGSL: `main`, plus its workgroup arrays where it has some. tfjs prepends the
+   * bindings, the `Uniforms` struct and its helpers, and appends the `_start` entry point.
+   */
   getUserCode(): string {
     return `
       fn main(index : i32) {
@@ -166,23 +271,61 @@ const RC = 64; // rank chunk staged in workgroup memory
 
 /**
  * Shrink, SGMV: one workgroup per (tile of 8 tokens of one slot, 8 rank rows). x and A chunks of
- * 32 features are staged in workgroup memory, so each A row is read once per tile instead of once
+ * 128 features are staged in workgroup memory, so each A row is read once per tile instead of once
  * per token. Tiles of slot -1 write the zeros of tokens without LoRA.
  */
 export class SegmentShrinkProgram implements WebGPUProgram {
+  /**
+   * The storage buffers in the order the kernel passes them: `X` (`[T, H]`), `A` (one slice's
+   * `[L, R, H]` stack) and `Meta` (the batch layout, whose tiles and grouped tokens it reads).
+   */
   readonly variableNames = ['X', 'A', 'Meta'];
+  /** `[S, T, R]`. The kernel passes the same output to every slice's run; each writes plane `uniforms.slice`. */
   readonly outputShape: number[];
+  /**
+   * The WGSL variant, prefixed `lora_` so that the backend's `stats()` can count its
+   * pipelines. tfjs `runWebGPUProgram` replaces it with the full pipeline-cache key (this plus the
+   * workgroup size, input ranks, dtypes and names).
+   */
   readonly shaderKey = `${SHADER_PREFIX}shrink_segments`;
-  readonly dispatchLayout = { x: [0], y: [1], z: [2] };
+  /**
+   * Which output dimensions tfjs maps to which grid axis for its `getOutputCoords()`, which this
+   * shader does not call: it places itself by `workgroupId` and `localId`. What the layout decides is
+   * that it is not flat (y and z are set), so tfjs calls `main()` without an index, and throws
+   * rather than reshapes a grid over the device's `maxComputeWorkgroupsPerDimension` (≥ 65535).
+   */
+  readonly dispatchLayout = {
+    /** Output dimension 0 (unused by the shader). */
+    x: [0],
+    /** Output dimension 1 (unused by the shader); set so that the layout is not flat. */
+    y: [1],
+    /** Output dimension 2 (unused by the shader); set so that the layout is not flat. */
+    z: [2],
+  };
+  /** `[⌈R / 8⌉, numTiles, 1]` workgroups: one per (8 rank rows, tile). */
   readonly dispatch: Dispatch;
+  /** 64 invocations: 8 tokens × 8 rank rows, one output each. */
   readonly workgroupSize: Dispatch = [TT * RANK_TILE, 1, 1];
+  /**
+   * Fields appended to tfjs' `Uniforms` struct, passed by the kernel in this order: T, H, R, the
+   * slice this run writes, the layout's `sortedOffset` and `tilesOffset`, and `scale`.
+   */
   readonly uniforms = 'numTokens : i32, hidden : i32, rank : i32, slice : i32, sortedOffset : i32, tilesOffset : i32, scale : f32,';
 
+  /**
+   * @param outputShape - `[S, T, R]`, the shape of the shrink output.
+   * @param numTiles - The layout's tile count (`BatchLayout.numTiles`), slot -1 tiles included.
+   * @param rank - R, the LoRA rank.
+   */
   constructor(outputShape: number[], numTiles: number, rank: number) {
     this.outputShape = outputShape;
     this.dispatch = [Math.ceil(rank / RANK_TILE), numTiles, 1];
   }
 
+  /**
+   * The program's own WGSL: `main`, plus its workgroup arrays where it has some. tfjs prepends the
+   * bindings, the `Uniforms` struct and its helpers, and appends the `_start` entry point.
+   */
   getUserCode(): string {
     return `
       var<workgroup> xs : array<f32, ${TT * KC}>;
@@ -230,20 +373,59 @@ export class SegmentShrinkProgram implements WebGPUProgram {
  * row once and applies it to all 8 tokens.
  */
 export class SegmentExpandProgram implements WebGPUProgram {
+  /**
+   * The storage buffers in the order the kernel passes them: `Y` (`[T, W]`), `Xs` (the shrink
+   * output, `[S, T, R]`), `B` (one slice's `[L, O, R]` stack) and `Meta` (the batch layout).
+   */
   readonly variableNames = ['Y', 'Xs', 'B', 'Meta'];
+  /** `[T, W]`, y's shape. The kernel passes the copy of y as the output, and each slice's run writes its columns into it. */
   readonly outputShape: number[];
+  /**
+   * The WGSL variant, prefixed `lora_` so that the backend's `stats()` can count its
+   * pipelines. tfjs `runWebGPUProgram` replaces it with the full pipeline-cache key (this plus the
+   * workgroup size, input ranks, dtypes and names).
+   */
   readonly shaderKey = `${SHADER_PREFIX}expand_segments`;
-  readonly dispatchLayout = { x: [0], y: [1], z: [2] };
+  /**
+   * Not flat (y and z are set), so tfjs calls `main()` without an index: the shader places itself by
+   * `workgroupId` and `localId`. tfjs throws rather than reshapes a grid over the device's
+   * `maxComputeWorkgroupsPerDimension` (≥ 65535). Three axes for a 2-D output: tfjs generates no
+   * `getOutputCoords()`, which the shader does not use anyway.
+   */
+  readonly dispatchLayout = {
+    /** Output dimension 0 (nominal: the shader does not read output coordinates). */
+    x: [0],
+    /** Output dimension 1 (nominal); set so that the layout is not flat. */
+    y: [1],
+    /** No such output dimension; set so that the layout is not flat. */
+    z: [2],
+  };
+  /** `[⌈O / 64⌉, numTiles, 1]` workgroups: one per (64 columns of the slice, tile). */
   readonly dispatch: Dispatch;
+  /** 64 invocations, one output column each, for all 8 tokens of the tile. */
   readonly workgroupSize: Dispatch = [FLAT_WORKGROUP, 1, 1];
+  /**
+   * Fields appended to tfjs' `Uniforms` struct, passed by the kernel in this order: T, W, the slice's
+   * column count O, its first column (`offsetStart + Σ_{j<s} O_j`), R, the slice (plane of Xs),
+   * `addInputs` (1: add y, 0: write the term alone), and the layout's `sortedOffset` and `tilesOffset`.
+   */
   readonly uniforms =
     'numTokens : i32, width : i32, outSlice : i32, col0 : i32, rank : i32, slice : i32, addInputs : i32, sortedOffset : i32, tilesOffset : i32,';
 
+  /**
+   * @param outputShape - `[T, W]`, the shape of y.
+   * @param numTiles - The layout's tile count (`BatchLayout.numTiles`); slot -1 tiles write nothing.
+   * @param outSlice - O, the column count of the slice this program writes.
+   */
   constructor(outputShape: number[], numTiles: number, outSlice: number) {
     this.outputShape = outputShape;
     this.dispatch = [Math.ceil(outSlice / FLAT_WORKGROUP), numTiles, 1];
   }
 
+  /**
+   * The program's own WGSL: `main`, plus its workgroup arrays where it has some. tfjs prepends the
+   * bindings, the `Uniforms` struct and its helpers, and appends the `_start` entry point.
+   */
   getUserCode(): string {
     return `
       var<workgroup> vs : array<f32, ${TT * RC}>;

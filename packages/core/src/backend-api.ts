@@ -1,7 +1,8 @@
 /**
- * `@lora/core/backend`: what a backend package needs and an app does not — kernel registration
- * and typed kernel calls, per-batch uploads, the static-shape buckets, the batch mapping, and the
- * registry's write side. The user API is `@lora/core`.
+ * @packageDocumentation
+ * `@lora/core/backend`: what a package built on core needs and an app does not — kernel
+ * registration and typed kernel calls, per-batch uploads, the static-shape buckets, the batch
+ * mapping, the registry's write side, and bundler-safe Node built-ins. The user API is `@lora/core`.
  */
 export type { LoRABackend, LoRABackendFactory, LoRABackendStats } from './backend.js';
 export { bucketSize, bucketTokens, MIN_TOKEN_BUCKET, nextPowerOfTwo, roundUp, tokenBuckets } from './bucketing.js';
@@ -33,5 +34,6 @@ export {
   shrinkKernelArgs,
 } from './kernels.js';
 export { computeMapping, computeMetadata, type LoRAMapping, type LoRAMetadata, type LoRASegment } from './metadata.js';
+export { isNode, type NodeBuiltins, nodeBuiltins } from './node.js';
 export { registerLoRABackend, unregisterLoRABackend } from './registry.js';
 export { type MappingLayout, type MappingUpload, MappingUploads } from './uploads.js';

@@ -8,7 +8,7 @@
  * imports its backend package itself (a bundler cannot follow a computed specifier).
  */
 
-import { isNode, nodeFs, nodeModules } from './node.js';
+import { isNode, nodeBuiltins } from './node.js';
 
 /**
  * Imports a backend package by its specifier (`@lora/backend-webgpu`); see {@link setBackendImporter}.
@@ -56,7 +56,7 @@ export function esmEntry(pkg: Record<string, unknown>, conditions: readonly stri
 
 /** `file://` URL of the package's ESM entry as the project in `cwd` sees it, or undefined. */
 export async function resolveFromProject(specifier: string, cwd: string = process.cwd()): Promise<string | undefined> {
-  const [{ module, url }, { fs, path }] = await Promise.all([nodeModules(), nodeFs()]);
+  const { module, url, fs, path } = await nodeBuiltins('module', 'url', 'fs', 'path');
   const { createRequire } = module;
   const { pathToFileURL } = url;
   const { access, readFile } = fs;

@@ -1,5 +1,5 @@
 import { describeValue, LoRAError } from './errors.js';
-import { isNode, nodeFs } from './node.js';
+import { isNode, nodeBuiltins } from './node.js';
 
 /** A local file opened for reads at offsets (see `openLocalFile`). */
 export interface LocalFile {
@@ -33,7 +33,7 @@ async function openChecked(
   if (typeof path !== 'string' || path.length === 0) {
     throw new LoRAError('E_CONFIG', `expected a file path, got ${describeValue(path)}`);
   }
-  const { fs } = await nodeFs();
+  const { fs } = await nodeBuiltins('fs');
   const what = options.what ?? 'file';
   let handle: Handle | undefined;
   try {

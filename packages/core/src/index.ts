@@ -1,4 +1,5 @@
 /**
+ * @packageDocumentation
  * `@lora/core`: the user API (runtime, layers, adapters, PEFT, errors, the reference oracle).
  * Backend authors import `@lora/core/backend`.
  */

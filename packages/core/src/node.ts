@@ -1,24 +1,36 @@
 /**
  * Node built-ins, loaded only when a Node-only helper runs. Computed specifiers keep bundlers from
- * pulling them into browser builds, so core stays importable everywhere.
+ * pulling them into browser builds, so the packages that use this (core's file helpers and backend
+ * import, @lora/llama's file sources and Hub cache) stay importable everywhere.
  */
 
+/** True in Node.js (where the built-ins below exist), false in browsers and workers. */
 export const isNode = (): boolean => typeof process !== 'undefined' && typeof process.versions?.node === 'string';
 
-const builtin = (name: string): Promise<unknown> => import(/* @vite-ignore */ `node:${name}`);
-
-export async function nodeFs(): Promise<{ fs: typeof import('node:fs/promises'); path: typeof import('node:path') }> {
-  const [fs, path] = (await Promise.all([builtin('fs/promises'), builtin('path')])) as [
-    typeof import('node:fs/promises'),
-    typeof import('node:path'),
-  ];
-  return { fs, path };
+/** The Node built-ins {@link nodeBuiltins} loads, by the name it returns them under. */
+export interface NodeBuiltins {
+  /** `node:fs/promises`. */
+  fs: typeof import('node:fs/promises');
+  /** `node:path`. */
+  path: typeof import('node:path');
+  /** `node:os`. */
+  os: typeof import('node:os');
+  /** `node:module`. */
+  module: typeof import('node:module');
+  /** `node:url`. */
+  url: typeof import('node:url');
 }
 
-export async function nodeModules(): Promise<{ module: typeof import('node:module'); url: typeof import('node:url') }> {
-  const [module, url] = (await Promise.all([builtin('module'), builtin('url')])) as [
-    typeof import('node:module'),
-    typeof import('node:url'),
-  ];
-  return { module, url };
+const SPECIFIERS: Readonly<Record<keyof NodeBuiltins, string>> = {
+  fs: 'node:fs/promises',
+  path: 'node:path',
+  os: 'node:os',
+  module: 'node:module',
+  url: 'node:url',
+};
+
+/** Imports the named Node built-ins (in parallel); call it only where {@link isNode} holds. */
+export async function nodeBuiltins<K extends keyof NodeBuiltins>(...names: K[]): Promise<Pick<NodeBuiltins, K>> {
+  const loaded = await Promise.all(names.map((n) => import(/* @vite-ignore */ SPECIFIERS[n])));
+  return Object.fromEntries(names.map((n, i) => [n, loaded[i]])) as Pick<NodeBuiltins, K>;
 }

@@ -93,14 +93,20 @@ function checkSliceList(value: unknown, name: string): readonly unknown[] {
   return slices;
 }
 
-function checkRank(rank: number, ctx: CheckContext, name: string, t: Tensor): void {
-  if (rank < 1) throw new LoRAError('E_RANK', `${name} has rank 0 (shape ${shapeOf(t)}); an adapter needs rank ≥ 1`);
-  if (rank > ctx.maxLoraRank) {
-    throw new LoRAError(
-      'E_RANK',
-      `${name} has rank ${rank} (shape ${shapeOf(t)}); this runtime takes at most maxLoraRank = ${ctx.maxLoraRank}`,
-    );
+/**
+ * The one rank check: every path that takes an adapter's rank (punica tensors, layer slot writes,
+ * adapter registration) refuses rank 0 and ranks above the slots' padded rank the same way.
+ * `what` names the tensor or module and, where known, its shape.
+ */
+export function checkRankFits(rank: number, maxLoraRank: number, what: string): void {
+  if (rank < 1) throw new LoRAError('E_RANK', `${what} has rank ${describeValue(rank)}; an adapter needs rank ≥ 1`);
+  if (rank > maxLoraRank) {
+    throw new LoRAError('E_RANK', `${what} has rank ${rank}; this runtime takes at most maxLoraRank = ${maxLoraRank}`);
   }
+}
+
+function checkRank(rank: number, ctx: CheckContext, name: string, t: Tensor): void {
+  checkRankFits(rank, ctx.maxLoraRank, `${name} (shape ${shapeOf(t)})`);
 }
 
 /** A stacked `[L, d1, d2]` weight whose L must equal maxLoras. */
@@ -117,9 +123,10 @@ function checkStack(value: unknown, name: string, layout: string, ctx: CheckCont
   return t;
 }
 
-export function checkScale(scale: unknown): number {
+/** A LoRA scale (alpha / r, or a caller's) must be a finite number; `where` prefixes the message. */
+export function checkScale(scale: unknown, where?: string): number {
   if (typeof scale !== 'number' || !Number.isFinite(scale)) {
-    throw new LoRAError('E_CONFIG', `scale must be a finite number, got ${describeValue(scale)}`);
+    throw new LoRAError('E_CONFIG', `${where ? `${where}: ` : ''}scale must be a finite number, got ${describeValue(scale)}`);
   }
   return scale;
 }

@@ -1,8 +1,8 @@
 import { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat, type SerializableDType, serializeSafetensors } from '@lora/core';
+import { nodeBuiltins } from '@lora/core/backend';
 import { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME } from './checkpoint-index.js';
 import { type ModelConfig, parseModelConfig } from './config.js';
 import { checkpointTensors, elements } from './modules.js';
-import { nodeFs } from './node-fs.js';
 import { seeded, uniform } from './rng.js';
 
 /**
@@ -196,7 +196,7 @@ export function buildCheckpoint(spec: CheckpointSpec): Checkpoint {
 
 /** Node: writes a checkpoint's files into `dir` (created if needed). */
 export async function writeCheckpoint(dir: string, files: Readonly<Record<string, Uint8Array>>): Promise<void> {
-  const { fs, path } = await nodeFs();
+  const { fs, path } = await nodeBuiltins('fs', 'path');
   await fs.mkdir(dir, { recursive: true });
   for (const [name, bytes] of Object.entries(files)) await fs.writeFile(path.join(dir, name), bytes);
 }

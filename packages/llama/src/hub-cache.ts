@@ -1,5 +1,5 @@
 import { LoRAError, readLocalFile } from '@lora/core';
-import { nodeBuiltins } from './hub-env.js';
+import { nodeBuiltins } from '@lora/core/backend';
 import { COMMIT_HASH, repoFolderName } from './hub-names.js';
 
 /**
@@ -22,7 +22,7 @@ export class HubDiskCache {
   ) {}
 
   async #paths() {
-    const { fs, path } = await nodeBuiltins();
+    const { fs, path } = await nodeBuiltins('fs', 'path');
     const dir = path.join(this.root, repoFolderName(this.repo));
     const inside = (kind: string, commit: string, file: string) => path.join(dir, kind, commit, ...file.split('/'));
     return { fs, path, dir, inside };

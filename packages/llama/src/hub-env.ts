@@ -1,4 +1,5 @@
 import { describeValue, LoRAError } from '@lora/core';
+import { isNode, nodeBuiltins } from '@lora/core/backend';
 
 /**
  * The settings huggingface_hub reads from the environment (huggingface_hub `constants.py`), so
@@ -21,24 +22,6 @@ export interface HubEnvironment {
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 const DEFAULT_TIMEOUT_MS = 10_000;
 
-export const isNode = (): boolean => typeof process !== 'undefined' && typeof process.versions?.node === 'string';
-
-const builtin = (name: string): Promise<unknown> => import(/* @vite-ignore */ `node:${name}`);
-
-/** node:fs/promises, node:path and node:os, loaded only in Node (computed names keep them out of browser bundles). */
-export async function nodeBuiltins(): Promise<{
-  fs: typeof import('node:fs/promises');
-  path: typeof import('node:path');
-  os: typeof import('node:os');
-}> {
-  const [fs, path, os] = (await Promise.all([builtin('fs/promises'), builtin('path'), builtin('os')])) as [
-    typeof import('node:fs/promises'),
-    typeof import('node:path'),
-    typeof import('node:os'),
-  ];
-  return { fs, path, os };
-}
-
 /** huggingface_hub `constants.py` `_is_true`. */
 const isTrue = (value: string | undefined) => value !== undefined && ['1', 'ON', 'YES', 'TRUE'].includes(value.toUpperCase());
 
@@ -46,7 +29,7 @@ export async function hubEnvironment(): Promise<HubEnvironment> {
   if (!isNode())
     return { cacheDir: undefined, offline: false, endpoint: DEFAULT_ENDPOINT, token: undefined, timeoutMs: DEFAULT_TIMEOUT_MS };
   const env = process.env;
-  const { path, os } = await nodeBuiltins();
+  const { path, os } = await nodeBuiltins('path', 'os');
   const expand = (p: string) => (p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p);
   const home = expand(env.HF_HOME || path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'huggingface'));
   const timeout = env.HF_HUB_DOWNLOAD_TIMEOUT;

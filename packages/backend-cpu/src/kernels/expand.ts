@@ -3,17 +3,10 @@
 import type { LoRAMapping } from '@lora/core';
 
 /**
- * Expand on typed arrays: for each LoRA token t and slice s, columns
- * `[offsetStart + Σ_{j<s} O_j, … + O_s)` of `out` get `B_s[slot] · x[s, t]` added (out already holds
- * y, or zeros there when addInputs is false).
- *
- * Same structure as shrink: per (slice, segment), register-blocked 4 tokens × 4 rank columns, so one
- * row of 4 B values feeds 16 multiply-adds into 4 output rows (1.6× faster here than one token at a
- * time with its 16 shrink values unrolled). O is tiled by 256 so the B tile (256 × R floats) stays
- * in L1 while every token block of a long prefill segment passes over it. Remainders of the
- * segment length and of R take the 1×4, 4×1 and 1×1 variants: any O, R and segment length work.
+ * The operands of one expand over row-major float32 buffers, for {@link expandSegments} and for the
+ * wasm SIMD driver. Buffers are typed arrays here, byte offsets into the wasm heap for the SIMD
+ * kernels (`Buf = number`). Sizes are not re-checked: core validated them against the tensors.
  */
-/** Buffers are typed arrays here, byte offsets into the wasm heap for the SIMD kernels (`Buf = number`). */
 export interface ExpandArgs<Buf = Float32Array> {
   /** `[T, W]`: a copy of y, written in place (SIMD: freshly allocated; y is read in the kernel). */
   out: Buf;
@@ -21,16 +14,37 @@ export interface ExpandArgs<Buf = Float32Array> {
   x: Buf;
   /** One `[L, O_s, R]` stack per slice. */
   loraB: readonly Buf[];
+  /** W: the row length of `out` (all of y's columns, not only the slices'). */
   width: number;
+  /** R: the LoRA rank, the innermost dimension of `x` and of every B stack. */
   rank: number;
+  /** O_s, the column count of each slice, one per `loraB` stack; slices sit side by side in `out`. */
   outputSlices: readonly number[];
+  /** The column of `out` where slice 0 starts; `offsetStart + Σ O_s ≤ W`. */
   offsetStart: number;
+  /** True: add the LoRA term to y's values. False: LoRA tokens' slice columns get the term alone. */
   addInputs: boolean;
+  /**
+   * Which token uses which slot: tokens are visited segment by segment (`meta.segments`, in
+   * `meta.sortedTokenIndices` order, or `0..T-1` when `meta.singleLoRA`); T is `meta.numTokens`.
+   * Tokens without LoRA are not touched.
+   */
   meta: LoRAMapping;
 }
 
 const O_TILE = 256;
 
+/**
+ * Expand on typed arrays: for each LoRA token t and slice s, columns
+ * `[offsetStart + Σ_{j<s} O_j, … + O_s)` of `out` get `B_s[slot] · x[s, t]` added (out already holds
+ * y; when addInputs is false those columns are zeroed first, so they get the term alone).
+ *
+ * Same structure as shrink: per (slice, segment), register-blocked 4 tokens × 4 rank columns, so one
+ * row of 4 B values feeds 16 multiply-adds into 4 output rows (1.6× faster here than one token at a
+ * time with its 16 shrink values unrolled). O is tiled by 256 so the B tile (256 × R floats) stays
+ * in L1 while every token block of a long prefill segment passes over it. Remainders of the
+ * segment length and of R take the 1×4, 4×1 and 1×1 variants: any O, R and segment length work.
+ */
 export function expandSegments(args: ExpandArgs): void {
   const { out, x, loraB, width: W, rank: R, outputSlices, offsetStart, addInputs, meta } = args;
   const T = meta.numTokens;

@@ -6,12 +6,6 @@ import { type SimdKernels, simdKernelsFor } from '../simd/module.js';
 import { expandSegments } from './expand.js';
 import { shrinkSegments } from './shrink.js';
 
-/**
- * tfjs kernels for the "wasm" backend: tensors live on the backend's heap, and so do our outputs
- * (made by the backend). The SIMD module shares that heap, so nothing is copied; where SIMD is not
- * available the scalar kernels run on views of the heap, still without copies.
- */
-
 interface WasmHeap {
   be: BackendWasm;
   simd: SimdKernels | null;
@@ -33,6 +27,15 @@ function heap(backend: unknown): WasmHeap {
 
 const size = (t: TensorInfo) => t.shape.reduce((a, b) => a * b, 1);
 
+/**
+ * tfjs kernels for the "wasm" backend (tfjs-backend-wasm): LoRAShrink and LoRAExpand. Tensors live
+ * on the backend's heap, and so do the outputs (made by the backend). The SIMD module is
+ * instantiated on that same heap, so nothing is copied; where SIMD is not available (no wasm SIMD,
+ * or a shared heap in threaded tfjs builds) {@link shrinkSegments} and {@link expandSegments} run
+ * on Float32Array views of the heap, still without copies.
+ *
+ * @returns The shrink and expand `KernelConfig`s for backend "wasm", for `KernelBackendSpec.kernels`.
+ */
 export function wasmKernels(): KernelConfig[] {
   const shrink: KernelConfig = {
     kernelName: LORA_SHRINK,

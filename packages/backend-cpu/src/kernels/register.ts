@@ -4,15 +4,20 @@ import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import { expandSegments } from './expand.js';
 import { shrinkSegments } from './shrink.js';
 
-/**
- * tfjs kernels for the "cpu" backend. They read tensors' Float32Arrays in place (zero copy) and hand
- * their outputs to the backend, so the engine tracks them like any op's output.
- */
-
 function values(backend: MathBackendCPU, t: TensorInfo): Float32Array {
   return backend.data.get(t.dataId).values as Float32Array;
 }
 
+/**
+ * tfjs kernels for the "cpu" backend: LoRAShrink and LoRAExpand running {@link shrinkSegments} and
+ * {@link expandSegments}. They read tensors' Float32Arrays in place (zero copy) and hand their
+ * outputs to the backend, so the engine tracks them like any op's output; expand works on a copy
+ * of y, never on y itself.
+ *
+ * @param backendName - The tfjs backend to register them for (default "cpu"); it must be a
+ *   `MathBackendCPU`, since the kernels read its `data` map directly.
+ * @returns The shrink and expand `KernelConfig`s, for `KernelBackendSpec.kernels`.
+ */
 export function cpuKernels(backendName = 'cpu'): KernelConfig[] {
   const shrink: KernelConfig = {
     kernelName: LORA_SHRINK,

@@ -3,15 +3,10 @@
 import type { LoRAMapping } from '@lora/core';
 
 /**
- * Shrink on typed arrays: `out[s, t, r] = scale · Σ_h A_s[slot, r, h] · x[t, h]`.
- *
- * SGMV order: one pass per (slice, segment), so A rows of one slot are reused by all of its tokens.
- * Inside a segment the work is register-blocked 4 tokens × 4 rank rows (16 accumulators over H):
- * every loaded x or A element feeds four multiply-adds. This order measured ~3.4× faster than one
- * dot product per (token, row) here (docs/perf-notes.md). Remainders of T and R take the 4×1,
- * 1×4 and 1×1 variants, so any H, R and segment length work without padding.
+ * The operands of one shrink over row-major float32 buffers, for {@link shrinkSegments} and for the
+ * wasm SIMD driver. Buffers are typed arrays here, byte offsets into the wasm heap for the SIMD
+ * kernels (`Buf = number`). Sizes are not re-checked: core validated them against the tensors.
  */
-/** Buffers are typed arrays here, byte offsets into the wasm heap for the SIMD kernels (`Buf = number`). */
 export interface ShrinkArgs<Buf = Float32Array> {
   /** `[S, T, R]`, zero-filled by the caller (tokens without LoRA stay zero). */
   out: Buf;
@@ -19,12 +14,30 @@ export interface ShrinkArgs<Buf = Float32Array> {
   x: Buf;
   /** One `[L, R, H]` stack per slice. */
   loraA: readonly Buf[];
+  /** H: features per token, the row length of `x` and of every A row. Any H ≥ 1 works, no padding. */
   hidden: number;
+  /** R: the LoRA rank, rows per adapter in each A stack and the innermost dimension of `out`. */
   rank: number;
+  /**
+   * Which token uses which slot: tokens are visited segment by segment (`meta.segments`, in
+   * `meta.sortedTokenIndices` order, or `0..T-1` when `meta.singleLoRA`); T is `meta.numTokens`.
+   */
   meta: LoRAMapping;
+  /** Multiplies every output (the `scale` of the shrink call). */
   scale: number;
 }
 
+/**
+ * Shrink on typed arrays: `out[s, t, r] = scale · Σ_h A_s[slot, r, h] · x[t, h]` for every token t
+ * of a segment; rows of tokens without LoRA are not written (they keep the caller's zeros).
+ *
+ * SGMV order: one pass per (slice, segment), so A rows of one slot are reused by all of its tokens.
+ * Inside a segment the work is register-blocked 4 tokens × 4 rank rows (16 accumulators over H):
+ * every loaded x or A element feeds four multiply-adds. This order measured ~3.4× faster than one
+ * dot product per (token, row) here (docs/perf-notes.md). Remainders of T and R take the 4×1,
+ * 1×4 and 1×1 variants, so any H, R and segment length work without padding. Every path sums in
+ * h order, so a token's result does not depend on where its segment's blocks fall.
+ */
 export function shrinkSegments({ out, x, loraA, hidden: H, rank: R, meta, scale }: ShrinkArgs): void {
   const T = meta.numTokens;
   // Single adapter: tokens are 0..T-1 in order, no index lookups.

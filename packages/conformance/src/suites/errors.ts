@@ -77,7 +77,7 @@ const CASES: ErrorCase[] = [
   {
     name: 'rank 0 adapter',
     code: 'E_RANK',
-    mentions: /rank 0 .*needs rank ≥ 1/,
+    mentions: /rank 0\b.*needs rank ≥ 1/,
     call: (f) => f.rt.punica.shrink(f.x, [f.z([L, 0, H])], 1),
   },
   { name: 'non-finite scale', code: 'E_CONFIG', mentions: /finite number, got NaN/, call: (f) => f.rt.punica.shrink(f.x, f.a, Number.NaN) },

@@ -1,4 +1,5 @@
 import { describeValue, LoRAError } from '../errors.js';
+import { checkScale } from '../validate.js';
 
 /** Host-side adapter weights, as loaded from PEFT files (or built by hand). */
 export interface AdapterModuleWeights {
@@ -104,8 +105,7 @@ function checkModuleWeights(value: unknown, adapterId: string): AdapterModuleWei
       `${where}: inFeatures and outFeatures must be positive integers, got ${describeValue(m.inFeatures)} and ${describeValue(m.outFeatures)}`,
     );
   }
-  if (typeof m.scale !== 'number' || !Number.isFinite(m.scale))
-    throw new LoRAError('E_CONFIG', `${where}: scale must be a finite number, got ${describeValue(m.scale)}`);
+  checkScale(m.scale, where);
   if (!(m.a instanceof Float32Array) || !(m.b instanceof Float32Array))
     throw new LoRAError('E_SHAPE', `${where}: a and b must be Float32Arrays, got ${describeValue(m.a)} and ${describeValue(m.b)}`);
   // PEFT stores A as [r, in] (lora_embedding_A: [r, V]) and B as [out, r] (lora_embedding_B: [D, r]).

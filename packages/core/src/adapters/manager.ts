@@ -3,7 +3,7 @@ import { describeValue, LoRAError } from '../errors.js';
 import type { LoRALayer } from '../layers/layer.js';
 import type { LoRAMetadata } from '../metadata.js';
 import type { PunicaWrapper } from '../punica.js';
-import { snapshotArray } from '../validate.js';
+import { checkRankFits, snapshotArray } from '../validate.js';
 import { type AdapterModuleWeights, createAdapter, isCheckedAdapter, type LoRAAdapter } from './adapter.js';
 import { planSlots, type SlotPlan } from './slot-plan.js';
 
@@ -313,12 +313,7 @@ export class AdapterManager {
           `adapter ${label} targets module ${name}, which no layer of this model serves (${known.length} modules: ${known.slice(0, 4).join(', ')}${known.length > 4 ? ', ...' : ''})`,
         );
       }
-      if (m.rank > this.#config.maxLoraRank) {
-        throw new LoRAError(
-          'E_RANK',
-          `adapter ${label} has rank ${m.rank} on ${name}; this runtime takes at most maxLoraRank = ${this.#config.maxLoraRank}`,
-        );
-      }
+      checkRankFits(m.rank, this.#config.maxLoraRank, `adapter ${label} on ${name}`);
       const shape = target.layer.sliceShapes[target.slice] as { inFeatures: number; outFeatures: number };
       if (m.kind !== target.layer.kind || m.inFeatures !== shape.inFeatures || m.outFeatures !== shape.outFeatures) {
         throw new LoRAError(

@@ -1,5 +1,5 @@
 import { type SerializableDType, serializeSafetensors } from '../formats/safetensors.js';
-import { nodeFs } from '../node.js';
+import { nodeBuiltins } from '../node.js';
 import type { AdapterModuleWeights } from './adapter.js';
 
 /** An adapter's two PEFT files in memory, as {@link serializePeftAdapter} makes them and {@link writePeftAdapterDir} writes them. */
@@ -37,7 +37,7 @@ export function serializePeftAdapter(
 
 /** Node: writes `adapter_config.json` and `adapter_model.safetensors` into `dir` (created if needed). */
 export async function writePeftAdapterDir(dir: string, files: PeftFiles): Promise<void> {
-  const { fs, path } = await nodeFs();
+  const { fs, path } = await nodeBuiltins('fs', 'path');
   await fs.mkdir(dir, { recursive: true });
   await fs.writeFile(path.join(dir, 'adapter_config.json'), files.config);
   await fs.writeFile(path.join(dir, 'adapter_model.safetensors'), files.safetensors);

@@ -1,7 +1,7 @@
 import { describeValue, LoRAError } from '../errors.js';
 import { readLocalFile } from '../files.js';
 import { type ParsedSafetensors, parseSafetensors, type SafetensorsTensor } from '../formats/safetensors.js';
-import { isNode, nodeFs } from '../node.js';
+import { isNode, nodeBuiltins } from '../node.js';
 import { type AdapterModuleWeights, checkAdapterId, createAdapter, type LoRAAdapter } from './adapter.js';
 import { isTargeted, moduleScale, type PeftAdapterConfig, parsePeftConfig } from './peft-config.js';
 
@@ -179,7 +179,7 @@ export async function loadPeftAdapterFromDir(dir: string, options: string | Peft
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_ADAPTER_BYTES;
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1)
     throw new LoRAError('E_CONFIG', `maxBytes must be a positive integer, got ${describeValue(maxBytes)}`);
-  const { fs, path } = await nodeFs();
+  const { fs, path } = await nodeBuiltins('fs', 'path');
   const file = (name: string) => path.join(dir, name);
   const config = await readLocalFile(file('adapter_config.json'), { maxBytes: MAX_ADAPTER_CONFIG_BYTES, what: 'adapter_config.json' });
   if (config === undefined)

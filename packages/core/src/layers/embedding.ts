@@ -2,8 +2,8 @@ import { gather, type Tensor1D, type Tensor2D, type Tensor3D, tidy } from '@tens
 import type { AdapterModuleWeights } from '../adapters/adapter.js';
 import type { LoRARuntime } from '../create.js';
 import { describeValue, LoRAError } from '../errors.js';
-import { checkScale, checkTensor, checkTokenIdValues } from '../validate.js';
-import { checkLayerRank, checkLive, checkSlot, checkTokenCount, type LoRALayer, type MatrixInput, readMatrix } from './layer.js';
+import { checkRankFits, checkScale, checkTensor, checkTokenIdValues } from '../validate.js';
+import { checkLive, checkSlot, checkTokenCount, type LoRALayer, type MatrixInput, readMatrix } from './layer.js';
 import { stackBytes, WeightStack, writeB } from './stack.js';
 
 /**
@@ -103,7 +103,7 @@ export class LoRAEmbedding implements LoRALayer {
   }
 
   #checkSizes(a: Float32Array, b: Float32Array, rank: number): void {
-    checkLayerRank(rank, this.#runtime.config.maxLoraRank, this.modules[0] as string);
+    checkRankFits(rank, this.#runtime.config.maxLoraRank, this.modules[0] as string);
     const { inFeatures: vocab, outFeatures: dim } = this.sliceShapes[0] as { inFeatures: number; outFeatures: number };
     if (a.length !== rank * vocab || b.length !== dim * rank) {
       throw new LoRAError(

@@ -66,12 +66,6 @@ export function checkSlot(slot: number, maxLoras: number): void {
   }
 }
 
-export function checkLayerRank(rank: number, maxLoraRank: number, name: string): void {
-  if (rank < 1 || rank > maxLoraRank) {
-    throw new LoRAError('E_RANK', `${name} has rank ${rank}; this runtime takes ranks 1 to maxLoraRank = ${maxLoraRank}`);
-  }
-}
-
 /** A forward's input rows must match the batch that `setBatch` / `updateMetadata` described. */
 export function checkTokenCount(rows: number, expected: number, layer: string): void {
   if (rows !== expected) {

@@ -3,8 +3,8 @@ import type { AdapterModuleWeights } from '../adapters/adapter.js';
 import type { LoRARuntime } from '../create.js';
 import { describeValue, LoRAError } from '../errors.js';
 import type { LoRAMetadata } from '../metadata.js';
-import { checkScale, checkTensor } from '../validate.js';
-import { checkLayerRank, checkLive, checkSlot, checkTokenCount, type LoRALayer, type MatrixInput, readMatrix } from './layer.js';
+import { checkRankFits, checkScale, checkTensor } from '../validate.js';
+import { checkLive, checkSlot, checkTokenCount, type LoRALayer, type MatrixInput, readMatrix } from './layer.js';
 import { stackBytes, WeightStack, writeB } from './stack.js';
 
 interface SliceWeights {
@@ -179,7 +179,7 @@ abstract class StackedLinear implements LoRALayer {
 
   #check(s: number, w: SliceWeights): SliceWeights {
     const { inFeatures, outFeatures } = this.sliceShapes[s] as { inFeatures: number; outFeatures: number };
-    checkLayerRank(w.rank, this.runtime.config.maxLoraRank, w.name);
+    checkRankFits(w.rank, this.runtime.config.maxLoraRank, w.name);
     if (w.a.length !== w.rank * inFeatures || w.b.length !== outFeatures * w.rank) {
       throw new LoRAError(
         'E_SHAPE',

@@ -1,7 +1,8 @@
 import { describeValue, LoRAError } from '@lora/core';
+import { isNode } from '@lora/core/backend';
 import { readCached, writeCached } from '../hub-browser-cache.js';
 import { HubDiskCache, NO_EXIST } from '../hub-cache.js';
-import { DEFAULT_ENDPOINT, type HubEnvironment, hubEnvironment, isNode } from '../hub-env.js';
+import { DEFAULT_ENDPOINT, type HubEnvironment, hubEnvironment } from '../hub-env.js';
 import { downloadHubFile, type HubDownload } from '../hub-http.js';
 import { checkFileName, checkRepoId, checkRevision, resolveUrl } from '../hub-names.js';
 import type { FileSource, LoadProgress, ReadOptions } from '../source.js';

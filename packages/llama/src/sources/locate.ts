@@ -1,5 +1,5 @@
 import { describeValue, LoRAError } from '@lora/core';
-import { isNode, nodeBuiltins } from '../hub-env.js';
+import { isNode, nodeBuiltins } from '@lora/core/backend';
 import type { FileSource } from '../source.js';
 import { dirSource } from './dir.js';
 import { type HubSourceOptions, hubSource } from './hub.js';
@@ -17,7 +17,7 @@ export async function locateSource(spec: string, options: HubSourceOptions = {})
   }
   if (/^https?:\/\//i.test(spec)) return urlSource(spec);
   if (isNode()) {
-    const { fs } = await nodeBuiltins();
+    const { fs } = await nodeBuiltins('fs');
     const info = await fs.stat(spec).catch(() => undefined);
     if (info?.isDirectory()) return dirSource(spec);
     if (info !== undefined) throw new LoRAError('E_CONFIG', `${spec} is a file; expected a directory with the model's or adapter's files`);
