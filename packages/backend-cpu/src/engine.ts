@@ -1,5 +1,11 @@
 import { LoRAError } from '@lora/core';
+import { isNode } from '@lora/core/backend';
 import { findBackendFactory } from '@tensorflow/tfjs-core';
+
+// A computed specifier: bundlers leave it alone, and a missing optional peer is a run-time question.
+// It stays in this module: a bare specifier resolves from the importing file, and this package is
+// where the optional peer is installed.
+const importOptional = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ specifier);
 
 /**
  * Which tfjs backend the CPU LoRA backend computes on:
@@ -17,10 +23,6 @@ export interface WasmSetup {
   wasmPaths?: string | Record<string, string>;
 }
 
-const isNode = () => typeof process !== 'undefined' && typeof process.versions?.node === 'string';
-// A computed specifier: bundlers leave it alone, and a missing optional peer is a runtime question.
-const load = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ specifier);
-
 let pathsSet = false;
 
 /**
@@ -32,7 +34,7 @@ export async function loadTfjsWasm(setup: WasmSetup = {}): Promise<void> {
   if (!isNode() && setup.wasmPaths === undefined && findBackendFactory('wasm') !== null) return;
   let mod: { setWasmPaths(prefix: string | Record<string, string>): void };
   try {
-    mod = (await load('@tensorflow/tfjs-backend-wasm')) as typeof mod;
+    mod = (await importOptional('@tensorflow/tfjs-backend-wasm')) as typeof mod;
   } catch (err) {
     throw new LoRAError(
       'E_BACKEND',
@@ -44,8 +46,8 @@ export async function loadTfjsWasm(setup: WasmSetup = {}): Promise<void> {
   let prefix = setup.wasmPaths;
   if (prefix === undefined && isNode()) {
     // The binaries ship inside the package: load them from disk, offline.
-    const { createRequire } = (await load('node:module')) as typeof import('node:module');
-    const { dirname, join } = (await load('node:path')) as typeof import('node:path');
+    const { createRequire } = (await importOptional('node:module')) as typeof import('node:module');
+    const { dirname, join } = (await importOptional('node:path')) as typeof import('node:path');
     // Resolved from here, like the import above (the optional peer sits beside this package).
     const entry = createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm');
     prefix = `${join(dirname(entry), '/')}`;

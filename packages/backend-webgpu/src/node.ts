@@ -1,9 +1,12 @@
 import { LoRAError } from '@lora/core';
+import { isNode, nodeBuiltins } from '@lora/core/backend';
+
+// A computed specifier: bundlers leave it alone, and a missing optional peer (Dawn) is a run-time
+// question. It stays in this module: a bare specifier resolves from the importing file.
+const importOptional = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ specifier);
 
 /** Where Debian's Chromium keeps SwiftShader's Vulkan driver (Dawn rejects Mesa's lavapipe 22.3). */
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
-
-const load = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ specifier);
 
 /**
  * WebGPU in Node through Dawn (the `webgpu` package, an optional peer): installs its globals and
@@ -14,7 +17,7 @@ const load = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ 
 export async function initNodeWebGPU(options: { vulkanIcd?: string } = {}): Promise<void> {
   const g = globalThis as { navigator?: { gpu?: unknown } };
   if (g.navigator?.gpu) return;
-  if (typeof process === 'undefined' || typeof process.versions?.node !== 'string') {
+  if (!isNode()) {
     throw new LoRAError(
       'E_BACKEND',
       'WebGPU is not available in this browser (navigator.gpu is missing); Chromium needs a WebGPU-capable GPU or --enable-unsafe-webgpu',
@@ -22,13 +25,19 @@ export async function initNodeWebGPU(options: { vulkanIcd?: string } = {}): Prom
   }
   const icd = options.vulkanIcd ?? process.env.VK_ICD_FILENAMES;
   if (icd === undefined) {
-    const { existsSync } = (await load('node:fs')) as typeof import('node:fs');
-    if (existsSync(SWIFTSHADER_ICD)) process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+    const { fs } = await nodeBuiltins('fs');
+    if (
+      await fs.access(SWIFTSHADER_ICD).then(
+        () => true,
+        () => false,
+      )
+    )
+      process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
   } else process.env.VK_ICD_FILENAMES = icd;
   await ensureRuntimeDir();
   let dawn: { create(flags: string[]): unknown; globals: Record<string, unknown> };
   try {
-    dawn = (await load('webgpu')) as typeof dawn;
+    dawn = (await importOptional('webgpu')) as typeof dawn;
   } catch (err) {
     throw new LoRAError(
       'E_BACKEND',
@@ -52,14 +61,10 @@ export async function initNodeWebGPU(options: { vulkanIcd?: string } = {}): Prom
  */
 async function ensureRuntimeDir(): Promise<void> {
   if (process.env.XDG_RUNTIME_DIR) return;
-  const [{ mkdirSync }, { tmpdir, userInfo }, { join }] = (await Promise.all([load('node:fs'), load('node:os'), load('node:path')])) as [
-    typeof import('node:fs'),
-    typeof import('node:os'),
-    typeof import('node:path'),
-  ];
-  const dir = join(tmpdir(), `lora-webgpu-runtime-${userInfo().uid}`);
+  const { fs, os, path } = await nodeBuiltins('fs', 'os', 'path');
+  const dir = path.join(os.tmpdir(), `lora-webgpu-runtime-${os.userInfo().uid}`);
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     process.env.XDG_RUNTIME_DIR = dir;
   } catch {
     // Only the warning is lost: Dawn works without the folder.

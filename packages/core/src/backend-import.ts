@@ -8,7 +8,7 @@
  * imports its backend package itself (a bundler cannot follow a computed specifier).
  */
 
-import { isNode, nodeBuiltins } from './node.js';
+import { importOptional, isNode, nodeBuiltins } from './node.js';
 
 /**
  * Imports a backend package by its specifier (`@lora/backend-webgpu`); see {@link setBackendImporter}.
@@ -84,12 +84,12 @@ export async function resolveFromProject(specifier: string, cwd: string = proces
 
 export const defaultBackendImporter: BackendImporter = async (specifier) => {
   try {
-    return await import(/* @vite-ignore */ specifier);
+    return await importOptional(specifier);
   } catch (err) {
     if (!isNode() || !isModuleNotFound(err, specifier)) throw err;
     const url = await resolveFromProject(specifier);
     if (url === undefined) throw err;
-    return import(/* @vite-ignore */ url);
+    return importOptional(url);
   }
 };
 

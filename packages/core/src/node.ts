@@ -31,6 +31,13 @@ const SPECIFIERS: Readonly<Record<keyof NodeBuiltins, string>> = {
 
 /** Imports the named Node built-ins (in parallel); call it only where {@link isNode} holds. */
 export async function nodeBuiltins<K extends keyof NodeBuiltins>(...names: K[]): Promise<Pick<NodeBuiltins, K>> {
-  const loaded = await Promise.all(names.map((n) => import(/* @vite-ignore */ SPECIFIERS[n])));
+  const loaded = await Promise.all(names.map((n) => importOptional(SPECIFIERS[n])));
   return Object.fromEntries(names.map((n, i) => [n, loaded[i]])) as Pick<NodeBuiltins, K>;
 }
+
+/**
+ * Imports a module by a computed specifier, which bundlers leave alone (and Vite is told to). A
+ * bare specifier resolves from core's own folder: packages importing their optional peers (the
+ * cpu backend's tfjs-backend-wasm, webgpu's Dawn) keep their own `import()` for that reason.
+ */
+export const importOptional = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ specifier);

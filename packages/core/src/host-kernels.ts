@@ -1,0 +1,71 @@
+import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
+import { type ExpandKernelCall, expandKernelArgs, LORA_EXPAND, LORA_SHRINK, type ShrinkKernelCall, shrinkKernelArgs } from './kernels.js';
+
+/** A shrink call on a host-memory tfjs backend: the typed kernel call with its tensors as their Float32Arrays. */
+export interface HostShrinkCall extends Omit<ShrinkKernelCall, 'x' | 'loraA' | 'index'> {
+  /** Activations `[T, H]`, row-major, read in place (never write to it). */
+  readonly x: Float32Array;
+  /** One A stack `[L, R, H]` per slice, read in place. */
+  readonly loraA: readonly Float32Array[];
+}
+
+/** An expand call on a host-memory tfjs backend: the typed kernel call with its tensors as their Float32Arrays. */
+export interface HostExpandCall extends Omit<ExpandKernelCall, 'y' | 'x' | 'loraB' | 'index'> {
+  /** The base output `[T, width]`, read in place: the kernel returns a new array and leaves this one as it is. */
+  readonly y: Float32Array;
+  /** The shrink result `[S, T, R]`, read in place. */
+  readonly x: Float32Array;
+  /** One B stack `[L, O_s, R]` per slice, read in place. */
+  readonly loraB: readonly Float32Array[];
+}
+
+/** What {@link hostMemoryKernels} registers: the host functions and the names they run under. */
+export interface HostKernelSpec {
+  /** The tfjs backend whose tensors live in host memory as Float32Arrays (tfjs "cpu"). */
+  readonly backendName: string;
+  /** Kernel name of the shrink (default {@link LORA_SHRINK}); one tfjs backend holds one kernel per name. */
+  readonly shrinkName?: string;
+  /** Kernel name of the expand (default {@link LORA_EXPAND}). */
+  readonly expandName?: string;
+  /** Computes the `[S, T, R]` shrink result into a new array. */
+  shrink(call: HostShrinkCall): Float32Array;
+  /** Computes the `[T, width]` output (y plus the LoRA terms) into a new array. */
+  expand(call: HostExpandCall): Float32Array;
+}
+
+/** The part of tfjs' MathBackendCPU these kernels use (structural: core does not depend on tfjs-backend-cpu). */
+interface HostBackend {
+  data: { get(dataId: object): { values?: unknown } };
+  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
+}
+
+/**
+ * tfjs kernels for a backend whose tensors are Float32Arrays in host memory: inputs are read in
+ * place (zero copy) and outputs handed to the tfjs backend, so the engine tracks them like any op's
+ * output. Backends computing on the host (cpu's JS kernels, the TPU simulator) write only the
+ * arithmetic.
+ */
+export function hostMemoryKernels(spec: HostKernelSpec): KernelConfig[] {
+  const values = (backend: HostBackend, t: TensorInfo) => backend.data.get(t.dataId).values as Float32Array;
+  const shrink: KernelConfig = {
+    kernelName: spec.shrinkName ?? LORA_SHRINK,
+    backendName: spec.backendName,
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const host = backend as unknown as HostBackend;
+      const { x, loraA, index: _index, ...rest } = shrinkKernelArgs(inputs, attrs);
+      const out = spec.shrink({ ...rest, x: values(host, x), loraA: loraA.map((a) => values(host, a)) });
+      return host.makeTensorInfo([rest.dims.slices, rest.dims.tokens, rest.dims.rank], 'float32', out);
+    },
+  };
+  const expand: KernelConfig = {
+    kernelName: spec.expandName ?? LORA_EXPAND,
+    backendName: spec.backendName,
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const host = backend as unknown as HostBackend;
+      const { y, x, loraB, index: _index, ...rest } = expandKernelArgs(inputs, attrs);
+      const out = spec.expand({ ...rest, y: values(host, y), x: values(host, x), loraB: loraB.map((b) => values(host, b)) });
+      return host.makeTensorInfo([...y.shape], 'float32', out);
+    },
+  };
+  return [shrink, expand];
+}
