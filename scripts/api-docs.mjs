@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // API reference (issue #18): TypeDoc with the markdown plugin writes one page per entry of every
-// published package into docs/api (config: typedoc.json at the root, one typedoc.json per package
-// naming its entries). `node scripts/api-docs.mjs` (`npm run docs`) rewrites docs/api;
+// published package (each `packages/*` not marked private) into docs/api (config: typedoc.json at
+// the root, one typedoc.json per package naming its entries). `node scripts/api-docs.mjs` (`npm run docs`) rewrites docs/api;
 // `--check` (run by `npm test`) builds it into a scratch folder with warnings as errors — every
 // export documented, no broken {@link}, no type referenced but left out — and fails when the
 // committed pages differ from what the sources say.
@@ -18,6 +18,10 @@ const out = check ? mkdtempSync(join(tmpdir(), 'lora-api-docs-')) : committed;
 // typedoc's exports map hides its bin: the root devDependency's link is where pnpm puts it.
 const typedoc = join(root, 'node_modules', 'typedoc', 'bin', 'typedoc');
 
+const publicPackages = readdirSync(join(root, 'packages'))
+  .filter((name) => !JSON.parse(readFileSync(join(root, 'packages', name, 'package.json'), 'utf8')).private)
+  .map((name) => `packages/${name}`);
+
 const files = (dir) =>
   readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile())
@@ -27,10 +31,14 @@ const files = (dir) =>
 try {
   if (!check) rmSync(committed, { recursive: true, force: true });
   try {
-    execFileSync(process.execPath, [typedoc, '--out', out, '--treatWarningsAsErrors', '--logLevel', 'Warn'], {
-      cwd: root,
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
+    execFileSync(
+      process.execPath,
+      [typedoc, ...publicPackages.flatMap((p) => ['--entryPoints', p]), '--out', out, '--treatWarningsAsErrors', '--logLevel', 'Warn'],
+      {
+        cwd: root,
+        stdio: ['ignore', 'inherit', 'inherit'],
+      },
+    );
   } catch {
     console.error('api docs: TypeDoc reported the problems above (every export needs a doc comment; links must resolve)');
     process.exit(1);
