@@ -41,7 +41,7 @@ export async function runSession(opts: DemoOptions, io: DemoIO = {}): Promise<Se
     log(
       `LoRA backend "${rt.backend.name}" on tfjs "${rt.backend.tfBackend}": maxLoras ${rt.config.maxLoras}, maxLoraRank ${rt.config.maxLoraRank}`,
     );
-    const { model, config, checkpoint } = await loadDemoModel(p, rt);
+    const demo = await loadDemoModel(p, rt);
     try {
       const cacheDir = join(opts.cacheDir, p.name);
       const { adapters, created } = await cachedDemoAdapters(p, cacheDir);
@@ -54,16 +54,14 @@ export async function runSession(opts: DemoOptions, io: DemoIO = {}): Promise<Se
       const requests = demoRequests(
         opts.requests,
         adapters.map((a) => a.id),
-        config.vocabSize,
+        demo.config.vocabSize,
         opts.maxTokens ?? 8,
       );
       const bars = new Map<SessionPhase, ReturnType<typeof progressBar>>();
       const report = await runDemoSession({
         runtime: rt,
         lora,
-        model,
-        config,
-        weights: checkpoint.weights,
+        demo,
         adapters,
         requests,
         onProgress: (phase, done, total) => {
@@ -80,7 +78,7 @@ export async function runSession(opts: DemoOptions, io: DemoIO = {}): Promise<Se
         adaptersCreated: created,
       };
     } finally {
-      model.dispose();
+      demo.model.dispose();
     }
   } finally {
     rt.dispose();

@@ -82,22 +82,20 @@ async function run(): Promise<void> {
     const runtime = await createLoRA(lora);
     try {
       setStatus(`loading the ${preset.name} model…`, 'running');
-      const { model, config, checkpoint } = await loadDemoModel(preset, runtime);
+      const demo = await loadDemoModel(preset, runtime);
       try {
-        const adapters = demoAdapters(config);
+        const adapters = demoAdapters(demo.config);
         for (const a of adapters) runtime.adapters.register(a);
         const requests = demoRequests(
           count,
           adapters.map((a) => a.id),
-          config.vocabSize,
+          demo.config.vocabSize,
           8,
         );
         const report = await runDemoSession({
           runtime,
           lora,
-          model,
-          config,
-          weights: checkpoint.weights,
+          demo,
           adapters,
           requests,
           onProgress: (phase, done, total) => setStatus(`${phase}: ${done}/${total}`, 'running'),
@@ -107,7 +105,7 @@ async function run(): Promise<void> {
         const passed = report.checks.every((c) => c.pass);
         setStatus(`done: ${report.checks.filter((c) => c.pass).length}/${report.checks.length} PASS`, passed ? 'done' : 'error');
       } finally {
-        model.dispose();
+        demo.model.dispose();
       }
     } finally {
       runtime.dispose();

@@ -10,23 +10,21 @@ describe('the demo session on the embedded tiny model', () => {
   it('serves a mixed queue with eviction, every request equals its merged-weight run, adapters change outputs', async () => {
     const lora: LoRAConfig = { backend: 'reference', maxLoras: 2, maxLoraRank: 32, maxCpuLoras: 8 };
     const runtime = await createLoRA(lora);
-    const { model, config, checkpoint } = await loadDemoModel('tiny', runtime);
+    const demo = await loadDemoModel('tiny', runtime);
     try {
-      const adapters = demoAdapters(config);
+      const adapters = demoAdapters(demo.config);
       for (const a of adapters) runtime.adapters.register(a);
       const requests = demoRequests(
         10,
         adapters.map((a) => a.id),
-        config.vocabSize,
+        demo.config.vocabSize,
         4,
       );
       const phases = new Set<string>();
       const report = await runDemoSession({
         runtime,
         lora,
-        model,
-        config,
-        weights: checkpoint.weights,
+        demo,
         adapters,
         requests,
         onProgress: (phase) => phases.add(phase),
@@ -38,7 +36,7 @@ describe('the demo session on the embedded tiny model', () => {
       expect(report.base.activations).toBe(0);
       expect([...phases]).toEqual(['with LoRA', 'without LoRA', 'checking vs merged W']);
     } finally {
-      model.dispose();
+      demo.model.dispose();
       runtime.dispose();
     }
   });

@@ -1,10 +1,9 @@
 import type { LoRAAdapter, LoRAConfig, LoRARuntime } from '@lora/core';
-import type { ModelConfig } from '../config.js';
 import { Engine, type GenerateRequest, type StepInfo } from '../engine/engine.js';
 import type { GenerationResult } from '../engine/handle.js';
 import type { CausalLM } from '../model.js';
-import type { WeightMap } from '../weights.js';
 import { type CheckResult, checkAgainstMerged } from './check.js';
+import type { DemoModel } from './model.js';
 
 /** One pass over the queue. */
 export interface PassStats {
@@ -84,15 +83,15 @@ export async function runDemoSession(args: {
   runtime: LoRARuntime;
   /** The config reference runs are created with (backend and its options). */
   lora: LoRAConfig;
-  model: CausalLM;
-  config: ModelConfig;
-  weights: WeightMap;
+  /** The model served (from {@link loadDemoModel} on `runtime`); its checkpoint's weights build the merged references. */
+  demo: DemoModel;
   adapters: readonly LoRAAdapter[];
   requests: readonly GenerateRequest[];
   maxNumSeqs?: number;
   onProgress?: (phase: SessionPhase, done: number, total: number) => void;
 }): Promise<SessionReport> {
-  const { runtime, model, requests } = args;
+  const { runtime, requests } = args;
+  const { model } = args.demo;
   const maxNumSeqs = args.maxNumSeqs ?? 8;
   const total = requests.length;
   // Warm-up (JIT, heap growth, XNNPACK weight packing at these shapes), so neither measured pass pays for it.
@@ -110,8 +109,8 @@ export async function runDemoSession(args: {
   done = 0;
   const checks = await checkAgainstMerged({
     lora: args.lora,
-    config: args.config,
-    weights: args.weights,
+    config: args.demo.config,
+    weights: args.demo.checkpoint.weights,
     adapters: new Map(args.adapters.map((a) => [a.id, a])),
     results: lora.results,
     onRequest: () => args.onProgress?.('checking vs merged W', ++done, total),
