@@ -28,17 +28,22 @@ export function webgpuKernels(): KernelConfig[] {
       const { tokens: T, hidden: H, rank: R } = dims;
       const out = gpu.makeTensorInfo([dims.slices, T, R], 'float32');
       if (batch.path === 'sgmv') {
-        const program = new SegmentShrinkProgram(out.shape, batch.numTiles, R);
         const uniforms = (s: number) => [i32(T), i32(H), i32(R), i32(s), i32(batch.sortedOffset), i32(batch.tilesOffset), f32(scale)];
-        for (const [s, a] of loraA.entries()) gpu.runWebGPUProgram(program, [x, a, index as TensorInfo], 'float32', uniforms(s), out);
+        for (const [s, a] of loraA.entries()) {
+          // A fresh program object per run: tfjs rewrites `shaderKey` in place (appending the
+          // shapes), so a reused object would carry a longer key into the next slice and compile
+          // the same WGSL again under it.
+          const program = new SegmentShrinkProgram(out.shape, batch.numTiles, R);
+          gpu.runWebGPUProgram(program, [x, a, index as TensorInfo], 'float32', uniforms(s), out);
+        }
         return out;
       }
       const single = batch.path === 'single';
       const slot = single ? (meta.activeSlots[0] as number) : -1;
-      const program = new ShrinkProgram(out.shape, T, R, H % 4 === 0, single);
       for (const [s, a] of loraA.entries()) {
+        // A fresh program object per run (see the sgmv path above).
         gpu.runWebGPUProgram(
-          program,
+          new ShrinkProgram(out.shape, T, R, H % 4 === 0, single),
           single ? [x, a] : [x, a, index as TensorInfo],
           'float32',
           [i32(T), i32(H), i32(R), i32(s), i32(slot), f32(scale)],

@@ -1,0 +1,35 @@
+import { createLoRA } from '@lora/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { createWebGPUBackend } from './index.js';
+
+tf.env().set('IS_TEST', true);
+
+// tfjs rewrites a program's `shaderKey` in place when it runs it: one program object reused across
+// the slices of a packed (q/k/v) call carried a longer key into each next slice and compiled the
+// same WGSL once more per slice. A 3-slice call must reuse what a 1-slice call at the same sizes compiled.
+describe.each(['bgmv', 'sgmv'] as const)('webgpu %s: the slices of a packed call share programs', (path) => {
+  it('a 3-slice shrink and expand compile nothing a 1-slice call at the same sizes did not', async () => {
+    const rt = await createLoRA({ backend: createWebGPUBackend({ path }), maxLoras: 2, maxLoraRank: 8, maxNumTokens: 64 });
+    const [T, H, R, O] = [8, 32, 8, 16];
+    const x = tf.randomNormal<tf.Rank.R2>([T, H]);
+    const a = [0, 1, 2].map(() => tf.randomNormal<tf.Rank.R3>([2, R, H]));
+    const b = [0, 1, 2].map(() => tf.randomNormal<tf.Rank.R3>([2, O, R]));
+    try {
+      rt.punica.updateMetadata({ tokenLoraIndices: Int32Array.from({ length: T }, (_, i) => i % 2) });
+      const run = async (slices: number) => {
+        const y = tf.zeros<tf.Rank.R2>([T, slices * O]);
+        const out = rt.punica.addLoRALinear(y, x, a.slice(0, slices), b.slice(0, slices), 1, Array(slices).fill(O));
+        await out.data();
+        tf.dispose([y, out]);
+        return rt.backend.stats?.().programsCompiled ?? Number.NaN;
+      };
+      const afterOne = await run(1);
+      expect(afterOne).toBeGreaterThan(0);
+      expect(await run(3)).toBe(afterOne);
+    } finally {
+      tf.dispose([x, ...a, ...b]);
+      rt.dispose();
+    }
+  }, 120_000);
+});
