@@ -280,6 +280,8 @@ async function main(): Promise<void> {
       backend: h.backend,
       preset: h.preset,
       slowdown: Object.fromEntries(h.cells.map((c) => [`${c.length}x${c.concurrency}`, c.slowdown])),
+      withinNoise: h.cells.filter((c) => c.withinNoise).map((c) => `${c.length}x${c.concurrency}`),
+      inherent: Object.fromEntries(h.cells.flatMap((c) => (c.inherent ? [[`${c.length}x${c.concurrency}`, c.inherent]] : []))),
     })),
   };
   const outDir = resolve(values.out);

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { HEATMAPS, runHeatmap } from './heatmap.js';
 import { tpuSimHeatmap } from './heatmap-tpu.js';
-import { heatmapSvgOf, heatmapTable } from './report-grid.js';
+import { heatmapCellText, heatmapSvgOf, heatmapTable } from './report-grid.js';
 
 describe('slowdown heatmap', () => {
   it('times a decode forward with and without LoRA per cell, skips cells over the KV limit, leaks nothing', async () => {
@@ -29,14 +29,40 @@ describe('slowdown heatmap', () => {
     for (const c of h.cells) {
       expect(c.loraMs).toBeGreaterThan(0);
       expect(c.slowdown).toBeCloseTo(c.loraMs / c.baseMs - 1, 10);
+      // At least 5 interleaved rounds; the spread brackets its own median; noise is flagged, never a result.
+      expect(c.spread!.rounds).toBeGreaterThanOrEqual(5);
+      expect(c.spread!.low).toBeLessThanOrEqual(c.spread!.high);
+      expect(c.withinNoise).toBe(c.spread!.low <= 0);
+      expect(c.inherent!.bytes).toBeGreaterThan(0);
+      expect(c.inherent!.flops).toBeGreaterThan(0);
     }
     const table = heatmapTable(h);
-    expect(table).toMatch(/\| 64 +\| .* % +\| — /);
+    expect(table).toMatch(/\| 64 +\| (within noise|\d+\.\d %) \[-?\d+\.\d, -?\d+\.\d\] · must \d+\.\d % +\| — /);
+    expect(table).not.toMatch(/\| -\d+\.\d %/);
     expect(table).toMatch(/Not measured: 64 × 4/);
     const svg = heatmapSvgOf(h);
     expect(svg.match(/<rect /g)).toHaveLength(1 + 4);
     expect(svg).toContain('—');
+    expect(svg.includes('>noise<')).toBe(h.cells.some((c) => c.withinNoise));
   }, 60_000);
+});
+
+describe('heatmap cells as the report prints them', () => {
+  const cell = { length: 8, concurrency: 1, loraMs: 1.1, baseMs: 1, slowdown: 0.1 };
+  it('a clear effect: the slowdown, its interquartile range and what it must cost', () => {
+    const text = heatmapCellText({
+      ...cell,
+      spread: { low: 0.05, high: 0.15, rounds: 5 },
+      withinNoise: false,
+      inherent: { bytes: 0.02, flops: 0.01 },
+    });
+    expect(text).toBe('10.0 % [5.0, 15.0] · must 2.0 %');
+  });
+  it('a range reaching zero (or a negative median) is "within noise", never a speed-up', () => {
+    const text = heatmapCellText({ ...cell, slowdown: -0.2, spread: { low: -0.3, high: 0.1, rounds: 5 }, withinNoise: true });
+    expect(text).toBe('within noise [-30.0, 10.0]');
+    expect(text).not.toMatch(/-20/);
+  });
 });
 
 describe('tpu-sim cost-model heatmap', () => {

@@ -1,8 +1,8 @@
 import { createLoRA, type LoRARuntime } from '@lora/core';
-import { type CausalLM, type Chunk, type ModelConfig, Sequence } from '@lora/llama';
+import { type CausalLM, type Chunk, decodeLoRAShare, type LoRAStepShare, type ModelConfig, Sequence } from '@lora/llama';
 import { type DemoPreset, loadDemoModel } from '@lora/llama/demo';
 import * as tf from '@tensorflow/tfjs-core';
-import { median } from './measure.js';
+import { median, quantile } from './measure.js';
 import type { BackendSpec } from './methods.js';
 import { registerBenchAdapters } from './model-adapters.js';
 
@@ -28,6 +28,18 @@ interface HeatmapCell {
   baseMs: number;
   /** loraMs / baseMs − 1. */
   slowdown: number;
+  /**
+   * Measured cells: the interquartile range of the per-round slowdowns (each round times both
+   * steps back to back, in alternating order), and how many rounds there were.
+   */
+  spread?: { low: number; high: number; rounds: number };
+  /**
+   * The spread reaches zero: a quarter of the rounds or more saw no cost, so the effect is not
+   * told apart from noise. Reported as "within noise", never as a (negative) slowdown.
+   */
+  withinNoise?: boolean;
+  /** What LoRA must cost in this step (`decodeLoRAShare`): bytes and FLOPs over the base step's. */
+  inherent?: LoRAStepShare;
 }
 
 export interface HeatmapResult {
@@ -53,6 +65,8 @@ export interface HeatmapOptions {
 }
 
 const MAX_ROUNDS = 20;
+/** Fewer rounds give no spread worth the name (issue #17: ≥ 5 interleaved rounds). */
+const MIN_ROUNDS = 5;
 
 const kvBytes = (c: ModelConfig, length: number, concurrency: number): number =>
   4 * 2 * c.numHiddenLayers * c.numKeyValueHeads * c.headDim * (length + 1) * concurrency;
@@ -106,7 +120,11 @@ export async function runHeatmap(spec: BackendSpec, preset: DemoPreset, axes: He
             reason: `KV cache ${(bytes / 2 ** 30).toFixed(1)} GB > ${(opts.kvLimitBytes / 2 ** 30).toFixed(1)} GB limit`,
           });
         } else {
-          result.cells.push(await measureCell(model, rt, ids, length, concurrency, opts.rounds));
+          const cell = await measureCell(model, rt, ids, length, concurrency, opts.rounds);
+          // The sequences cycle through the adapters as measureCell assigns them.
+          const applied = Array.from({ length: concurrency }, (_, i) => rt.adapters.get(ids[i % ids.length] as string) ?? null);
+          cell.inherent = decodeLoRAShare(config, { length, adapters: applied });
+          result.cells.push(cell);
         }
         opts.onCell?.(`heatmap ${spec.label}: input ${length}, concurrency ${concurrency}`);
       }
@@ -159,16 +177,24 @@ async function measureCell(
     await step(false);
     const lora: number[] = [];
     const base: number[] = [];
-    // Short steps take more rounds (up to 20, until 300 ms of LoRA steps): a 2 ms step's noise
-    // would otherwise swamp a slowdown of a few percent.
-    for (let r = 0, spent = 0; r < rounds || (spent < 300 && r < MAX_ROUNDS); r++) {
-      lora.push(await step(true));
-      base.push(await step(false));
+    // Short steps take more rounds (at least 5, up to 20, until 300 ms of LoRA steps): a 2 ms
+    // step's noise would otherwise swamp a slowdown of a few percent. The order alternates, so
+    // neither kind always runs second (warmer caches, a frequency step).
+    for (let r = 0, spent = 0; r < Math.max(rounds, MIN_ROUNDS) || (spent < 300 && r < MAX_ROUNDS); r++) {
+      if (r % 2 === 0) {
+        lora.push(await step(true));
+        base.push(await step(false));
+      } else {
+        base.push(await step(false));
+        lora.push(await step(true));
+      }
       spent += lora.at(-1) as number;
     }
     const loraMs = median(lora);
     const baseMs = median(base);
-    return { length, concurrency, loraMs, baseMs, slowdown: loraMs / baseMs - 1 };
+    const perRound = lora.map((t, i) => t / (base[i] as number) - 1);
+    const spread = { low: quantile(perRound, 0.25), high: quantile(perRound, 0.75), rounds: perRound.length };
+    return { length, concurrency, loraMs, baseMs, slowdown: loraMs / baseMs - 1, spread, withinNoise: spread.low <= 0 };
   } finally {
     for (const seq of seqs) seq.dispose();
   }

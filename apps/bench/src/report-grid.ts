@@ -70,16 +70,33 @@ export function heatmapTable(h: HeatmapResult): string {
       String(length),
       ...h.axes.concurrency.map((c) => {
         const cell = h.cells.find((x) => x.length === length && x.concurrency === c);
-        return cell ? `${(100 * cell.slowdown).toFixed(1)} %` : '—';
+        return cell ? heatmapCellText(cell) : '—';
       }),
     ]);
   }
   const skipped = h.skipped.map((s) => `${s.length} × ${s.concurrency}: ${s.reason}`);
   return (
     `### LoRA slowdown of a decode forward on ${h.backend} (model "${h.preset}", ${h.adapters} adapters of rank ${h.rank} on every linear module)\n\n` +
-    `${markdownTable(rows)}\n\n${h.note ?? 'Each cell: one decode step of that many sequences whose KV caches hold that many tokens, time with LoRA / time on the base model − 1 (median of the rounds).'}` +
+    `${markdownTable(rows)}\n\n${h.note ?? MEASURED_NOTE}` +
     (skipped.length > 0 ? ` Not measured: ${skipped.join('; ')}.` : '')
   );
+}
+
+const MEASURED_NOTE =
+  'Each cell: one decode step of that many sequences whose KV caches hold that many tokens, time with LoRA / time on the base model − 1 ' +
+  '(medians of ≥ 5 rounds, each round timing both back to back in alternating order); in brackets the interquartile range of the ' +
+  'per-round slowdowns. A cell whose range reaches 0 % says "within noise": its rounds do not tell the cost apart from zero. ' +
+  '"must": what LoRA has to cost in that step — the larger of its bytes (the distinct adapters\' A and B at their true rank) over the ' +
+  "base step's bytes (weights and KV cache) and its FLOPs over the base step's (issue #17's inherent share).";
+
+/** A fraction as a percentage with one decimal, no unit (the cell adds it once). */
+const points = (v: number) => (100 * v).toFixed(1);
+
+/** One heatmap cell as the report prints it: the slowdown or "within noise", its spread, and what it must cost. */
+export function heatmapCellText(cell: HeatmapResult['cells'][number]): string {
+  const range = cell.spread ? ` [${points(cell.spread.low)}, ${points(cell.spread.high)}]` : '';
+  const measured = cell.withinNoise ? `within noise${range}` : `${points(cell.slowdown)} %${range}`;
+  return cell.inherent ? `${measured} · must ${points(Math.max(cell.inherent.bytes, cell.inherent.flops))} %` : measured;
 }
 
 export function heatmapSvgOf(h: HeatmapResult): string {
@@ -93,6 +110,10 @@ export function heatmapSvgOf(h: HeatmapResult): string {
       h.axes.concurrency.map((c) => h.cells.find((x) => x.length === l && x.concurrency === c)?.slowdown ?? null),
     ),
     format: (v) => `${(100 * v).toFixed(1)} %`,
+    // Noise is not a result: those cells say so instead of showing a number (or a blue "speed-up").
+    noise: h.axes.lengths.map((l) =>
+      h.axes.concurrency.map((c) => h.cells.find((x) => x.length === l && x.concurrency === c)?.withinNoise ?? false),
+    ),
   });
 }
 

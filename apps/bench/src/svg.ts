@@ -16,6 +16,8 @@ export interface HeatmapInput {
   format: (v: number) => string;
   /** Value drawn at full colour (default: the largest value); larger ones are drawn at full colour too. */
   max?: number;
+  /** Cells whose measurement did not tell the effect from noise: drawn grey, labelled "noise". */
+  noise?: ReadonlyArray<ReadonlyArray<boolean>>;
 }
 
 /** White (0) to red (max) for slowdowns; negative values (LoRA measured faster: noise) in blue. */
@@ -51,9 +53,11 @@ export function heatmapSvg(h: HeatmapInput): string {
     h.cols.forEach((_, j) => {
       const v = h.values[i]?.[j] ?? null;
       const x = left + j * cell.w;
-      const fill = v === null || !Number.isFinite(v) ? '#eeeeee' : colour(v, max);
+      const missing = v === null || !Number.isFinite(v);
+      const noise = !missing && h.noise?.[i]?.[j] === true;
+      const fill = missing ? '#eeeeee' : noise ? '#f4f4f4' : colour(v, max);
       parts.push(`<rect x="${x}" y="${y}" width="${cell.w}" height="${cell.h}" fill="${fill}" stroke="white"/>`);
-      const text = v === null || !Number.isFinite(v) ? '—' : h.format(v);
+      const text = missing ? '—' : noise ? 'noise' : h.format(v);
       parts.push(`<text x="${x + cell.w / 2}" y="${y + cell.h / 2 + 4}" text-anchor="middle" font-size="12">${esc(text)}</text>`);
     });
   });

@@ -45,8 +45,12 @@ function printSession(r: SessionRun): boolean {
   out(
     `without LoRA: ${tps(r.base).toFixed(1)} tokens/s (${r.base.ms.toFixed(0)} ms, ${r.base.steps} steps; ${decodeTps(r.base).toFixed(1)} generated tokens/s)`,
   );
+  const must = r.mustCost;
   out(
     `LoRA overhead: ${overhead.toFixed(1)} % of the time per token (one run, so it moves by several points between runs: \`npm run bench -- --only model\` measures it in interleaved rounds); the adapters changed the output of ${r.changedByLoRA} of ${r.withAdapter} requests`,
+  );
+  out(
+    `LoRA must cost ${(100 * Math.max(must.bytes, must.flops)).toFixed(1)} % of a decode step of ${must.sequences} sequences at ${must.length} cached tokens (its bytes ${(100 * must.bytes).toFixed(1)} %, its FLOPs ${(100 * must.flops).toFixed(1)} % of the base step's): the rest of the overhead is ours to remove`,
   );
   return r.checks.every((c) => c.pass);
 }

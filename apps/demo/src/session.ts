@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { createLoRA, type LoRAConfig, type PeftAdapter } from '@lora/core';
+import { decodeLoRAShare, type LoRAStepShare } from '@lora/llama';
 import { demoRequests, loadDemoModel, runDemoSession, type SessionPhase, type SessionReport } from '@lora/llama/demo';
 import { cachedDemoAdapters } from './cache.js';
 import { loadAdapters } from './load.js';
@@ -10,6 +11,11 @@ export interface SessionRun extends SessionReport {
   backend: string;
   adapters: { id: string; rank: number; modules: number }[];
   adaptersCreated: boolean;
+  /**
+   * What LoRA must cost (bytes and FLOPs over the base step's) in a decode step like the session's:
+   * the first `maxNumSeqs` requests together, each at the median prompt length, on their adapters.
+   */
+  mustCost: LoRAStepShare & { sequences: number; length: number };
 }
 
 export interface DemoIO {
@@ -73,6 +79,7 @@ export async function runSession(opts: DemoOptions, io: DemoIO = {}): Promise<Se
       });
       return {
         ...report,
+        mustCost: typicalDecodeShare(demo.config, requests, adapters),
         backend: rt.backend.name,
         adapters: adapters.map((a) => ({ id: a.id, rank: a.rank, modules: a.modules.size })),
         adaptersCreated: created,
@@ -83,4 +90,20 @@ export async function runSession(opts: DemoOptions, io: DemoIO = {}): Promise<Se
   } finally {
     rt.dispose();
   }
+}
+
+/** runDemoSession's default batch: the engine runs up to 8 sequences per step. */
+const MAX_NUM_SEQS = 8;
+
+function typicalDecodeShare(
+  config: Parameters<typeof decodeLoRAShare>[0],
+  requests: ReturnType<typeof demoRequests>,
+  adapters: readonly PeftAdapter[],
+): SessionRun['mustCost'] {
+  const batch = requests.slice(0, MAX_NUM_SEQS);
+  const lengths = batch.map((r) => (typeof r.prompt === 'string' ? 0 : r.prompt.length)).sort((a, b) => a - b);
+  const length = lengths[lengths.length >> 1] ?? 0;
+  const byId = new Map(adapters.map((a) => [a.id, a]));
+  const share = decodeLoRAShare(config, { length, adapters: batch.map((r) => (r.adapter ? (byId.get(r.adapter) ?? null) : null)) });
+  return { ...share, sequences: batch.length, length };
 }
