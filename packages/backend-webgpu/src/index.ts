@@ -85,6 +85,12 @@ export function createWebGPUBackend(options: Readonly<Record<string, unknown>> =
       const { numTiles, sortedOffset, tilesOffset } = layout;
       return { index, attrs: { path: segmented ? 'sgmv' : 'bgmv', numTiles, sortedOffset, tilesOffset } satisfies WebGPUBatchAttrs };
     },
+    // The non-flat programs put tokens (or token tiles) on the grid's y axis, which tfjs cannot fold
+    // into x: a batch larger than the device's per-dimension limit would fail at dispatch.
+    maxBatchTokens() {
+      const device = (findBackend('webgpu') as { device?: { limits?: { maxComputeWorkgroupsPerDimension?: number } } } | null)?.device;
+      return device?.limits?.maxComputeWorkgroupsPerDimension;
+    },
     stats() {
       const cache = (findBackend('webgpu') as { pipelineCache?: Record<string, unknown> } | null)?.pipelineCache ?? {};
       const programsCompiled = Object.keys(cache).filter((k) => k.startsWith(SHADER_PREFIX)).length;

@@ -33,3 +33,15 @@ describe.each(['bgmv', 'sgmv'] as const)('webgpu %s: the slices of a packed call
     }
   }, 120_000);
 });
+
+describe('webgpu: batches the device cannot dispatch', () => {
+  it('a maxNumTokens above maxComputeWorkgroupsPerDimension is refused at createLoRA, not at the first big batch', async () => {
+    const rt = await createLoRA({ backend: 'webgpu' });
+    const limit = rt.backend.maxBatchTokens?.();
+    rt.dispose();
+    // The WebGPU spec's default limit; adapters may raise it.
+    expect(limit).toBeGreaterThanOrEqual(65_535);
+    const err = await createLoRA({ backend: 'webgpu', maxNumTokens: (limit as number) + 1 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'E_CONFIG', message: expect.stringMatching(/backend "webgpu" .*at most \d+ tokens/) });
+  }, 120_000);
+});

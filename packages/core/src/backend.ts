@@ -48,6 +48,13 @@ export interface LoRABackend {
    */
   readonly compilesPrograms?: boolean;
   /**
+   * The most tokens one batch may hold on this backend once `init()` has run, where a device limit
+   * sets one (WebGPU: a grid dimension of at most `maxComputeWorkgroupsPerDimension` workgroups);
+   * undefined for no limit. `createLoRA` refuses a `maxNumTokens` above it with E_CONFIG instead of
+   * letting the first large batch fail inside the device.
+   */
+  maxBatchTokens?(): number | undefined;
+  /**
    * The accuracy it promises: max error per output row relative to the root-sum-square of the
    * row's products (README "Accuracy"). Default 1e-4 (float32 arithmetic); tpu-sim, which rounds
    * LoRA operands to bfloat16, promises 3e-2. Callers that compare against float64 read it here

@@ -42,9 +42,21 @@ export async function createLoRA(config: LoRAConfig): Promise<LoRARuntime> {
       lastError = err;
       continue;
     }
+    checkBatchLimit(backend, resolved.maxNumTokens);
     return runtimeOn(backend, Object.freeze({ ...resolved, backend: candidate.backend, backendOptions: candidate.options }));
   }
   throw new LoRAError('E_BACKEND', `none of the backends listed could start here — ${failures.join('; ')}`, { cause: lastError });
+}
+
+/** A `maxNumTokens` the started backend cannot run in one batch is a config error, found before any batch (the backend is disposed). */
+function checkBatchLimit(backend: LoRABackend, maxNumTokens: number): void {
+  const limit = backend.maxBatchTokens?.();
+  if (limit === undefined || maxNumTokens <= limit) return;
+  backend.dispose();
+  throw new LoRAError(
+    'E_CONFIG',
+    `maxNumTokens = ${maxNumTokens} is more than backend "${backend.name}" can run in one batch here (at most ${limit} tokens); lower maxNumTokens`,
+  );
 }
 
 const nameOf = (b: string | LoRABackend): string => (typeof b === 'string' ? `"${b}"` : `backend object "${String(b.name)}"`);

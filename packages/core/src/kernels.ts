@@ -206,6 +206,8 @@ export interface KernelBackendSpec {
   readonly hostMemory?: boolean;
   /** See `LoRABackend.compilesPrograms`. */
   readonly compilesPrograms?: boolean;
+  /** See `LoRABackend.maxBatchTokens`: read after `prepare` has run. */
+  maxBatchTokens?(): number | undefined;
   /** See `LoRABackend.accuracy`. */
   readonly accuracy?: number;
 }
@@ -224,6 +226,7 @@ export function defineLoRABackend(spec: KernelBackendSpec): LoRABackend {
     hostMemory: spec.hostMemory === true,
     compilesPrograms: spec.compilesPrograms === true,
     accuracy: spec.accuracy ?? 1e-4,
+    maxBatchTokens: () => spec.maxBatchTokens?.(),
     async init() {
       await spec.prepare?.();
       if (findBackend(spec.tfBackend) === null && !(await trySetBackend(spec.tfBackend))) {

@@ -223,4 +223,22 @@ describe('finding a backend package from the project (pnpm-strict layouts)', () 
       await rm(project, { recursive: true, force: true });
     }
   });
+
+  it('E_CONFIG for a maxNumTokens above what the started backend can run in one batch; the backend is disposed', async () => {
+    let disposed = 0;
+    const limited = (limit: number | undefined): LoRABackend => ({
+      ...named('limited'),
+      maxBatchTokens: () => limit,
+      dispose: () => {
+        disposed++;
+      },
+    });
+    const err = await createLoRA({ backend: limited(4096), maxNumTokens: 8192 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LoRAError);
+    expect((err as LoRAError).code).toBe('E_CONFIG');
+    expect((err as LoRAError).message).toMatch(/maxNumTokens = 8192 .*backend "limited".*at most 4096 tokens/);
+    expect(disposed).toBe(1);
+    for (const ok of [limited(8192), limited(undefined)]) (await createLoRA({ backend: ok, maxNumTokens: 8192 })).dispose();
+    expect(disposed).toBe(3);
+  });
 });
