@@ -246,7 +246,15 @@ async function main(): Promise<void> {
     targets: targets.map(({ name, shape, value, goal, met }) => ({ name, shape, value, goal, met })),
     adapters: activation ? { activation, parses } : undefined,
     model: model ? { preset: model.preset, overhead: model.overhead, lora: model.lora, base: model.base } : undefined,
-    models: models.map((m) => ({ backend: m.backend, preset: m.preset, overhead: m.overhead, lora: m.lora, base: m.base })),
+    models: models.map((m) => ({
+      backend: m.backend,
+      preset: m.preset,
+      overhead: m.overhead,
+      overheadRange: m.overheadRange,
+      mustCost: m.mustCost,
+      lora: m.lora,
+      base: m.base,
+    })),
     load: loads.map((l) => ({
       backend: l.backend,
       variant: l.variant,

@@ -18,6 +18,11 @@ describe('demo-model bench on the tiny preset', () => {
     expect(r.base.activations).toBe(0);
     expect(r.preset).toBe('tiny');
     expect(Number.isFinite(r.overhead)).toBe(true);
+    expect(r.overheadRange).toMatchObject({ rounds: 1, low: r.overheadRange.high });
+    // Every request on one of the two rank-4 adapters: LoRA reads both, one token each per sequence.
+    expect(r.mustCost.bytes).toBeGreaterThan(0);
+    expect(r.mustCost.flops).toBeGreaterThan(0);
     expect(modelTable(r)).toMatch(/with LoRA .*\n.*without LoRA/s);
+    expect(modelTable(r)).toMatch(/round by round .* over 1 rounds\)\. LoRA must cost \d+\.\d+ % of a decode step/);
   }, 60_000);
 });

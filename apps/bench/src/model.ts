@@ -1,6 +1,6 @@
 import './backends.js';
 import { createLoRA } from '@lora/core';
-import type { GenerateRequest } from '@lora/llama';
+import { decodeLoRAShare, type GenerateRequest, type LoRAStepShare } from '@lora/llama';
 import { type DemoPreset, demoRequests, loadDemoModel } from '@lora/llama/demo';
 import { registerBenchAdapters } from './model-adapters.js';
 import type { Progress } from './progress.js';
@@ -24,8 +24,12 @@ export interface ModelBenchResult {
   rank: number;
   lora: ServeStats;
   base: ServeStats;
-  /** Extra time per generated or prefilled token with LoRA, relative to the same schedule without. */
+  /** Extra time per generated or prefilled token with LoRA, relative to the same schedule without (fastest pass of each kind). */
   overhead: number;
+  /** The same, round by round (each round runs both passes back to back): the lowest and highest. */
+  overheadRange: { low: number; high: number; rounds: number };
+  /** What LoRA must cost in the queue's first decode step (every request at the median prompt length, on its adapter). */
+  mustCost: LoRAStepShare;
 }
 
 /**
@@ -80,6 +84,12 @@ export async function benchModel(
       const fastest = (xs: ServeStats[]) => xs.reduce((a, b) => (b.prefillMs + b.decodeMs < a.prefillMs + a.decodeMs ? b : a));
       const lora = fastest(runs.lora);
       const base = fastest(runs.base);
+      const perRound = runs.lora.map((l, i) => tokensPerSecond(runs.base[i] as ServeStats) / tokensPerSecond(l) - 1);
+      const prompts = requests.map((r) => (typeof r.prompt === 'string' ? 0 : r.prompt.length)).sort((a, b) => a - b);
+      const mustCost = decodeLoRAShare(config, {
+        length: prompts[prompts.length >> 1] ?? 0,
+        adapters: requests.map((r) => rt.adapters.get(r.adapter) ?? null),
+      });
       return {
         backend: backend.label,
         preset: preset.name,
@@ -89,6 +99,8 @@ export async function benchModel(
         lora,
         base,
         overhead: tokensPerSecond(base) / tokensPerSecond(lora) - 1,
+        overheadRange: { low: Math.min(...perRound), high: Math.max(...perRound), rounds: perRound.length },
+        mustCost,
       };
     } finally {
       model.dispose();

@@ -107,7 +107,10 @@ export function modelTable(r: ModelBenchResult): string {
     ms(s.decodeMs),
     String(s.steps),
   ];
-  return `### Demo model "${r.preset}" on ${r.backend}, ${r.requests} requests, ${r.adapters} distinct adapters, rank ${r.rank} on every linear module\n\n${markdownTable(
-    [['run', 'tokens/s', 'decode tokens/s', 'prefill ms', 'decode ms', 'steps'], row('with LoRA', r.lora), row('without LoRA', r.base)],
-  )}\n\nLoRA overhead: ${pct(r.overhead)} of the time per token (target ≤ 10 %, goal 5 %).`;
+  return (
+    `### Demo model "${r.preset}" on ${r.backend}, ${r.requests} requests, ${r.adapters} distinct adapters, rank ${r.rank} on every linear module\n\n${markdownTable(
+      [['run', 'tokens/s', 'decode tokens/s', 'prefill ms', 'decode ms', 'steps'], row('with LoRA', r.lora), row('without LoRA', r.base)],
+    )}\n\nLoRA overhead: ${pct(r.overhead)} of the time per token (target ≤ 10 %, goal 5 %; round by round ${pct(r.overheadRange.low)} to ${pct(r.overheadRange.high)} over ${r.overheadRange.rounds} rounds). ` +
+    `LoRA must cost ${pct(Math.max(r.mustCost.bytes, r.mustCost.flops))} of a decode step of this queue (its bytes ${pct(r.mustCost.bytes)}, its FLOPs ${pct(r.mustCost.flops)} of the base step's).`
+  );
 }
