@@ -27,23 +27,6 @@ export function initWasm(): Promise<boolean> {
   return wasmReady;
 }
 
-let gpuReady: Promise<string | null> | undefined;
-
-/** Null when tfjs webgpu works here (Node: Dawn + a Vulkan driver), else why not. */
-export function gpuUnavailable(): Promise<string | null> {
-  gpuReady ??= (async () => {
-    try {
-      const rt = await createLoRA({ backend: 'webgpu' });
-      rt.dispose();
-      await tf.setBackend('cpu');
-      return null;
-    } catch (err) {
-      return (err as Error).message;
-    }
-  })();
-  return gpuReady;
-}
-
 /** How the bench sizes a backend's grid, from what the backend declares (never from its name). */
 export type GridKind = 'host' | 'gpu' | 'cost-model';
 
@@ -79,4 +62,10 @@ export function probeNodeBackends(): Promise<NodeBackend[]> {
     return out;
   })();
   return probed;
+}
+
+/** Null when tfjs webgpu works here (Node: Dawn + a Vulkan driver), else why not (read from the probe). */
+export async function gpuUnavailable(): Promise<string | null> {
+  const webgpu = (await probeNodeBackends()).find((b) => b.name === 'webgpu');
+  return webgpu?.kind !== undefined ? null : (webgpu?.problem ?? 'webgpu is not a first-party backend here');
 }

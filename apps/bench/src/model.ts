@@ -1,6 +1,6 @@
 import './backends.js';
 import { createLoRA } from '@lora/core';
-import { decodeLoRAShare, type GenerateRequest, type LoRAStepShare } from '@lora/llama';
+import { decodeLoRAShare, type GenerateRequest, type LoRAStepShare, queueDecodeStep } from '@lora/llama';
 import { type DemoPreset, demoRequests, loadDemoModel } from '@lora/llama/demo';
 import { registerBenchAdapters } from './model-adapters.js';
 import type { Progress } from './progress.js';
@@ -85,11 +85,10 @@ export async function benchModel(
       const lora = fastest(runs.lora);
       const base = fastest(runs.base);
       const perRound = runs.lora.map((l, i) => tokensPerSecond(runs.base[i] as ServeStats) / tokensPerSecond(l) - 1);
-      const prompts = requests.map((r) => (typeof r.prompt === 'string' ? 0 : r.prompt.length)).sort((a, b) => a - b);
-      const mustCost = decodeLoRAShare(config, {
-        length: prompts[prompts.length >> 1] ?? 0,
-        adapters: requests.map((r) => rt.adapters.get(r.adapter) ?? null),
-      });
+      const mustCost = decodeLoRAShare(
+        config,
+        queueDecodeStep(requests, (id) => rt.adapters.get(id)),
+      );
       return {
         backend: backend.label,
         preset: preset.name,

@@ -48,9 +48,12 @@ const GRID_LABELS: Record<GridKind, string> = { host: 'node', gpu: 'node', 'cost
 
 /** Grid points a plan sweeps in this process (for the progress bar). */
 export function nodeGridSteps(grid: NonNullable<SweepPlan['grid']>, backends: readonly NodeBackend[]): number {
-  const others = backends.filter((b) => b.name !== 'cpu' && b.kind !== undefined);
-  return grid.cpu.length + others.reduce((n, b) => n + grid[GRID_SIZES[b.kind as GridKind]].length, 0);
+  return grid.cpu.length + othersThanCpu(backends).reduce((n, b) => n + grid[GRID_SIZES[b.kind]].length, 0);
 }
+
+/** The probed backends that get a grid of their own: every one that started, but cpu (measured first, with its engine). */
+const othersThanCpu = (backends: readonly NodeBackend[]) =>
+  backends.filter((b): b is NodeBackend & { kind: GridKind } => b.name !== 'cpu' && b.kind !== undefined);
 
 export async function runGridsAndHeatmaps(plan: SweepPlan, progress: Progress, log: (s: string) => void): Promise<SweepResults> {
   const out: SweepResults = { grids: [], heatmaps: [] };
@@ -68,8 +71,7 @@ export async function runGridsAndHeatmaps(plan: SweepPlan, progress: Progress, l
     out.copyGBps = copyRate();
     out.cpuGrid = await runGrid(cpu, plan.grid.cpu, opts);
     out.grids.push(out.cpuGrid);
-    for (const b of plan.nodeBackends) {
-      if (b.name === cpu.backend || b.kind === undefined) continue;
+    for (const b of othersThanCpu(plan.nodeBackends)) {
       const spec: BackendSpec = { id: b.name, label: `${b.name} (${GRID_LABELS[b.kind]})`, backend: b.name };
       out.grids.push(await runGrid(spec, plan.grid[GRID_SIZES[b.kind]], opts));
     }

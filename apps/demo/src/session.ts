@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { createLoRA, type LoRAConfig, type PeftAdapter } from '@lora/core';
-import { decodeLoRAShare, type LoRAStepShare } from '@lora/llama';
-import { demoRequests, loadDemoModel, runDemoSession, type SessionPhase, type SessionReport } from '@lora/llama/demo';
+import { decodeLoRAShare, type LoRAStepShare, queueDecodeStep } from '@lora/llama';
+import { DEMO_MAX_NUM_SEQS, demoRequests, loadDemoModel, runDemoSession, type SessionPhase, type SessionReport } from '@lora/llama/demo';
 import { cachedDemoAdapters } from './cache.js';
 import { loadAdapters } from './load.js';
 import type { DemoOptions } from './options.js';
@@ -92,18 +92,12 @@ export async function runSession(opts: DemoOptions, io: DemoIO = {}): Promise<Se
   }
 }
 
-/** runDemoSession's default batch: the engine runs up to 8 sequences per step. */
-const MAX_NUM_SEQS = 8;
-
 function typicalDecodeShare(
   config: Parameters<typeof decodeLoRAShare>[0],
   requests: ReturnType<typeof demoRequests>,
   adapters: readonly PeftAdapter[],
 ): SessionRun['mustCost'] {
-  const batch = requests.slice(0, MAX_NUM_SEQS);
-  const lengths = batch.map((r) => (typeof r.prompt === 'string' ? 0 : r.prompt.length)).sort((a, b) => a - b);
-  const length = lengths[lengths.length >> 1] ?? 0;
   const byId = new Map(adapters.map((a) => [a.id, a]));
-  const share = decodeLoRAShare(config, { length, adapters: batch.map((r) => (r.adapter ? (byId.get(r.adapter) ?? null) : null)) });
-  return { ...share, sequences: batch.length, length };
+  const step = queueDecodeStep(requests, (id) => byId.get(id), DEMO_MAX_NUM_SEQS);
+  return { ...decodeLoRAShare(config, step), sequences: step.adapters.length, length: step.length };
 }

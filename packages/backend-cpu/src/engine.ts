@@ -1,5 +1,5 @@
 import { LoRAError } from '@lora/core';
-import { isNode } from '@lora/core/backend';
+import { isNode, nodeBuiltins } from '@lora/core/backend';
 import { findBackendFactory } from '@tensorflow/tfjs-core';
 
 // A computed specifier: bundlers leave it alone, and a missing optional peer is a run-time question.
@@ -46,11 +46,10 @@ export async function loadTfjsWasm(setup: WasmSetup = {}): Promise<void> {
   let prefix = setup.wasmPaths;
   if (prefix === undefined && isNode()) {
     // The binaries ship inside the package: load them from disk, offline.
-    const { createRequire } = (await importOptional('node:module')) as typeof import('node:module');
-    const { dirname, join } = (await importOptional('node:path')) as typeof import('node:path');
+    const { module, path } = await nodeBuiltins('module', 'path');
     // Resolved from here, like the import above (the optional peer sits beside this package).
-    const entry = createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm');
-    prefix = `${join(dirname(entry), '/')}`;
+    const entry = module.createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm');
+    prefix = `${path.join(path.dirname(entry), '/')}`;
   }
   if (prefix !== undefined) {
     try {

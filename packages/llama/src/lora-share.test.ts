@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseModelConfig } from './config.js';
 import { adapterFiles } from './fixture-adapters.js';
 import { CHECKPOINT_PRESETS, checkpointConfigJson } from './fixtures.js';
-import { decodeLoRAShare } from './lora-share.js';
+import { decodeLoRAShare, queueDecodeStep } from './lora-share.js';
 
 // llama-untied: hidden 64, 4 query heads over 1 KV head of 16, intermediate 96, vocab 128, 2 layers.
 const config = parseModelConfig(checkpointConfigJson(CHECKPOINT_PRESETS['llama-untied']), 'test');
@@ -35,5 +35,18 @@ describe('what LoRA must cost in a decode step', () => {
     expect(step(1024, [r8, r8]).bytes).toBeLessThan(step(16, [r8, r8]).bytes);
     expect(step(16, [r8, r8]).bytes).toBeLessThan(step(16, [r8, adapter('other', 8)]).bytes);
     expect(step(16, [null, null])).toEqual({ bytes: 0, flops: 0 });
+  });
+
+  it("a queue's first decode step: its first maxNumSeqs requests at the median prompt length, on their adapters", () => {
+    const a = adapter('a', 4);
+    const requests = [
+      { prompt: [1, 2, 3], adapter: 'a' },
+      { prompt: [1], adapter: null },
+      { prompt: [1, 2, 3, 4, 5], adapter: 'unknown' },
+      { prompt: [1, 2, 3, 4, 5, 6, 7], adapter: 'a' },
+    ];
+    const step = queueDecodeStep(requests, (id) => (id === 'a' ? a : undefined), 3);
+    expect(step).toEqual({ length: 3, adapters: [a, null, null] });
+    expect(queueDecodeStep(requests, () => a).adapters).toHaveLength(4);
   });
 });

@@ -1,5 +1,6 @@
 import type { LoRAAdapter } from '@lora/core';
 import type { ModelConfig } from './config.js';
+import type { GenerateRequest } from './engine/engine.js';
 import { moduleSpecs } from './modules.js';
 
 /**
@@ -52,5 +53,24 @@ export function decodeLoRAShare(config: ModelConfig, step: DecodeStep): LoRAStep
   return {
     bytes: loraBytes / (F32 * weightParams + kvBytes),
     flops: loraFlops / (2 * weightParams * c + attentionFlops),
+  };
+}
+
+/**
+ * The decode step a request queue's first batch runs: its first `maxNumSeqs` requests together,
+ * each at the queue's median prompt length (a text prompt counts 0 tokens: it is not tokenized
+ * here), each on its adapter (`adapterOf` looks an id up; unknown ids and no adapter count as the
+ * base model).
+ */
+export function queueDecodeStep(
+  requests: readonly GenerateRequest[],
+  adapterOf: (id: string) => LoRAAdapter | undefined,
+  maxNumSeqs = requests.length,
+): DecodeStep {
+  const batch = requests.slice(0, maxNumSeqs);
+  const lengths = batch.map((r) => (typeof r.prompt === 'string' ? 0 : r.prompt.length)).sort((a, b) => a - b);
+  return {
+    length: lengths[lengths.length >> 1] ?? 0,
+    adapters: batch.map((r) => (r.adapter ? (adapterOf(r.adapter) ?? null) : null)),
   };
 }

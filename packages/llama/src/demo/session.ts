@@ -39,6 +39,9 @@ export interface SessionReport {
   readonly withAdapter: number;
 }
 
+/** Sequences {@link runDemoSession} runs per engine step unless told otherwise. */
+export const DEMO_MAX_NUM_SEQS = 8;
+
 /** The phase a {@link runDemoSession} `onProgress` call reports on, in the order they run. */
 export type SessionPhase = 'with LoRA' | 'without LoRA' | 'checking vs merged W';
 
@@ -92,7 +95,7 @@ export async function runDemoSession(args: {
 }): Promise<SessionReport> {
   const { runtime, requests } = args;
   const { model } = args.demo;
-  const maxNumSeqs = args.maxNumSeqs ?? 8;
+  const maxNumSeqs = args.maxNumSeqs ?? DEMO_MAX_NUM_SEQS;
   const total = requests.length;
   // Warm-up (JIT, heap growth, XNNPACK weight packing at these shapes), so neither measured pass pays for it.
   await pass(
