@@ -40,6 +40,7 @@ export async function createCpuBackend(options: Readonly<Record<string, unknown>
       kernels: cpuKernels('cpu'),
       install: '@tensorflow/tfjs-backend-cpu',
       hostMemory: true,
+      appliesTokenScales: true,
     });
   }
   return defineLoRABackend({
@@ -51,6 +52,7 @@ export async function createCpuBackend(options: Readonly<Record<string, unknown>
     // tfjs-wasm's write() copies every host array into its heap before it returns.
     copiesHostArrays: true,
     hostMemory: true,
+    appliesTokenScales: true,
     stats: () => ({ programsCompiled: 0, simd: simdSupported() ? 1 : 0 }),
   });
 }

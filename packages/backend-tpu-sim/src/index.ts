@@ -124,6 +124,7 @@ export function createTpuSimBackend(options: Readonly<Record<string, unknown>> =
     name: 'tpu-sim',
     tfBackend: 'cpu',
     hostMemory: true,
+    appliesTokenScales: true,
     compilesPrograms: true,
     kernels: tpuSimKernels(),
     target: { shrink: TPU_SIM_SHRINK, expand: TPU_SIM_EXPAND, attrs: { sim } },

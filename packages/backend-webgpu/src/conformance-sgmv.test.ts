@@ -13,6 +13,6 @@ describeBackend(() => createWebGPUBackend({ path: 'sgmv' }), {
       'the Engine schedules the same way on either path; the default-path suite (conformance.test.ts) runs it on webgpu',
   },
   // The hostile sessions test the runtime's bookkeeping more than the kernels: the default-path
-  // suite runs 2,000 steps on webgpu, and so does this path (SwiftShader is slow).
-  hostileSteps: 2000,
+  // suite runs 5,000 steps on webgpu, and so does this path (SwiftShader is slow).
+  hostileSteps: 5000,
 });

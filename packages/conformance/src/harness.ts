@@ -95,6 +95,22 @@ export async function expectUnchanged(tensor: tf.Tensor, data: Float32Array, lab
   expect(a.length === b.length && a.every((v, i) => v === b[i]), `${label} was mutated`).toBe(true);
 }
 
+/**
+ * Waits until the backend has run everything queued so far. GPU backends queue work and return at
+ * once; a test that never reads back (a leak test, say) would hand its queued work to the next
+ * test's first read — on SwiftShader minutes of it, charged to the wrong test. A read of a tensor
+ * a GPU program wrote resolves only after all earlier work (the queue runs in order).
+ */
+export async function drainQueue(): Promise<void> {
+  if (tf.engine().backendNames().length === 0) return; // nothing ran yet (a skipped first test)
+  const product = tf.tidy(() => tf.matMul(tf.ones([1, 1]), tf.ones([1, 1])));
+  try {
+    await product.data();
+  } finally {
+    product.dispose();
+  }
+}
+
 export const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
 
 /**

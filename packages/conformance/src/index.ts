@@ -1,5 +1,5 @@
-import { describe } from 'vitest';
-import { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE } from './harness.js';
+import { afterEach, describe } from 'vitest';
+import { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE, drainQueue } from './harness.js';
 import { adapterSuite } from './suites/adapters.js';
 import { correctnessSuite } from './suites/correctness.js';
 import { determinismSuite } from './suites/determinism.js';
@@ -7,6 +7,7 @@ import { errorSuite } from './suites/errors.js';
 import { hostileSuite } from './suites/hostile/index.js';
 import { leakSuite } from './suites/leaks.js';
 import { programSuite } from './suites/programs.js';
+import { strengthSuite } from './suites/strength.js';
 
 export { EMBEDDING_CASES, type EmbeddingCase, LINEAR_CASES, type LinearCase, LOGITS_CASES, type LogitsCase } from './cases.js';
 export * from './fixtures/tiny-llama.js';
@@ -25,9 +26,12 @@ export { Random, type SlotPattern, slotIndices } from './random.js';
  */
 export function describeBackend(factory: BackendFactory, capabilities: BackendCapabilities): void {
   describe(`conformance: ${capabilities.name} (tolerance ${capabilities.tolerance ?? DEFAULT_TOLERANCE})`, () => {
+    // Each test pays for its own GPU work (see drainQueue), so its time and timeout are its own.
+    afterEach(drainQueue, capabilities.timeoutMs ?? 60_000);
     // First: it counts the programs it compiles, and tfjs' program cache outlives each test.
     programSuite(factory, capabilities);
     correctnessSuite(factory, capabilities);
+    strengthSuite(factory, capabilities);
     errorSuite(factory, capabilities);
     leakSuite(factory, capabilities);
     adapterSuite(factory, capabilities);

@@ -16,7 +16,7 @@ export {
 } from './calls.js';
 export { checkBackendOptions } from './config.js';
 export { describeValue, LoRAError, type LoRAErrorCode } from './errors.js';
-export { type HostExpandCall, type HostKernelSpec, type HostShrinkCall, hostMemoryKernels } from './host-kernels.js';
+export { type HostExpandCall, type HostKernelSpec, type HostShrinkCall, hostMemoryKernels, scaleShrinkRows } from './host-kernels.js';
 export {
   type BatchAttrs,
   defineLoRABackend,

@@ -55,6 +55,12 @@ export interface LoRABackend {
    */
   maxBatchTokens?(): number | undefined;
   /**
+   * Its shrink kernel multiplies row t of the result by `call.meta.tokenScales[t]` (per-request
+   * strength) itself. Absent or false: core multiplies the shrink result by the strengths with one
+   * tfjs op, in batches that have any strength other than 1.
+   */
+  readonly appliesTokenScales?: boolean;
+  /**
    * The accuracy it promises: max error per output row relative to the root-sum-square of the
    * row's products (README "Accuracy"). Default 1e-4 (float32 arithmetic); tpu-sim, which rounds
    * LoRA operands to bfloat16, promises 3e-2. Callers that compare against float64 read it here

@@ -1,5 +1,6 @@
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import { type ExpandKernelCall, expandKernelArgs, LORA_EXPAND, LORA_SHRINK, type ShrinkKernelCall, shrinkKernelArgs } from './kernels.js';
+import type { LoRAMapping } from './metadata.js';
 
 /** A shrink call on a host-memory tfjs backend: the typed kernel call with its tensors as their Float32Arrays. */
 export interface HostShrinkCall extends Omit<ShrinkKernelCall, 'x' | 'loraA' | 'index'> {
@@ -33,6 +34,21 @@ export interface HostKernelSpec {
   expand(call: HostExpandCall): Float32Array;
 }
 
+/**
+ * Multiplies row t of a `[S, T, R]` shrink result in place by the mapping's strength for t
+ * (`LoRAMapping.tokenScales`): per-request strength for kernels that compute on host arrays, at the
+ * cost of one pass over the small result. Nothing happens when every strength is 1.
+ */
+export function scaleShrinkRows(out: Float32Array, meta: LoRAMapping, rank: number): void {
+  const scales = meta.tokenScales;
+  if (scales === undefined) return;
+  const T = meta.numTokens;
+  for (let row = 0, at = 0; at < out.length; row++, at += rank) {
+    const f = scales[row % T] as number;
+    for (let r = at; r < at + rank; r++) out[r] = (out[r] as number) * f;
+  }
+}
+
 /** The part of tfjs' MathBackendCPU these kernels use (structural: core does not depend on tfjs-backend-cpu). */
 interface HostBackend {
   data: { get(dataId: object): { values?: unknown } };
@@ -54,6 +70,7 @@ export function hostMemoryKernels(spec: HostKernelSpec): KernelConfig[] {
       const host = backend as unknown as HostBackend;
       const { x, loraA, index: _index, ...rest } = shrinkKernelArgs(inputs, attrs);
       const out = spec.shrink({ ...rest, x: values(host, x), loraA: loraA.map((a) => values(host, a)) });
+      scaleShrinkRows(out, rest.meta, rest.dims.rank);
       return host.makeTensorInfo([rest.dims.slices, rest.dims.tokens, rest.dims.rank], 'float32', out);
     },
   };

@@ -53,7 +53,7 @@ export type { HeaderEntry } from './formats/safetensors-header.js';
 export { LoRAEmbedding } from './layers/embedding.js';
 export type { LoRALayer, MatrixInput } from './layers/layer.js';
 export { type LinearLayerOptions, LoRALinear, LoRALogits, MergedLoRALinear } from './layers/linear.js';
-export type { IndexArray, LoRAMapping, LoRAMetadata, LoRASegment } from './metadata.js';
+export type { BatchMapping, IndexArray, LoRAMapping, LoRAMetadata, LoRASegment, ScaleArray } from './metadata.js';
 export { type ExpandOptions, PunicaWrapper, type PunicaWrapperConfig } from './punica.js';
 export type { Floats, ReferenceResult } from './reference.js';
 export * as reference from './reference.js';

@@ -210,6 +210,8 @@ export interface KernelBackendSpec {
   maxBatchTokens?(): number | undefined;
   /** See `LoRABackend.accuracy`. */
   readonly accuracy?: number;
+  /** See `LoRABackend.appliesTokenScales`. */
+  readonly appliesTokenScales?: boolean;
 }
 
 /**
@@ -226,6 +228,7 @@ export function defineLoRABackend(spec: KernelBackendSpec): LoRABackend {
     hostMemory: spec.hostMemory === true,
     compilesPrograms: spec.compilesPrograms === true,
     accuracy: spec.accuracy ?? 1e-4,
+    appliesTokenScales: spec.appliesTokenScales === true,
     maxBatchTokens: () => spec.maxBatchTokens?.(),
     async init() {
       await spec.prepare?.();

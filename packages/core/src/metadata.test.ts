@@ -80,3 +80,57 @@ describe('computeMetadata', () => {
     expect(m.version).toBe(3);
   });
 });
+
+describe('per-row strengths (tokenLoraScales, samplerLoraScales)', () => {
+  const opts = { maxLoras: 2 };
+
+  it('keeps them as float32, takes strength-0 rows out of the mapping, and drops an all-1 list', () => {
+    const m = computeMetadata({ tokenLoraIndices: [0, 1, 1, 0], tokenLoraScales: [0.4, 0, 1, -2] }, opts);
+    expect(Array.from(m.tokenScales ?? [])).toEqual([Math.fround(0.4), 0, 1, -2]);
+    expect(Array.from(m.tokenLoraIndices)).toEqual([0, -1, 1, 0]);
+    expect(Array.from(m.sortedTokenIndices)).toEqual([0, 3, 2]);
+    expect(m.sampler.tokenScales).toBe(m.tokenScales);
+    expect(computeMetadata({ tokenLoraIndices: [0, 1], tokenLoraScales: [1, 1] }, opts).tokenScales).toBeUndefined();
+    expect(computeMetadata({ tokenLoraIndices: [0, 1] }, opts).tokenScales).toBeUndefined();
+    const off = computeMetadata({ tokenLoraIndices: [0, 1], tokenLoraScales: new Float32Array(2) }, opts);
+    expect(off.noLoRA).toBe(true);
+  });
+
+  it('gives the sampler rows their own strengths', () => {
+    const m = computeMetadata(
+      { tokenLoraIndices: [0, 0, 1], tokenLoraScales: [0.5, 0.5, 0], samplerLoraIndices: [0, 1], samplerLoraScales: [0.5, 0] },
+      opts,
+    );
+    expect(Array.from(m.sampler.tokenLoraIndices)).toEqual([0, -1]);
+    expect(Array.from(m.sampler.tokenScales ?? [])).toEqual([0.5, 0]);
+  });
+
+  it.each([
+    [{ tokenLoraIndices: [0, 1], tokenLoraScales: [1] }, 'E_SHAPE', /tokenLoraScales has 1 strengths; tokenLoraIndices has 2 rows/],
+    [
+      { tokenLoraIndices: [0, 1], tokenLoraScales: [1, Number.NaN] },
+      'E_CONFIG',
+      /tokenLoraScales\[1\] must be a finite float32 number.*got NaN/,
+    ],
+    [{ tokenLoraIndices: [0], tokenLoraScales: [1e39] }, 'E_CONFIG', /tokenLoraScales\[0\]/],
+    [{ tokenLoraIndices: [0], tokenLoraScales: ['1'] }, 'E_CONFIG', /got "1"/],
+    [{ tokenLoraIndices: [0], tokenLoraScales: 0.5 }, 'E_SHAPE', /tokenLoraScales must be a Float32Array or number\[\]/],
+    [{ tokenLoraIndices: [0], samplerLoraScales: [1] }, 'E_SHAPE', /samplerLoraScales was given without samplerLoraIndices/],
+    [{ tokenLoraIndices: [0], tokenLoraScales: [1], samplerLoraIndices: [0] }, 'E_SHAPE', /without samplerLoraScales/],
+    [
+      { tokenLoraIndices: [0], samplerLoraIndices: [0, 1], samplerLoraScales: [1, 2, 3] },
+      'E_SHAPE',
+      /samplerLoraScales has more than 2 strengths; samplerLoraIndices has 2 rows/,
+    ],
+  ])('refuses %j with %s', (given, code, message) => {
+    let thrown: unknown;
+    try {
+      computeMetadata(given as never, opts);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(LoRAError);
+    expect((thrown as LoRAError).code).toBe(code);
+    expect((thrown as LoRAError).message).toMatch(message);
+  });
+});

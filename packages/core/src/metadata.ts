@@ -22,8 +22,14 @@ export interface LoRAMapping {
   readonly version: number;
   /** Rows of the batch: tokens for the token mapping, sequences being sampled for `sampler`; at most `maxNumTokens`. */
   readonly numTokens: number;
-  /** Slot per token, `-1` for no adapter (a copy of what the caller passed). */
+  /** Slot per token, `-1` for no adapter (a copy of what the caller passed; a row whose strength is 0 reads -1). */
   readonly tokenLoraIndices: Int32Array;
+  /**
+   * Per-row strength (vLLM issue 52733's per-request `lora_scale`): shrink multiplies row t's
+   * products by `tokenScales[t]` on top of the call's scale. Undefined when every row has strength 1
+   * (kernels then do no extra work); rows with strength 0 are not here at all: they map to -1.
+   */
+  readonly tokenScales: Float32Array | undefined;
   /** Tokens that have an adapter, grouped by slot (ascending), in original order within a slot. */
   readonly sortedTokenIndices: Int32Array;
   /** Tokens that have an adapter (= `sortedTokenIndices.length`). */
@@ -57,6 +63,42 @@ export interface LoRAMetadata extends LoRAMapping {
 export type IndexArray = Int32Array | readonly number[];
 
 /**
+ * Per-row LoRA strengths as a caller passes them (`tokenLoraScales`, `samplerLoraScales`): one
+ * finite number per row of the matching indices (1 = the adapter as trained, 0 = the base model,
+ * bit for bit). Copied once and checked on the copy: a wrong length throws `E_SHAPE`, a value that
+ * is not a finite number `E_CONFIG`.
+ */
+export type ScaleArray = Float32Array | Float64Array | readonly number[];
+
+/** The caller's strengths copied once; undefined when every one is 1 (the kernels' fast path). */
+function toScales(scales: ScaleArray, rows: number, what: string, of: string): Float32Array | undefined {
+  const values = snapshotArray(scales, what, {
+    code: 'E_SHAPE',
+    // One past the rows: a longer list gets the length message below, and no huge copy is made.
+    maxLength: rows + 1,
+    expected: `a Float32Array or number[] with one strength per entry of ${of}`,
+  });
+  if (values.length !== rows) {
+    const given = values.length > rows ? `more than ${rows}` : `${values.length}`;
+    throw new LoRAError('E_SHAPE', `${what} has ${given} strengths; ${of} has ${rows} rows and needs one per row`);
+  }
+  const out = new Float32Array(rows);
+  let allOne = true;
+  for (let i = 0; i < rows; i++) {
+    const v = values[i];
+    if (typeof v !== 'number' || !Number.isFinite(v) || !Number.isFinite(Math.fround(v))) {
+      throw new LoRAError(
+        'E_CONFIG',
+        `${what}[${i}] must be a finite float32 number (1 = the adapter as trained, 0 = the base model), got ${describeValue(v)}`,
+      );
+    }
+    out[i] = v;
+    if (v !== 1) allOne = false;
+  }
+  return allOne ? undefined : out;
+}
+
+/**
  * The caller's indices copied once and checked on the copy: a second read of a Proxy or of an
  * array someone mutates could give slot 7 to a runtime with 2 slots, and kernels index memory with it.
  */
@@ -85,11 +127,15 @@ function toSlots(indices: IndexArray, maxLoras: number, maxTokens: number, what:
 /** Groups tokens by slot with a counting sort: O(T + maxLoras), no comparisons. */
 export function computeMapping(
   indices: IndexArray,
-  options: { maxLoras: number; maxNumTokens?: number; version?: number; what?: string },
+  options: { maxLoras: number; maxNumTokens?: number; version?: number; what?: string; scales?: ScaleArray; scalesWhat?: string },
 ): LoRAMapping {
   const { maxLoras, maxNumTokens = CONFIG_LIMITS.maxNumTokens, version = 0, what = 'tokenLoraIndices' } = options;
   const slots = toSlots(indices, maxLoras, maxNumTokens, what);
   const numTokens = slots.length;
+  const scales =
+    options.scales === undefined ? undefined : toScales(options.scales, numTokens, options.scalesWhat ?? 'tokenLoraScales', what);
+  // Strength 0 is the base model: the row leaves the mapping, so no kernel touches it (bit-exact, and free).
+  if (scales !== undefined) for (let t = 0; t < numTokens; t++) if (scales[t] === 0) slots[t] = -1;
   const counts = new Int32Array(maxLoras);
   for (let t = 0; t < numTokens; t++) {
     const s = slots[t] as number;
@@ -120,6 +166,7 @@ export function computeMapping(
     version,
     numTokens,
     tokenLoraIndices: slots,
+    tokenScales: scales,
     sortedTokenIndices,
     numLoRATokens,
     segments: Object.freeze(segments),
@@ -130,22 +177,55 @@ export function computeMapping(
   });
 }
 
+/** What `updateMetadata` takes: the slot of every token and, optionally, of every sampled row, and their strengths. */
+export interface BatchMapping {
+  /** Slot per token, -1 for the base model. */
+  tokenLoraIndices: IndexArray;
+  /** Slot per sampled sequence (lm_head's rows); default: one row per token, the token mapping. */
+  samplerLoraIndices?: IndexArray;
+  /** Strength per token (default 1 everywhere); see {@link ScaleArray}. */
+  tokenLoraScales?: ScaleArray;
+  /** Strength per sampled row; required when `tokenLoraScales` and `samplerLoraIndices` are both given. */
+  samplerLoraScales?: ScaleArray;
+}
+
 /** Token mapping and sampler mapping for one batch; the sampler defaults to one row per token. */
-export function computeMetadata(
-  m: { tokenLoraIndices: IndexArray; samplerLoraIndices?: IndexArray },
-  options: { maxLoras: number; maxNumTokens?: number; version?: number },
-): LoRAMetadata {
+export function computeMetadata(m: BatchMapping, options: { maxLoras: number; maxNumTokens?: number; version?: number }): LoRAMetadata {
   if (m === null || typeof m !== 'object') {
     throw new LoRAError('E_INDEX', `updateMetadata expects { tokenLoraIndices, samplerLoraIndices? }, got ${describeValue(m)}`);
   }
-  let given: { tokenLoraIndices: IndexArray; samplerLoraIndices?: IndexArray };
+  let given: BatchMapping;
   try {
-    given = { tokenLoraIndices: m.tokenLoraIndices, samplerLoraIndices: m.samplerLoraIndices };
+    given = {
+      tokenLoraIndices: m.tokenLoraIndices,
+      samplerLoraIndices: m.samplerLoraIndices,
+      tokenLoraScales: m.tokenLoraScales,
+      samplerLoraScales: m.samplerLoraScales,
+    };
   } catch (err) {
     throw new LoRAError('E_INDEX', `updateMetadata's argument could not be read: ${describeValue((err as Error)?.message)}`);
   }
-  const tokens = computeMapping(given.tokenLoraIndices, options);
+  if (given.samplerLoraScales !== undefined && given.samplerLoraIndices === undefined) {
+    throw new LoRAError(
+      'E_SHAPE',
+      'samplerLoraScales was given without samplerLoraIndices: the sampler rows are the tokens, whose strengths are tokenLoraScales',
+    );
+  }
+  if (given.tokenLoraScales !== undefined && given.samplerLoraIndices !== undefined && given.samplerLoraScales === undefined) {
+    throw new LoRAError(
+      'E_SHAPE',
+      'tokenLoraScales was given with samplerLoraIndices but without samplerLoraScales: give one strength per sampled row too',
+    );
+  }
+  const tokens = computeMapping(given.tokenLoraIndices, { ...options, scales: given.tokenLoraScales });
   const sampler =
-    given.samplerLoraIndices === undefined ? tokens : computeMapping(given.samplerLoraIndices, { ...options, what: 'samplerLoraIndices' });
+    given.samplerLoraIndices === undefined
+      ? tokens
+      : computeMapping(given.samplerLoraIndices, {
+          ...options,
+          what: 'samplerLoraIndices',
+          scales: given.samplerLoraScales,
+          scalesWhat: 'samplerLoraScales',
+        });
   return Object.freeze({ ...tokens, sampler });
 }

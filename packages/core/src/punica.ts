@@ -3,18 +3,20 @@ import {
   clone,
   gather,
   getBackend,
+  mul,
   reshape,
   type Tensor1D,
   type Tensor2D,
   type Tensor3D,
   tensor1d,
+  tensor3d,
   tidy,
   zeros,
 } from '@tensorflow/tfjs-core';
 import type { LoRABackend } from './backend.js';
-import { expandCall, shrinkCall } from './calls.js';
+import { expandCall, type ShrinkCall, shrinkCall } from './calls.js';
 import { describeValue, LoRAError } from './errors.js';
-import { computeMetadata, type IndexArray, type LoRAMapping, type LoRAMetadata } from './metadata.js';
+import { type BatchMapping, computeMetadata, type LoRAMapping, type LoRAMetadata } from './metadata.js';
 import {
   type CheckContext,
   checkEmbedding,
@@ -63,8 +65,12 @@ export class PunicaWrapper {
     this.#maxNumTokens = config.maxNumTokens;
   }
 
-  /** Computes the batch's token grouping once on the host; every following call uses it. */
-  updateMetadata(m: { tokenLoraIndices: IndexArray; samplerLoraIndices?: IndexArray }): void {
+  /**
+   * Computes the batch's token grouping once on the host; every following call uses it. Optional
+   * per-row strengths (`tokenLoraScales`, `samplerLoraScales`) multiply each row's LoRA term: a
+   * request's `lora_scale` without another slot or a re-activation; strength 0 is the base model.
+   */
+  updateMetadata(m: BatchMapping): void {
     this.#live('updateMetadata');
     this.#meta = computeMetadata(m, { maxLoras: this.#ctx.maxLoras, maxNumTokens: this.#maxNumTokens, version: this.#version + 1 });
     this.#publicMeta = undefined;
@@ -87,7 +93,7 @@ export class PunicaWrapper {
     const meta = this.#ready('shrink');
     const checked = checkShrink(this.#ctx, meta.numTokens, x, loraA, scale);
     if (meta.noLoRA) return zeros([checked.numSlices, checked.numTokens, checked.rank]);
-    return this.#backend.shrink(shrinkCall(x, checked.loraA, meta, scale));
+    return this.#shrink(shrinkCall(x, checked.loraA, meta, scale));
   }
 
   /** y with slice s of `B_s[slot(t)] · x[s, t]` added (or written) at `offsetStart + Σ_{j<s} O_j`. */
@@ -131,7 +137,7 @@ export class PunicaWrapper {
     return tidy(() => {
       const rows = add(tensor1d(slotRows, 'int32'), tokenIds);
       const shrunk = reshape(gather(reshape(loraA, [-1, rank]), rows), [1, meta.numTokens, rank]) as Tensor3D;
-      return this.#backend.expand(expandCall(y, shrunk, [loraB], meta, [width]));
+      return this.#backend.expand(expandCall(y, withTokenScales(shrunk, meta), [loraB], meta, [width]));
     });
   }
 
@@ -156,7 +162,13 @@ export class PunicaWrapper {
 
   #linear(y: Tensor2D, x: Tensor2D, loraA: Tensor3D[], loraB: Tensor3D[], scale: number, slices: number[], meta: LoRAMapping): Tensor2D {
     if (meta.noLoRA) return clone(y);
-    return tidy(() => this.#backend.expand(expandCall(y, this.#backend.shrink(shrinkCall(x, loraA, meta, scale)), loraB, meta, slices)));
+    return tidy(() => this.#backend.expand(expandCall(y, this.#shrink(shrinkCall(x, loraA, meta, scale)), loraB, meta, slices)));
+  }
+
+  /** The backend's shrink, with the rows' strengths applied by core where its kernel does not. */
+  #shrink(call: ShrinkCall): Tensor3D {
+    if (call.meta.tokenScales === undefined || this.#backend.appliesTokenScales === true) return this.#backend.shrink(call);
+    return tidy(() => withTokenScales(this.#backend.shrink(call), call.meta));
   }
 
   #live(call: string): void {
@@ -178,6 +190,12 @@ export class PunicaWrapper {
   }
 }
 
+/** `[S, T, R]` with row t multiplied by the mapping's strength for t (unchanged when every strength is 1). */
+function withTokenScales(shrunk: Tensor3D, meta: LoRAMapping): Tensor3D {
+  if (meta.tokenScales === undefined) return shrunk;
+  return mul(shrunk, tensor3d(meta.tokenScales, [1, meta.numTokens, 1]));
+}
+
 function expandOptions(opts: unknown): { offsetStart: number; addInputs: boolean } {
   if (opts === null || typeof opts !== 'object') {
     throw new LoRAError('E_SHAPE', `addExpand options must be { offsetStart?, addInputs? }, got ${describeValue(opts)}`);
@@ -194,6 +212,7 @@ function copyMapping(m: LoRAMapping): LoRAMapping {
   return Object.freeze({
     ...m,
     tokenLoraIndices: m.tokenLoraIndices.slice(),
+    tokenScales: m.tokenScales?.slice(),
     sortedTokenIndices: m.sortedTokenIndices.slice(),
   });
 }

@@ -19,6 +19,7 @@ export function createReferenceBackend(options: Readonly<Record<string, unknown>
     tfBackend,
     // It reads every input with dataSync; on tfjs cpu / wasm that is free, so core may too.
     hostMemory: tfBackend === 'cpu' || tfBackend === 'wasm',
+    appliesTokenScales: true,
     async init() {
       if (getBackend() !== tfBackend && !(await setBackend(tfBackend))) {
         throw new LoRAError('E_BACKEND', `the reference backend could not select tfjs backend "${tfBackend}"`);
@@ -35,6 +36,7 @@ export function createReferenceBackend(options: Readonly<Record<string, unknown>
         rank,
         tokenLoraIndices: meta.tokenLoraIndices,
         scale,
+        tokenScales: meta.tokenScales,
       });
       return tensor3d(Float32Array.from(out), [loraA.length, numTokens, rank]);
     },

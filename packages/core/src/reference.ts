@@ -39,6 +39,8 @@ export interface ReferenceShrinkArgs {
   tokenLoraIndices: ArrayLike<number>;
   /** Factor on every product; it counts in `rowScale`. */
   scale: number;
+  /** Per-token strength multiplying the token's products (on top of `scale`); absent = 1 for every token. */
+  tokenScales?: ArrayLike<number>;
 }
 
 /** The inputs of {@link reference.referenceExpand}: flat row-major arrays and their sizes. */
@@ -86,9 +88,10 @@ function slotOf(indices: ArrayLike<number>, t: number, slots: number, name: stri
 
 /** `out[s, t, r] = scale · Σ_h A_s[slot(t), r, h] · x[t, h]`; rows are (s, t). */
 export function referenceShrink(args: ReferenceShrinkArgs): ReferenceResult {
-  const { x, numTokens: T, hidden: H, loraA, rank: R, tokenLoraIndices, scale } = args;
+  const { x, numTokens: T, hidden: H, loraA, rank: R, tokenLoraIndices, scale, tokenScales } = args;
   expectLength('x', x.length, T * H);
   expectLength('tokenLoraIndices', tokenLoraIndices.length, T);
+  if (tokenScales !== undefined) expectLength('tokenScales', tokenScales.length, T);
   const S = loraA.length;
   const out = new Float64Array(S * T * R);
   const rowScale = new Float64Array(S * T);
@@ -98,12 +101,13 @@ export function referenceShrink(args: ReferenceShrinkArgs): ReferenceResult {
     for (let t = 0; t < T; t++) {
       const slot = slotOf(tokenLoraIndices, t, slots, `loraA[${s}]`);
       if (slot < 0) continue;
+      const factor = scale * (tokenScales === undefined ? 1 : (tokenScales[t] as number));
       let squares = 0;
       for (let r = 0; r < R; r++) {
         let acc = 0;
         const base = (slot * R + r) * H;
         for (let h = 0; h < H; h++) {
-          const p = scale * (a[base + h] as number) * (x[t * H + h] as number);
+          const p = factor * (a[base + h] as number) * (x[t * H + h] as number);
           acc += p;
           squares += p * p;
         }
@@ -190,6 +194,8 @@ export interface ReferenceEmbeddingArgs {
   rank: number;
   /** Slot per token, -1 for none (the token's row is copied from y). */
   tokenLoraIndices: ArrayLike<number>;
+  /** Per-token strength multiplying the token's LoRA term; absent = 1 for every token. */
+  tokenScales?: ArrayLike<number>;
 }
 
 /** `y + B[slot(t)] · A[slot(t), tokenIds[t]]`. */
@@ -203,7 +209,8 @@ export function referenceEmbedding(args: ReferenceEmbeddingArgs): ReferenceResul
     const id = tokenIds[t] as number;
     if (slot < 0) continue;
     if (!(Number.isInteger(id) && id >= 0 && id < V)) throw new LoRAError('E_INDEX', `reference: tokenIds[${t}] = ${id} outside [0, ${V})`);
-    for (let r = 0; r < R; r++) rows[t * R + r] = loraA[(slot * V + id) * R + r] as number;
+    const factor = args.tokenScales === undefined ? 1 : (args.tokenScales[t] as number);
+    for (let r = 0; r < R; r++) rows[t * R + r] = factor * (loraA[(slot * V + id) * R + r] as number);
   }
   return referenceExpand({ ...args, x: rows, loraB: [args.loraB], outputSlices: [args.width], offsetStart: 0, addInputs: true });
 }

@@ -65,6 +65,30 @@ describe('OpenAI API: models and completions (token-id prompts)', () => {
     expect(withAdapter).not.toEqual(base);
   });
 
+  it('lora_scale (extra_body): 0 gives the base model, 1 the adapter, other strengths their own tokens — concurrently', async () => {
+    const run = async (model: string, loraScale?: number) => {
+      const res = await s.client.completions.create({
+        model,
+        prompt,
+        max_tokens: 8,
+        temperature: 0,
+        ...({ ignore_eos: true, return_token_ids: true, ...(loraScale === undefined ? {} : { lora_scale: loraScale }) } as object),
+      });
+      return (res.choices[0] as unknown as { token_ids: number[] }).token_ids;
+    };
+    const [base, full, off, one, half] = await Promise.all([
+      run('demo-tiny'),
+      run('translator-r32-rslora'),
+      run('translator-r32-rslora', 0),
+      run('translator-r32-rslora', 1),
+      run('translator-r32-rslora', 0.5),
+    ]);
+    expect(off).toEqual(base);
+    expect(one).toEqual(full);
+    expect(half).not.toEqual(full);
+    expect(await run('translator-r32-rslora', 0.5)).toEqual(half);
+  });
+
   it('a seed makes a sampled request reproducible', async () => {
     const run = async () =>
       (
@@ -172,6 +196,8 @@ describe('OpenAI API: errors are OpenAI-shaped with the right status and paramet
     await bad({ logprobs: 2 }, 400, 'logprobs');
     await bad({ stream_options: { include_usage: true } }, 400, 'stream_options');
     await bad({ model: 42 }, 400, 'model');
+    await bad({ lora_scale: 'strong' }, 400, 'lora_scale');
+    await bad({ lora_scale: 1e39 }, 400, 'lora_scale');
   });
 
   it('bad prompts: missing, empty, text without a tokenizer, token ids out of the vocabulary, several prompts', async () => {

@@ -19,6 +19,7 @@ export interface Admitted {
 function paramOf(err: unknown): string | null {
   if (!isLoRAError(err)) return null;
   if (err.code === 'E_CAPACITY') return /maxTokens/.test(err.message) ? 'max_tokens' : 'prompt';
+  if (/\bloraScale\b/.test(err.message)) return 'lora_scale';
   if (err.code === 'E_INDEX' || /prompt/.test(err.message)) return 'prompt';
   return null;
 }
@@ -34,7 +35,16 @@ function paramOf(err: unknown): string | null {
  */
 export async function admit(
   ctx: ServerContext,
-  args: { id: string; model: string; prompt: string | readonly number[]; sampling: SamplingParams; signal: AbortSignal; arrival: number },
+  args: {
+    id: string;
+    model: string;
+    prompt: string | readonly number[];
+    sampling: SamplingParams;
+    /** The adapter's strength (`lora_scale`); 1 when the request gave none. */
+    loraScale?: number;
+    signal: AbortSignal;
+    arrival: number;
+  },
 ): Promise<Admitted> {
   const { engine } = ctx;
   let promptIds: readonly number[];
@@ -55,7 +65,7 @@ export async function admit(
         headers: { 'retry-after': String(ctx.retryAfterSeconds) },
       });
     }
-    handle = engine.add({ id: args.id, prompt: promptIds, adapter: lease.adapter, sampling: args.sampling });
+    handle = engine.add({ id: args.id, prompt: promptIds, adapter: lease.adapter, loraScale: args.loraScale, sampling: args.sampling });
   } catch (err) {
     lease.release();
     throw fromLoRAError(err, paramOf(err));

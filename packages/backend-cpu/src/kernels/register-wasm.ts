@@ -1,4 +1,4 @@
-import { expandKernelArgs, LORA_EXPAND, LORA_SHRINK, shrinkKernelArgs } from '@lora/core/backend';
+import { expandKernelArgs, LORA_EXPAND, LORA_SHRINK, scaleShrinkRows, shrinkKernelArgs } from '@lora/core/backend';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import { expandOnHeap, shrinkOnHeap } from '../simd/drive.js';
@@ -60,6 +60,8 @@ export function wasmKernels(): KernelConfig[] {
           scale,
         });
       }
+      // Views are made after the last allocation of the call (heap growth detaches them).
+      scaleShrinkRows(h.view(h.ptr(out), size(out)), meta, rank);
       return out;
     },
   };

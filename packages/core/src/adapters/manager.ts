@@ -200,9 +200,15 @@ export class AdapterManager {
    * does not use), maps each request's tokens to its slot (-1 for null) and calls
    * `updateMetadata`; the sampler mapping has one row per request. All checks run first: a batch
    * that cannot be served (unknown adapter, more distinct adapters than free or evictable slots,
-   * too many tokens) throws and changes nothing.
+   * too many tokens) throws and changes nothing. `requestStrengths` (optional, one finite number
+   * per request, default 1) scales each request's LoRA term: vLLM issue 52733's per-request
+   * `lora_scale`, served in the same batch; 0 gives the base model's output bit for bit.
    */
-  setBatch(requestAdapterIds: readonly (string | null)[], tokensPerRequest: readonly number[]): LoRAMetadata {
+  setBatch(
+    requestAdapterIds: readonly (string | null)[],
+    tokensPerRequest: readonly number[],
+    requestStrengths?: readonly number[],
+  ): LoRAMetadata {
     this.#live('setBatch');
     const { maxNumTokens, maxLoras } = this.#config;
     // Read the caller's arrays once: every check below and the mapping use these copies.
@@ -216,6 +222,21 @@ export class AdapterManager {
         `setBatch expects one adapter id (or null) and one token count per request, got ${ids.length} ids and ${counts.length} counts`,
       );
     }
+    const strengths =
+      requestStrengths === undefined ? undefined : read(requestStrengths, 'requestStrengths', 'an array with one strength per request');
+    if (strengths !== undefined && strengths.length !== ids.length) {
+      throw new LoRAError(
+        'E_SHAPE',
+        `setBatch expects one strength per request, got ${strengths.length} strengths for ${ids.length} requests`,
+      );
+    }
+    strengths?.forEach((f, i) => {
+      if (typeof f !== 'number' || !Number.isFinite(f) || !Number.isFinite(Math.fround(f)))
+        throw new LoRAError(
+          'E_CONFIG',
+          `requestStrengths[${i}] must be a finite float32 number (1 = as trained, 0 = the base model), got ${describeValue(f)}`,
+        );
+    });
     let total = 0;
     counts.forEach((n, i) => {
       if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1)
@@ -252,7 +273,16 @@ export class AdapterManager {
       samplerLoraIndices[i] = slot;
       t += counts[i] as number;
     });
-    this.#punica.updateMetadata({ tokenLoraIndices, samplerLoraIndices });
+    if (strengths === undefined) this.#punica.updateMetadata({ tokenLoraIndices, samplerLoraIndices });
+    else {
+      const tokenLoraScales = new Float32Array(total);
+      t = 0;
+      ids.forEach((_, i) => {
+        tokenLoraScales.fill(strengths[i] as number, t, t + (counts[i] as number));
+        t += counts[i] as number;
+      });
+      this.#punica.updateMetadata({ tokenLoraIndices, samplerLoraIndices, tokenLoraScales, samplerLoraScales: strengths as number[] });
+    }
     this.#batch = needed;
     this.#apply(plan, writes);
     return this.#punica.meta;

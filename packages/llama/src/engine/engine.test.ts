@@ -39,13 +39,13 @@ async function setup(options: { maxLoras?: number; vocabSize?: number; maxPositi
 }
 
 /** Greedy tokens of one request, by hand: model.forward on its own, one token at a time. */
-async function alone(model: CausalLM, adapter: string | null, prompt: number[], steps: number): Promise<number[]> {
+async function alone(model: CausalLM, adapter: string | null, prompt: number[], steps: number, strength?: number): Promise<number[]> {
   const seq = new Sequence();
   const out: number[] = [];
   let input = Int32Array.from(prompt);
   try {
     while (out.length < steps) {
-      model.runtime.adapters.setBatch([adapter], [input.length]);
+      model.runtime.adapters.setBatch([adapter], [input.length], strength === undefined ? undefined : [strength]);
       const row = await model.forward([{ seq, tokens: input }]);
       let best = 0;
       for (let v = 1; v < row.length; v++) if ((row[v] as number) > (row[best] as number)) best = v;
@@ -92,6 +92,37 @@ describe('Engine: continuous batching with one adapter per request', () => {
     await engine.drain();
     expect(tf.memory().numTensors).toBe(before);
     expect(engine.stats()).toMatchObject({ waiting: 0, running: 0, kvTokens: 0 });
+  });
+
+  it('loraScale: each request its own strength in one mixed batch; 0 is the base model, -1 the negated adapter', async () => {
+    const w = await setup();
+    cleanup = w.dispose;
+    const prompt = [5, 17, 42, 9];
+    const steps = 6;
+    // 'third' is 'all-rslora' with every module's scale negated: strength -1 must give its tokens.
+    const cases = [
+      { loraScale: 0, expected: await alone(w.model, null, prompt, steps) },
+      { loraScale: -1, expected: await alone(w.model, 'third', prompt, steps) },
+      { loraScale: 1, expected: await alone(w.model, 'all-rslora', prompt, steps) },
+      { loraScale: 0.5, expected: await alone(w.model, 'all-rslora', prompt, steps, 0.5) },
+      { loraScale: 3, expected: await alone(w.model, 'all-rslora', prompt, steps, 3) },
+    ];
+    expect(new Set(cases.map((c) => c.expected.join())).size, 'the strengths change the tokens').toBe(cases.length);
+    const engine = new Engine({ model: w.model, maxNumSeqs: 8 });
+    const handles = cases.map((c) =>
+      engine.add({
+        prompt,
+        adapter: 'all-rslora',
+        loraScale: c.loraScale,
+        sampling: { temperature: 0, maxTokens: steps, ignoreEos: true },
+      }),
+    );
+    const results = await Promise.all(handles.map((h) => h.result));
+    expect(results.map((r) => r.tokenIds)).toEqual(cases.map((c) => c.expected));
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, '0.5', 1e39]) {
+      expect(() => engine.add({ prompt, adapter: 'all-rslora', loraScale: bad as number })).toThrow(/loraScale must be a finite number/);
+    }
+    await engine.drain();
   });
 
   it('a prompt longer than the token budget is prefilled over several steps with the same tokens', async () => {

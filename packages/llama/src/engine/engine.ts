@@ -52,6 +52,12 @@ export interface GenerateRequest {
   readonly prompt: string | readonly number[] | Int32Array;
   /** A registered adapter id (`runtime.adapters.register`), or null / undefined for the base model. */
   readonly adapter?: string | null;
+  /**
+   * The adapter's strength for this request (vLLM issue 52733's per-request `lora_scale`): a finite
+   * number multiplying its LoRA term in every layer, served in the same mixed batch without another
+   * slot. Default 1 (the adapter as trained); 0 gives the base model's tokens.
+   */
+  readonly loraScale?: number;
   /** How to sample and when to stop (vLLM `SamplingParams` meanings). Default: greedy, up to the context length. */
   readonly sampling?: SamplingParams;
   /** Default: `req-<n>`. */
@@ -207,6 +213,13 @@ export class Engine {
         throw new LoRAError('E_NOT_FOUND', `adapter ${describeValue(adapter)} is not registered (runtime.adapters.register it first)`);
       }
     }
+    const loraScale = request.loraScale ?? 1;
+    if (typeof loraScale !== 'number' || !Number.isFinite(loraScale) || !Number.isFinite(Math.fround(loraScale))) {
+      throw new LoRAError(
+        'E_CONFIG',
+        `loraScale must be a finite number (1 = the adapter as trained, 0 = the base model), got ${describeValue(loraScale)}`,
+      );
+    }
     if (sampling.stop.length > 0 && this.tokenizer === undefined) {
       throw new LoRAError('E_CONFIG', 'sampling parameter stop needs a tokenizer (Engine({ tokenizer }))');
     }
@@ -232,6 +245,7 @@ export class Engine {
     const live = new LiveRequest({
       id,
       adapter,
+      loraScale,
       promptIds,
       sampling,
       maxTokens: sampling.maxTokens ?? room,
@@ -410,9 +424,11 @@ export class Engine {
     const t0 = performance.now();
     let logits: Float32Array;
     try {
+      const strengths = plan.map((p) => p.request.loraScale);
       this.#runtime.adapters.setBatch(
         plan.map((p) => (this.#withoutLoRA ? null : p.request.adapter)),
         plan.map((p) => p.tokens.length),
+        strengths.every((f) => f === 1) ? undefined : strengths,
       );
       const chunks: Chunk[] = plan.map((p) => ({ seq: p.request.seq as Sequence, tokens: p.tokens }));
       logits = await this.model.forward(chunks);

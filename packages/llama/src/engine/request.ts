@@ -14,6 +14,8 @@ import { type ResolvedSampling, Sampler } from './sampling.js';
 export class LiveRequest {
   readonly id: string;
   readonly adapter: string | null;
+  /** The adapter's strength for this request (`GenerateRequest.loraScale`, 1 by default). */
+  readonly loraScale: number;
   readonly promptIds: Int32Array;
   readonly sampling: ResolvedSampling;
   readonly maxTokens: number;
@@ -38,6 +40,7 @@ export class LiveRequest {
   constructor(args: {
     id: string;
     adapter: string | null;
+    loraScale: number;
     promptIds: Int32Array;
     sampling: ResolvedSampling;
     maxTokens: number;
@@ -46,6 +49,7 @@ export class LiveRequest {
   }) {
     this.id = args.id;
     this.adapter = args.adapter;
+    this.loraScale = args.loraScale;
     this.promptIds = args.promptIds;
     this.sampling = args.sampling;
     this.maxTokens = args.maxTokens;

@@ -12,6 +12,11 @@ export interface GenerationOptions {
   readonly includeUsage: boolean;
   /** vLLM's `return_token_ids`: `prompt_token_ids` and `token_ids` in the response. */
   readonly returnTokenIds: boolean;
+  /**
+   * `lora_scale` (an `extra_body` field; vLLM issue 52733): the adapter's strength for this
+   * request, served in the shared batch. Default 1; 0 = the base model's output.
+   */
+  readonly loraScale: number;
 }
 
 const isZero = (v: unknown) => v === 0;
@@ -62,6 +67,7 @@ export function readGenerationOptions(f: Fields, maxTokens: number | undefined):
   const ignoreEos = f.boolean('ignore_eos');
   const includeStopStrInOutput = f.boolean('include_stop_str_in_output');
   const returnTokenIds = f.boolean('return_token_ids') ?? false;
+  const loraScale = f.number('lora_scale') ?? 1;
   // Accepted at their neutral values only: penalties, logprobs, logit_bias, min_tokens and beam search change sampling in ways the engine does not implement.
   f.onlyOff('presence_penalty', isZero, 'only 0');
   f.onlyOff('frequency_penalty', isZero, 'only 0');
@@ -78,6 +84,7 @@ export function readGenerationOptions(f: Fields, maxTokens: number | undefined):
     stream,
     includeUsage,
     returnTokenIds,
+    loraScale,
     sampling: {
       temperature,
       topP,

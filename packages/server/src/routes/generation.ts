@@ -52,6 +52,7 @@ export async function serveGeneration<R extends GenerationOptions>(
       model: parsed.model,
       prompt: args.prompt,
       sampling: parsed.sampling,
+      loraScale: parsed.loraScale,
       signal: args.request.signal,
       arrival: args.arrival,
     });
