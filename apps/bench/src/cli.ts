@@ -25,8 +25,9 @@ import { adapterTable, kernelTable, modelTable, targetTable } from './report.js'
 import { gridSvg, gridTable, heatmapSvgOf, heatmapTable, rooflineSvgOf } from './report-grid.js';
 import { loadTable } from './report-load.js';
 import { nodeGridSteps, runGridsAndHeatmaps, sweepTargets } from './sweeps.js';
+import { runVariantBench, variantSteps, variantTable } from './variants.js';
 
-const SECTIONS = ['kernels', 'grid', 'heatmap', 'adapters', 'model', 'load', 'serve'] as const;
+const SECTIONS = ['kernels', 'grid', 'heatmap', 'adapters', 'model', 'load', 'serve', 'variants'] as const;
 
 const HELP = `npm run bench -- [--quick | --tiny] [--only ${SECTIONS.join(',')}] [--json] [--out DIR] [--no-wasm] [--no-gpu] [--gpu-full] [--no-browser] [--rounds N]
 
@@ -50,6 +51,9 @@ serve     the OpenAI-compatible server (@lora/server) through HTTP with streamin
           own adapter of 8 vs no LoRA; tokens/s, TTFT, ITL p50/p99, the LoRA slowdown heatmap and
           the server's overhead against the engine in-process at concurrency 16 (goal <= 5 %).
           --quick/--tiny: the tiny model on small axes.
+variants  what adapter variants cost over plain LoRA: addLoRALinear with every request at its own
+          strength (lora_scale) against plain slots, at the kernels section's decode and prefill
+          shapes, cpu engines js and wasm, interleaved rounds (median and IQR of per-round ratios).
 
 Progress goes to stderr; tables and the targets (met or not) to stdout; files to
 bench-results/: report.{md,json} and SVG figures (grid-*, heatmap-*, roofline-cpu). --json prints
@@ -90,6 +94,7 @@ async function main(): Promise<void> {
   const runHeatmap = only.includes('heatmap');
   const runLoad = only.includes('load');
   const runServe = only.includes('serve');
+  const runVariants = only.includes('variants');
   const serveOptions: ServeBenchOptions = values.tiny ? TINY_SERVE_BENCH : values.quick ? QUICK_SERVE_BENCH : {};
   const loadRounds = values.tiny ? 1 : Math.min(rounds, 5);
   const modelRequests = values.tiny ? 4 : 16;
@@ -149,13 +154,19 @@ async function main(): Promise<void> {
   const gpuShapes = gpuMode === 'tiny' ? TINY_SHAPES : gpuMode === 'quick' ? QUICK_SHAPES : shapes;
   // Per GPU shape: 4 warm-ups + the rounds in Node, one step per shape and backend in Chromium.
   const gpuContestSteps = gpuShapes.length * ((modelGpu ? 4 + Math.min(rounds, 3) : 0) + (browser ? 2 : 0));
+  const variantOptions = {
+    shapes,
+    engines: values['no-wasm'] ? (['js'] as const) : (['js', 'wasm'] as const),
+    rounds: Math.max(rounds, 5),
+  };
   const progress = new Progress(
     (runKernels ? shapes.length * progressSteps(opts) + gpuContestSteps : 0) +
       sweepSteps +
       (runAdapters ? 3 * adapterRounds : 0) +
       (runModel ? modelBackends.reduce((n, b) => n + 2 * modelRounds(b), 0) : 0) +
       (runLoad ? loadBackends.length * LOAD_VARIANTS.length * loadRounds : 0) +
-      (runServe ? serveBenchSteps(serveOptions) : 0),
+      (runServe ? serveBenchSteps(serveOptions) : 0) +
+      (runVariants ? variantSteps(variantOptions) : 0),
   );
   if (gpuProblem !== null) log(`webgpu in Node skipped: ${gpuProblem}`);
   const results = runKernels ? await runKernelBench({ ...opts, shapes, progress, gpu: gpuProblem === null, gpuShapes }) : [];
@@ -202,6 +213,7 @@ async function main(): Promise<void> {
   const serve: ServeBenchResult | undefined = runServe
     ? await runServeBench({ ...serveOptions, onProgress: (l) => progress.step(l.replace(/^serve bench: /, 'serve: ')) })
     : undefined;
+  const variants = runVariants ? await runVariantBench({ ...variantOptions, progress }) : [];
   progress.finish();
 
   const targets = [...kernelTargets(results), ...sweepTargets(sweeps), ...loadTargets(loads)];
@@ -234,6 +246,7 @@ async function main(): Promise<void> {
     models.length > 0 ? `## Demo model\n\n${models.map(modelTable).join('\n\n')}` : '',
     loads.length > 0 ? `## Checkpoint loading\n\n${loadTable(loads)}` : '',
     serve ? `## Serving through HTTP (@lora/server)\n\n${serve.table}` : '',
+    variants.length > 0 ? `## Adapter variants over plain LoRA\n\n${variantTable(variants)}` : '',
   ];
   // The issues set their targets at the full shapes: smaller runs only check that everything runs.
   const caveat =
@@ -284,6 +297,14 @@ async function main(): Promise<void> {
           slowdown: Object.fromEntries(serve.json.slowdown.map((c) => [`${c.inputLength}x${c.concurrency}`, c.slowdown])),
         }
       : undefined,
+    variants: variants.map((v) => ({
+      variant: v.variant,
+      engine: v.engine,
+      shape: v.shape.name,
+      cost: v.cost,
+      spread: v.spread,
+      withinNoise: v.withinNoise,
+    })),
     heatmaps: sweeps.heatmaps.map((h) => ({
       backend: h.backend,
       preset: h.preset,

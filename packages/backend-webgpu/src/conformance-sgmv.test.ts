@@ -6,7 +6,7 @@ describeBackend(() => createWebGPUBackend({ path: 'sgmv' }), {
   name: 'webgpu, SGMV path (node, dawn)',
   timeoutMs: 120_000,
   gpuMemory: 'deferred',
-  leakBatches: 300,
+  leakBatches: 150,
   skip: {
     ...GPU_SKIPS,
     'engine determinism':

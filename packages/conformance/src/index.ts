@@ -27,7 +27,7 @@ export { Random, type SlotPattern, slotIndices } from './random.js';
 export function describeBackend(factory: BackendFactory, capabilities: BackendCapabilities): void {
   describe(`conformance: ${capabilities.name} (tolerance ${capabilities.tolerance ?? DEFAULT_TOLERANCE})`, () => {
     // Each test pays for its own GPU work (see drainQueue), so its time and timeout are its own.
-    afterEach(drainQueue, capabilities.timeoutMs ?? 60_000);
+    afterEach(drainQueue, (capabilities.timeoutMs ?? 60_000) * 4);
     // First: it counts the programs it compiles, and tfjs' program cache outlives each test.
     programSuite(factory, capabilities);
     correctnessSuite(factory, capabilities);
