@@ -30,6 +30,8 @@ export interface MeasureOptions {
   slowMs: number;
   progress?: Progress;
   prefix?: string;
+  /** Run the methods in reverse order every other round, so that neither always goes first (a pair compared round by round). */
+  alternate?: boolean;
 }
 
 /**
@@ -90,7 +92,7 @@ export async function measure(methods: readonly Method[], opts: MeasureOptions):
     opts.progress?.step(`${opts.prefix ?? ''}warm-up ${m.label} (${warm.toFixed(1)} ms)`);
   }
   for (let r = 0; r < opts.rounds; r++) {
-    for (const m of methods) {
+    for (const m of opts.alternate && r % 2 === 1 ? [...methods].reverse() : methods) {
       const ts = times.get(m.id)!;
       const spent = ts.reduce((a, b) => a + b, 0);
       if (ts.length > 0 && spent >= opts.budgetMs) continue;

@@ -7,8 +7,8 @@ import type { Progress } from './progress.js';
 /**
  * What an adapter variant (#19) costs over plain LoRA, kernel by kernel: the same addLoRALinear on
  * the same data, once with plain slots and once with every request at its own strength
- * (`tokenLoraScales`, the server's `lora_scale`). Measured interleaved, per round, on one runtime
- * each, so both see the same machine state.
+ * (`tokenLoraScales`, the server's `lora_scale`). Measured interleaved, per round, in alternating
+ * order (neither always goes first), on one runtime each, so both see the same machine state.
  */
 export interface VariantResult {
   readonly variant: 'per-request strength';
@@ -74,6 +74,7 @@ export async function runVariantBench(opts: VariantBenchOptions): Promise<Varian
           budgetMs: Number.POSITIVE_INFINITY,
           slowMs: Number.POSITIVE_INFINITY,
           progress: opts.progress,
+          alternate: true,
           prefix: `variants: engine ${engine}, ${shape.name}: `,
         });
         const plain = samples.get('plain') as Sample;
