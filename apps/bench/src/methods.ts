@@ -13,12 +13,14 @@ export interface KernelShape {
   layout: 'interleaved' | 'segments';
 }
 
-function tokenSlots(shape: KernelShape): Int32Array {
+/** Token t's slot: interleaved over the adapters (decode) or in contiguous runs (prefill). */
+export function tokenSlots(shape: KernelShape): Int32Array {
   const { numTokens: T, numAdapters: n } = shape;
   return Int32Array.from({ length: T }, (_, t) => (shape.layout === 'interleaved' ? t % n : Math.min(n - 1, Math.floor((t * n) / T))));
 }
 
-function randomFloats(n: number, scale = 1): Float32Array {
+/** n uniform values in [-scale, scale). */
+export function randomFloats(n: number, scale = 1): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = (Math.random() * 2 - 1) * scale;
   return a;

@@ -1,7 +1,7 @@
 import { createLoRA, type LoRARuntime } from '@lora/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { type Method, measure, quantile, type Sample } from './measure.js';
-import type { KernelShape } from './methods.js';
+import { type KernelShape, randomFloats, tokenSlots } from './methods.js';
 import type { Progress } from './progress.js';
 
 /**
@@ -35,16 +35,6 @@ export interface VariantBenchOptions {
 export const variantSteps = (o: Pick<VariantBenchOptions, 'shapes' | 'engines' | 'rounds'>): number =>
   o.shapes.length * o.engines.length * (2 + o.rounds);
 
-function floats(n: number, scale: number): Float32Array {
-  return Float32Array.from({ length: n }, () => (Math.random() * 2 - 1) * scale);
-}
-
-/** Token t's slot, as the kernel bench lays them out (decode: interleaved; prefill: segments). */
-function slotsOf(s: KernelShape): Int32Array {
-  const { numTokens: T, numAdapters: n } = s;
-  return Int32Array.from({ length: T }, (_, t) => (s.layout === 'interleaved' ? t % n : Math.min(n - 1, Math.floor((t * n) / T))));
-}
-
 export async function runVariantBench(opts: VariantBenchOptions): Promise<VariantResult[]> {
   const results: VariantResult[] = [];
   for (const engine of opts.engines) {
@@ -54,15 +44,15 @@ export async function runVariantBench(opts: VariantBenchOptions): Promise<Varian
         createLoRA({ backend: 'cpu', backendOptions: { engine }, maxLoras: L, maxLoraRank: R, maxNumTokens: Math.max(T, 16) });
       const runtimes: LoRARuntime[] = [await make(), await make()];
       const [plainRt, scaledRt] = runtimes as [LoRARuntime, LoRARuntime];
-      const slots = slotsOf(shape);
+      const slots = tokenSlots(shape);
       plainRt.punica.updateMetadata({ tokenLoraIndices: slots });
       // A strength per request (one per slot here), none of them 1 or 0: every row takes the scaled path.
       const strengths = Float32Array.from(slots, (s) => 0.25 + 0.5 * ((s % 3) + 1));
       scaledRt.punica.updateMetadata({ tokenLoraIndices: slots, tokenLoraScales: strengths });
-      const x = tf.tensor2d(floats(T * H, 1), [T, H]);
-      const y = tf.tensor2d(floats(T * O, 1), [T, O]);
-      const a = tf.tensor3d(floats(L * R * H, 1 / Math.sqrt(H)), [L, R, H]);
-      const b = tf.tensor3d(floats(L * O * R, 1 / Math.sqrt(R)), [L, O, R]);
+      const x = tf.tensor2d(randomFloats(T * H, 1), [T, H]);
+      const y = tf.tensor2d(randomFloats(T * O, 1), [T, O]);
+      const a = tf.tensor3d(randomFloats(L * R * H, 1 / Math.sqrt(H)), [L, R, H]);
+      const b = tf.tensor3d(randomFloats(L * O * R, 1 / Math.sqrt(R)), [L, O, R]);
       const tfBackend = plainRt.backend.tfBackend;
       const methods: Method[] = [
         { id: 'plain', label: 'plain LoRA', tfBackend, run: () => plainRt.punica.addLoRALinear(y, x, [a], [b], 1, [O]) },

@@ -59,3 +59,4 @@ export type { Floats, ReferenceResult } from './reference.js';
 export * as reference from './reference.js';
 export { createReferenceBackend } from './reference-backend.js';
 export { backendPackageName, FIRST_PARTY_BACKENDS, listLoRABackends, setBackendImporter } from './registry.js';
+export { checkStrength } from './validate.js';

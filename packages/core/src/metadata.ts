@@ -1,7 +1,7 @@
 import { bucketTokens } from './bucketing.js';
 import { CONFIG_LIMITS } from './config.js';
 import { describeValue, LoRAError } from './errors.js';
-import { snapshotArray } from './validate.js';
+import { checkStrength, snapshotArray } from './validate.js';
 
 /** A run of tokens (in `sortedTokenIndices` order) that all use one adapter slot. */
 export interface LoRASegment {
@@ -85,13 +85,7 @@ function toScales(scales: ScaleArray, rows: number, what: string, of: string): F
   const out = new Float32Array(rows);
   let allOne = true;
   for (let i = 0; i < rows; i++) {
-    const v = values[i];
-    if (typeof v !== 'number' || !Number.isFinite(v) || !Number.isFinite(Math.fround(v))) {
-      throw new LoRAError(
-        'E_CONFIG',
-        `${what}[${i}] must be a finite float32 number (1 = the adapter as trained, 0 = the base model), got ${describeValue(v)}`,
-      );
-    }
+    const v = checkStrength(values[i], `${what}[${i}]`);
     out[i] = v;
     if (v !== 1) allOne = false;
   }

@@ -123,6 +123,20 @@ function checkStack(value: unknown, name: string, layout: string, ctx: CheckCont
   return t;
 }
 
+/**
+ * A per-request LoRA strength (`lora_scale`; `tokenLoraScales` rows) must be a number that stays
+ * finite as float32, the precision kernels apply it in: E_CONFIG naming `name` otherwise.
+ */
+export function checkStrength(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || !Number.isFinite(Math.fround(value))) {
+    throw new LoRAError(
+      'E_CONFIG',
+      `${name} must be a finite float32 number (1 = the adapter as trained, 0 = the base model), got ${describeValue(value)}`,
+    );
+  }
+  return value;
+}
+
 /** A LoRA scale (alpha / r, or a caller's) must be a finite number; `where` prefixes the message. */
 export function checkScale(scale: unknown, where?: string): number {
   if (typeof scale !== 'number' || !Number.isFinite(scale)) {

@@ -3,7 +3,7 @@ import { describeValue, LoRAError } from '../errors.js';
 import type { LoRALayer } from '../layers/layer.js';
 import type { LoRAMetadata } from '../metadata.js';
 import type { PunicaWrapper } from '../punica.js';
-import { checkRankFits, snapshotArray } from '../validate.js';
+import { checkRankFits, checkStrength, snapshotArray } from '../validate.js';
 import { type AdapterModuleWeights, createAdapter, isCheckedAdapter, type LoRAAdapter } from './adapter.js';
 import { planSlots, type SlotPlan } from './slot-plan.js';
 
@@ -231,11 +231,7 @@ export class AdapterManager {
       );
     }
     strengths?.forEach((f, i) => {
-      if (typeof f !== 'number' || !Number.isFinite(f) || !Number.isFinite(Math.fround(f)))
-        throw new LoRAError(
-          'E_CONFIG',
-          `requestStrengths[${i}] must be a finite float32 number (1 = as trained, 0 = the base model), got ${describeValue(f)}`,
-        );
+      checkStrength(f, `requestStrengths[${i}]`);
     });
     let total = 0;
     counts.forEach((n, i) => {
@@ -266,23 +262,21 @@ export class AdapterManager {
     const writes = this.#checkWrites(plan);
     const tokenLoraIndices = new Int32Array(total);
     const samplerLoraIndices = new Int32Array(ids.length);
+    const tokenLoraScales = strengths === undefined ? undefined : new Float32Array(total);
     let t = 0;
     ids.forEach((id, i) => {
       const slot = id === null ? -1 : (plan.slotOf.get(id as string) as number);
-      tokenLoraIndices.fill(slot, t, t + (counts[i] as number));
+      const end = t + (counts[i] as number);
+      tokenLoraIndices.fill(slot, t, end);
+      tokenLoraScales?.fill(strengths?.[i] as number, t, end);
       samplerLoraIndices[i] = slot;
-      t += counts[i] as number;
+      t = end;
     });
-    if (strengths === undefined) this.#punica.updateMetadata({ tokenLoraIndices, samplerLoraIndices });
-    else {
-      const tokenLoraScales = new Float32Array(total);
-      t = 0;
-      ids.forEach((_, i) => {
-        tokenLoraScales.fill(strengths[i] as number, t, t + (counts[i] as number));
-        t += counts[i] as number;
-      });
-      this.#punica.updateMetadata({ tokenLoraIndices, samplerLoraIndices, tokenLoraScales, samplerLoraScales: strengths as number[] });
-    }
+    this.#punica.updateMetadata(
+      strengths === undefined
+        ? { tokenLoraIndices, samplerLoraIndices }
+        : { tokenLoraIndices, samplerLoraIndices, tokenLoraScales, samplerLoraScales: strengths as number[] },
+    );
     this.#batch = needed;
     this.#apply(plan, writes);
     return this.#punica.meta;

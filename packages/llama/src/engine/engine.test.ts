@@ -120,7 +120,9 @@ describe('Engine: continuous batching with one adapter per request', () => {
     const results = await Promise.all(handles.map((h) => h.result));
     expect(results.map((r) => r.tokenIds)).toEqual(cases.map((c) => c.expected));
     for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, '0.5', 1e39]) {
-      expect(() => engine.add({ prompt, adapter: 'all-rslora', loraScale: bad as number })).toThrow(/loraScale must be a finite number/);
+      expect(() => engine.add({ prompt, adapter: 'all-rslora', loraScale: bad as number })).toThrow(
+        /loraScale must be a finite float32 number/,
+      );
     }
     await engine.drain();
   });

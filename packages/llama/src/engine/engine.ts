@@ -1,4 +1,4 @@
-import { describeValue, isLoRAError, LoRAError, type LoRARuntime } from '@lora/core';
+import { checkStrength, describeValue, isLoRAError, LoRAError, type LoRARuntime } from '@lora/core';
 import type { CausalLM, Chunk } from '../model.js';
 import { Sequence } from '../sequence.js';
 import type { Tokenizer } from '../tokenizer.js';
@@ -213,13 +213,7 @@ export class Engine {
         throw new LoRAError('E_NOT_FOUND', `adapter ${describeValue(adapter)} is not registered (runtime.adapters.register it first)`);
       }
     }
-    const loraScale = request.loraScale ?? 1;
-    if (typeof loraScale !== 'number' || !Number.isFinite(loraScale) || !Number.isFinite(Math.fround(loraScale))) {
-      throw new LoRAError(
-        'E_CONFIG',
-        `loraScale must be a finite number (1 = the adapter as trained, 0 = the base model), got ${describeValue(loraScale)}`,
-      );
-    }
+    const loraScale = checkStrength(request.loraScale ?? 1, 'loraScale');
     if (sampling.stop.length > 0 && this.tokenizer === undefined) {
       throw new LoRAError('E_CONFIG', 'sampling parameter stop needs a tokenizer (Engine({ tokenizer }))');
     }
