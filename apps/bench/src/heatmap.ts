@@ -1,8 +1,8 @@
 import { createLoRA, type LoRARuntime } from '@lora/core';
 import { type CausalLM, type Chunk, decodeLoRAShare, type LoRAStepShare, type ModelConfig, Sequence } from '@lora/llama';
-import { type DemoPreset, loadDemoModel } from '@lora/llama/demo';
+import { type DemoPreset, loadDemoModel, roundSpread } from '@lora/llama/demo';
 import * as tf from '@tensorflow/tfjs-core';
-import { median, quantile } from './measure.js';
+import { median } from './measure.js';
 import type { BackendSpec } from './methods.js';
 import { registerBenchAdapters } from './model-adapters.js';
 
@@ -193,8 +193,16 @@ async function measureCell(
     const loraMs = median(lora);
     const baseMs = median(base);
     const perRound = lora.map((t, i) => t / (base[i] as number) - 1);
-    const spread = { low: quantile(perRound, 0.25), high: quantile(perRound, 0.75), rounds: perRound.length };
-    return { length, concurrency, loraMs, baseMs, slowdown: loraMs / baseMs - 1, spread, withinNoise: spread.low <= 0 };
+    const s = roundSpread(perRound);
+    return {
+      length,
+      concurrency,
+      loraMs,
+      baseMs,
+      slowdown: loraMs / baseMs - 1,
+      spread: { low: s.low, high: s.high, rounds: s.rounds },
+      withinNoise: s.withinNoise,
+    };
   } finally {
     for (const seq of seqs) seq.dispose();
   }

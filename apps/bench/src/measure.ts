@@ -1,5 +1,9 @@
+import { median } from '@lora/llama/demo';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Progress } from './progress.js';
+
+// The one quantile/median of the benchmarks and the demo.
+export { median, quantile } from '@lora/llama/demo';
 
 /** One contender: prepared once (weights uploaded), then run repeatedly. */
 export interface Method {
@@ -69,17 +73,6 @@ async function timeOnce(m: Method, depth = 1): Promise<number> {
 
 /** Queue depth for a GPU method: about 100 ms of work per sample, 1 to 8 calls. */
 const queueDepth = (warmMs: number): number => Math.max(1, Math.min(8, Math.round(100 / Math.max(warmMs, 1))));
-
-/** The q-quantile (0–1) of `xs`, interpolating linearly between order statistics (numpy's default). */
-export const quantile = (xs: readonly number[], q: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (s.length - 1) * q;
-  const lo = Math.floor(at);
-  const hi = Math.min(lo + 1, s.length - 1);
-  return (s[lo] as number) + ((s[hi] as number) - (s[lo] as number)) * (at - lo);
-};
-
-export const median = (xs: readonly number[]): number => quantile(xs, 0.5);
 
 export async function measure(methods: readonly Method[], opts: MeasureOptions): Promise<Map<string, Sample>> {
   const times = new Map<string, number[]>(methods.map((m) => [m.id, []]));

@@ -74,7 +74,7 @@ export function targetTable(targets: readonly Target[]): string {
 
 export function adapterTable(activation: ActivationResult, parses: readonly ParseResult[]): string {
   const act = markdownTable([
-    ['modules', 'rank', 'adapter MB', 'activate ms (host copies)', 'upload ms (stack rebuild)'],
+    ['modules', 'rank', 'adapter MB', 'activate ms (host copies)', 'upload ms (stacks the next forward reads)'],
     [
       String(activation.modules),
       String(activation.rank),

@@ -34,7 +34,7 @@ function printSession(r: SessionRun): boolean {
   }
   const tps = (s: SessionRun['lora']) => (s.promptTokens + s.generatedTokens) / (s.ms / 1000);
   const decodeTps = (s: SessionRun['lora']) => s.generatedTokens / (s.ms / 1000);
-  const overhead = (tps(r.base) / tps(r.lora) - 1) * 100;
+
   out();
   out(
     `backend ${r.backend}: ${r.checks.filter((c) => c.pass).length}/${r.checks.length} requests PASS (tokens equal to the request run alone with W + scale·B·A)`,
@@ -46,13 +46,20 @@ function printSession(r: SessionRun): boolean {
     `without LoRA: ${tps(r.base).toFixed(1)} tokens/s (${r.base.ms.toFixed(0)} ms, ${r.base.steps} steps; ${decodeTps(r.base).toFixed(1)} generated tokens/s)`,
   );
   const must = r.mustCost;
+  out(`LoRA overhead: ${overheadText(r.overhead)}; the adapters changed the output of ${r.changedByLoRA} of ${r.withAdapter} requests`);
   out(
-    `LoRA overhead: ${overhead.toFixed(1)} % of the time per token (one run, so it moves by several points between runs: \`npm run bench -- --only model\` measures it in interleaved rounds); the adapters changed the output of ${r.changedByLoRA} of ${r.withAdapter} requests`,
-  );
-  out(
-    `LoRA must cost ${(100 * Math.max(must.bytes, must.flops)).toFixed(1)} % of a decode step of ${must.sequences} sequences at ${must.length} cached tokens (its bytes ${(100 * must.bytes).toFixed(1)} %, its FLOPs ${(100 * must.flops).toFixed(1)} % of the base step's): the rest of the overhead is ours to remove`,
+    `LoRA must cost ${(100 * Math.max(must.bytes, must.flops)).toFixed(1)} % of a decode step of ${must.sequences} sequences at ${must.length} cached tokens (its bytes ${(100 * must.bytes).toFixed(1)} %, its FLOPs ${(100 * must.flops).toFixed(1)} % of the base step's)${r.overhead.median > Math.max(must.bytes, must.flops) ? ': the rest of the overhead is ours to remove' : ''}`,
   );
   return r.checks.every((c) => c.pass);
+}
+
+/** The session's overhead as a median with its spread; a spread reaching zero is noise, never a speed-up. */
+function overheadText(o: SessionRun['overhead']): string {
+  const pct = (v: number) => `${(100 * v).toFixed(1)} %`;
+  if (o.rounds === 1)
+    return `${pct(o.median)} of the time per token (one round, so it moves by several points between runs: --rounds 5 gives a median)`;
+  const spread = `interquartile range ${pct(o.low)} to ${pct(o.high)} over ${o.rounds} rounds of both passes, back to back in alternating order`;
+  return o.withinNoise ? `within noise (median ${pct(o.median)}; ${spread})` : `${pct(o.median)} of the time per token (median; ${spread})`;
 }
 
 function printPrompts(r: PromptRun): void {

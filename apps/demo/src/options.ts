@@ -32,6 +32,7 @@ Serving
   --backend NAME                LoRA backend (also LORA_BACKEND or "backend" in the config file; default cpu)
   --config FILE                 a LoRAConfig JSON file (default: ./lora.config.json if present)
   --requests N                  requests in the session's queue (default 8)
+  --rounds N                    rounds of the with/without-LoRA passes the overhead is the median of (default 5)
   --cache DIR                   where the embedded model and adapters are written (default .lora-cache)
   --help`;
 
@@ -51,6 +52,8 @@ export interface DemoOptions {
   json: boolean;
   save: string | undefined;
   requests: number;
+  /** Rounds of the two passes the session's overhead is the median of. */
+  rounds: number;
   cacheDir: string;
   help: boolean;
 }
@@ -135,6 +138,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
         backend: { type: 'string' },
         config: { type: 'string' },
         requests: { type: 'string' },
+        rounds: { type: 'string' },
         cache: { type: 'string' },
         help: { type: 'boolean' },
       },
@@ -171,6 +175,7 @@ export function parseOptions(argv: string[], env: Record<string, string | undefi
     json: values.json === true,
     save: str('save') === undefined ? undefined : userPath(str('save') as string),
     requests: positive(str('requests'), '--requests') ?? 8,
+    rounds: positive(str('rounds'), '--rounds') ?? 5,
     cacheDir: userPath(str('cache') ?? '.lora-cache'),
     help: values.help === true,
   };

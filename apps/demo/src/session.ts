@@ -70,6 +70,7 @@ export async function runSession(opts: DemoOptions, io: DemoIO = {}): Promise<Se
         demo,
         adapters,
         requests,
+        rounds: opts.rounds,
         onProgress: (phase, done, total) => {
           let bar = bars.get(phase);
           if (!bar) bars.set(phase, (bar = progressBar(total, phase.padEnd(21), (io.progress ?? true) && !opts.json)));

@@ -146,12 +146,13 @@ export function shrink1(o: usize, x: usize, a: usize, H: i32, R: i32, scale: f32
 
 /**
  * Expand for two tokens of one slot over output columns [o0, o1):
- * out_t[o] = (add ? src_t[o] : 0) + Σ_r b[o, r] · v_t[r]. B rows are contiguous over r, so four
+ * out_t[o] = (add ? src_t[o] : 0) + Σ_{r<K} b[o, r] · v_t[r]. B rows are R floats apart; only the
+ * first K (the slot's true rank) are read: the rest is zero padding. B rows are contiguous over r, so four
  * outputs are done at once with one vector accumulator each and a transpose-add at the end; both
  * tokens share every B load. Reading y (src) here saves copying it into out first.
  */
-export function expand2(out0: usize, out1: usize, src0: usize, src1: usize, add: i32, b: usize, R: i32, o0: i32, o1: i32, v0: usize, v1: usize): void {
-  const R4 = R & ~3;
+export function expand2(out0: usize, out1: usize, src0: usize, src1: usize, add: i32, b: usize, R: i32, K: i32, o0: i32, o1: i32, v0: usize, v1: usize): void {
+  const R4 = K & ~3;
   const rowBytes = <usize>R << 2;
   let o = o0;
   for (; o + 4 <= o1; o += 4) {
@@ -173,7 +174,7 @@ export function expand2(out0: usize, out1: usize, src0: usize, src1: usize, add:
     }
     let sp = hsum4(p0, p1, p2, p3);
     let sq = hsum4(q0, q1, q2, q3);
-    for (let r = R4; r < R; r++) {
+    for (let r = R4; r < K; r++) {
       const off = <usize>r << 2;
       const a = f32x4.splat(load<f32>(v0 + off));
       const c = f32x4.splat(load<f32>(v1 + off));
@@ -189,7 +190,7 @@ export function expand2(out0: usize, out1: usize, src0: usize, src1: usize, add:
     const row = b + <usize>o * rowBytes;
     let sp: f32 = 0;
     let sq: f32 = 0;
-    for (let r = 0; r < R; r++) {
+    for (let r = 0; r < K; r++) {
       const w = load<f32>(row + (<usize>r << 2));
       sp += w * load<f32>(v0 + (<usize>r << 2));
       sq += w * load<f32>(v1 + (<usize>r << 2));
@@ -201,8 +202,8 @@ export function expand2(out0: usize, out1: usize, src0: usize, src1: usize, add:
 }
 
 /** Expand for one token (the segment-length remainder). */
-export function expand1(out0: usize, src0: usize, add: i32, b: usize, R: i32, o0: i32, o1: i32, v0: usize): void {
-  const R4 = R & ~3;
+export function expand1(out0: usize, src0: usize, add: i32, b: usize, R: i32, K: i32, o0: i32, o1: i32, v0: usize): void {
+  const R4 = K & ~3;
   const rowBytes = <usize>R << 2;
   let o = o0;
   for (; o + 4 <= o1; o += 4) {
@@ -220,7 +221,7 @@ export function expand1(out0: usize, src0: usize, add: i32, b: usize, R: i32, o0
       p3 = f32x4.add(p3, f32x4.mul(v128.load(b3 + off), va));
     }
     let sp = hsum4(p0, p1, p2, p3);
-    for (let r = R4; r < R; r++) {
+    for (let r = R4; r < K; r++) {
       const off = <usize>r << 2;
       const w = f32x4(load<f32>(b0 + off), load<f32>(b1 + off), load<f32>(b2 + off), load<f32>(b3 + off));
       sp = f32x4.add(sp, f32x4.mul(w, f32x4.splat(load<f32>(v0 + off))));
@@ -231,7 +232,7 @@ export function expand1(out0: usize, src0: usize, add: i32, b: usize, R: i32, o0
   for (; o < o1; o++) {
     const row = b + <usize>o * rowBytes;
     let sp: f32 = 0;
-    for (let r = 0; r < R; r++) sp += load<f32>(row + (<usize>r << 2)) * load<f32>(v0 + (<usize>r << 2));
+    for (let r = 0; r < K; r++) sp += load<f32>(row + (<usize>r << 2)) * load<f32>(v0 + (<usize>r << 2));
     const at = <usize>o << 2;
     store<f32>(out0 + at, add ? load<f32>(src0 + at) + sp : sp);
   }
@@ -248,11 +249,11 @@ export function fill0(dst: usize, bytes: usize): void {
 }
 
 /** Expand for four tokens of one slot: every B load feeds all four (B read once per segment). */
-export function expand4(out0: usize, out1: usize, out2: usize, out3: usize, src0: usize, src1: usize, src2: usize, src3: usize, add: i32, b: usize, R: i32, o0: i32, o1: i32, v0: usize, v1: usize, v2: usize, v3: usize): void {
-  const R4 = R & ~3;
+export function expand4(out0: usize, out1: usize, out2: usize, out3: usize, src0: usize, src1: usize, src2: usize, src3: usize, add: i32, b: usize, R: i32, K: i32, o0: i32, o1: i32, v0: usize, v1: usize, v2: usize, v3: usize): void {
+  const R4 = K & ~3;
   const rowBytes = <usize>R << 2;
   let o = o0;
-  for (; o + 4 <= o1 && R4 == R; o += 4) {
+  for (; o + 4 <= o1 && R4 == K; o += 4) {
     const b0 = b + <usize>o * rowBytes;
     const b1 = b0 + rowBytes;
     const b2 = b1 + rowBytes;
@@ -282,7 +283,7 @@ export function expand4(out0: usize, out1: usize, out2: usize, out3: usize, src0
   }
   // Ranks not a multiple of 4, and the O % 4 tail: two pairs.
   if (o < o1) {
-    expand2(out0, out1, src0, src1, add, b, R, o, o1, v0, v1);
-    expand2(out2, out3, src2, src3, add, b, R, o, o1, v2, v3);
+    expand2(out0, out1, src0, src1, add, b, R, K, o, o1, v0, v1);
+    expand2(out2, out3, src2, src3, add, b, R, K, o, o1, v2, v3);
   }
 }

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Random } from '@lora/conformance';
-import { createLoRA, LoRAError, reference } from '@lora/core';
+import { createLoRA, LoRAError, LoRALinear, reference } from '@lora/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it, vi } from 'vitest';
 import { chooseEngine } from './engine.js';
@@ -53,6 +53,70 @@ describe('engines', () => {
     await expect(createCpuBackend({ engine: 'gpu' })).rejects.toThrow(/E_CONFIG.*engine must be "wasm" or "js", got "gpu"/);
     await expect(createCpuBackend({ engin: 'js' })).rejects.toThrow(/unknown backendOptions key\(s\) engin/);
   });
+});
+
+describe('one kernel per layer call', () => {
+  for (const engine of ['wasm', 'js'] as const) {
+    it(`engine ${engine}: addLoRALinear and addLoRALogits run the fused kernel once; separate calls still work`, async () => {
+      const rt = await createLoRA({ backend: 'cpu', backendOptions: { engine }, maxLoras: 2, maxLoraRank: 4 });
+      try {
+        expect(rt.backend.linear).toBeTypeOf('function');
+        expect(rt.backend.skipsPaddedRanks).toBe(true);
+        const x = tf.ones([3, 8]) as tf.Tensor2D;
+        const y = tf.zeros([3, 6]) as tf.Tensor2D;
+        const a = tf.ones([2, 4, 8]) as tf.Tensor3D;
+        const b = tf.ones([2, 6, 4]) as tf.Tensor3D;
+        rt.punica.updateMetadata({ tokenLoraIndices: [0, -1, 1] });
+        const calls = () => rt.backend.stats?.().kernelCalls as number;
+        const before = calls();
+        const fused = rt.punica.addLoRALinear(y, x, [a], [b], 1, [6], [4, 1]);
+        expect(calls() - before).toBe(1);
+        // Row 0: rank 4 → 4 · 8 = 32 per column; row 1: no adapter; row 2: rank 1 → 8.
+        expect(Array.from(await fused.data())).toEqual([...new Array(6).fill(32), ...new Array(6).fill(0), ...new Array(6).fill(8)]);
+        const logits = rt.punica.addLoRALogits(y, x, a, b, 1);
+        expect(calls() - before).toBe(2);
+        const shrunk = rt.punica.shrink(x, [a], 1, [4, 1]);
+        const split = rt.punica.addExpand(y, shrunk, [b], [6], { slotRanks: [4, 1] });
+        expect(calls() - before).toBe(4);
+        expect(Array.from(await split.data())).toEqual(Array.from(await fused.data()));
+        tf.dispose([x, y, a, b, fused, logits, shrunk, split]);
+      } finally {
+        rt.dispose();
+      }
+    });
+  }
+});
+
+describe('slot-only uploads (overwrite)', () => {
+  for (const engine of ['wasm', 'js'] as const) {
+    it(`engine ${engine}: a slot write reaches the live stack in place; the other slots and a rebuilt stack agree`, async () => {
+      const rt = await createLoRA({ backend: 'cpu', backendOptions: { engine }, maxLoras: 3, maxLoraRank: 2 });
+      const w = tf.ones([4, 3]) as tf.Tensor2D;
+      const layer = new LoRALinear(rt, { module: 'o_proj', weight: w });
+      try {
+        layer.setLoRA(0, Float32Array.from([1, 2, 3, 4, 5, 6]).subarray(0, 3), new Float32Array(4).fill(1));
+        const before = layer.loraA[0] as tf.Tensor3D;
+        const tensors = tf.memory().numTensors;
+        layer.setLoRA(2, Float32Array.of(7, 8, 9, 10, 11, 12), new Float32Array(8).fill(2));
+        const after = layer.loraA[0] as tf.Tensor3D;
+        expect(after).toBe(before); // written in place, not made anew
+        expect(tf.memory().numTensors).toBe(tensors);
+        // Slot 0: rank 1, padded; slot 1: empty; slot 2: rank 2.
+        expect(Array.from(after.dataSync())).toEqual([1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 8, 9, 10, 11, 12]);
+        expect(Array.from((layer.loraB[0] as tf.Tensor3D).dataSync()).slice(16)).toEqual(new Array(8).fill(2));
+        // A stack someone disposed cannot be written in place: the next read makes it anew from the mirror.
+        before.dispose();
+        layer.resetLoRA(2);
+        const rebuilt = layer.loraA[0] as tf.Tensor3D;
+        expect(rebuilt).not.toBe(before);
+        expect(Array.from(rebuilt.dataSync())).toEqual([1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+      } finally {
+        layer.dispose();
+        w.dispose();
+        rt.dispose();
+      }
+    });
+  }
 });
 
 describe('SIMD kernels vs the scalar kernels (random shapes)', () => {

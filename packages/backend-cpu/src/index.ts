@@ -3,6 +3,7 @@ import { checkBackendOptions, defineLoRABackend, type LoRABackend, registerLoRAB
 import { type CpuEngine, chooseEngine } from './engine.js';
 import { cpuKernels } from './kernels/register.js';
 import { wasmKernels } from './kernels/register-wasm.js';
+import { overwriteOnHeap, overwriteOnHost } from './overwrite.js';
 import { simdSupported } from './simd/module.js';
 
 export { type CpuEngine, loadTfjsWasm, type WasmSetup } from './engine.js';
@@ -41,6 +42,8 @@ export async function createCpuBackend(options: Readonly<Record<string, unknown>
       install: '@tensorflow/tfjs-backend-cpu',
       hostMemory: true,
       appliesTokenScales: true,
+      skipsPaddedRanks: true,
+      overwrite: overwriteOnHost,
     });
   }
   return defineLoRABackend({
@@ -53,6 +56,8 @@ export async function createCpuBackend(options: Readonly<Record<string, unknown>
     copiesHostArrays: true,
     hostMemory: true,
     appliesTokenScales: true,
+    skipsPaddedRanks: true,
+    overwrite: overwriteOnHeap,
     stats: () => ({ programsCompiled: 0, simd: simdSupported() ? 1 : 0 }),
   });
 }

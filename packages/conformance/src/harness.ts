@@ -59,6 +59,15 @@ export function stacks(data: Float32Array[], dims: Array<[number, number, number
   return data.map((d, s) => tf.tensor3d(d, dims[s] as [number, number, number]));
 }
 
+/** A result's values, read once (awaiting the backend's queue), and the tensor disposed. */
+export async function readOnce(t: tf.Tensor): Promise<Float32Array> {
+  try {
+    return (await t.data()) as Float32Array;
+  } finally {
+    t.dispose();
+  }
+}
+
 export function expectAccurate(actual: Float32Array, ref: ReferenceResult, tolerance: number, label: string): void {
   const err = reference.maxRelativeRowError(actual, ref);
   expect(err, `${label}: max row error ${err.toExponential(3)} exceeds ${tolerance}`).toBeLessThanOrEqual(tolerance);

@@ -7,6 +7,7 @@ import { errorSuite } from './suites/errors.js';
 import { hostileSuite } from './suites/hostile/index.js';
 import { leakSuite } from './suites/leaks.js';
 import { programSuite } from './suites/programs.js';
+import { rankSuite } from './suites/ranks.js';
 import { strengthSuite } from './suites/strength.js';
 
 export { EMBEDDING_CASES, type EmbeddingCase, LINEAR_CASES, type LinearCase, LOGITS_CASES, type LogitsCase } from './cases.js';
@@ -32,6 +33,7 @@ export function describeBackend(factory: BackendFactory, capabilities: BackendCa
     programSuite(factory, capabilities);
     correctnessSuite(factory, capabilities);
     strengthSuite(factory, capabilities);
+    rankSuite(factory, capabilities);
     errorSuite(factory, capabilities);
     leakSuite(factory, capabilities);
     adapterSuite(factory, capabilities);

@@ -1,5 +1,5 @@
-import type { Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
-import type { ExpandCall, ShrinkCall } from './calls.js';
+import type { Tensor, Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
+import type { ExpandCall, LinearCall, ShrinkCall } from './calls.js';
 
 /**
  * Counters a backend reports through `stats()`, for tests, benchmarks and leak checks: numbers
@@ -61,18 +61,38 @@ export interface LoRABackend {
    */
   readonly appliesTokenScales?: boolean;
   /**
+   * Its kernels read a slot only up to the segment's true rank (`LoRASegment.rank`, from
+   * `BatchMapping.slotRanks`): a rank-8 adapter in a runtime of `maxLoraRank` 32 costs rank 8, and
+   * whatever the padded rows hold is never read. Absent or false: kernels multiply the whole padded
+   * rank (correct, since padding is zero, but at the padded cost).
+   */
+  readonly skipsPaddedRanks?: boolean;
+  /**
    * The accuracy it promises: max error per output row relative to the root-sum-square of the
    * row's products (README "Accuracy"). Default 1e-4 (float32 arithmetic); tpu-sim, which rounds
    * LoRA operands to bfloat16, promises 3e-2. Callers that compare against float64 read it here
    * instead of testing a backend's name.
    */
   readonly accuracy?: number;
+  /**
+   * Optional: writes `values` into `tensor`'s own memory from flat element `offset` on, in place, and
+   * returns true; false when it cannot (the caller then makes a new tensor). Layers use it to put an
+   * activated adapter into its slot of a stack without uploading the whole stack again, the way vLLM
+   * copies an adapter into its slot of the stacked weights. Only stacks the layers own are written.
+   */
+  overwrite?(tensor: Tensor, offset: number, values: Float32Array): boolean;
   /** Registers the tfjs backend and kernels, selects devices. Safe to call more than once. */
   init(): Promise<void>;
   /** `[S, T, R]`: `scale · A_s[slot(t)] · x[t]`, zeros for tokens without an adapter. */
   shrink(call: ShrinkCall): Tensor3D;
   /** `y` with slice s of `B_s[slot(t)] · x[s, t]` written (or added) at its column offset. */
   expand(call: ExpandCall): Tensor2D;
+  /**
+   * Optional: `y + scale · B·(A·x)` for every LoRA token in one kernel (shrink and expand fused: no
+   * `[S, T, R]` tensor between them, one dispatch), with the rows' strengths applied when
+   * `appliesTokenScales`. `addLoRALinear` and `addLoRALogits` use it where it exists.
+   */
+  linear?(call: LinearCall): Tensor2D;
   /** Its counters since it was created (see {@link LoRABackendStats}). */
   stats?(): LoRABackendStats;
   /** Frees what the backend holds; called once by the runtime's `dispose()`, or when `init()` failed. */

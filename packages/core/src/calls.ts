@@ -45,6 +45,11 @@ export interface ShrinkCall {
   readonly meta: LoRAMapping;
   /** Finite factor on every product (layers pass 1: their scale is folded into B). */
   readonly scale: number;
+  /**
+   * Each slot's true rank (one per slot, at most the stacks' R), or undefined for R: rows of A and
+   * columns of B past it are zero padding, which kernels that declare `skipsPaddedRanks` do not read.
+   */
+  readonly slotRanks: Int32Array | undefined;
   /** The sizes, read off the shapes core validated. */
   readonly dims: ShrinkDims;
 }
@@ -65,14 +70,56 @@ export interface ExpandCall {
   readonly offsetStart: number;
   /** True: add the product to y's values; false: overwrite the columns the slices cover. */
   readonly addInputs: boolean;
+  /**
+   * Each slot's true rank (one per slot, at most the stacks' R), or undefined for R: rows of A and
+   * columns of B past it are zero padding, which kernels that declare `skipsPaddedRanks` do not read.
+   */
+  readonly slotRanks: Int32Array | undefined;
   /** The sizes, read off the shapes core validated. */
   readonly dims: ExpandDims;
 }
 
+/** Sizes of a fused shrink + expand: the shrink's, plus the width of y. */
+export interface LinearDims extends ShrinkDims {
+  /** Columns of y: `Σ outputSlices`, every one written from column 0. */
+  readonly width: number;
+}
+
+/** `y + B_s[slot(t)] · (scale · A_s[slot(t)] · x[t])` per slice s, side by side in y's columns: shrink and expand in one call. */
+export interface LinearCall {
+  /** The base output `[T, width]`; never modified: the kernel returns a new tensor. */
+  readonly y: Tensor2D;
+  /** Activations `[T, H]`, float32. */
+  readonly x: Tensor2D;
+  /** One A stack `[L, R, H]` per slice. */
+  readonly loraA: readonly Tensor3D[];
+  /** One B stack `[L, O_s, R]` per slice. */
+  readonly loraB: readonly Tensor3D[];
+  /** The batch's token→slot mapping; rows of tokens without an adapter are returned as y has them. */
+  readonly meta: LoRAMapping;
+  /** Finite factor on every product (layers pass 1: their scale is folded into B). */
+  readonly scale: number;
+  /** Width O_s of each slice, in column order; they add up to `dims.width`. */
+  readonly outputSlices: readonly number[];
+  /**
+   * Each slot's true rank (one per slot, at most the stacks' R), or undefined for R: rows of A and
+   * columns of B past it are zero padding, which kernels that declare `skipsPaddedRanks` do not read.
+   */
+  readonly slotRanks: Int32Array | undefined;
+  /** The sizes, read off the shapes core validated. */
+  readonly dims: LinearDims;
+}
+
 /** A shrink call with its dims read off shapes core has already checked (`validate.ts`). */
-export function shrinkCall(x: Tensor2D, loraA: readonly Tensor3D[], meta: LoRAMapping, scale: number): ShrinkCall {
+export function shrinkCall(
+  x: Tensor2D,
+  loraA: readonly Tensor3D[],
+  meta: LoRAMapping,
+  scale: number,
+  slotRanks: Int32Array | undefined = undefined,
+): ShrinkCall {
   const [slots, rank, hidden] = (loraA[0] as Tensor3D).shape;
-  return { x, loraA, meta, scale, dims: { tokens: x.shape[0], hidden, rank, slots, slices: loraA.length } };
+  return { x, loraA, meta, scale, slotRanks, dims: { tokens: x.shape[0], hidden, rank, slots, slices: loraA.length } };
 }
 
 /** An expand call with its dims read off shapes core has already checked (`validate.ts`). */
@@ -82,10 +129,26 @@ export function expandCall(
   loraB: readonly Tensor3D[],
   meta: LoRAMapping,
   outputSlices: readonly number[],
-  options: { offsetStart?: number; addInputs?: boolean } = {},
+  options: { offsetStart?: number; addInputs?: boolean; slotRanks?: Int32Array | undefined } = {},
 ): ExpandCall {
   const [tokens, width] = y.shape;
-  const { offsetStart = 0, addInputs = true } = options;
+  const { offsetStart = 0, addInputs = true, slotRanks } = options;
   const dims = { tokens, width, rank: x.shape[2], slots: (loraB[0] as Tensor3D).shape[0], slices: loraB.length };
-  return { y, x, loraB, meta, outputSlices, offsetStart, addInputs, dims };
+  return { y, x, loraB, meta, outputSlices, offsetStart, addInputs, slotRanks, dims };
+}
+
+/** A fused shrink + expand call (see {@link LinearCall}) with its dims read off shapes core has already checked. */
+export function linearCall(
+  y: Tensor2D,
+  x: Tensor2D,
+  loraA: readonly Tensor3D[],
+  loraB: readonly Tensor3D[],
+  meta: LoRAMapping,
+  scale: number,
+  outputSlices: readonly number[],
+  slotRanks: Int32Array | undefined,
+): LinearCall {
+  const [slots, rank, hidden] = (loraA[0] as Tensor3D).shape;
+  const dims = { tokens: x.shape[0], hidden, rank, slots, slices: loraA.length, width: y.shape[1] };
+  return { y, x, loraA, loraB, meta, scale, outputSlices, slotRanks, dims };
 }

@@ -1,5 +1,13 @@
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
-import { type ExpandKernelCall, expandKernelArgs, LORA_EXPAND, LORA_SHRINK, type ShrinkKernelCall, shrinkKernelArgs } from './kernels.js';
+import {
+  type ExpandKernelCall,
+  expandKernelArgs,
+  LORA_EXPAND,
+  LORA_SHRINK,
+  linearKernelArgs,
+  type ShrinkKernelCall,
+  shrinkKernelArgs,
+} from './kernels.js';
 import type { LoRAMapping } from './metadata.js';
 
 /** A shrink call on a host-memory tfjs backend: the typed kernel call with its tensors as their Float32Arrays. */
@@ -28,6 +36,11 @@ export interface HostKernelSpec {
   readonly shrinkName?: string;
   /** Kernel name of the expand (default {@link LORA_EXPAND}). */
   readonly expandName?: string;
+  /**
+   * Kernel name of a fused shrink + expand built from the two functions below (one tfjs dispatch and
+   * no `[S, T, R]` tensor per layer call; the backend then has `linear`); none when absent.
+   */
+  readonly linearName?: string;
   /** Computes the `[S, T, R]` shrink result into a new array. */
   shrink(call: HostShrinkCall): Float32Array;
   /** Computes the `[T, width]` output (y plus the LoRA terms) into a new array. */
@@ -68,10 +81,21 @@ export function hostMemoryKernels(spec: HostKernelSpec): KernelConfig[] {
     backendName: spec.backendName,
     kernelFunc: ({ inputs, attrs, backend }) => {
       const host = backend as unknown as HostBackend;
-      const { x, loraA, index: _index, ...rest } = shrinkKernelArgs(inputs, attrs);
-      const out = spec.shrink({ ...rest, x: values(host, x), loraA: loraA.map((a) => values(host, a)) });
-      scaleShrinkRows(out, rest.meta, rest.dims.rank);
-      return host.makeTensorInfo([rest.dims.slices, rest.dims.tokens, rest.dims.rank], 'float32', out);
+      // Object literals, not rest/spread: this runs per layer call, where a spread costs microseconds.
+      const c = shrinkKernelArgs(inputs, attrs);
+      const { meta, dims } = c;
+      const out = spec.shrink({
+        x: values(host, c.x),
+        loraA: c.loraA.map((a) => values(host, a)),
+        meta,
+        scale: c.scale,
+        slotRanks: c.slotRanks,
+        dims,
+        batch: c.batch,
+        target: c.target,
+      });
+      scaleShrinkRows(out, meta, dims.rank);
+      return host.makeTensorInfo([dims.slices, dims.tokens, dims.rank], 'float32', out);
     },
   };
   const expand: KernelConfig = {
@@ -79,10 +103,59 @@ export function hostMemoryKernels(spec: HostKernelSpec): KernelConfig[] {
     backendName: spec.backendName,
     kernelFunc: ({ inputs, attrs, backend }) => {
       const host = backend as unknown as HostBackend;
-      const { y, x, loraB, index: _index, ...rest } = expandKernelArgs(inputs, attrs);
-      const out = spec.expand({ ...rest, y: values(host, y), x: values(host, x), loraB: loraB.map((b) => values(host, b)) });
-      return host.makeTensorInfo([...y.shape], 'float32', out);
+      const c = expandKernelArgs(inputs, attrs);
+      const out = spec.expand({
+        y: values(host, c.y),
+        x: values(host, c.x),
+        loraB: c.loraB.map((b) => values(host, b)),
+        meta: c.meta,
+        outputSlices: c.outputSlices,
+        offsetStart: c.offsetStart,
+        addInputs: c.addInputs,
+        slotRanks: c.slotRanks,
+        dims: c.dims,
+        batch: c.batch,
+        target: c.target,
+      });
+      return host.makeTensorInfo(c.y.shape.slice(), 'float32', out);
     },
   };
-  return [shrink, expand];
+  if (spec.linearName === undefined) return [shrink, expand];
+  const linear: KernelConfig = {
+    kernelName: spec.linearName,
+    backendName: spec.backendName,
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const host = backend as unknown as HostBackend;
+      const c = linearKernelArgs(inputs, attrs);
+      const { meta, slotRanks, dims, batch, target } = c;
+      const shrunk = spec.shrink({
+        x: values(host, c.x),
+        loraA: c.loraA.map((a) => values(host, a)),
+        meta,
+        scale: c.scale,
+        slotRanks,
+        dims,
+        batch,
+        target,
+      });
+      scaleShrinkRows(shrunk, meta, dims.rank);
+      const y = values(host, c.y);
+      const loraB = c.loraB.map((b) => values(host, b));
+      const out = spec.expand({
+        y,
+        x: shrunk,
+        loraB,
+        meta,
+        outputSlices: c.outputSlices,
+        offsetStart: 0,
+        addInputs: true,
+        slotRanks,
+        dims,
+        batch,
+        target,
+      });
+      return host.makeTensorInfo(c.y.shape.slice(), 'float32', out);
+    },
+  };
+  return [shrink, expand, linear];
 }

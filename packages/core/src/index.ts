@@ -54,7 +54,7 @@ export { LoRAEmbedding } from './layers/embedding.js';
 export type { LoRALayer, MatrixInput } from './layers/layer.js';
 export { type LinearLayerOptions, LoRALinear, LoRALogits, MergedLoRALinear } from './layers/linear.js';
 export type { BatchMapping, IndexArray, LoRAMapping, LoRAMetadata, LoRASegment, ScaleArray } from './metadata.js';
-export { type ExpandOptions, PunicaWrapper, type PunicaWrapperConfig } from './punica.js';
+export { type ExpandOptions, PunicaWrapper, type PunicaWrapperConfig, type SlotRankArray } from './punica.js';
 export type { Floats, ReferenceResult } from './reference.js';
 export * as reference from './reference.js';
 export { createReferenceBackend } from './reference-backend.js';

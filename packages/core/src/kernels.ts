@@ -15,7 +15,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import type { LoRABackend, LoRABackendStats } from './backend.js';
-import type { ExpandCall, ExpandDims, ShrinkCall, ShrinkDims } from './calls.js';
+import type { ExpandCall, ExpandDims, LinearCall, LinearDims, ShrinkCall, ShrinkDims } from './calls.js';
 import { LoRAError } from './errors.js';
 import type { LoRAMapping } from './metadata.js';
 
@@ -27,6 +27,8 @@ import type { LoRAMapping } from './metadata.js';
 export const LORA_SHRINK = 'LoRAShrink';
 /** The tfjs kernel name expand runs under unless `KernelTarget.expand` names another; see {@link LORA_SHRINK}. */
 export const LORA_EXPAND = 'LoRAExpand';
+/** The tfjs kernel name of the optional fused shrink + expand (`LoRABackend.linear`) unless `KernelTarget.linear` names another. */
+export const LORA_LINEAR = 'LoRAShrinkExpand';
 
 /** Plain values a backend computes once per batch beside its upload (a path, offsets into it). */
 export type BatchAttrs = Readonly<Record<string, number | string | boolean>>;
@@ -49,6 +51,8 @@ export interface LoRAShrinkAttrs {
   readonly meta: LoRAMapping;
   /** Factor on every product (`ShrinkCall.scale`). */
   readonly scale: number;
+  /** Each slot's true rank, undefined for the stacks' full rank (`ShrinkCall.slotRanks`). */
+  readonly slotRanks: Int32Array | undefined;
   /** Sizes of the call (`ShrinkCall.dims`): a kernel reads these instead of tensor shapes. */
   readonly dims: ShrinkDims;
   /** `KernelBatch.attrs` of this batch, `{}` when the backend gave none. */
@@ -67,12 +71,46 @@ export interface LoRAExpandAttrs {
   readonly offsetStart: number;
   /** Add to y (true) or overwrite the covered columns (false) (`ExpandCall.addInputs`). */
   readonly addInputs: boolean;
+  /** Each slot's true rank, undefined for the stacks' full rank (`ShrinkCall.slotRanks`). */
+  readonly slotRanks: Int32Array | undefined;
   /** Sizes of the call (`ExpandCall.dims`): a kernel reads these instead of tensor shapes. */
   readonly dims: ExpandDims;
   /** `KernelBatch.attrs` of this batch, `{}` when the backend gave none. */
   readonly batch: BatchAttrs;
   /** `KernelTarget.attrs` of the calling backend instance. */
   readonly target: Readonly<Record<string, unknown>>;
+}
+
+/** The attributes every fused shrink + expand kernel receives (see {@link LinearCall}). */
+export interface LoRALinearAttrs {
+  /** The batch's token→slot mapping (`LinearCall.meta`). */
+  readonly meta: LoRAMapping;
+  /** Factor on every product (`LinearCall.scale`). */
+  readonly scale: number;
+  /** Width of each slice, in column order (`LinearCall.outputSlices`). */
+  readonly outputSlices: readonly number[];
+  /** Each slot's true rank, undefined for the stacks' full rank (`ShrinkCall.slotRanks`). */
+  readonly slotRanks: Int32Array | undefined;
+  /** Sizes of the call (`LinearCall.dims`). */
+  readonly dims: LinearDims;
+  /** `KernelBatch.attrs` of this batch, `{}` when the backend gave none. */
+  readonly batch: BatchAttrs;
+  /** `KernelTarget.attrs` of the calling backend instance. */
+  readonly target: Readonly<Record<string, unknown>>;
+}
+
+/** A fused shrink + expand call as its kernel sees it: tensor infos by role, the batch's index (if any), typed attrs. */
+export interface LinearKernelCall extends LoRALinearAttrs {
+  /** The base output `[T, width]`, which the kernel must not modify. */
+  readonly y: TensorInfo;
+  /** Activations `[T, H]`. */
+  readonly x: TensorInfo;
+  /** One A stack `[L, R, H]` per slice (inputs `a0`, `a1`, …). */
+  readonly loraA: readonly TensorInfo[];
+  /** One B stack `[L, O_s, R]` per slice (inputs `b0`, `b1`, …). */
+  readonly loraB: readonly TensorInfo[];
+  /** The batch's uploaded index (`KernelBatch.index`), undefined when the backend uploads none. */
+  readonly index: TensorInfo | undefined;
 }
 
 /** A shrink call as its kernel sees it: tensor infos by role, the batch's index (if any), typed attrs. */
@@ -97,17 +135,20 @@ export interface ExpandKernelCall extends LoRAExpandAttrs {
   readonly index: TensorInfo | undefined;
 }
 
+// Plain loops and object literals on this path: it runs twice per layer and token step, where a
+// spread or an Array.from costs about a microsecond each (measured: docs/perf-notes.md).
+
 /** Variable-length slice lists travel as inputs named `${prefix}0`, `${prefix}1`, ... */
 function packInputs(named: NamedTensorMap, prefix: string, tensors: readonly Tensor[], index: Tensor | undefined): NamedTensorMap {
-  tensors.forEach((t, s) => {
-    named[`${prefix}${s}`] = t;
-  });
+  for (let s = 0; s < tensors.length; s++) named[prefix + s] = tensors[s] as Tensor;
   if (index !== undefined) named.index = index;
   return named;
 }
 
 function unpackSlices(inputs: NamedTensorInfoMap, prefix: string, numSlices: number): TensorInfo[] {
-  return Array.from({ length: numSlices }, (_, s) => inputs[`${prefix}${s}`] as TensorInfo);
+  const out: TensorInfo[] = [];
+  for (let s = 0; s < numSlices; s++) out.push(inputs[prefix + s] as TensorInfo);
+  return out;
 }
 
 /**
@@ -121,6 +162,8 @@ export interface KernelTarget {
   readonly shrink?: string;
   /** Kernel name the expand calls run under (default {@link LORA_EXPAND}); a registered kernel's `kernelName`. */
   readonly expand?: string;
+  /** Kernel name of the fused shrink + expand (default {@link LORA_LINEAR}); the backend has `linear` when one of its kernels has it. */
+  readonly linear?: string;
   /** Per-instance values every call receives as `call.target` (tpu-sim: its simulator); `{}` when absent. */
   readonly attrs?: Readonly<Record<string, unknown>>;
 }
@@ -129,8 +172,8 @@ const NO_ATTRS: Readonly<Record<string, never>> = Object.freeze({});
 
 /** Runs a shrink call through the tfjs engine under the target's kernel name. */
 export function runShrinkKernel(call: ShrinkCall, batch: KernelBatch = {}, target: KernelTarget = {}): Tensor3D {
-  const { x, loraA, meta, scale, dims } = call;
-  const attrs: LoRAShrinkAttrs = { meta, scale, dims, batch: batch.attrs ?? NO_ATTRS, target: target.attrs ?? NO_ATTRS };
+  const { x, loraA, meta, scale, slotRanks, dims } = call;
+  const attrs: LoRAShrinkAttrs = { meta, scale, slotRanks, dims, batch: batch.attrs ?? NO_ATTRS, target: target.attrs ?? NO_ATTRS };
   return engine().runKernel(
     target.shrink ?? LORA_SHRINK,
     packInputs({ x }, 'a', loraA, batch.index),
@@ -140,12 +183,13 @@ export function runShrinkKernel(call: ShrinkCall, batch: KernelBatch = {}, targe
 
 /** Runs an expand call through the tfjs engine under the target's kernel name. */
 export function runExpandKernel(call: ExpandCall, batch: KernelBatch = {}, target: KernelTarget = {}): Tensor2D {
-  const { y, x, loraB, meta, outputSlices, offsetStart, addInputs, dims } = call;
+  const { y, x, loraB, meta, outputSlices, offsetStart, addInputs, slotRanks, dims } = call;
   const attrs: LoRAExpandAttrs = {
     meta,
     outputSlices,
     offsetStart,
     addInputs,
+    slotRanks,
     dims,
     batch: batch.attrs ?? NO_ATTRS,
     target: target.attrs ?? NO_ATTRS,
@@ -157,19 +201,71 @@ export function runExpandKernel(call: ExpandCall, batch: KernelBatch = {}, targe
   ) as Tensor2D;
 }
 
+/** Runs a fused shrink + expand call through the tfjs engine under the target's kernel name. */
+export function runLinearKernel(call: LinearCall, batch: KernelBatch = {}, target: KernelTarget = {}): Tensor2D {
+  const { y, x, loraA, loraB, meta, scale, outputSlices, slotRanks, dims } = call;
+  const attrs: LoRALinearAttrs = {
+    meta,
+    scale,
+    outputSlices,
+    slotRanks,
+    dims,
+    batch: batch.attrs ?? NO_ATTRS,
+    target: target.attrs ?? NO_ATTRS,
+  };
+  const inputs = packInputs(packInputs({ y, x }, 'a', loraA, undefined), 'b', loraB, batch.index);
+  return engine().runKernel(target.linear ?? LORA_LINEAR, inputs, attrs as unknown as NamedAttrMap) as Tensor2D;
+}
+
 /** For kernel implementations: the shrink call its kernel received, typed. */
 export function shrinkKernelArgs(inputs: NamedTensorInfoMap, attrs: NamedAttrMap | undefined): ShrinkKernelCall {
   const a = attrs as unknown as LoRAShrinkAttrs;
-  return { ...a, x: inputs.x as TensorInfo, loraA: unpackSlices(inputs, 'a', a.dims.slices), index: inputs.index };
+  return {
+    meta: a.meta,
+    scale: a.scale,
+    slotRanks: a.slotRanks,
+    dims: a.dims,
+    batch: a.batch,
+    target: a.target,
+    x: inputs.x as TensorInfo,
+    loraA: unpackSlices(inputs, 'a', a.dims.slices),
+    index: inputs.index,
+  };
 }
 
 /** For kernel implementations: the expand call its kernel received, typed. */
 export function expandKernelArgs(inputs: NamedTensorInfoMap, attrs: NamedAttrMap | undefined): ExpandKernelCall {
   const a = attrs as unknown as LoRAExpandAttrs;
   return {
-    ...a,
+    meta: a.meta,
+    outputSlices: a.outputSlices,
+    offsetStart: a.offsetStart,
+    addInputs: a.addInputs,
+    slotRanks: a.slotRanks,
+    dims: a.dims,
+    batch: a.batch,
+    target: a.target,
     y: inputs.y as TensorInfo,
     x: inputs.x as TensorInfo,
+    loraB: unpackSlices(inputs, 'b', a.dims.slices),
+    index: inputs.index,
+  };
+}
+
+/** For kernel implementations: the fused shrink + expand call its kernel received, typed. */
+export function linearKernelArgs(inputs: NamedTensorInfoMap, attrs: NamedAttrMap | undefined): LinearKernelCall {
+  const a = attrs as unknown as LoRALinearAttrs;
+  return {
+    meta: a.meta,
+    scale: a.scale,
+    outputSlices: a.outputSlices,
+    slotRanks: a.slotRanks,
+    dims: a.dims,
+    batch: a.batch,
+    target: a.target,
+    y: inputs.y as TensorInfo,
+    x: inputs.x as TensorInfo,
+    loraA: unpackSlices(inputs, 'a', a.dims.slices),
     loraB: unpackSlices(inputs, 'b', a.dims.slices),
     index: inputs.index,
   };
@@ -212,6 +308,10 @@ export interface KernelBackendSpec {
   readonly accuracy?: number;
   /** See `LoRABackend.appliesTokenScales`. */
   readonly appliesTokenScales?: boolean;
+  /** See `LoRABackend.skipsPaddedRanks`. */
+  readonly skipsPaddedRanks?: boolean;
+  /** See `LoRABackend.overwrite`. */
+  overwrite?(tensor: Tensor, offset: number, values: Float32Array): boolean;
 }
 
 /**
@@ -220,7 +320,9 @@ export interface KernelBackendSpec {
  */
 export function defineLoRABackend(spec: KernelBackendSpec): LoRABackend {
   let calls = 0;
-  return {
+  const linearName = spec.target?.linear ?? LORA_LINEAR;
+  const fuses = spec.kernels.some((k) => k.kernelName === linearName);
+  const backend: LoRABackend = {
     name: spec.name,
     tfBackend: spec.tfBackend,
     weightLayout: spec.weightLayout ?? 'out-in',
@@ -229,6 +331,7 @@ export function defineLoRABackend(spec: KernelBackendSpec): LoRABackend {
     compilesPrograms: spec.compilesPrograms === true,
     accuracy: spec.accuracy ?? 1e-4,
     appliesTokenScales: spec.appliesTokenScales === true,
+    skipsPaddedRanks: spec.skipsPaddedRanks === true,
     maxBatchTokens: () => spec.maxBatchTokens?.(),
     async init() {
       await spec.prepare?.();
@@ -260,6 +363,14 @@ export function defineLoRABackend(spec: KernelBackendSpec): LoRABackend {
       spec.dispose?.();
     },
   };
+  if (spec.overwrite !== undefined) backend.overwrite = spec.overwrite;
+  if (fuses) {
+    backend.linear = (call) => {
+      calls++;
+      return runLinearKernel(call, spec.batch?.(call.meta), spec.target);
+    };
+  }
+  return backend;
 }
 
 async function trySetBackend(name: string): Promise<boolean> {

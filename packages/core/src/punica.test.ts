@@ -54,6 +54,35 @@ describe('PunicaWrapper fast paths and guards (core only, reference backend)', (
     vi.restoreAllMocks();
   });
 
+  it('passes slotRanks to the kernels as an Int32Array, and refuses bad ones before any kernel runs', async () => {
+    const shrink = vi.spyOn(backend, 'shrink');
+    const expand = vi.spyOn(backend, 'expand');
+    rt.punica.updateMetadata({ tokenLoraIndices: [0, 1, -1] });
+    const out = rt.punica.addLoRALinear(y, x, [a], [b], 2, [2], [1, 0]);
+    expect(Array.from(shrink.mock.calls[0]?.[0].slotRanks ?? [])).toEqual([1, 0]);
+    expect(Array.from(expand.mock.calls[0]?.[0].slotRanks ?? [])).toEqual([1, 0]);
+    out.dispose();
+    const before = tf.memory().numTensors;
+    const refused = (ranks: unknown) => () => rt.punica.addLoRALinear(y, x, [a], [b], 1, [2], ranks as number[]);
+    expect(refused([1])).toThrow(
+      expect.objectContaining({ code: 'E_SHAPE', message: expect.stringMatching(/one rank per slot \(maxLoras = 2\), got 1/) }),
+    );
+    expect(refused([1, 2])).toThrow(
+      expect.objectContaining({ code: 'E_RANK', message: expect.stringMatching(/slotRanks\[1\] is 2; .*\[0, 1\]/) }),
+    );
+    expect(refused(Int32Array.of(-1, 0))).toThrow(expect.objectContaining({ code: 'E_RANK' }));
+    expect(refused([0.5, 1])).toThrow(expect.objectContaining({ code: 'E_RANK' }));
+    expect(refused(new Array(1e6).fill(0))).toThrow(expect.objectContaining({ code: 'E_CAPACITY' }));
+    expect(refused('11')).toThrow(expect.objectContaining({ code: 'E_SHAPE' }));
+    expect(() => rt.punica.shrink(x, [a], 1, [3, 3])).toThrow(expect.objectContaining({ code: 'E_RANK' }));
+    const shrunk = tf.zeros([1, 3, 1]) as tf.Tensor3D;
+    expect(() => rt.punica.addExpand(y, shrunk, [b], [2], { slotRanks: [1] })).toThrow(expect.objectContaining({ code: 'E_SHAPE' }));
+    shrunk.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(shrink).toHaveBeenCalledTimes(1);
+    vi.restoreAllMocks();
+  });
+
   it('meta exposes the grouping computed once per batch', () => {
     rt.punica.updateMetadata({ tokenLoraIndices: [1, 1, 1] });
     const m = rt.punica.meta;

@@ -14,7 +14,7 @@ import {
   zeros,
 } from '@tensorflow/tfjs-core';
 import type { LoRABackend } from './backend.js';
-import { expandCall, type ShrinkCall, shrinkCall } from './calls.js';
+import { expandCall, linearCall, type ShrinkCall, shrinkCall } from './calls.js';
 import { describeValue, LoRAError } from './errors.js';
 import { type BatchMapping, computeMetadata, type LoRAMapping, type LoRAMetadata } from './metadata.js';
 import {
@@ -24,8 +24,17 @@ import {
   checkExpandTargets,
   checkLogits,
   checkShrink,
+  checkSlotRanks,
   checkTokenIdValues,
 } from './validate.js';
+
+/**
+ * Each slot's true rank as a caller passes it (the layers pass what they wrote): one integer in
+ * `[0, maxLoraRank]` per slot. Rows of A and columns of B past it must be zero; kernels that skip
+ * padding (`LoRABackend.skipsPaddedRanks`) do not read them, so a rank-8 adapter in a runtime of
+ * `maxLoraRank` 32 costs a rank-8 adapter. Omitted: every slot counts at the stacks' full rank.
+ */
+export type SlotRankArray = Int32Array | readonly number[];
 
 /** Where {@link PunicaWrapper.addExpand} writes in y, and whether it adds. */
 export interface ExpandOptions {
@@ -33,6 +42,8 @@ export interface ExpandOptions {
   offsetStart?: number;
   /** Add to y (true, default) or overwrite the written columns of LoRA tokens (false). */
   addInputs?: boolean;
+  /** Each slot's true rank (see {@link SlotRankArray}); default: the full rank of the stacks. */
+  slotRanks?: SlotRankArray;
 }
 
 /** The limits a {@link PunicaWrapper} checks every call against (`createLoRA` passes the resolved config). */
@@ -89,24 +100,37 @@ export class PunicaWrapper {
   }
 
   /** `[S, T, R]` = `scale · A_s[slot(t)] · x[t]`, zeros for tokens with slot -1. */
-  shrink(x: Tensor2D, loraA: Tensor3D[], scale: number): Tensor3D {
+  shrink(x: Tensor2D, loraA: Tensor3D[], scale: number, slotRanks?: SlotRankArray): Tensor3D {
     const meta = this.#ready('shrink');
     const checked = checkShrink(this.#ctx, meta.numTokens, x, loraA, scale);
+    const ranks = checkSlotRanks(this.#ctx, slotRanks);
     if (meta.noLoRA) return zeros([checked.numSlices, checked.numTokens, checked.rank]);
-    return this.#shrink(shrinkCall(x, checked.loraA, meta, scale));
+    return this.#shrink(shrinkCall(x, checked.loraA, meta, scale, ranks));
   }
 
   /** y with slice s of `B_s[slot(t)] · x[s, t]` added (or written) at `offsetStart + Σ_{j<s} O_j`. */
   addExpand(y: Tensor2D, x: Tensor3D, loraB: Tensor3D[], outputSlices: number[], opts: ExpandOptions = {}): Tensor2D {
     const meta = this.#ready('addExpand');
-    const { offsetStart, addInputs } = expandOptions(opts);
+    const { offsetStart, addInputs, slotRanks } = expandOptions(opts);
     const checked = checkExpand(this.#ctx, meta.numTokens, y, x, loraB, outputSlices, offsetStart, addInputs);
+    const ranks = checkSlotRanks(this.#ctx, slotRanks);
     if (meta.noLoRA) return clone(y);
-    return this.#backend.expand(expandCall(y, x, checked.loraB, meta, checked.outputSlices, { offsetStart, addInputs }));
+    return this.#backend.expand(expandCall(y, x, checked.loraB, meta, checked.outputSlices, { offsetStart, addInputs, slotRanks: ranks }));
   }
 
-  /** `y + scale · B·(A·x)` for every LoRA token: one shrink and one expand for the whole batch. */
-  addLoRALinear(y: Tensor2D, x: Tensor2D, loraA: Tensor3D[], loraB: Tensor3D[], scale: number, outputSlices: number[]): Tensor2D {
+  /**
+   * `y + scale · B·(A·x)` for every LoRA token: one shrink and one expand for the whole batch (one
+   * fused kernel where the backend has `linear`). `slotRanks`: see {@link SlotRankArray}.
+   */
+  addLoRALinear(
+    y: Tensor2D,
+    x: Tensor2D,
+    loraA: Tensor3D[],
+    loraB: Tensor3D[],
+    scale: number,
+    outputSlices: number[],
+    slotRanks?: SlotRankArray,
+  ): Tensor2D {
     const meta = this.#ready('addLoRALinear');
     const a = checkShrink(this.#ctx, meta.numTokens, x, loraA, scale);
     const b = checkExpandTargets(
@@ -119,13 +143,14 @@ export class PunicaWrapper {
       0,
       true,
     );
-    return this.#linear(y, x, a.loraA, b.loraB, scale, b.outputSlices, meta);
+    return this.#linear(y, x, a.loraA, b.loraB, scale, b.outputSlices, meta, checkSlotRanks(this.#ctx, slotRanks));
   }
 
-  /** `y + B[slot(t)] · A[slot(t), tokenIds[t]]`: the LoRA term of an embedding lookup. */
-  addLoRAEmbedding(y: Tensor2D, tokenIds: Tensor1D, loraA: Tensor3D, loraB: Tensor3D): Tensor2D {
+  /** `y + B[slot(t)] · A[slot(t), tokenIds[t]]`: the LoRA term of an embedding lookup. `slotRanks`: see {@link SlotRankArray}. */
+  addLoRAEmbedding(y: Tensor2D, tokenIds: Tensor1D, loraA: Tensor3D, loraB: Tensor3D, slotRanks?: SlotRankArray): Tensor2D {
     const meta = this.#ready('addLoRAEmbedding');
     const { vocab, rank, width } = checkEmbedding(this.#ctx, meta.numTokens, y, tokenIds, loraA, loraB);
+    const ranks = checkSlotRanks(this.#ctx, slotRanks);
     // Ids are range-checked where reading them is free (host-memory backends); a GPU backend would
     // have to stall for the read-back, and its gather reads a zero row for an id out of range.
     if (this.#backend.hostMemory === true) checkTokenIdValues(tokenIds.dataSync(), vocab);
@@ -137,15 +162,15 @@ export class PunicaWrapper {
     return tidy(() => {
       const rows = add(tensor1d(slotRows, 'int32'), tokenIds);
       const shrunk = reshape(gather(reshape(loraA, [-1, rank]), rows), [1, meta.numTokens, rank]) as Tensor3D;
-      return this.#backend.expand(expandCall(y, withTokenScales(shrunk, meta), [loraB], meta, [width]));
+      return this.#backend.expand(expandCall(y, withTokenScales(shrunk, meta), [loraB], meta, [width], { slotRanks: ranks }));
     });
   }
 
-  /** `y + scale · B·(A·x)` for lm_head, one row per sampled sequence (`samplerLoraIndices`). */
-  addLoRALogits(y: Tensor2D, x: Tensor2D, loraA: Tensor3D, loraB: Tensor3D, scale: number): Tensor2D {
+  /** `y + scale · B·(A·x)` for lm_head, one row per sampled sequence (`samplerLoraIndices`). `slotRanks`: see {@link SlotRankArray}. */
+  addLoRALogits(y: Tensor2D, x: Tensor2D, loraA: Tensor3D, loraB: Tensor3D, scale: number, slotRanks?: SlotRankArray): Tensor2D {
     const meta = this.#ready('addLoRALogits').sampler;
     checkLogits(this.#ctx, meta.numTokens, y, x, loraA, loraB, scale);
-    return this.#linear(y, x, [loraA], [loraB], scale, [y.shape[1]], meta);
+    return this.#linear(y, x, [loraA], [loraB], scale, [y.shape[1]], meta, checkSlotRanks(this.#ctx, slotRanks));
   }
 
   /** Calls after dispose() throw E_DISPOSED. The backend is disposed by the runtime that owns it. */
@@ -160,9 +185,26 @@ export class PunicaWrapper {
     return this.#disposed;
   }
 
-  #linear(y: Tensor2D, x: Tensor2D, loraA: Tensor3D[], loraB: Tensor3D[], scale: number, slices: number[], meta: LoRAMapping): Tensor2D {
+  #linear(
+    y: Tensor2D,
+    x: Tensor2D,
+    loraA: Tensor3D[],
+    loraB: Tensor3D[],
+    scale: number,
+    slices: number[],
+    meta: LoRAMapping,
+    slotRanks: Int32Array | undefined,
+  ): Tensor2D {
     if (meta.noLoRA) return clone(y);
-    return tidy(() => this.#backend.expand(expandCall(y, this.#shrink(shrinkCall(x, loraA, meta, scale)), loraB, meta, slices)));
+    // One kernel where the backend fuses shrink and expand (and applies the strengths itself).
+    const backend = this.#backend;
+    if (backend.linear !== undefined && (meta.tokenScales === undefined || backend.appliesTokenScales === true)) {
+      return backend.linear(linearCall(y, x, loraA, loraB, meta, scale, slices, slotRanks));
+    }
+    return tidy(() => {
+      const shrunk = this.#shrink(shrinkCall(x, loraA, meta, scale, slotRanks));
+      return backend.expand(expandCall(y, shrunk, loraB, meta, slices, { slotRanks }));
+    });
   }
 
   /** The backend's shrink, with the rows' strengths applied by core where its kernel does not. */
@@ -196,13 +238,13 @@ function withTokenScales(shrunk: Tensor3D, meta: LoRAMapping): Tensor3D {
   return mul(shrunk, tensor3d(meta.tokenScales, [1, meta.numTokens, 1]));
 }
 
-function expandOptions(opts: unknown): { offsetStart: number; addInputs: boolean } {
+function expandOptions(opts: unknown): { offsetStart: number; addInputs: boolean; slotRanks: unknown } {
   if (opts === null || typeof opts !== 'object') {
-    throw new LoRAError('E_SHAPE', `addExpand options must be { offsetStart?, addInputs? }, got ${describeValue(opts)}`);
+    throw new LoRAError('E_SHAPE', `addExpand options must be { offsetStart?, addInputs?, slotRanks? }, got ${describeValue(opts)}`);
   }
   try {
     const o = opts as ExpandOptions;
-    return { offsetStart: o.offsetStart ?? 0, addInputs: o.addInputs ?? true };
+    return { offsetStart: o.offsetStart ?? 0, addInputs: o.addInputs ?? true, slotRanks: o.slotRanks };
   } catch (err) {
     throw new LoRAError('E_SHAPE', `addExpand options could not be read: ${describeValue((err as Error)?.message)}`);
   }

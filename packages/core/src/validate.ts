@@ -94,6 +94,46 @@ function checkSliceList(value: unknown, name: string): readonly unknown[] {
 }
 
 /**
+ * A call's slot ranks (each slot's true rank, see `ShrinkCall.slotRanks`): one integer in
+ * `[0, maxLoraRank]` per slot, or undefined for "the stacks' full rank". An Int32Array is checked in
+ * place (no getter can change it between the check and the kernel); anything else is copied once.
+ * A rank can only make a kernel stop early, never read past a slot.
+ */
+export function checkSlotRanks(ctx: CheckContext, value: unknown): Int32Array | undefined {
+  if (value === undefined) return undefined;
+  const ranks =
+    value instanceof Int32Array
+      ? value
+      : Int32Array.from(
+          snapshotArray(value, 'slotRanks', {
+            code: 'E_SHAPE',
+            maxLength: ctx.maxLoras,
+            expected: 'an Int32Array or number[] with one rank per slot',
+            limitName: 'maxLoras',
+            unit: 'ranks',
+          }).map((v, s) => {
+            if (typeof v !== 'number' || !Number.isInteger(v)) throw badSlotRank(ctx, s, v);
+            return v;
+          }),
+        );
+  if (ranks.length !== ctx.maxLoras) {
+    throw new LoRAError('E_SHAPE', `slotRanks must have one rank per slot (maxLoras = ${ctx.maxLoras}), got ${ranks.length}`);
+  }
+  for (let s = 0; s < ranks.length; s++) {
+    const v = ranks[s] as number;
+    if (v < 0 || v > ctx.maxLoraRank) throw badSlotRank(ctx, s, v);
+  }
+  return ranks;
+}
+
+function badSlotRank(ctx: CheckContext, slot: number, value: unknown): LoRAError {
+  return new LoRAError(
+    'E_RANK',
+    `slotRanks[${slot}] is ${describeValue(value)}; expected an integer rank in [0, ${ctx.maxLoraRank}] (maxLoraRank = ${ctx.maxLoraRank})`,
+  );
+}
+
+/**
  * The one rank check: every path that takes an adapter's rank (punica tensors, layer slot writes,
  * adapter registration) refuses rank 0 and ranks above the slots' padded rank the same way.
  * `what` names the tensor or module and, where known, its shape.

@@ -24,6 +24,8 @@ export interface ExpandArgs<Buf = Float32Array> {
   offsetStart: number;
   /** True: add the LoRA term to y's values. False: LoRA tokens' slice columns get the term alone. */
   addInputs: boolean;
+  /** Each slot's true rank (`ExpandCall.slotRanks`), undefined for R: columns of B past it are not read. */
+  slotRanks?: Int32Array | undefined;
   /**
    * Which token uses which slot: tokens are visited segment by segment (`meta.segments`, in
    * `meta.sortedTokenIndices` order, or `0..T-1` when `meta.singleLoRA`); T is `meta.numTokens`.
@@ -46,7 +48,7 @@ const O_TILE = 256;
  * segment length and of R take the 1×4, 4×1 and 1×1 variants: any O, R and segment length work.
  */
 export function expandSegments(args: ExpandArgs): void {
-  const { out, x, loraB, width: W, rank: R, outputSlices, offsetStart, addInputs, meta } = args;
+  const { out, x, loraB, width: W, rank: R, outputSlices, offsetStart, addInputs, meta, slotRanks } = args;
   const T = meta.numTokens;
   // Single adapter: tokens are 0..T-1 in order, no index lookups.
   const order = meta.singleLoRA ? null : meta.sortedTokenIndices;
@@ -57,6 +59,8 @@ export function expandSegments(args: ExpandArgs): void {
     const b = loraB[s] as Float32Array;
     const xBase = s * T * R;
     for (const { slot, start, length } of meta.segments) {
+      // Columns of B past the slot's true rank are zero padding: not read.
+      const K = slotRanks === undefined ? R : Math.min(R, slotRanks[slot] as number);
       const end = start + length;
       if (!addInputs) {
         for (let i = start; i < end; i++) out.fill(0, token(i) * W + col0, token(i) * W + col0 + O);
@@ -71,18 +75,18 @@ export function expandSegments(args: ExpandArgs): void {
           const t2 = token(i + 2);
           const t3 = token(i + 3);
           let r = 0;
-          for (; r + 4 <= R; r += 4) {
+          for (; r + 4 <= K; r += 4) {
             block4x4(out, b, bSlot + r, R, o0, o1, x, t0 * W + col0, t1 * W + col0, t2 * W + col0, t3 * W + col0, xBase + t0 * R + r, xBase + t1 * R + r, xBase + t2 * R + r, xBase + t3 * R + r);
           }
-          for (; r < R; r++) {
+          for (; r < K; r++) {
             block4x1(out, b, bSlot + r, R, o0, o1, t0 * W + col0, t1 * W + col0, t2 * W + col0, t3 * W + col0, x[xBase + t0 * R + r] as number, x[xBase + t1 * R + r] as number, x[xBase + t2 * R + r] as number, x[xBase + t3 * R + r] as number);
           }
         }
         for (; i < end; i++) {
           const t = token(i);
           let r = 0;
-          for (; r + 4 <= R; r += 4) block1x4(out, t * W + col0, b, bSlot + r, R, o0, o1, x, xBase + t * R + r);
-          for (; r < R; r++) block1x1(out, t * W + col0, b, bSlot + r, R, o0, o1, x[xBase + t * R + r] as number);
+          for (; r + 4 <= K; r += 4) block1x4(out, t * W + col0, b, bSlot + r, R, o0, o1, x, xBase + t * R + r);
+          for (; r < K; r++) block1x1(out, t * W + col0, b, bSlot + r, R, o0, o1, x[xBase + t * R + r] as number);
         }
       }
     }

@@ -1,4 +1,13 @@
-import { expandKernelArgs, LORA_EXPAND, LORA_SHRINK, scaleShrinkRows, shrinkKernelArgs } from '@lora/core/backend';
+import {
+  expandKernelArgs,
+  LORA_EXPAND,
+  LORA_LINEAR,
+  LORA_SHRINK,
+  type LoRAMapping,
+  linearKernelArgs,
+  scaleShrinkRows,
+  shrinkKernelArgs,
+} from '@lora/core/backend';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import { expandOnHeap, shrinkOnHeap } from '../simd/drive.js';
@@ -14,27 +23,36 @@ interface WasmHeap {
   view(ptr: number, length: number): Float32Array;
 }
 
+const heaps = new WeakMap<object, WasmHeap>();
+
+/** The backend's heap accessors, made once per backend (every kernel call asks for them). */
 function heap(backend: unknown): WasmHeap {
+  let h = heaps.get(backend as object);
+  if (h !== undefined) return h;
   // `asm.memory` and `HEAPF32` are the emscripten module's (not in tfjs' typings): the heap itself.
   const be = backend as BackendWasm & { wasm: { asm: { memory: WebAssembly.Memory }; HEAPF32: Float32Array } };
-  return {
+  h = {
     be,
     simd: simdKernelsFor(be.wasm.asm.memory),
     ptr: (t) => be.dataIdMap.get(t.dataId)?.memoryOffset as number,
+    // HEAPF32 is read at each call: memory growth replaces it.
     view: (ptr, length) => new Float32Array(be.wasm.HEAPF32.buffer, ptr, length),
   };
+  heaps.set(backend as object, h);
+  return h;
 }
 
 const size = (t: TensorInfo) => t.shape.reduce((a, b) => a * b, 1);
 
 /**
- * tfjs kernels for the "wasm" backend (tfjs-backend-wasm): LoRAShrink and LoRAExpand. Tensors live
+ * tfjs kernels for the "wasm" backend (tfjs-backend-wasm): LoRAShrink, LoRAExpand and the two fused
+ * (LoRAShrinkExpand, one dispatch per layer call). Tensors live
  * on the backend's heap, and so do the outputs (made by the backend). The SIMD module is
  * instantiated on that same heap, so nothing is copied; where SIMD is not available (no wasm SIMD,
  * or a shared heap in threaded tfjs builds) {@link shrinkSegments} and {@link expandSegments} run
  * on Float32Array views of the heap, still without copies.
  *
- * @returns The shrink and expand `KernelConfig`s for backend "wasm", for `KernelBackendSpec.kernels`.
+ * @returns The shrink, expand and fused `KernelConfig`s for backend "wasm", for `KernelBackendSpec.kernels`.
  */
 export function wasmKernels(): KernelConfig[] {
   const shrink: KernelConfig = {
@@ -42,26 +60,9 @@ export function wasmKernels(): KernelConfig[] {
     backendName: 'wasm',
     kernelFunc: ({ inputs, attrs, backend }) => {
       const h = heap(backend);
-      const { x, loraA, meta, scale, dims } = shrinkKernelArgs(inputs, attrs);
-      const { slices, tokens, hidden, rank } = dims;
-      const out = h.be.makeOutput([slices, tokens, rank], 'float32');
-      if (h.simd) {
-        shrinkOnHeap(h.simd, { out: h.ptr(out), x: h.ptr(x), loraA: loraA.map(h.ptr), hidden, rank, meta, scale });
-      } else {
-        const o = h.view(h.ptr(out), size(out));
-        o.fill(0);
-        shrinkSegments({
-          out: o,
-          x: h.view(h.ptr(x), size(x)),
-          loraA: loraA.map((a) => h.view(h.ptr(a), size(a))),
-          hidden,
-          rank,
-          meta,
-          scale,
-        });
-      }
-      // Views are made after the last allocation of the call (heap growth detaches them).
-      scaleShrinkRows(h.view(h.ptr(out), size(out)), meta, rank);
+      const { x, loraA, meta, scale, slotRanks, dims } = shrinkKernelArgs(inputs, attrs);
+      const out = h.be.makeOutput([dims.slices, dims.tokens, dims.rank], 'float32');
+      shrinkInto(h, { out, x, loraA, meta, scale, slotRanks, hidden: dims.hidden, rank: dims.rank });
       return out;
     },
   };
@@ -70,19 +71,104 @@ export function wasmKernels(): KernelConfig[] {
     backendName: 'wasm',
     kernelFunc: ({ inputs, attrs, backend }) => {
       const h = heap(backend);
-      const { y, x, loraB, meta, outputSlices, offsetStart, addInputs, dims } = expandKernelArgs(inputs, attrs);
-      const { width, rank } = dims;
+      const { y, x, loraB, meta, outputSlices, offsetStart, addInputs, slotRanks, dims } = expandKernelArgs(inputs, attrs);
       const out = h.be.makeOutput(y.shape, 'float32');
-      const common = { width, rank, outputSlices, offsetStart, addInputs, meta };
-      if (h.simd) {
-        expandOnHeap(h.simd, { ...common, y: h.ptr(y), out: h.ptr(out), x: h.ptr(x), loraB: loraB.map(h.ptr) });
-      } else {
-        const o = h.view(h.ptr(out), size(out));
-        o.set(h.view(h.ptr(y), size(y)));
-        expandSegments({ ...common, out: o, x: h.view(h.ptr(x), size(x)), loraB: loraB.map((b) => h.view(h.ptr(b), size(b))) });
+      expandInto(h, { out, y, x, loraB, meta, outputSlices, offsetStart, addInputs, slotRanks, width: dims.width, rank: dims.rank });
+      return out;
+    },
+  };
+  // Shrink and expand in one dispatch: the [S, T, R] result lives on the heap only for the call.
+  const linear: KernelConfig = {
+    kernelName: LORA_LINEAR,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const h = heap(backend);
+      const { y, x, loraA, loraB, meta, scale, outputSlices, slotRanks, dims } = linearKernelArgs(inputs, attrs);
+      const { hidden, rank, width } = dims;
+      const shrunk = h.be.makeOutput([dims.slices, dims.tokens, rank], 'float32');
+      const out = h.be.makeOutput(y.shape, 'float32');
+      try {
+        shrinkInto(h, { out: shrunk, x, loraA, meta, scale, slotRanks, hidden, rank });
+        expandInto(h, { out, y, x: shrunk, loraB, meta, outputSlices, offsetStart: 0, addInputs: true, slotRanks, width, rank });
+      } finally {
+        h.be.disposeData(shrunk.dataId, true);
       }
       return out;
     },
   };
-  return [shrink, expand];
+  return [shrink, expand, linear];
+}
+
+/** A shrink on heap tensors: `out` `[S, T, R]` is made by the caller. */
+interface HeapShrink {
+  out: TensorInfo;
+  x: TensorInfo;
+  loraA: readonly TensorInfo[];
+  meta: LoRAMapping;
+  scale: number;
+  slotRanks: Int32Array | undefined;
+  hidden: number;
+  rank: number;
+}
+
+/** The `[S, T, R]` shrink result into `out`, the rows' strengths applied. */
+function shrinkInto(h: WasmHeap, a: HeapShrink): void {
+  const { hidden, rank, meta, scale, slotRanks } = a;
+  if (h.simd) {
+    const stacks: number[] = [];
+    for (const t of a.loraA) stacks.push(h.ptr(t));
+    shrinkOnHeap(h.simd, { out: h.ptr(a.out), x: h.ptr(a.x), loraA: stacks, hidden, rank, meta, scale, slotRanks });
+  } else {
+    const out = h.view(h.ptr(a.out), size(a.out));
+    out.fill(0);
+    const x = h.view(h.ptr(a.x), size(a.x));
+    shrinkSegments({ out, x, loraA: a.loraA.map((t) => h.view(h.ptr(t), size(t))), hidden, rank, meta, scale, slotRanks });
+  }
+  // Views are made after the last allocation of the call (heap growth detaches them).
+  if (meta.tokenScales !== undefined) scaleShrinkRows(h.view(h.ptr(a.out), size(a.out)), meta, rank);
+}
+
+/** An expand on heap tensors: `out` `[T, width]` is made by the caller. */
+interface HeapExpand {
+  out: TensorInfo;
+  y: TensorInfo;
+  x: TensorInfo;
+  loraB: readonly TensorInfo[];
+  meta: LoRAMapping;
+  outputSlices: readonly number[];
+  offsetStart: number;
+  addInputs: boolean;
+  slotRanks: Int32Array | undefined;
+  width: number;
+  rank: number;
+}
+
+/** `out` = y with the slices' LoRA terms added (or written). */
+function expandInto(h: WasmHeap, a: HeapExpand): void {
+  const { width, rank, outputSlices, offsetStart, addInputs, meta, slotRanks } = a;
+  if (h.simd) {
+    const stacks: number[] = [];
+    for (const b of a.loraB) stacks.push(h.ptr(b));
+    // An object literal, not a spread: this runs per layer call (a spread costs microseconds here).
+    const args = {
+      y: h.ptr(a.y),
+      out: h.ptr(a.out),
+      x: h.ptr(a.x),
+      loraB: stacks,
+      width,
+      rank,
+      outputSlices,
+      offsetStart,
+      addInputs,
+      meta,
+      slotRanks,
+    };
+    expandOnHeap(h.simd, args);
+  } else {
+    const out = h.view(h.ptr(a.out), size(a.out));
+    out.set(h.view(h.ptr(a.y), size(a.y)));
+    const x = h.view(h.ptr(a.x), size(a.x));
+    const loraB = a.loraB.map((b) => h.view(h.ptr(b), size(b)));
+    expandSegments({ out, x, loraB, width, rank, outputSlices, offsetStart, addInputs, meta, slotRanks });
+  }
 }

@@ -25,6 +25,11 @@ export interface ShrinkArgs<Buf = Float32Array> {
   meta: LoRAMapping;
   /** Multiplies every output (the `scale` of the shrink call). */
   scale: number;
+  /**
+   * Each slot's true rank (`ShrinkCall.slotRanks`), undefined for R: a slot is read only up to it,
+   * its padded rows never (they stay zero in the output).
+   */
+  slotRanks?: Int32Array | undefined;
 }
 
 /**
@@ -38,7 +43,7 @@ export interface ShrinkArgs<Buf = Float32Array> {
  * 1×4 and 1×1 variants, so any H, R and segment length work without padding. Every path sums in
  * h order, so a token's result does not depend on where its segment's blocks fall.
  */
-export function shrinkSegments({ out, x, loraA, hidden: H, rank: R, meta, scale }: ShrinkArgs): void {
+export function shrinkSegments({ out, x, loraA, hidden: H, rank: R, meta, scale, slotRanks }: ShrinkArgs): void {
   const T = meta.numTokens;
   // Single adapter: tokens are 0..T-1 in order, no index lookups.
   const order = meta.singleLoRA ? null : meta.sortedTokenIndices;
@@ -47,6 +52,8 @@ export function shrinkSegments({ out, x, loraA, hidden: H, rank: R, meta, scale 
     const outBase = s * T * R;
     for (const { slot, start, length } of meta.segments) {
       const aSlot = slot * R * H;
+      // Rows past the slot's true rank are zero padding: they stay zero in out (caller-filled).
+      const K = slotRanks === undefined ? R : Math.min(R, slotRanks[slot] as number);
       const end = start + length;
       let i = start;
       for (; i + 4 <= end; i += 4) {
@@ -55,14 +62,14 @@ export function shrinkSegments({ out, x, loraA, hidden: H, rank: R, meta, scale 
         const t2 = order === null ? i + 2 : (order[i + 2] as number);
         const t3 = order === null ? i + 3 : (order[i + 3] as number);
         let r = 0;
-        for (; r + 4 <= R; r += 4) block4x4(out, x, a, H, R, outBase, t0, t1, t2, t3, aSlot + r * H, r, scale);
-        for (; r < R; r++) block4x1(out, x, a, H, R, outBase, t0, t1, t2, t3, aSlot + r * H, r, scale);
+        for (; r + 4 <= K; r += 4) block4x4(out, x, a, H, R, outBase, t0, t1, t2, t3, aSlot + r * H, r, scale);
+        for (; r < K; r++) block4x1(out, x, a, H, R, outBase, t0, t1, t2, t3, aSlot + r * H, r, scale);
       }
       for (; i < end; i++) {
         const t = order === null ? i : (order[i] as number);
         let r = 0;
-        for (; r + 4 <= R; r += 4) block1x4(out, x, a, H, outBase + t * R + r, t * H, aSlot + r * H, scale);
-        for (; r < R; r++) out[outBase + t * R + r] = scale * dot(x, t * H, a, aSlot + r * H, H);
+        for (; r + 4 <= K; r += 4) block1x4(out, x, a, H, outBase + t * R + r, t * H, aSlot + r * H, scale);
+        for (; r < K; r++) out[outBase + t * R + r] = scale * dot(x, t * H, a, aSlot + r * H, H);
       }
     }
   }

@@ -4,33 +4,60 @@ import type { SimdKernels } from './module.js';
 
 /**
  * Walks the SGMV segments and hands the SIMD kernels row pointers: 4-token blocks for shrink,
- * 2-token blocks for expand, O tiled by 256 so a slot's B tile stays in L1 across the tokens.
- * Pointers are byte offsets into the tfjs-backend-wasm heap; nothing is copied in or out.
+ * 4- and 2-token blocks for expand, O tiled by 256 so a slot's B tile stays in L1 across the
+ * tokens. Pointers are byte offsets into the tfjs-backend-wasm heap; nothing is copied in or out.
+ * Each slot is read up to its true rank (`slotRanks`): padded rows are never read.
+ *
+ * Plain loops and locals only: at decode (T = 1…8) this walk runs twice per layer and token step,
+ * and closures or array destructuring here cost as much as the arithmetic (docs/perf-notes.md).
  */
 
 const F32 = 4;
 const O_TILE = 256;
 
 export function shrinkOnHeap(k: SimdKernels, a: ShrinkArgs<number>): void {
-  const { out, x, hidden: H, rank: R, meta, scale } = a;
+  const { out, x, hidden: H, rank: R, meta, scale, loraA, slotRanks } = a;
   const T = meta.numTokens;
-  k.fill0(out, a.loraA.length * T * R * F32); // tokens without LoRA stay zero
+  k.fill0(out, loraA.length * T * R * F32); // tokens (and rank rows) without LoRA stay zero
   const order = meta.singleLoRA ? null : meta.sortedTokenIndices;
-  const token = (i: number): number => (order === null ? i : (order[i] as number));
-  const outRow = (s: number, t: number) => out + (s * T + t) * R * F32;
-  const xRow = (t: number) => x + t * H * F32;
-  a.loraA.forEach((stack, s) => {
-    for (const { slot, start, length } of meta.segments) {
-      const aSlot = stack + slot * R * H * F32;
+  const rowBytes = R * F32;
+  const xBytes = H * F32;
+  const segments = meta.segments;
+  for (let s = 0; s < loraA.length; s++) {
+    const stack = loraA[s] as number;
+    const outS = out + s * T * rowBytes;
+    for (let g = 0; g < segments.length; g++) {
+      const { slot, start, length } = segments[g] as (typeof segments)[number];
+      const K = slotRanks === undefined ? R : Math.min(R, slotRanks[slot] as number);
+      const aSlot = stack + slot * R * xBytes;
       const end = start + length;
       let i = start;
       for (; i + 4 <= end; i += 4) {
-        const [t0, t1, t2, t3] = [token(i), token(i + 1), token(i + 2), token(i + 3)];
-        k.shrink4(outRow(s, t0), outRow(s, t1), outRow(s, t2), outRow(s, t3), xRow(t0), xRow(t1), xRow(t2), xRow(t3), aSlot, H, R, scale);
+        const t0 = order === null ? i : (order[i] as number);
+        const t1 = order === null ? i + 1 : (order[i + 1] as number);
+        const t2 = order === null ? i + 2 : (order[i + 2] as number);
+        const t3 = order === null ? i + 3 : (order[i + 3] as number);
+        k.shrink4(
+          outS + t0 * rowBytes,
+          outS + t1 * rowBytes,
+          outS + t2 * rowBytes,
+          outS + t3 * rowBytes,
+          x + t0 * xBytes,
+          x + t1 * xBytes,
+          x + t2 * xBytes,
+          x + t3 * xBytes,
+          aSlot,
+          H,
+          K,
+          scale,
+        );
       }
-      for (; i < end; i++) k.shrink1(outRow(s, token(i)), xRow(token(i)), aSlot, H, R, scale);
+      for (; i < end; i++) {
+        const t = order === null ? i : (order[i] as number);
+        k.shrink1(outS + t * rowBytes, x + t * xBytes, aSlot, H, K, scale);
+      }
     }
-  });
+  }
 }
 
 export type HeapExpandArgs = ExpandArgs<number> & {
@@ -39,13 +66,15 @@ export type HeapExpandArgs = ExpandArgs<number> & {
 };
 
 export function expandOnHeap(k: SimdKernels, a: HeapExpandArgs): void {
-  const { y, out, x, width: W, rank: R, outputSlices, offsetStart, addInputs, meta } = a;
+  const { y, out, x, width: W, rank: R, outputSlices, offsetStart, addInputs, meta, loraB, slotRanks } = a;
   const T = meta.numTokens;
-  const end = offsetStart + outputSlices.reduce((n, o) => n + o, 0);
+  let end = offsetStart;
+  for (let s = 0; s < outputSlices.length; s++) end += outputSlices[s] as number;
+  const rowBytes = W * F32;
   // Copy only what no LoRA term writes; written columns read y inside the kernel (one pass).
   for (let t = 0; t < T; t++) {
-    const row = t * W * F32;
-    if ((meta.tokenLoraIndices[t] as number) < 0) k.copy(out + row, y + row, W * F32);
+    const row = t * rowBytes;
+    if ((meta.tokenLoraIndices[t] as number) < 0) k.copy(out + row, y + row, rowBytes);
     else {
       if (offsetStart > 0) k.copy(out + row, y + row, offsetStart * F32);
       if (end < W) k.copy(out + row + end * F32, y + row + end * F32, (W - end) * F32);
@@ -53,47 +82,65 @@ export function expandOnHeap(k: SimdKernels, a: HeapExpandArgs): void {
   }
   const add = addInputs ? 1 : 0;
   const order = meta.singleLoRA ? null : meta.sortedTokenIndices;
-  const token = (i: number): number => (order === null ? i : (order[i] as number));
-  let col0 = offsetStart;
-  a.loraB.forEach((stack, s) => {
+  const segments = meta.segments;
+  const vBytes = R * F32;
+  let col0 = offsetStart * F32;
+  for (let s = 0; s < loraB.length; s++) {
     const O = outputSlices[s] as number;
-    const at = (t: number) => (t * W + col0) * F32;
-    const v = (t: number) => x + (s * T + t) * R * F32;
-    for (const { slot, start, length } of meta.segments) {
+    const stack = loraB[s] as number;
+    const xS = x + s * T * vBytes;
+    for (let g = 0; g < segments.length; g++) {
+      const { slot, start, length } = segments[g] as (typeof segments)[number];
+      const K = slotRanks === undefined ? R : Math.min(R, slotRanks[slot] as number);
       const last = start + length;
-      const bSlot = stack + slot * O * R * F32;
+      const bSlot = stack + slot * O * vBytes;
       for (let o0 = 0; o0 < O; o0 += O_TILE) {
         const o1 = Math.min(O, o0 + O_TILE);
         let i = start;
         for (; i + 4 <= last; i += 4) {
-          const [t0, t1, t2, t3] = [token(i), token(i + 1), token(i + 2), token(i + 3)];
+          const t0 = order === null ? i : (order[i] as number);
+          const t1 = order === null ? i + 1 : (order[i + 1] as number);
+          const t2 = order === null ? i + 2 : (order[i + 2] as number);
+          const t3 = order === null ? i + 3 : (order[i + 3] as number);
+          const c0 = t0 * rowBytes + col0;
+          const c1 = t1 * rowBytes + col0;
+          const c2 = t2 * rowBytes + col0;
+          const c3 = t3 * rowBytes + col0;
           k.expand4(
-            out + at(t0),
-            out + at(t1),
-            out + at(t2),
-            out + at(t3),
-            y + at(t0),
-            y + at(t1),
-            y + at(t2),
-            y + at(t3),
+            out + c0,
+            out + c1,
+            out + c2,
+            out + c3,
+            y + c0,
+            y + c1,
+            y + c2,
+            y + c3,
             add,
             bSlot,
             R,
+            K,
             o0,
             o1,
-            v(t0),
-            v(t1),
-            v(t2),
-            v(t3),
+            xS + t0 * vBytes,
+            xS + t1 * vBytes,
+            xS + t2 * vBytes,
+            xS + t3 * vBytes,
           );
         }
         for (; i + 2 <= last; i += 2) {
-          const [t0, t1] = [token(i), token(i + 1)];
-          k.expand2(out + at(t0), out + at(t1), y + at(t0), y + at(t1), add, bSlot, R, o0, o1, v(t0), v(t1));
+          const t0 = order === null ? i : (order[i] as number);
+          const t1 = order === null ? i + 1 : (order[i + 1] as number);
+          const c0 = t0 * rowBytes + col0;
+          const c1 = t1 * rowBytes + col0;
+          k.expand2(out + c0, out + c1, y + c0, y + c1, add, bSlot, R, K, o0, o1, xS + t0 * vBytes, xS + t1 * vBytes);
         }
-        if (i < last) k.expand1(out + at(token(i)), y + at(token(i)), add, bSlot, R, o0, o1, v(token(i)));
+        if (i < last) {
+          const t = order === null ? i : (order[i] as number);
+          const c = t * rowBytes + col0;
+          k.expand1(out + c, y + c, add, bSlot, R, K, o0, o1, xS + t * vBytes);
+        }
       }
     }
-    col0 += O;
-  });
+    col0 += O * F32;
+  }
 }

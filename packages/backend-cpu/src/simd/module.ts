@@ -1,6 +1,9 @@
 import { KERNELS_WASM_BASE64 } from './kernels-wasm.js';
 
-/** The SIMD kernels; every pointer is a byte offset into the tfjs-backend-wasm heap. */
+/**
+ * The SIMD kernels; every pointer is a byte offset into the tfjs-backend-wasm heap. Shrink's R is
+ * the rows it computes; expand's R is the B row stride and K the columns it reads (the slot's true rank).
+ */
 export interface SimdKernels {
   shrink4(
     o0: number,
@@ -25,12 +28,13 @@ export interface SimdKernels {
     add: number,
     b: number,
     R: number,
+    K: number,
     o0: number,
     o1: number,
     v0: number,
     v1: number,
   ): void;
-  expand1(out0: number, src0: number, add: number, b: number, R: number, o0: number, o1: number, v0: number): void;
+  expand1(out0: number, src0: number, add: number, b: number, R: number, K: number, o0: number, o1: number, v0: number): void;
   expand4(
     out0: number,
     out1: number,
@@ -43,6 +47,7 @@ export interface SimdKernels {
     add: number,
     b: number,
     R: number,
+    K: number,
     o0: number,
     o1: number,
     v0: number,

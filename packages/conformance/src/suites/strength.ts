@@ -1,7 +1,16 @@
 import { reference } from '@lora/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE, expectAccurate, makeRuntime, stacks, sum } from '../harness.js';
+import {
+  type BackendCapabilities,
+  type BackendFactory,
+  DEFAULT_TOLERANCE,
+  expectAccurate,
+  makeRuntime,
+  readOnce,
+  stacks,
+  sum,
+} from '../harness.js';
 import { Random, slotIndices } from '../random.js';
 
 /** Strengths a request may ask for: as trained, weaker, off (= the base model), negated, stronger. */
@@ -18,14 +27,6 @@ function expectBaseRows(actual: Float32Array, y: Float32Array, width: number, st
         expect.fail(`${label}: row ${t} has strength 0 and must equal the base output bit for bit; column ${c - t * width} differs`);
     }
   });
-}
-
-async function readOnce(t: tf.Tensor): Promise<Float32Array> {
-  try {
-    return (await t.data()) as Float32Array;
-  } finally {
-    t.dispose();
-  }
 }
 
 /**

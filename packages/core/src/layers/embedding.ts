@@ -27,6 +27,8 @@ export class LoRAEmbedding implements LoRALayer {
   readonly #runtime: LoRARuntime;
   readonly #a: WeightStack;
   readonly #b: WeightStack;
+  /** The rank written into each slot (0: empty): kernels that skip padding stop there. */
+  readonly #ranks: Int32Array;
 
   constructor(runtime: LoRARuntime, options: { module: string; weight: Tensor2D }) {
     const weight = checkTensor(options?.weight, 'weight', '[V, D]') as Tensor2D;
@@ -43,8 +45,10 @@ export class LoRAEmbedding implements LoRALayer {
     this.modules = Object.freeze([options.module]);
     this.sliceShapes = Object.freeze([Object.freeze({ inFeatures: vocab, outFeatures: dim })]);
     this.weight = weight;
-    this.#a = new WeightStack(aShape);
-    this.#b = new WeightStack(bShape);
+    const overwrite = runtime.backend.overwrite?.bind(runtime.backend);
+    this.#a = new WeightStack(aShape, overwrite);
+    this.#b = new WeightStack(bShape, overwrite);
+    this.#ranks = new Int32Array(L);
     try {
       runtime.adapters.addLayer(this);
     } catch (err) {
@@ -122,6 +126,7 @@ export class LoRAEmbedding implements LoRALayer {
       for (let v = 0; v < vocab; v++) aBlock[v * R + k] = a[k * vocab + v] as number;
     }
     writeB(this.#b.slot(slot), b, dim, rank, R, scale);
+    this.#ranks[slot] = rank;
   }
 
   /**
@@ -132,6 +137,7 @@ export class LoRAEmbedding implements LoRALayer {
     checkSlot(slot, this.#runtime.config.maxLoras);
     this.#a.slot(slot);
     this.#b.slot(slot);
+    this.#ranks[slot] = 0;
   }
 
   /** `W[ids]` plus each token's adapter. */
@@ -144,7 +150,9 @@ export class LoRAEmbedding implements LoRALayer {
     if (this.#runtime.backend.hostMemory === true) {
       checkTokenIdValues(ids.dataSync(), (this.sliceShapes[0] as { inFeatures: number }).inFeatures);
     }
-    return tidy(() => this.#runtime.punica.addLoRAEmbedding(gather(this.weight, tokenIds) as Tensor2D, tokenIds, this.loraA, this.loraB));
+    return tidy(() =>
+      this.#runtime.punica.addLoRAEmbedding(gather(this.weight, tokenIds) as Tensor2D, tokenIds, this.loraA, this.loraB, this.#ranks),
+    );
   }
 
   /** Removes the layer from the adapter manager and frees its slot stacks; `weight` stays the caller's. */

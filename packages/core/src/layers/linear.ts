@@ -61,6 +61,10 @@ abstract class StackedLinear implements LoRALayer {
   protected readonly runtime: LoRARuntime;
   readonly #a: WeightStack[];
   readonly #b: WeightStack[];
+  /** The rank written into each slot, per slice (0: nothing there). */
+  readonly #sliceRanks: Int32Array[];
+  /** Each slot's largest rank over the slices: what kernels that skip padding read up to. */
+  readonly #slotRanks: Int32Array;
 
   protected constructor(runtime: LoRARuntime, modules: readonly string[], outputSizes: readonly number[], options: LinearLayerOptions) {
     const layout = options?.layout ?? 'out-in';
@@ -103,8 +107,11 @@ abstract class StackedLinear implements LoRALayer {
     this.weight = weight;
     this.layout = layout;
     this.bias = options.bias;
-    this.#a = aShapes.map((shape) => new WeightStack(shape));
-    this.#b = bShapes.map((shape) => new WeightStack(shape));
+    const overwrite = runtime.backend.overwrite?.bind(runtime.backend);
+    this.#a = aShapes.map((shape) => new WeightStack(shape, overwrite));
+    this.#b = bShapes.map((shape) => new WeightStack(shape, overwrite));
+    this.#sliceRanks = outputSizes.map(() => new Int32Array(L));
+    this.#slotRanks = new Int32Array(L);
     // tfjs-wasm multiplies `x·W` with W [H, O] through XNNPACK, 5× faster than `transposeB`; other
     // backends take either. A weight already in the wanted layout is used as it is (one copy on the device).
     const wanted = runtime.backend.weightLayout === 'in-out' ? 'in-out' : layout;
@@ -127,6 +134,11 @@ abstract class StackedLinear implements LoRALayer {
   /** Stacked B per slice `[L, O_s, R]`, scaling folded in. */
   get loraB(): Tensor3D[] {
     return this.#b.map((s) => s.tensor);
+  }
+
+  /** Each slot's true rank (the largest written over the slices, 0 when empty), passed to punica with every call. */
+  protected get slotRanks(): Int32Array {
+    return this.#slotRanks;
   }
 
   setSlot(slot: number, modules: readonly (AdapterModuleWeights | null)[]): void {
@@ -192,6 +204,10 @@ abstract class StackedLinear implements LoRALayer {
   #commit(slot: number, s: number, w: SliceWeights | null): void {
     const aBlock = (this.#a[s] as WeightStack).slot(slot);
     const bBlock = (this.#b[s] as WeightStack).slot(slot);
+    (this.#sliceRanks[s] as Int32Array)[slot] = w === null ? 0 : w.rank;
+    let rank = 0;
+    for (const ranks of this.#sliceRanks) rank = Math.max(rank, ranks[slot] as number);
+    this.#slotRanks[slot] = rank;
     if (w === null) return;
     aBlock.set(w.a); // [r, H] is the first r rows of the slot's [R, H]
     writeB(bBlock, w.b, (this.sliceShapes[s] as { outFeatures: number }).outFeatures, w.rank, this.runtime.config.maxLoraRank, w.scale);
@@ -210,7 +226,7 @@ abstract class StackedLinear implements LoRALayer {
 
   /** The base output `y` `[T, O]` plus every token's adapter term for input `x`, through `punica.addLoRALinear`. */
   protected addLoRA(y: Tensor2D, x: Tensor2D): Tensor2D {
-    return this.runtime.punica.addLoRALinear(y, x, this.loraA, this.loraB, 1, this.outputSizes);
+    return this.runtime.punica.addLoRALinear(y, x, this.loraA, this.loraB, 1, this.outputSizes, this.slotRanks);
   }
 
   /** `x` `[T, H]` float32 with T = the rows this layer's batch mapping has (tokens; logits: sequences). */
@@ -279,7 +295,7 @@ export class MergedLoRALinear extends StackedLinear {
 export class LoRALogits extends LoRALinear {
   /** The base logits `y` `[N, V]` plus each sampled sequence's adapter term, through `punica.addLoRALogits`. */
   protected override addLoRA(y: Tensor2D, x: Tensor2D): Tensor2D {
-    return this.runtime.punica.addLoRALogits(y, x, this.loraA[0] as Tensor3D, this.loraB[0] as Tensor3D, 1);
+    return this.runtime.punica.addLoRALogits(y, x, this.loraA[0] as Tensor3D, this.loraB[0] as Tensor3D, 1, this.slotRanks);
   }
 
   /** The rows `x` must have in the current batch: one per sequence being sampled (`meta.sampler.numTokens`). */

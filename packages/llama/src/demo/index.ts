@@ -10,3 +10,4 @@ export { type DemoModel, demoAdapterFiles, demoAdapters, demoPreset, loadDemoMod
 export { DEMO_PRESETS, type DemoPreset, type DemoPresetName } from './presets.js';
 export { demoRequests } from './requests.js';
 export { DEMO_MAX_NUM_SEQS, type PassStats, runDemoSession, type SessionPhase, type SessionReport } from './session.js';
+export { median, quantile, type RoundSpread, roundSpread } from './spread.js';

@@ -4,6 +4,7 @@ import type { GenerationResult } from '../engine/handle.js';
 import type { CausalLM } from '../model.js';
 import { type CheckResult, checkAgainstMerged } from './check.js';
 import type { DemoModel } from './model.js';
+import { type RoundSpread, roundSpread } from './spread.js';
 
 /** One pass over the queue. */
 export interface PassStats {
@@ -29,10 +30,16 @@ export interface SessionReport {
   readonly results: readonly GenerationResult[];
   /** Each result checked against its adapter merged into the weights, in the same order. */
   readonly checks: readonly CheckResult[];
-  /** The pass with LoRA applied. */
+  /** The pass with LoRA applied (of the median round, when there are several). */
   readonly lora: PassStats;
-  /** The same queue and schedule with no adapter applied: the baseline LoRA's cost is measured against. */
+  /** The same queue and schedule with no adapter applied: the baseline LoRA's cost is measured against (same round as `lora`). */
   readonly base: PassStats;
+  /**
+   * LoRA's extra time per token, `base tokens/s ÷ lora tokens/s − 1`, in each round (the two passes
+   * back to back, in alternating order), summarised: median, interquartile range, and whether that
+   * range reaches zero ("within noise").
+   */
+  readonly overhead: RoundSpread;
   /** Requests with an adapter whose tokens differ from the base model's: the adapters matter. */
   readonly changedByLoRA: number;
   /** Requests in the queue that name an adapter (what `changedByLoRA` is out of). */
@@ -91,11 +98,14 @@ export async function runDemoSession(args: {
   adapters: readonly LoRAAdapter[];
   requests: readonly GenerateRequest[];
   maxNumSeqs?: number;
+  /** Rounds of the two passes, back to back in alternating order (default 1); the overhead is their median. */
+  rounds?: number;
   onProgress?: (phase: SessionPhase, done: number, total: number) => void;
 }): Promise<SessionReport> {
   const { runtime, requests } = args;
   const { model } = args.demo;
   const maxNumSeqs = args.maxNumSeqs ?? DEMO_MAX_NUM_SEQS;
+  const rounds = Math.max(1, Math.floor(args.rounds ?? 1));
   const total = requests.length;
   // Warm-up (JIT, heap growth, XNNPACK weight packing at these shapes), so neither measured pass pays for it.
   await pass(
@@ -104,26 +114,48 @@ export async function runDemoSession(args: {
     requests.map((r) => ({ ...r, sampling: { ...r.sampling, maxTokens: 2 } })),
     maxNumSeqs,
   );
-  let done = 0;
-  const lora = await pass(model, runtime, requests, maxNumSeqs, () => args.onProgress?.('with LoRA', ++done, total));
-  done = 0;
-  // The baseline: the same schedule (the same batches, waiting for the same slots), no adapter applied.
-  const base = await pass(model, runtime, requests, maxNumSeqs, () => args.onProgress?.('without LoRA', ++done, total), true);
-  done = 0;
+  const done = { 'with LoRA': 0, 'without LoRA': 0 };
+  const tick = (phase: keyof typeof done) => () => args.onProgress?.(phase, ++done[phase], total * rounds);
+  const runs: { lora: Awaited<ReturnType<typeof pass>>; base: Awaited<ReturnType<typeof pass>> }[] = [];
+  for (let round = 0; round < rounds; round++) {
+    // The baseline: the same schedule (the same batches, waiting for the same slots), no adapter
+    // applied. The order alternates so that neither pass always runs on a warmer machine.
+    const withLoRA = () => pass(model, runtime, requests, maxNumSeqs, tick('with LoRA'));
+    const withoutLoRA = () => pass(model, runtime, requests, maxNumSeqs, tick('without LoRA'), true);
+    if (round % 2 === 0) {
+      const lora = await withLoRA();
+      runs.push({ lora, base: await withoutLoRA() });
+    } else {
+      const base = await withoutLoRA();
+      runs.push({ lora: await withLoRA(), base });
+    }
+  }
+  const perRound = runs.map((r) => tokensPerSecond(r.base.stats) / tokensPerSecond(r.lora.stats) - 1);
+  const overhead = roundSpread(perRound);
+  // The round whose overhead is the median's (the lower middle one for an even count).
+  const order = perRound.map((v, i) => [v, i] as const).sort((a, b) => a[0] - b[0]);
+  const { lora, base } = runs[(order[Math.floor((order.length - 1) / 2)] as readonly [number, number])[1]] as (typeof runs)[number];
+  let checked = 0;
   const checks = await checkAgainstMerged({
     lora: args.lora,
     config: args.demo.config,
     weights: args.demo.checkpoint.weights,
     adapters: new Map(args.adapters.map((a) => [a.id, a])),
     results: lora.results,
-    onRequest: () => args.onProgress?.('checking vs merged W', ++done, total),
+    onRequest: () => args.onProgress?.('checking vs merged W', ++checked, total),
   });
   return {
     results: lora.results,
     checks,
     lora: lora.stats,
     base: base.stats,
+    overhead,
     changedByLoRA: lora.results.filter((r, i) => r.adapter !== null && r.tokenIds.join() !== base.results[i]?.tokenIds.join()).length,
     withAdapter: requests.filter((r) => (r.adapter ?? null) !== null).length,
   };
+}
+
+/** Prompt and generated tokens per second of a pass. */
+function tokensPerSecond(s: PassStats): number {
+  return (s.promptTokens + s.generatedTokens) / (s.ms / 1000);
 }
