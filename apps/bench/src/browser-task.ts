@@ -8,7 +8,16 @@ import type { KernelShape } from './methods.js';
 export type BrowserTask =
   | { kind: 'contest'; shapes: KernelShape[]; rounds: number }
   | { kind: 'grid'; shapes: KernelShape[]; rounds: number; budgetMs: number; naiveLimitBytes: number }
-  | { kind: 'heatmap'; preset: DemoPreset; axes: HeatmapAxes; rounds: number; adapters: number; rank: number; kvLimitBytes: number };
+  | {
+      kind: 'heatmap';
+      preset: DemoPreset;
+      axes: HeatmapAxes;
+      rounds: number;
+      adapters: number;
+      rank: number;
+      ranks?: readonly number[];
+      kvLimitBytes: number;
+    };
 
 /** What the page hands back in `window.__loraBench`: the field named by the task's kind, or the error. */
 export interface BrowserResult {

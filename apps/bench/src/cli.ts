@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEMO_PRESETS, type DemoPresetName } from '@lora/llama/demo';
+import { DEMO_PRESETS, type DemoPresetName, demoPreset } from '@lora/llama/demo';
 import {
   QUICK_SERVE_BENCH,
   runServeBench,
@@ -30,6 +30,7 @@ import { runVariantBench, variantSteps, variantTable } from './variants.js';
 const SECTIONS = ['kernels', 'grid', 'heatmap', 'adapters', 'model', 'load', 'serve', 'variants'] as const;
 
 const HELP = `npm run bench -- [--quick | --tiny] [--only ${SECTIONS.join(',')}] [--json] [--out DIR] [--no-wasm] [--no-gpu] [--gpu-full] [--no-browser] [--rounds N]
+                     [--preset NAME] [--ranks 8,16,32]
 
 kernels   addLoRALinear at decode (T = 32, 8 adapters) and prefill (T = 2048, 4 adapters),
           H = O = 4096, rank 16, against the naive tfjs composition, the per-adapter loop and
@@ -40,6 +41,8 @@ grid      the same contest over T {1..2048} x distinct adapters {1,4,8,16} x ran
           cost model's v6e time), with a CPU roofline against a copy benchmark.
 heatmap   LoRA slowdown of a demo-model decode forward, input length {128..8k} x concurrency
           {1,4,16,64}, per backend (tpu-sim: priced by its cost model for Llama-3.1-8B).
+          --preset (default, smollm2, qwen2.5, ...) and --ranks (8 adapters, ranks cycled; default
+          16) apply to it and to the cpu and tpu-sim runs of the model section.
 adapters  activating an adapter in a 4-layer Llama-shaped model; parsing 50 MB of safetensors.
 model     the demo model serving 16 requests on 8 adapters with and without LoRA on every
           backend that runs in Node.
@@ -59,6 +62,16 @@ Progress goes to stderr; tables and the targets (met or not) to stdout; files to
 bench-results/: report.{md,json} and SVG figures (grid-*, heatmap-*, roofline-cpu). --json prints
 the ratios (stable keys, no absolute times) on stdout for comparing two commits.`;
 
+/** `--ranks 8,16,32`: the bench adapters' ranks, cycled over the adapters (default 16). */
+function benchRanks(value: string | undefined): number[] {
+  if (value === undefined) return [16];
+  const ranks = value.split(',').map(Number);
+  if (ranks.length === 0 || !ranks.every((r) => Number.isSafeInteger(r) && r >= 1 && r <= 1024)) {
+    throw new Error(`--ranks takes comma-separated ranks in [1, 1024] such as 8,16,32, got "${value}"`);
+  }
+  return ranks;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -71,6 +84,8 @@ async function main(): Promise<void> {
       'no-browser': { type: 'boolean', default: false },
       only: { type: 'string' },
       rounds: { type: 'string' },
+      preset: { type: 'string' },
+      ranks: { type: 'string' },
       out: { type: 'string', default: 'bench-results' },
       help: { type: 'boolean', default: false },
     },
@@ -79,6 +94,9 @@ async function main(): Promise<void> {
     console.log(HELP);
     return;
   }
+  // The heatmap's and the model section's preset and adapter ranks (issue #17: SmolLM2 / Qwen2.5 shapes, ranks 8–32 mixed).
+  const preset = values.tiny ? DEMO_PRESETS.tiny : demoPreset(values.preset ?? 'default');
+  const ranks = benchRanks(values.ranks);
   const shapes = values.tiny ? TINY_SHAPES : values.quick ? QUICK_SHAPES : FULL_SHAPES;
   const rounds = Number(values.rounds ?? (values.tiny ? 2 : 7));
   const opts = { rounds, budgetMs: values.tiny ? 200 : 6000, slowMs: 2000, wasm: !values['no-wasm'], base: true };
@@ -133,7 +151,8 @@ async function main(): Promise<void> {
       ? {
           cpu: HEATMAPS[mode],
           gpu: HEATMAPS[gpuMode === 'quick' ? 'gpu' : gpuMode],
-          preset: values.tiny ? DEMO_PRESETS.tiny : DEMO_PRESETS.default,
+          preset,
+          ranks,
         }
       : undefined,
     rounds: Math.min(rounds, 3),
@@ -195,10 +214,12 @@ async function main(): Promise<void> {
   const models: ModelBenchResult[] = [];
   for (const b of runModel ? modelBackends : []) {
     models.push(
-      await benchModel(DEMO_PRESETS[values.tiny ? 'tiny' : b.preset], {
+      // The GPU run keeps its own (tiny) preset: SwiftShader renders in software.
+      await benchModel(b.preset === 'default' ? preset : DEMO_PRESETS[values.tiny ? 'tiny' : b.preset], {
         requests: modelRequests,
         adapters: values.tiny ? 2 : 8,
-        rank: 16,
+        rank: Math.max(...ranks),
+        ...(ranks.length > 1 ? { ranks } : {}),
         maxNewTokens: values.tiny ? 2 : 16,
         rounds: modelRounds(b),
         backend: b,

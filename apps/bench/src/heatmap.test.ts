@@ -28,10 +28,10 @@ describe('slowdown heatmap', () => {
     expect(h.skipped).toEqual([{ length: 64, concurrency: 4, reason: expect.stringMatching(/KV cache .* limit/) }]);
     for (const c of h.cells) {
       expect(c.loraMs).toBeGreaterThan(0);
-      expect(c.slowdown).toBeCloseTo(c.loraMs / c.baseMs - 1, 10);
       // At least 5 interleaved rounds; the spread brackets its own median; noise is flagged, never a result.
       expect(c.spread!.rounds).toBeGreaterThanOrEqual(5);
-      expect(c.spread!.low).toBeLessThanOrEqual(c.spread!.high);
+      expect(c.spread!.low).toBeLessThanOrEqual(c.slowdown);
+      expect(c.slowdown).toBeLessThanOrEqual(c.spread!.high);
       expect(c.withinNoise).toBe(c.spread!.low <= 0);
       expect(c.inherent!.bytes).toBeGreaterThan(0);
       expect(c.inherent!.flops).toBeGreaterThan(0);

@@ -26,7 +26,7 @@ interface HeatmapCell {
   /** Median ms of one decode forward with LoRA and of the same forward on the base model (interleaved rounds). */
   loraMs: number;
   baseMs: number;
-  /** loraMs / baseMs − 1. */
+  /** Measured cells: the median of the per-round `lora / base − 1`; priced cells: loraMs / baseMs − 1. */
   slowdown: number;
   /**
    * Measured cells: the interquartile range of the per-round slowdowns (each round times both
@@ -46,7 +46,10 @@ export interface HeatmapResult {
   backend: string;
   preset: string;
   adapters: number;
+  /** The runtime's `maxLoraRank`: the largest of the adapters' ranks. */
   rank: number;
+  /** The adapters' ranks when they are mixed (adapter i has `ranks[i % ranks.length]`). */
+  ranks?: readonly number[];
   axes: HeatmapAxes;
   cells: HeatmapCell[];
   /** Cells not measured, and why (e.g. a KV cache over the memory limit). */
@@ -58,7 +61,10 @@ export interface HeatmapResult {
 export interface HeatmapOptions {
   rounds: number;
   adapters: number;
+  /** Rank of every adapter, and the runtime's `maxLoraRank`, unless `ranks` mixes them. */
   rank: number;
+  /** Mixed ranks: adapter i has `ranks[i % ranks.length]`, padded to the largest (which is then `maxLoraRank`). */
+  ranks?: readonly number[];
   /** Largest KV cache (all sequences, all layers) a cell may hold; bigger cells are skipped. */
   kvLimitBytes: number;
   onCell?: (label: string) => void;
@@ -85,7 +91,7 @@ export async function runHeatmap(spec: BackendSpec, preset: DemoPreset, axes: He
     backend: spec.backend,
     backendOptions: spec.backendOptions,
     maxLoras: opts.adapters,
-    maxLoraRank: opts.rank,
+    maxLoraRank: Math.max(opts.rank, ...(opts.ranks ?? [])),
     maxCpuLoras: opts.adapters,
     maxNumTokens: Math.max(16, ...axes.concurrency),
   });
@@ -103,13 +109,14 @@ export async function runHeatmap(spec: BackendSpec, preset: DemoPreset, axes: He
     backend: spec.label,
     preset: preset.name,
     adapters: opts.adapters,
-    rank: opts.rank,
+    rank: Math.max(opts.rank, ...(opts.ranks ?? [])),
+    ...(opts.ranks === undefined ? {} : { ranks: opts.ranks }),
     axes,
     cells: [],
     skipped: [],
   };
   try {
-    const ids = registerBenchAdapters(rt, config, opts.adapters, opts.rank);
+    const ids = registerBenchAdapters(rt, config, opts.adapters, opts.ranks ?? [opts.rank]);
     for (const length of axes.lengths) {
       for (const concurrency of axes.concurrency) {
         const bytes = kvBytes(config, length, concurrency);
@@ -194,12 +201,14 @@ async function measureCell(
     const baseMs = median(base);
     const perRound = lora.map((t, i) => t / (base[i] as number) - 1);
     const s = roundSpread(perRound);
+    // The slowdown is the median of the per-round ratios, the statistic its range brackets: the ratio
+    // of the two medians can fall below the range (a negative "slowdown" beside a positive range).
     return {
       length,
       concurrency,
       loraMs,
       baseMs,
-      slowdown: loraMs / baseMs - 1,
+      slowdown: s.median,
       spread: { low: s.low, high: s.high, rounds: s.rounds },
       withinNoise: s.withinNoise,
     };

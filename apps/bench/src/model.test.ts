@@ -25,4 +25,14 @@ describe('demo-model bench on the tiny preset', () => {
     expect(modelTable(r)).toMatch(/with LoRA .*\n.*without LoRA/s);
     expect(modelTable(r)).toMatch(/round by round .* over 1 rounds\)\. LoRA must cost \d+\.\d+ % of a decode step/);
   }, 60_000);
+
+  it('mixes ranks over the adapters (--ranks): padded to the largest, must-cost counted at the true ranks', async () => {
+    const even = await benchModel(DEMO_PRESETS.tiny, { requests: 2, adapters: 2, rank: 4, maxNewTokens: 1, rounds: 1 });
+    const mixed = await benchModel(DEMO_PRESETS.tiny, { requests: 2, adapters: 2, rank: 4, ranks: [2, 4], maxNewTokens: 1, rounds: 1 });
+    expect(mixed.rank).toBe(4);
+    expect(mixed.ranks).toEqual([2, 4]);
+    // One adapter of rank 2 instead of 4: three quarters of the LoRA bytes.
+    expect(mixed.mustCost.bytes / even.mustCost.bytes).toBeCloseTo(0.75, 2);
+    expect(modelTable(mixed)).toMatch(/2 distinct adapters, ranks 2\/4 on every linear module/);
+  }, 60_000);
 });

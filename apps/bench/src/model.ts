@@ -21,7 +21,10 @@ export interface ModelBenchResult {
   preset: string;
   requests: number;
   adapters: number;
+  /** The runtime's `maxLoraRank`: the largest of the adapters' ranks. */
   rank: number;
+  /** The adapters' ranks when they are mixed (adapter i has `ranks[i % ranks.length]`). */
+  ranks?: readonly number[];
   lora: ServeStats;
   base: ServeStats;
   /** Extra time per generated or prefilled token with LoRA, relative to the same schedule without (fastest pass of each kind). */
@@ -42,7 +45,10 @@ export async function benchModel(
   opts: {
     requests: number;
     adapters: number;
+    /** Rank of every adapter unless `ranks` mixes them. */
     rank: number;
+    /** Mixed ranks: adapter i has `ranks[i % ranks.length]`, padded to the largest. */
+    ranks?: readonly number[];
     maxNewTokens: number;
     rounds: number;
     backend?: ModelBackend;
@@ -54,13 +60,13 @@ export async function benchModel(
     backend: backend.backend,
     backendOptions: backend.backendOptions,
     maxLoras: opts.adapters,
-    maxLoraRank: opts.rank,
+    maxLoraRank: Math.max(opts.rank, ...(opts.ranks ?? [])),
     maxCpuLoras: opts.adapters,
   });
   try {
     const { model, config } = await loadDemoModel(preset, rt);
     try {
-      const ids = registerBenchAdapters(rt, config, opts.adapters, opts.rank);
+      const ids = registerBenchAdapters(rt, config, opts.adapters, opts.ranks ?? [opts.rank]);
       // Every request has an adapter: the worst case for LoRA overhead. As many adapters as slots
       // and sequences as requests, so the Engine admits the whole queue in its first step, with
       // LoRA and without: both passes run the same schedule.
@@ -94,7 +100,8 @@ export async function benchModel(
         preset: preset.name,
         requests: opts.requests,
         adapters: opts.adapters,
-        rank: opts.rank,
+        rank: Math.max(opts.rank, ...(opts.ranks ?? [])),
+        ...(opts.ranks === undefined ? {} : { ranks: opts.ranks }),
         lora,
         base,
         overhead: tokensPerSecond(base) / tokensPerSecond(lora) - 1,

@@ -1,5 +1,6 @@
 import { baseFlops, type GridResult } from './grid.js';
 import type { HeatmapResult } from './heatmap.js';
+import { ranksLabel } from './model-adapters.js';
 import { markdownTable, ms, pct } from './report.js';
 import { heatmapSvg, type RooflineInput, rooflineSvg } from './svg.js';
 
@@ -76,7 +77,7 @@ export function heatmapTable(h: HeatmapResult): string {
   }
   const skipped = h.skipped.map((s) => `${s.length} × ${s.concurrency}: ${s.reason}`);
   return (
-    `### LoRA slowdown of a decode forward on ${h.backend} (model "${h.preset}", ${h.adapters} adapters of rank ${h.rank} on every linear module)\n\n` +
+    `### LoRA slowdown of a decode forward on ${h.backend} (model "${h.preset}", ${h.adapters} adapters of ${ranksLabel(h.rank, h.ranks)} on every linear module)\n\n` +
     `${markdownTable(rows)}\n\n${h.note ?? MEASURED_NOTE}` +
     (skipped.length > 0 ? ` Not measured: ${skipped.join('; ')}.` : '')
   );
@@ -84,7 +85,7 @@ export function heatmapTable(h: HeatmapResult): string {
 
 const MEASURED_NOTE =
   'Each cell: one decode step of that many sequences whose KV caches hold that many tokens, time with LoRA / time on the base model − 1 ' +
-  '(medians of ≥ 5 rounds, each round timing both back to back in alternating order); in brackets the interquartile range of the ' +
+  '(the median over ≥ 5 rounds, each round timing both back to back in alternating order); in brackets the interquartile range of the ' +
   'per-round slowdowns. A cell whose range reaches 0 % says "within noise": its rounds do not tell the cost apart from zero. ' +
   '"must": what LoRA has to cost in that step — the larger of its bytes (the distinct adapters\' A and B at their true rank) over the ' +
   "base step's bytes (weights and KV cache) and its FLOPs over the base step's (issue #17's inherent share).";

@@ -1,6 +1,7 @@
 import type { ActivationResult, ParseResult } from './adapters.js';
 import type { ShapeResult, Target } from './kernels.js';
 import { decodeTokensPerSecond, type ModelBenchResult, tokensPerSecond } from './model.js';
+import { ranksLabel } from './model-adapters.js';
 
 export const ms = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 export const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
@@ -108,7 +109,7 @@ export function modelTable(r: ModelBenchResult): string {
     String(s.steps),
   ];
   return (
-    `### Demo model "${r.preset}" on ${r.backend}, ${r.requests} requests, ${r.adapters} distinct adapters, rank ${r.rank} on every linear module\n\n${markdownTable(
+    `### Demo model "${r.preset}" on ${r.backend}, ${r.requests} requests, ${r.adapters} distinct adapters, ${ranksLabel(r.rank, r.ranks)} on every linear module\n\n${markdownTable(
       [['run', 'tokens/s', 'decode tokens/s', 'prefill ms', 'decode ms', 'steps'], row('with LoRA', r.lora), row('without LoRA', r.base)],
     )}\n\nLoRA overhead: ${pct(r.overhead)} of the time per token (target ≤ 10 %, goal 5 %; round by round ${pct(r.overheadRange.low)} to ${pct(r.overheadRange.high)} over ${r.overheadRange.rounds} rounds). ` +
     `LoRA must cost ${pct(Math.max(r.mustCost.bytes, r.mustCost.flops))} of a decode step of this queue (its bytes ${pct(r.mustCost.bytes)}, its FLOPs ${pct(r.mustCost.flops)} of the base step's).`

@@ -13,7 +13,7 @@ import type { Progress } from './progress.js';
 /** What the grid and heatmap sections run: CPU sizes, (smaller) GPU sizes, and where. */
 export interface SweepPlan {
   grid?: { cpu: KernelShape[]; gpu: KernelShape[]; sim: KernelShape[] };
-  heatmap?: { cpu: HeatmapAxes; gpu: HeatmapAxes; preset: DemoPreset };
+  heatmap?: { cpu: HeatmapAxes; gpu: HeatmapAxes; preset: DemoPreset; ranks: readonly number[] };
   rounds: number;
   budgetMs: number;
   wasm: boolean;
@@ -87,8 +87,9 @@ export async function runGridsAndHeatmaps(plan: SweepPlan, progress: Progress, l
     }
   }
   if (plan.heatmap) {
-    const { preset } = plan.heatmap;
-    const sizes = { rounds: plan.rounds, adapters: 8, rank: 16, kvLimitBytes: KV_LIMIT_BYTES };
+    const { preset, ranks } = plan.heatmap;
+    const mixed = ranks.length > 1 ? { ranks } : {};
+    const sizes = { rounds: plan.rounds, adapters: 8, rank: Math.max(...ranks), ...mixed, kvLimitBytes: KV_LIMIT_BYTES };
     out.heatmaps.push(await runHeatmap(cpu, preset, plan.heatmap.cpu, { ...sizes, onCell: step }));
     // Priced, not timed: milliseconds for the whole grid.
     out.heatmaps.push(tpuSimHeatmap(HEATMAPS.full, 'all-on'), tpuSimHeatmap(HEATMAPS.full, 'einsum'));
