@@ -83,6 +83,24 @@ describe('PunicaWrapper fast paths and guards (core only, reference backend)', (
     vi.restoreAllMocks();
   });
 
+  it('a layer no adapter of the batch targets (every active slot of rank 0) launches no kernel', async () => {
+    const shrink = vi.spyOn(backend, 'shrink');
+    const expand = vi.spyOn(backend, 'expand');
+    rt.punica.updateMetadata({ tokenLoraIndices: [1, 1, -1] });
+    const before = tf.memory().numTensors;
+    const out = rt.punica.addLoRALinear(y, x, [a], [b], 1, [2], [1, 0]);
+    const logits = rt.punica.addLoRALogits(y, x, a, b, 1, [1, 0]);
+    expect(Array.from(await out.data())).toEqual(Array.from(await y.data()));
+    expect(shrink).not.toHaveBeenCalled();
+    expect(expand).not.toHaveBeenCalled();
+    // Slot 1 with rank 1 does run.
+    const used = rt.punica.addLoRALinear(y, x, [a], [b], 1, [2], [0, 1]);
+    expect(expand).toHaveBeenCalledTimes(1);
+    tf.dispose([out, logits, used]);
+    expect(tf.memory().numTensors).toBe(before);
+    vi.restoreAllMocks();
+  });
+
   it('meta exposes the grouping computed once per batch', () => {
     rt.punica.updateMetadata({ tokenLoraIndices: [1, 1, 1] });
     const m = rt.punica.meta;

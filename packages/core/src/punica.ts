@@ -154,7 +154,7 @@ export class PunicaWrapper {
     // Ids are range-checked where reading them is free (host-memory backends); a GPU backend would
     // have to stall for the read-back, and its gather reads a zero row for an id out of range.
     if (this.#backend.hostMemory === true) checkTokenIdValues(tokenIds.dataSync(), vocab);
-    if (meta.noLoRA) return clone(y);
+    if (meta.noLoRA || allEmpty(meta, ranks)) return clone(y);
     // Shrink of an embedding is a row gather: row slot·V + id of A viewed as [L·V, R]. Tokens
     // without LoRA gather row `id` of slot 0 and are then skipped by expand.
     const slotRows = new Int32Array(meta.numTokens);
@@ -195,7 +195,7 @@ export class PunicaWrapper {
     meta: LoRAMapping,
     slotRanks: Int32Array | undefined,
   ): Tensor2D {
-    if (meta.noLoRA) return clone(y);
+    if (meta.noLoRA || allEmpty(meta, slotRanks)) return clone(y);
     // One kernel where the backend fuses shrink and expand (and applies the strengths itself).
     const backend = this.#backend;
     if (backend.linear !== undefined && (meta.tokenScales === undefined || backend.appliesTokenScales === true)) {
@@ -230,6 +230,14 @@ export class PunicaWrapper {
     }
     return meta;
   }
+}
+
+/**
+ * Every slot the batch uses has rank 0 in this layer (no adapter of the batch targets it, e.g. an
+ * untargeted lm_head): its LoRA term is zero, so the call is y itself, with no kernel and no copy.
+ */
+function allEmpty(meta: LoRAMapping, slotRanks: Int32Array | undefined): boolean {
+  return slotRanks !== undefined && meta.activeSlots.every((slot) => slotRanks[slot] === 0);
 }
 
 /** `[S, T, R]` with row t multiplied by the mapping's strength for t (unchanged when every strength is 1). */

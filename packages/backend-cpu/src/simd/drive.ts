@@ -93,6 +93,16 @@ export function expandOnHeap(k: SimdKernels, a: HeapExpandArgs): void {
       const { slot, start, length } = segments[g] as (typeof segments)[number];
       const K = slotRanks === undefined ? R : Math.min(R, slotRanks[slot] as number);
       const last = start + length;
+      if (K === 0) {
+        // An empty slot adds nothing: its tokens' columns are y's (or zero), exactly as the scalar
+        // kernel leaves them, without the kernels' y + 0 (which turns a -0 into +0).
+        for (let i = start; i < last; i++) {
+          const c = (order === null ? i : (order[i] as number)) * rowBytes + col0;
+          if (addInputs) k.copy(out + c, y + c, O * F32);
+          else k.fill0(out + c, O * F32);
+        }
+        continue;
+      }
       const bSlot = stack + slot * O * vBytes;
       for (let o0 = 0; o0 < O; o0 += O_TILE) {
         const o1 = Math.min(O, o0 + O_TILE);
