@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { isLoRAError } from '@lora/core';
 import { DEMO_PRESETS, type DemoPresetName, demoPreset } from '@lora/llama/demo';
 import {
   QUICK_SERVE_BENCH,
@@ -361,6 +362,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  console.error(err);
+  // A bad option or preset is the user's: one line. Anything else is a bug, shown with its stack.
+  const usage =
+    isLoRAError(err) || String((err as { code?: unknown })?.code).startsWith('ERR_PARSE_ARGS') || /^--/.test((err as Error)?.message);
+  console.error(usage ? (err as Error).message : err);
   process.exit(1);
 });
