@@ -2,6 +2,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@lora/backend-cpu';
 import { relative } from 'node:path';
 import { isLoRAError } from '@lora/core';
+import { passTokensPerSecond } from '@lora/llama/demo';
 import * as tf from '@tensorflow/tfjs-core';
 import { writeEmbedded } from './cache.js';
 import { HELP, parseOptions } from './options.js';
@@ -32,7 +33,6 @@ function printSession(r: SessionRun): boolean {
       `${g.id.replace('req-', '').padEnd(4)} ${(g.adapter ?? '(none)').padEnd(23)} ${String(g.promptIds.length).padStart(6)}  ${g.tokenIds.join(' ').padEnd(42)} ${verdict}`,
     );
   }
-  const tps = (s: SessionRun['lora']) => (s.promptTokens + s.generatedTokens) / (s.ms / 1000);
   const decodeTps = (s: SessionRun['lora']) => s.generatedTokens / (s.ms / 1000);
 
   out();
@@ -40,10 +40,10 @@ function printSession(r: SessionRun): boolean {
     `backend ${r.backend}: ${r.checks.filter((c) => c.pass).length}/${r.checks.length} requests PASS (tokens equal to the request run alone with W + scale·B·A)`,
   );
   out(
-    `with LoRA:    ${tps(r.lora).toFixed(1)} tokens/s (${r.lora.promptTokens} prompt + ${r.lora.generatedTokens} generated tokens in ${r.lora.ms.toFixed(0)} ms, ${r.lora.steps} steps; ${decodeTps(r.lora).toFixed(1)} generated tokens/s), ${r.lora.activations} adapter activations`,
+    `with LoRA:    ${passTokensPerSecond(r.lora).toFixed(1)} tokens/s (${r.lora.promptTokens} prompt + ${r.lora.generatedTokens} generated tokens in ${r.lora.ms.toFixed(0)} ms, ${r.lora.steps} steps; ${decodeTps(r.lora).toFixed(1)} generated tokens/s), ${r.lora.activations} adapter activations`,
   );
   out(
-    `without LoRA: ${tps(r.base).toFixed(1)} tokens/s (${r.base.ms.toFixed(0)} ms, ${r.base.steps} steps; ${decodeTps(r.base).toFixed(1)} generated tokens/s)`,
+    `without LoRA: ${passTokensPerSecond(r.base).toFixed(1)} tokens/s (${r.base.ms.toFixed(0)} ms, ${r.base.steps} steps; ${decodeTps(r.base).toFixed(1)} generated tokens/s)`,
   );
   const must = r.mustCost;
   out(`LoRA overhead: ${overheadText(r.overhead)}; the adapters changed the output of ${r.changedByLoRA} of ${r.withAdapter} requests`);

@@ -61,8 +61,8 @@ export interface LoRABackend {
    */
   readonly appliesTokenScales?: boolean;
   /**
-   * Its kernels read a slot only up to the segment's true rank (`LoRASegment.rank`, from
-   * `BatchMapping.slotRanks`): a rank-8 adapter in a runtime of `maxLoraRank` 32 costs rank 8, and
+   * Its kernels read a slot only up to the slot's true rank (the call's `slotRanks`, which the
+   * layers pass): a rank-8 adapter in a runtime of `maxLoraRank` 32 costs rank 8, and
    * whatever the padded rows hold is never read. Absent or false: kernels multiply the whole padded
    * rank (correct, since padding is zero, but at the padded cost).
    */

@@ -76,25 +76,30 @@ interface HostBackend {
  */
 export function hostMemoryKernels(spec: HostKernelSpec): KernelConfig[] {
   const values = (backend: HostBackend, t: TensorInfo) => backend.data.get(t.dataId).values as Float32Array;
+  /** The `[S, T, R]` shrink result with the rows' strengths applied: the shrink kernel's, and the first half of the fused one. */
+  const shrinkOnHost = (host: HostBackend, c: Omit<ShrinkKernelCall, 'index'>): Float32Array => {
+    // Object literals, not rest/spread: this runs per layer call, where a spread costs microseconds.
+    const out = spec.shrink({
+      x: values(host, c.x),
+      loraA: c.loraA.map((a) => values(host, a)),
+      meta: c.meta,
+      scale: c.scale,
+      slotRanks: c.slotRanks,
+      dims: c.dims,
+      batch: c.batch,
+      target: c.target,
+    });
+    scaleShrinkRows(out, c.meta, c.dims.rank);
+    return out;
+  };
   const shrink: KernelConfig = {
     kernelName: spec.shrinkName ?? LORA_SHRINK,
     backendName: spec.backendName,
     kernelFunc: ({ inputs, attrs, backend }) => {
       const host = backend as unknown as HostBackend;
-      // Object literals, not rest/spread: this runs per layer call, where a spread costs microseconds.
       const c = shrinkKernelArgs(inputs, attrs);
-      const { meta, dims } = c;
-      const out = spec.shrink({
-        x: values(host, c.x),
-        loraA: c.loraA.map((a) => values(host, a)),
-        meta,
-        scale: c.scale,
-        slotRanks: c.slotRanks,
-        dims,
-        batch: c.batch,
-        target: c.target,
-      });
-      scaleShrinkRows(out, meta, dims.rank);
+      const out = shrinkOnHost(host, c);
+      const { dims } = c;
       return host.makeTensorInfo([dims.slices, dims.tokens, dims.rank], 'float32', out);
     },
   };
@@ -127,18 +132,8 @@ export function hostMemoryKernels(spec: HostKernelSpec): KernelConfig[] {
     kernelFunc: ({ inputs, attrs, backend }) => {
       const host = backend as unknown as HostBackend;
       const c = linearKernelArgs(inputs, attrs);
+      const shrunk = shrinkOnHost(host, c);
       const { meta, slotRanks, dims, batch, target } = c;
-      const shrunk = spec.shrink({
-        x: values(host, c.x),
-        loraA: c.loraA.map((a) => values(host, a)),
-        meta,
-        scale: c.scale,
-        slotRanks,
-        dims,
-        batch,
-        target,
-      });
-      scaleShrinkRows(shrunk, meta, dims.rank);
       const y = values(host, c.y);
       const loraB = c.loraB.map((b) => values(host, b));
       const out = spec.expand({

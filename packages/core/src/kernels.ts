@@ -71,7 +71,7 @@ export interface LoRAExpandAttrs {
   readonly offsetStart: number;
   /** Add to y (true) or overwrite the covered columns (false) (`ExpandCall.addInputs`). */
   readonly addInputs: boolean;
-  /** Each slot's true rank, undefined for the stacks' full rank (`ShrinkCall.slotRanks`). */
+  /** Each slot's true rank, undefined for the stacks' full rank (`ExpandCall.slotRanks`). */
   readonly slotRanks: Int32Array | undefined;
   /** Sizes of the call (`ExpandCall.dims`): a kernel reads these instead of tensor shapes. */
   readonly dims: ExpandDims;
@@ -89,7 +89,7 @@ export interface LoRALinearAttrs {
   readonly scale: number;
   /** Width of each slice, in column order (`LinearCall.outputSlices`). */
   readonly outputSlices: readonly number[];
-  /** Each slot's true rank, undefined for the stacks' full rank (`ShrinkCall.slotRanks`). */
+  /** Each slot's true rank, undefined for the stacks' full rank (`LinearCall.slotRanks`). */
   readonly slotRanks: Int32Array | undefined;
   /** Sizes of the call (`LinearCall.dims`). */
   readonly dims: LinearDims;

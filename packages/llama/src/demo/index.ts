@@ -9,5 +9,12 @@ export { type CheckResult, checkAgainstMerged, tieMargin } from './check.js';
 export { type DemoModel, demoAdapterFiles, demoAdapters, demoPreset, loadDemoModel } from './model.js';
 export { DEMO_PRESETS, type DemoPreset, type DemoPresetName } from './presets.js';
 export { demoRequests } from './requests.js';
-export { DEMO_MAX_NUM_SEQS, type PassStats, runDemoSession, type SessionPhase, type SessionReport } from './session.js';
+export {
+  DEMO_MAX_NUM_SEQS,
+  type PassStats,
+  passTokensPerSecond,
+  runDemoSession,
+  type SessionPhase,
+  type SessionReport,
+} from './session.js';
 export { median, quantile, type RoundSpread, roundSpread } from './spread.js';

@@ -130,7 +130,7 @@ export async function runDemoSession(args: {
       runs.push({ lora: await withLoRA(), base });
     }
   }
-  const perRound = runs.map((r) => tokensPerSecond(r.base.stats) / tokensPerSecond(r.lora.stats) - 1);
+  const perRound = runs.map((r) => passTokensPerSecond(r.base.stats) / passTokensPerSecond(r.lora.stats) - 1);
   const overhead = roundSpread(perRound);
   // The round whose overhead is the median's (the lower middle one for an even count).
   const order = perRound.map((v, i) => [v, i] as const).sort((a, b) => a[0] - b[0]);
@@ -156,6 +156,6 @@ export async function runDemoSession(args: {
 }
 
 /** Prompt and generated tokens per second of a pass. */
-function tokensPerSecond(s: PassStats): number {
+export function passTokensPerSecond(s: PassStats): number {
   return (s.promptTokens + s.generatedTokens) / (s.ms / 1000);
 }
