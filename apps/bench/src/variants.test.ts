@@ -2,19 +2,21 @@ import { describe, expect, it } from 'vitest';
 import { TINY_SHAPES } from './kernels.js';
 import { runVariantBench, variantTable } from './variants.js';
 
-describe('variants: per-request strength against plain LoRA', () => {
-  it('measures both on the same data, interleaved, and reports a cost or "within noise", never a speed-up', async () => {
+describe('variants: per-request strength and DoRA against plain LoRA', () => {
+  it('measures each pair on the same data, interleaved, and reports a cost or "within noise", never a speed-up', async () => {
     const results = await runVariantBench({ shapes: TINY_SHAPES.slice(0, 1), engines: ['js'], rounds: 5 });
-    expect(results).toHaveLength(1);
-    const [r] = results;
-    expect(r?.plain.times).toHaveLength(5);
-    expect(r?.variantSample.times).toHaveLength(5);
-    expect(r?.spread.low).toBeLessThanOrEqual(r?.spread.high as number);
-    expect(r?.withinNoise).toBe((r?.spread.low as number) <= 0);
+    expect(results.map((r) => r.variant)).toEqual(['per-request strength', 'DoRA (layer forward)']);
     const table = variantTable(results);
+    for (const r of results) {
+      expect(r.plain.times).toHaveLength(5);
+      expect(r.variantSample.times).toHaveLength(5);
+      expect(r.spread.low).toBeLessThanOrEqual(r.spread.high);
+      expect(r.withinNoise).toBe(r.spread.low <= 0);
+      if (!r.withinNoise) expect(r.cost).toBeGreaterThan(0);
+      expect(table).toContain(`| ${r.variant} | cpu (engine js) | decode: T 8, 4 adapters, H 64, r 8 |`);
+    }
     expect(table).toMatch(
-      /\| per-request strength \| cpu \(engine js\) \| decode: T 8, 4 adapters, H 64, r 8 \| \d+\.\d{3} \| \d+\.\d{3} \| (within noise|\d+\.\d %) \[/,
+      /\| DoRA \(layer forward\) \| cpu \(engine js\) \| [^|]+ \| \d+\.\d{3} \| \d+\.\d{3} \| (within noise|\d+\.\d %) \[/,
     );
-    if (r?.withinNoise === false) expect(r.cost).toBeGreaterThan(0);
   });
 });

@@ -1,17 +1,19 @@
-import { createLoRA, type LoRARuntime } from '@lora/core';
+import { type AdapterModuleWeights, createAdapter, createLoRA, LoRALinear, type LoRARuntime } from '@lora/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { type Method, measure, quantile, type Sample } from './measure.js';
 import { type KernelShape, randomFloats, tokenSlots } from './methods.js';
 import type { Progress } from './progress.js';
 
 /**
- * What an adapter variant (#19) costs over plain LoRA, kernel by kernel: the same addLoRALinear on
- * the same data, once with plain slots and once with every request at its own strength
- * (`tokenLoraScales`, the server's `lora_scale`). Measured interleaved, per round, in alternating
- * order (neither always goes first), on one runtime each, so both see the same machine state.
+ * What an adapter variant (#19) costs over plain LoRA, on the same data: per-request strength as
+ * the same addLoRALinear with and without every request at its own strength (`tokenLoraScales`,
+ * the server's `lora_scale`); DoRA as a whole layer forward (base matmul, LoRA term, DoRA's column
+ * factors) with the same adapters with and without their magnitude vectors. Measured interleaved,
+ * per round, in alternating order (neither always goes first), on one runtime each, so both see
+ * the same machine state.
  */
 export interface VariantResult {
-  readonly variant: 'per-request strength';
+  readonly variant: 'per-request strength' | 'DoRA (layer forward)';
   readonly engine: 'js' | 'wasm';
   readonly shape: KernelShape;
   readonly plain: Sample;
@@ -31,9 +33,20 @@ export interface VariantBenchOptions {
   readonly progress?: Progress;
 }
 
-/** Steps {@link runVariantBench} reports: per shape and engine, two warm-ups and the rounds. */
+/**
+ * Steps {@link runVariantBench} reports: per pair, two warm-ups and the rounds; strength on every
+ * engine, DoRA on the last one only (wasm where it runs: a whole layer forward at prefill on the
+ * scalar js engine's tfjs matmul takes minutes, and it is not the engine anyone serves with).
+ */
 export const variantSteps = (o: Pick<VariantBenchOptions, 'shapes' | 'engines' | 'rounds'>): number =>
-  o.shapes.length * o.engines.length * (2 + o.rounds);
+  o.shapes.length * (o.engines.length + 1) * (2 + o.rounds);
+
+/** One variant against plain LoRA on one shape and engine: two runtimes and what each runs per round. */
+interface Pair {
+  readonly variant: VariantResult['variant'];
+  readonly plain: () => tf.Tensor;
+  readonly variantRun: () => tf.Tensor;
+}
 
 export async function runVariantBench(opts: VariantBenchOptions): Promise<VariantResult[]> {
   const results: VariantResult[] = [];
@@ -42,8 +55,8 @@ export async function runVariantBench(opts: VariantBenchOptions): Promise<Varian
       const { numTokens: T, numAdapters: L, hidden: H, out: O, rank: R } = shape;
       const make = () =>
         createLoRA({ backend: 'cpu', backendOptions: { engine }, maxLoras: L, maxLoraRank: R, maxNumTokens: Math.max(T, 16) });
-      const runtimes: LoRARuntime[] = [await make(), await make()];
-      const [plainRt, scaledRt] = runtimes as [LoRARuntime, LoRARuntime];
+      const runtimes: LoRARuntime[] = [await make(), await make(), await make(), await make()];
+      const [plainRt, scaledRt, plainLayerRt, doraRt] = runtimes as [LoRARuntime, LoRARuntime, LoRARuntime, LoRARuntime];
       const slots = tokenSlots(shape);
       plainRt.punica.updateMetadata({ tokenLoraIndices: slots });
       // A strength per request (one per slot here), none of them 1 or 0: every row takes the scaled path.
@@ -53,41 +66,88 @@ export async function runVariantBench(opts: VariantBenchOptions): Promise<Varian
       const y = tf.tensor2d(randomFloats(T * O, 1), [T, O]);
       const a = tf.tensor3d(randomFloats(L * R * H, 1 / Math.sqrt(H)), [L, R, H]);
       const b = tf.tensor3d(randomFloats(L * O * R, 1 / Math.sqrt(R)), [L, O, R]);
-      const tfBackend = plainRt.backend.tfBackend;
-      const methods: Method[] = [
-        { id: 'plain', label: 'plain LoRA', tfBackend, run: () => plainRt.punica.addLoRALinear(y, x, [a], [b], 1, [O]) },
-        { id: 'strength', label: 'per-request strength', tfBackend, run: () => scaledRt.punica.addLoRALinear(y, x, [a], [b], 1, [O]) },
-      ];
-      try {
-        const samples = await measure(methods, {
-          rounds: opts.rounds,
-          budgetMs: Number.POSITIVE_INFINITY,
-          slowMs: Number.POSITIVE_INFINITY,
-          progress: opts.progress,
-          alternate: true,
-          prefix: `variants: engine ${engine}, ${shape.name}: `,
-        });
-        const plain = samples.get('plain') as Sample;
-        const scaled = samples.get('strength') as Sample;
-        const perRound = scaled.times.map((t, i) => t / (plain.times[i] as number) - 1);
-        const spread = { low: quantile(perRound, 0.25), high: quantile(perRound, 0.75) };
-        results.push({
+      const weight = tf.tensor2d(randomFloats(O * H, Math.sqrt(3 / H)), [O, H]);
+      // The same layer and adapters twice; the second runtime's adapters carry magnitude vectors.
+      const layerOn = (rt: LoRARuntime, dora: boolean) => {
+        const layer = new LoRALinear(rt, { module: 'm', weight });
+        for (let l = 0; l < L; l++) rt.adapters.register(benchAdapter(`a${l}`, l, H, O, R, dora));
+        rt.adapters.setBatch(
+          Array.from(slots, (s) => `a${s}`),
+          Array.from(slots, () => 1),
+        );
+        return layer;
+      };
+      const pairs: Pair[] = [
+        {
           variant: 'per-request strength',
-          engine,
-          shape,
-          plain,
-          variantSample: scaled,
-          cost: quantile(perRound, 0.5),
-          spread,
-          withinNoise: spread.low <= 0,
-        });
+          plain: () => plainRt.punica.addLoRALinear(y, x, [a], [b], 1, [O]),
+          variantRun: () => scaledRt.punica.addLoRALinear(y, x, [a], [b], 1, [O]),
+        },
+      ];
+      if (engine === opts.engines[opts.engines.length - 1]) {
+        const [plainLayer, doraLayer] = [layerOn(plainLayerRt, false), layerOn(doraRt, true)];
+        pairs.push({ variant: 'DoRA (layer forward)', plain: () => plainLayer.forward(x), variantRun: () => doraLayer.forward(x) });
+      }
+      try {
+        for (const pair of pairs) results.push(await comparePair(pair, engine, shape, plainRt.backend.tfBackend, opts));
       } finally {
-        tf.dispose([x, y, a, b]);
+        tf.dispose([x, y, a, b, weight]);
         for (const rt of runtimes) rt.dispose();
       }
     }
   }
   return results;
+}
+
+/** A seeded bench adapter for one linear module (the same A and B with or without DoRA's magnitude). */
+function benchAdapter(id: string, seed: number, H: number, O: number, R: number, dora: boolean) {
+  const fill = (n: number, scale: number, k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + k) * scale);
+  const module: AdapterModuleWeights = {
+    name: 'm',
+    kind: 'linear',
+    rank: R,
+    scale: 1,
+    a: fill(R * H, 1 / Math.sqrt(H), seed),
+    b: fill(O * R, 1 / Math.sqrt(R), seed + 0.5),
+    inFeatures: H,
+    outFeatures: O,
+  };
+  return createAdapter(id, [dora ? { ...module, magnitude: fill(O, 0.1, seed).map((v) => 1 + v) } : module]);
+}
+
+async function comparePair(
+  pair: Pair,
+  engine: 'js' | 'wasm',
+  shape: KernelShape,
+  tfBackend: string,
+  opts: VariantBenchOptions,
+): Promise<VariantResult> {
+  const methods: Method[] = [
+    { id: 'plain', label: 'plain LoRA', tfBackend, run: pair.plain },
+    { id: 'variant', label: pair.variant, tfBackend, run: pair.variantRun },
+  ];
+  const samples = await measure(methods, {
+    rounds: opts.rounds,
+    budgetMs: Number.POSITIVE_INFINITY,
+    slowMs: Number.POSITIVE_INFINITY,
+    progress: opts.progress,
+    alternate: true,
+    prefix: `variants: ${pair.variant}, engine ${engine}, ${shape.name}: `,
+  });
+  const plain = samples.get('plain') as Sample;
+  const variantSample = samples.get('variant') as Sample;
+  const perRound = variantSample.times.map((t, i) => t / (plain.times[i] as number) - 1);
+  const spread = { low: quantile(perRound, 0.25), high: quantile(perRound, 0.75) };
+  return {
+    variant: pair.variant,
+    engine,
+    shape,
+    plain,
+    variantSample,
+    cost: quantile(perRound, 0.5),
+    spread,
+    withinNoise: spread.low <= 0,
+  };
 }
 
 const pct = (v: number) => `${(100 * v).toFixed(1)} %`;

@@ -3,6 +3,7 @@ import { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE, drain
 import { adapterSuite } from './suites/adapters.js';
 import { correctnessSuite } from './suites/correctness.js';
 import { determinismSuite } from './suites/determinism.js';
+import { doraSuite } from './suites/dora.js';
 import { errorSuite } from './suites/errors.js';
 import { hostileSuite } from './suites/hostile/index.js';
 import { leakSuite } from './suites/leaks.js';
@@ -34,6 +35,7 @@ export function describeBackend(factory: BackendFactory, capabilities: BackendCa
     correctnessSuite(factory, capabilities);
     strengthSuite(factory, capabilities);
     rankSuite(factory, capabilities);
+    doraSuite(factory, capabilities);
     errorSuite(factory, capabilities);
     leakSuite(factory, capabilities);
     adapterSuite(factory, capabilities);

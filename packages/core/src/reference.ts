@@ -215,6 +215,116 @@ export function referenceEmbedding(args: ReferenceEmbeddingArgs): ReferenceResul
   return referenceExpand({ ...args, x: rows, loraB: [args.loraB], outputSlices: [args.width], offsetStart: 0, addInputs: true });
 }
 
+/** One adapter module of a layer slice for {@link reference.referenceLoRALayer}, in PEFT's layouts. */
+export interface ReferenceLayerModule {
+  /** lora_A `[rank, H]`. */
+  a: Floats;
+  /** lora_B `[O_s, rank]`, unscaled. */
+  b: Floats;
+  rank: number;
+  /** `lora_alpha / r` (or the module's own). */
+  scale: number;
+  /** DoRA's `lora_magnitude_vector` `[O_s]`; absent for plain LoRA. */
+  magnitude?: Floats;
+}
+
+/** The inputs of {@link reference.referenceLoRALayer}: a whole linear layer (base weight, bias, slices) and each slot's modules. */
+export interface ReferenceLayerArgs {
+  /** `[T, H]` */
+  x: Floats;
+  numTokens: number;
+  hidden: number;
+  /** Base weight `[O, H]` (torch layout). */
+  weight: Floats;
+  /** Base bias `[O]`, if any. */
+  bias?: Floats;
+  /** Width of each slice, in column order; they add up to O. */
+  outputSlices: readonly number[];
+  /** Per slot, one module (or null: not targeted) per slice. */
+  slots: readonly (readonly (ReferenceLayerModule | null)[])[];
+  /** Slot per token, -1 for none. */
+  tokenLoraIndices: ArrayLike<number>;
+  /** Per-token strength; absent = 1 for every token. */
+  tokenScales?: ArrayLike<number>;
+}
+
+/**
+ * A PEFT LoRA layer's output for every token, in float64, written from PEFT `lora/layer.py`
+ * `Linear.forward` and `lora/dora.py` `DoraLinearLayer`: `W·x + bias + st·s·B·A·x` for a plain
+ * module, and for a DoRA module with `f = m / ‖W + s·B·A‖` (norm of each output row over the inputs)
+ * `(1 + st·(f − 1)) ⊙ (W·x + st·s·B·A·x) + bias` — at strength st = 1 PEFT's
+ * `base(x) + (f − 1)·W·x + f·s·B·A·x`, at 0 the base layer (docs/contract.md "DoRA").
+ */
+export function referenceLoRALayer(args: ReferenceLayerArgs): ReferenceResult {
+  const { x, numTokens: T, hidden: H, weight, bias, outputSlices, slots, tokenLoraIndices, tokenScales } = args;
+  const O = outputSlices.reduce((a, b) => a + b, 0);
+  expectLength('x', x.length, T * H);
+  expectLength('weight', weight.length, O * H);
+  if (bias !== undefined) expectLength('bias', bias.length, O);
+  expectLength('tokenLoraIndices', tokenLoraIndices.length, T);
+  // DoRA's factor per slot and output column (1 where the module is plain or absent).
+  const factors = slots.map((modules) => {
+    const f = new Float64Array(O).fill(1);
+    let col0 = 0;
+    outputSlices.forEach((width, s) => {
+      const m = modules[s];
+      if (m?.magnitude !== undefined) {
+        for (let o = 0; o < width; o++) {
+          let n2 = 0;
+          for (let h = 0; h < H; h++) {
+            let v = weight[(col0 + o) * H + h] as number;
+            for (let k = 0; k < m.rank; k++) v += m.scale * (m.b[o * m.rank + k] as number) * (m.a[k * H + h] as number);
+            n2 += v * v;
+          }
+          f[col0 + o] = (m.magnitude[o] as number) / Math.sqrt(n2);
+        }
+      }
+      col0 += width;
+    });
+    return f;
+  });
+  const out = new Float64Array(T * O);
+  const rowScale = new Float64Array(T);
+  for (let t = 0; t < T; t++) {
+    const slot = slotOf(tokenLoraIndices, t, slots.length, 'slots');
+    const st = tokenScales === undefined ? 1 : (tokenScales[t] as number);
+    let squares = 0;
+    let col0 = 0;
+    outputSlices.forEach((width, s) => {
+      const m = slot < 0 ? null : ((slots[slot] as readonly (ReferenceLayerModule | null)[])[s] ?? null);
+      const shrunk = new Float64Array(m?.rank ?? 0);
+      if (m)
+        for (let k = 0; k < m.rank; k++) for (let h = 0; h < H; h++) shrunk[k] += (m.a[k * H + h] as number) * (x[t * H + h] as number);
+      for (let o = 0; o < width; o++) {
+        const c = col0 + o;
+        const f = slot < 0 ? 1 : ((factors[slot] as Float64Array)[c] as number);
+        const fac = 1 + st * (f - 1);
+        let acc = 0;
+        for (let h = 0; h < H; h++) {
+          const p = fac * (weight[c * H + h] as number) * (x[t * H + h] as number);
+          acc += p;
+          squares += p * p;
+        }
+        if (m) {
+          for (let k = 0; k < m.rank; k++) {
+            const p = fac * st * m.scale * (m.b[o * m.rank + k] as number) * (shrunk[k] as number);
+            acc += p;
+            squares += p * p;
+          }
+        }
+        if (bias !== undefined) {
+          acc += bias[c] as number;
+          squares += (bias[c] as number) ** 2;
+        }
+        out[t * O + c] = acc;
+      }
+      col0 += width;
+    });
+    rowScale[t] = Math.sqrt(squares);
+  }
+  return { out, rowScale, rows: T, cols: O };
+}
+
 /**
  * The accuracy measure of docs/contract.md: max over rows of `max_c |actual - ref| / rowScale`. Rows with
  * rowScale 0 must match exactly (Infinity otherwise); NaN anywhere gives Infinity.

@@ -1,4 +1,4 @@
-import { type PeftFiles, type SerializableDType, serializePeftAdapter } from '@lora/core';
+import { LoRAError, type PeftFiles, type SerializableDType, serializePeftAdapter } from '@lora/core';
 import type { ModelConfig } from './config.js';
 import { moduleSpecs } from './modules.js';
 import { seeded, uniform } from './rng.js';
@@ -17,6 +17,8 @@ export interface AdapterSpec {
   readonly rslora?: boolean;
   /** Storage dtype of adapter_model.safetensors (default F32). */
   readonly dtype?: SerializableDType;
+  /** `use_dora` (default false): every linear module gets a DoRA magnitude vector (embeddings cannot be DoRA). */
+  readonly dora?: boolean;
 }
 
 /** The demo's adapters: ranks 8/16/32, different target modules, one rsLoRA, one stored as BF16. */
@@ -33,20 +35,27 @@ export const DEMO_ADAPTERS: readonly AdapterSpec[] = [
  * B as if trained away from zero, so the adapter visibly changes the output.
  */
 export function adapterFiles(config: ModelConfig, spec: AdapterSpec, seed: number): PeftFiles {
+  if (spec.dora === true && spec.targets.includes('embed_tokens'))
+    throw new LoRAError('E_CONFIG', `adapter spec ${spec.id}: DoRA is served on linear modules; drop embed_tokens from its targets`);
   const next = seeded(seed);
   const modules = moduleSpecs(config)
     .filter((m) => spec.targets.includes(m.short))
-    .map((m) => ({
-      ...m,
-      rank: spec.rank,
-      a: uniform(next, spec.rank * m.inFeatures, Math.sqrt(3 / m.inFeatures)),
-      b: uniform(next, m.outFeatures * spec.rank, 0.5 / Math.sqrt(spec.rank)),
-    }));
+    .map((m) => {
+      const weights = {
+        ...m,
+        rank: spec.rank,
+        a: uniform(next, spec.rank * m.inFeatures, Math.sqrt(3 / m.inFeatures)),
+        b: uniform(next, m.outFeatures * spec.rank, 0.5 / Math.sqrt(spec.rank)),
+      };
+      // The seeded base rows have norms near 1; a trained magnitude stays near the norm it started from.
+      return spec.dora === true ? { ...weights, magnitude: uniform(next, m.outFeatures, 0.25).map((v) => 1 + v) } : weights;
+    });
   const peftConfig = {
     r: spec.rank,
     lora_alpha: spec.alpha,
     target_modules: [...spec.targets],
     use_rslora: spec.rslora ?? false,
+    use_dora: spec.dora ?? false,
     task_type: 'CAUSAL_LM',
   };
   return serializePeftAdapter(modules, peftConfig, spec.dtype ?? 'F32');

@@ -29,16 +29,16 @@ const LAYOUTS = ['out-in', 'in-out'] as const;
 
 describe.each(Object.keys(CHECKPOINT_PRESETS) as CheckpointPreset[])('%s', (preset) => {
   it.each(LAYOUTS)(
-    'loads (base weights %s) and matches the float64 reference: prefill then decode, a mixed batch of two adapters and none',
+    'loads (base weights %s) and matches the float64 reference: prefill then decode, a mixed batch of LoRA, DoRA and no adapter',
     async (layout) => {
       const before = tf.memory().numTensors;
-      const m = await loadSpec(CHECKPOINT_PRESETS[preset], layout);
+      const m = await loadSpec(CHECKPOINT_PRESETS[preset], layout, 3);
       const { config, weights } = m.checkpoint;
       const adapters = testAdapters(config);
       for (const a of adapters) m.runtime.adapters.register(a);
-      // Sequence 0 and 1 with adapters, 2 without: every layer's batch mixes three mappings.
-      const ids = [adapters[0]?.id as string, adapters[1]?.id as string, null];
-      const fed = prompts(config.vocabSize, [7, 3, 5], preset.length);
+      // Sequences 0, 1 (LoRA) and 2 (DoRA) with adapters, 3 without: every layer's batch mixes four mappings.
+      const ids = [adapters[0]?.id as string, adapters[1]?.id as string, adapters[2]?.id as string, null];
+      const fed = prompts(config.vocabSize, [7, 3, 4, 5], preset.length);
       const seqs = ids.map(() => new Sequence());
       const steps: Float32Array[] = [];
       try {
@@ -56,7 +56,7 @@ describe.each(Object.keys(CHECKPOINT_PRESETS) as CheckpointPreset[])('%s', (pres
             fed[i] = Int32Array.of(...(fed[i] as Int32Array), t);
           });
         }
-        expect(seqs.map((s) => s.length)).toEqual([7 + 4, 3 + 4, 5 + 4]);
+        expect(seqs.map((s) => s.length)).toEqual([7 + 4, 3 + 4, 4 + 4, 5 + 4]);
       } finally {
         for (const s of seqs) s.dispose();
       }

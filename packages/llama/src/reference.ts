@@ -13,7 +13,8 @@ import type { WeightMap } from './weights.js';
  * - Attention: scores · 1/√d, causal, keys inside the sliding window on sliding layers, softmax.
  * - MLP: `down(silu(gate(x)) · up(x))`; lm_head on the final norm (the embedding when tied).
  * - With an adapter (PEFT LoRA, scale already in `AdapterModuleWeights.scale`): each targeted
- *   linear computes `x·(W + scale·B·A)ᵀ`, the embedding adds `scale·(B·A)ᵀ[token]`, lm_head too.
+ *   linear computes `x·(W + scale·B·A)ᵀ`, the embedding adds `scale·(B·A)ᵀ[token]`, lm_head too;
+ *   a DoRA module (PEFT `lora/dora.py`) multiplies that by `m / ‖W + scale·B·A‖` per output (bias after).
  */
 export function referenceLogits(config: ModelConfig, weights: WeightMap, tokens: ArrayLike<number>, adapter?: LoRAAdapter): Float64Array[] {
   const c = config;
@@ -28,26 +29,9 @@ export function referenceLogits(config: ModelConfig, weights: WeightMap, tokens:
   };
   const lora = (module: string): AdapterModuleWeights | undefined => adapter?.modules.get(module);
   const linear = (x: Float64Array, module: string, outF: number, inF: number, bias: boolean): Float64Array => {
-    const W = w(`${module}.weight`);
     const b = bias ? w(`${module}.bias`) : undefined;
-    const y = new Float64Array(outF);
-    for (let o = 0; o < outF; o++) {
-      let s = b ? (b[o] as number) : 0;
-      for (let i = 0; i < inF; i++) s += (W[o * inF + i] as number) * (x[i] as number);
-      y[o] = s;
-    }
-    const m = lora(module);
-    if (m) {
-      // scale · B (A x): the same as x·(scale·B·A)ᵀ, exact in float64.
-      const ax = new Float64Array(m.rank);
-      for (let k = 0; k < m.rank; k++)
-        for (let i = 0; i < inF; i++) ax[k] = (ax[k] as number) + (m.a[k * inF + i] as number) * (x[i] as number);
-      for (let o = 0; o < outF; o++) {
-        let s = 0;
-        for (let k = 0; k < m.rank; k++) s += (m.b[o * m.rank + k] as number) * (ax[k] as number);
-        y[o] = (y[o] as number) + m.scale * s;
-      }
-    }
+    const y = loraLinear(w(`${module}.weight`), lora(module), x, outF, inF);
+    if (b) for (let o = 0; o < outF; o++) y[o] = (y[o] as number) + (b[o] as number);
     return y;
   };
   const norm = (x: Float64Array, weight: string): Float64Array => {
@@ -140,26 +124,51 @@ export function referenceLogits(config: ModelConfig, weights: WeightMap, tokens:
   const headName = c.tieWordEmbeddings ? 'model.embed_tokens' : 'lm_head';
   return h.map((x) => {
     const y = norm(x, 'model.norm.weight');
-    const W = w(`${headName}.weight`);
-    const logits = new Float64Array(c.vocabSize);
-    for (let v = 0; v < c.vocabSize; v++) {
-      let s = 0;
-      for (let i = 0; i < H; i++) s += (W[v * H + i] as number) * (y[i] as number);
-      logits[v] = s;
-    }
-    const m = lora('lm_head');
-    if (m) {
-      const ay = new Float64Array(m.rank);
-      for (let k = 0; k < m.rank; k++)
-        for (let i = 0; i < H; i++) ay[k] = (ay[k] as number) + (m.a[k * H + i] as number) * (y[i] as number);
-      for (let v = 0; v < c.vocabSize; v++) {
-        let s = 0;
-        for (let k = 0; k < m.rank; k++) s += (m.b[v * m.rank + k] as number) * (ay[k] as number);
-        logits[v] = (logits[v] as number) + m.scale * s;
-      }
-    }
-    return logits;
+    return loraLinear(w(`${headName}.weight`), lora('lm_head'), y, c.vocabSize, H);
   });
+}
+
+/**
+ * `W·x + scale·B·(A·x)` in float64 (W `[out, in]`), and for a DoRA module (PEFT `lora/dora.py`)
+ * `m / ‖W + scale·B·A‖ ⊙ (W·x + scale·B·A·x)`, the norm of each output row over the inputs. No bias.
+ */
+function loraLinear(W: Float32Array, m: AdapterModuleWeights | undefined, x: Float64Array, outF: number, inF: number): Float64Array {
+  const y = new Float64Array(outF);
+  for (let o = 0; o < outF; o++) {
+    let s = 0;
+    for (let i = 0; i < inF; i++) s += (W[o * inF + i] as number) * (x[i] as number);
+    y[o] = s;
+  }
+  if (m === undefined) return y;
+  // scale · B (A x): the same as x·(scale·B·A)ᵀ, exact in float64.
+  const ax = new Float64Array(m.rank);
+  for (let k = 0; k < m.rank; k++)
+    for (let i = 0; i < inF; i++) ax[k] = (ax[k] as number) + (m.a[k * inF + i] as number) * (x[i] as number);
+  const delta = m.magnitude === undefined ? undefined : deltaRows(m);
+  for (let o = 0; o < outF; o++) {
+    let s = 0;
+    for (let k = 0; k < m.rank; k++) s += (m.b[o * m.rank + k] as number) * (ax[k] as number);
+    y[o] = (y[o] as number) + m.scale * s;
+    if (delta !== undefined) {
+      let n2 = 0;
+      for (let i = 0; i < inF; i++) n2 += ((W[o * inF + i] as number) + (delta[o * inF + i] as number)) ** 2;
+      y[o] = ((m.magnitude?.[o] as number) / Math.sqrt(n2)) * (y[o] as number);
+    }
+  }
+  return y;
+}
+
+/** `scale·B·A` `[out, in]` of a linear module, in float64. */
+function deltaRows(m: AdapterModuleWeights): Float64Array {
+  const d = new Float64Array(m.outFeatures * m.inFeatures);
+  for (let o = 0; o < m.outFeatures; o++) {
+    for (let i = 0; i < m.inFeatures; i++) {
+      let s = 0;
+      for (let k = 0; k < m.rank; k++) s += (m.b[o * m.rank + k] as number) * (m.a[k * m.inFeatures + i] as number);
+      d[o * m.inFeatures + i] = m.scale * s;
+    }
+  }
+  return d;
 }
 
 /** `inv_freq` in float64 from the formulas (the model computes the same in float32, as torch does). */
@@ -180,7 +189,8 @@ function referenceInverseFrequencies(c: ModelConfig): Float64Array {
 }
 
 /**
- * An adapter merged into the weights, `W + scale·B·A` per targeted module (float64 sums, stored as
+ * An adapter merged into the weights, `W + scale·B·A` per targeted module (DoRA: each row of it
+ * times `m / ‖row‖`; float64 sums, stored as
  * float32): running the merged model without LoRA must give what the LoRA model gives. A model
  * with tied embeddings whose adapter touches embed_tokens or lm_head is returned untied (PEFT
  * wraps the two modules separately, so their deltas differ even though the base table is shared).
@@ -220,14 +230,26 @@ export function mergeAdapter(
         `mergeAdapter: ${name} has ${w.length} values; the adapter's ${m.name} is ${m.inFeatures} → ${m.outFeatures}`,
       );
     }
+    const merge = new Float64Array(rows * cols);
     for (let r = 0; r < rows; r++) {
       for (let col = 0; col < cols; col++) {
         const [o, i] = m.kind === 'linear' ? [r, col] : [col, r];
         let d = 0;
         for (let k = 0; k < m.rank; k++) d += (m.b[o * m.rank + k] as number) * (m.a[k * m.inFeatures + i] as number);
-        w[r * cols + col] = (w[r * cols + col] as number) + m.scale * d;
+        merge[r * cols + col] = (w[r * cols + col] as number) + m.scale * d;
       }
     }
+    // DoRA (PEFT `lora/layer.py` merge): each output row of W + scale·B·A times m / its norm.
+    if (m.magnitude !== undefined) {
+      for (let r = 0; r < rows; r++) {
+        const row = merge.subarray(r * cols, (r + 1) * cols);
+        const norm = Math.sqrt(row.reduce((a, v) => a + v * v, 0));
+        row.forEach((v, i) => {
+          row[i] = ((m.magnitude?.[r] as number) / norm) * v;
+        });
+      }
+    }
+    w.set(merge);
     merged.set(name, w);
   }
   return { config: out, weights: merged };

@@ -25,7 +25,7 @@ export function rowError(got: ArrayLike<number>, ref: ArrayLike<number>): number
   return max / Math.sqrt(ss / ref.length || 1);
 }
 
-/** Adapters for the mixed batches: every module (embedding and lm_head included) with rsLoRA; and a BF16 one on a few. */
+/** Adapters for the mixed batches: every module (embedding and lm_head included) with rsLoRA; a BF16 one on a few; DoRA on every linear module. */
 const TEST_ADAPTERS: readonly AdapterSpec[] = [
   {
     id: 'all-rslora',
@@ -35,6 +35,13 @@ const TEST_ADAPTERS: readonly AdapterSpec[] = [
     targets: ['embed_tokens', 'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'],
   },
   { id: 'attn-head-bf16', rank: 2, alpha: 4, targets: ['q_proj', 'v_proj', 'o_proj', 'down_proj', 'lm_head'], dtype: 'BF16' },
+  {
+    id: 'dora-r4',
+    rank: 4,
+    alpha: 8,
+    dora: true,
+    targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'],
+  },
 ];
 
 export function testAdapters(config: ModelConfig): LoRAAdapter[] {
@@ -58,9 +65,9 @@ export interface Loaded {
 }
 
 /** A checkpoint built from a spec, loaded from its in-memory files on a reference runtime. */
-export async function loadSpec(spec: CheckpointSpec, weightLayout: 'out-in' | 'in-out' = 'out-in'): Promise<Loaded> {
+export async function loadSpec(spec: CheckpointSpec, weightLayout: 'out-in' | 'in-out' = 'out-in', maxLoras = 2): Promise<Loaded> {
   const checkpoint = buildCheckpoint(spec);
-  const runtime = await referenceRuntime(2, weightLayout);
+  const runtime = await referenceRuntime(maxLoras, weightLayout);
   const { model } = await loadModel(checkpoint.files, { runtime });
   return {
     checkpoint,

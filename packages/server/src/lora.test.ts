@@ -22,6 +22,7 @@ beforeAll(async () => {
   await writePeftAdapterDir(join(root, 'fresh'), adapterFiles(config, spec('fresh', 8), 71));
   await writePeftAdapterDir(join(root, 'nested', 'sql-v2'), adapterFiles(config, spec('sql-v2', 4), 72));
   await writePeftAdapterDir(join(root, 'too-big-rank'), adapterFiles(config, spec('big', 64), 73));
+  await writePeftAdapterDir(join(root, 'dora'), adapterFiles(config, { ...spec('dora', 8), dora: true }, 76));
   await writePeftAdapterDir(outside, adapterFiles(config, spec('outside', 8), 74));
   mkdirSync(join(root, 'broken'));
   writeFileSync(join(root, 'broken', 'adapter_config.json'), '{ not json');
@@ -53,6 +54,18 @@ describe('runtime LoRA loading (vLLM /v1/load_lora_adapter, /v1/unload_lora_adap
     const res = await s.client.completions.create({ model: 'fresh', prompt, max_tokens: 3 });
     expect(res.usage?.completion_tokens).toBeGreaterThan(0);
     expect((await load('nested', join(root, 'nested', 'sql-v2'))).status).toBe(200);
+  });
+
+  it('loads and serves a DoRA adapter (use_dora, lora_magnitude_vector) like any other', async () => {
+    expect((await load('dora', 'dora')).status).toBe(200);
+    const body = { prompt, max_tokens: 6, temperature: 0, ignore_eos: true, return_token_ids: true };
+    const res = await post(`${s.url}/v1/completions`, { ...body, model: 'dora' });
+    expect(res.status).toBe(200);
+    expect(res.json.choices[0].token_ids).toHaveLength(6);
+    const id = s.serving.runtime.adapters.registered.find((r) => r.startsWith('dora'));
+    const modules = [...(s.serving.runtime.adapters.get(id as string)?.modules.values() ?? [])];
+    expect(modules.length).toBeGreaterThan(0);
+    for (const m of modules) expect(m.magnitude?.length).toBe(m.outFeatures);
   });
 
   it('refuses every path that leaves --lora-root with 403: .., absolute, a symlinked directory, a symlinked file', async () => {

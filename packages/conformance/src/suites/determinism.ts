@@ -16,6 +16,7 @@ const ADAPTERS = [
   { id: 'qkvo-r8', rank: 8, alpha: 16, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] },
   { id: 'mlp-r4', rank: 4, alpha: 4, targets: ['gate_proj', 'up_proj', 'down_proj'] },
   { id: 'all-r2-rs', rank: 2, alpha: 8, rslora: true, targets: ['embed_tokens', 'q_proj', 'v_proj', 'down_proj', 'lm_head'] },
+  { id: 'dora-r4', rank: 4, alpha: 8, dora: true, targets: ['q_proj', 'k_proj', 'o_proj', 'up_proj', 'lm_head'] },
 ] as const;
 
 async function tinyModel(factory: BackendFactory, maxLoras: number) {
@@ -74,9 +75,9 @@ export function determinismSuite(factory: BackendFactory, caps: BackendCapabilit
   // Node: every backend that runs in Node checks it there; Chromium projects skip it (SwiftShader is slow).
   describe.skipIf(!isNode)('determinism: a request never depends on its batch (tiny Llama from @lora/llama)', () => {
     it.skipIf(BIT_IDENTICAL_LOGITS in (caps.skip ?? {}))(
-      'logits of a sequence are bit-identical alone and in mixed batches (segments of 1–9 tokens, 0–3 adapters, prefill and decode)',
+      'logits of a sequence are bit-identical alone and in mixed batches (segments of 1–9 tokens, 0–4 adapters with DoRA, prefill and decode)',
       async () => {
-        const m = await tinyModel(factory, 3);
+        const m = await tinyModel(factory, ADAPTERS.length);
         const rng = new Random(99);
         const ids = [null, ...ADAPTERS.map((a) => a.id)];
         const prompt = (n: number) => Int32Array.from({ length: n }, () => rng.int(0, 95));

@@ -19,6 +19,13 @@ export interface AdapterModuleWeights {
   readonly inFeatures: number;
   /** `out` for linear, `D` for embedding. */
   readonly outFeatures: number;
+  /**
+   * DoRA (PEFT `use_dora`): the module's `lora_magnitude_vector` m, `[out]`, linear modules only.
+   * The layer then computes `m / ‖W + scale·B·A‖ ⊙ (W·x + scale·B·A·x)` (+ bias) for the tokens of
+   * this adapter, the row norms of W + scale·B·A taken once, when the adapter enters a slot
+   * (PEFT `lora/dora.py` `DoraLinearLayer`; docs/contract.md "DoRA").
+   */
+  readonly magnitude?: Float32Array;
 }
 
 /**
@@ -89,6 +96,8 @@ function checkModuleWeights(value: unknown, adapterId: string): AdapterModuleWei
       inFeatures: v.inFeatures,
       outFeatures: v.outFeatures,
     };
+    // Only present when given: a plain LoRA module keeps the shape it always had.
+    if (v.magnitude !== undefined) m = { ...m, magnitude: v.magnitude };
   } catch (err) {
     throw new LoRAError('E_CONFIG', `adapter "${adapterId}": a module could not be read: ${describeValue((err as Error)?.message)}`);
   }
@@ -116,9 +125,11 @@ function checkModuleWeights(value: unknown, adapterId: string): AdapterModuleWei
       `${where}: rank ${m.rank} needs A [${aRows}, ${aCols}] (${aRows * aCols} values) and B [${m.outFeatures}, ${m.rank}] (${m.outFeatures * m.rank} values), got ${m.a.length} and ${m.b.length} values`,
     );
   }
+  if (m.magnitude !== undefined) checkMagnitude(m, where);
   for (const [label, values] of [
     ['A', m.a],
     ['B', m.b],
+    ...(m.magnitude === undefined ? [] : ([['magnitude', m.magnitude]] as const)),
   ] as const) {
     const bad = firstNonFinite(values);
     if (bad >= 0) {
@@ -126,6 +137,22 @@ function checkModuleWeights(value: unknown, adapterId: string): AdapterModuleWei
     }
   }
   return Object.freeze(m);
+}
+
+/** A DoRA magnitude vector belongs to a linear module and has one value per output feature. */
+function checkMagnitude(m: AdapterModuleWeights, where: string): void {
+  if (m.kind !== 'linear') {
+    throw new LoRAError(
+      'E_UNSUPPORTED',
+      `${where}: a DoRA magnitude vector on an embedding is not supported (DoRA is served on linear modules)`,
+    );
+  }
+  if (!(m.magnitude instanceof Float32Array) || m.magnitude.length !== m.outFeatures) {
+    throw new LoRAError(
+      'E_SHAPE',
+      `${where}: magnitude (DoRA lora_magnitude_vector) must be a Float32Array of outFeatures = ${m.outFeatures} values, got ${describeValue(m.magnitude)}`,
+    );
+  }
 }
 
 /** A map nobody can write to after it was checked (a plain Map would still have `set`). */

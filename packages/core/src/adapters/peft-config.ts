@@ -15,6 +15,8 @@ export interface PeftAdapterConfig {
   readonly excludeModules: readonly string[] | string | null;
   /** `use_rslora`: scale by `alpha / √r` (rank-stabilised LoRA) instead of `alpha / r`. */
   readonly useRslora: boolean;
+  /** `use_dora`: every linear module it adapts carries a DoRA magnitude vector (`lora_magnitude_vector`). */
+  readonly useDora: boolean;
   /** `rank_pattern`: key → rank for the modules a key matches as a dotted suffix (a key may be a regex); the first matching key wins. */
   readonly rankPattern: Readonly<Record<string, number>>;
   /** `alpha_pattern`: key → alpha, matched as `rankPattern`. */
@@ -130,7 +132,7 @@ export function parsePeftConfig(input: unknown): PeftAdapterConfig {
   const loraAlpha = c.lora_alpha ?? 8;
   if (typeof loraAlpha !== 'number' || !Number.isFinite(loraAlpha))
     format(`lora_alpha must be a finite number, got ${describeValue(loraAlpha)}`);
-  for (const flag of ['use_rslora', 'fan_in_fan_out'] as const) {
+  for (const flag of ['use_rslora', 'fan_in_fan_out', 'use_dora'] as const) {
     if (c[flag] !== undefined && typeof c[flag] !== 'boolean') format(`${flag} must be a boolean, got ${describeValue(c[flag])}`);
   }
   const rankPattern = numberMap(c.rank_pattern, 'rank_pattern', true);
@@ -141,6 +143,7 @@ export function parsePeftConfig(input: unknown): PeftAdapterConfig {
     targetModules: moduleList(c.target_modules, 'target_modules'),
     excludeModules: moduleList(c.exclude_modules, 'exclude_modules'),
     useRslora: c.use_rslora === true,
+    useDora: c.use_dora === true,
     rankPattern: Object.freeze(rankPattern),
     alphaPattern: Object.freeze(alphaPattern),
     fanInFanOut: c.fan_in_fan_out === true,
@@ -169,6 +172,7 @@ function matchersOf(config: PeftAdapterConfig): Matchers {
     target_modules: config.targetModules,
     exclude_modules: config.excludeModules,
     use_rslora: config.useRslora,
+    use_dora: config.useDora,
     rank_pattern: config.rankPattern,
     alpha_pattern: config.alphaPattern,
     fan_in_fan_out: config.fanInFanOut,

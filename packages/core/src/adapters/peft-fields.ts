@@ -19,6 +19,7 @@ const IMPLEMENTED = new Set([
   'fan_in_fan_out',
   'layers_to_transform',
   'layers_pattern',
+  'use_dora',
 ]);
 
 /**
@@ -70,7 +71,6 @@ const refuseUnlessOff =
 const RULES = new Map<string, Rule>(
   Object.entries({
     peft_type: (v) => (v === undefined || v === 'LORA' ? undefined : `peft_type ${describeValue(v)} is not supported; only "LORA"`),
-    use_dora: refuseUnlessOff('DoRA (use_dora: true) is not supported: its magnitude vector would be ignored'),
     bias: (v) =>
       v === undefined || v === 'none' ? undefined : `bias ${describeValue(v)} is not supported; only "none" (LoRA biases would be ignored)`,
     lora_bias: refuseUnlessOff('lora_bias: true adds a bias to lora_B, which this loader does not apply'),

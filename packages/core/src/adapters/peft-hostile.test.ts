@@ -220,8 +220,10 @@ describe('loadPeftAdapterFromDir on paths that are not what they seem (Node)', (
   it('names the directory in format errors', async () => {
     const dir = join(root, 'bad-config');
     await mkdir(dir);
-    await writeFile(join(dir, 'adapter_config.json'), '{"r": 2, "use_dora": true}');
+    await writeFile(join(dir, 'adapter_config.json'), '{"r": 2, "use_dora": "yes"}');
     await writeFile(join(dir, 'adapter_model.safetensors'), weights());
-    await expect(loadPeftAdapterFromDir(dir)).rejects.toThrow(/E_UNSUPPORTED.*bad-config: adapter_config\.json: DoRA/);
+    await expect(loadPeftAdapterFromDir(dir)).rejects.toThrow(
+      /E_FORMAT.*bad-config: adapter_config\.json: use_dora must be a boolean, got "yes"/,
+    );
   });
 });

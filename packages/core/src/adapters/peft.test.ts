@@ -50,7 +50,6 @@ describe('loadPeftAdapter', () => {
   });
 
   it.each([
-    [{ use_dora: true }, /DoRA/],
     [{ bias: 'all' }, /bias "all" is not supported/],
     [{ modules_to_save: ['lm_head'] }, /modules_to_save/],
     [{ peft_type: 'IA3' }, /peft_type "IA3"/],
@@ -89,9 +88,78 @@ describe('loadPeftAdapter', () => {
     expect(() => loadPeftAdapter({ id: 'x', config, safetensors })).toThrow(/E_FORMAT/);
   });
 
-  it('refuses DoRA magnitude vectors and LoRA biases found in the weights', () => {
-    const dora = serializeSafetensors({ 'base_model.model.x.lora_magnitude_vector': { shape: [1], data: seq(1) } });
-    expect(() => loadPeftAdapter({ id: 'x', config: {}, safetensors: dora })).toThrow(/E_UNSUPPORTED.*DoRA/);
+  it('loads DoRA (use_dora, lora_magnitude_vector [out]) under every key form PEFT has written', () => {
+    const mq = seq(4, 0.25);
+    const mv = seq(2, 0.75);
+    const modules = [
+      { name: q, kind: 'linear' as const, rank: 2, a: seq(6), b: seq(8, 0.5), inFeatures: 3, outFeatures: 4, magnitude: mq },
+      { name: v, kind: 'linear' as const, rank: 2, a: seq(6), b: seq(4), inFeatures: 3, outFeatures: 2, magnitude: mv },
+    ];
+    const f = serializePeftAdapter(modules, { r: 2, lora_alpha: 4 });
+    expect(JSON.parse(f.config).use_dora).toBe(true);
+    const adapter = loadPeftAdapter({ id: 'd', config: f.config, safetensors: f.safetensors });
+    expect(Array.from(adapter.modules.get(q)?.magnitude ?? [])).toEqual(Array.from(mq));
+    expect(Array.from(adapter.modules.get(v)?.magnitude ?? [])).toEqual(Array.from(mv));
+    expect(adapter.config.useDora).toBe(true);
+    // In-memory names (before PEFT's save renames them): `.weight` and `.<adapter name>.weight`.
+    for (const suffix of ['lora_magnitude_vector.weight', 'lora_magnitude_vector.default.weight']) {
+      const tensors = {
+        [`base_model.model.${q}.lora_A.weight`]: { shape: [2, 3], data: seq(6) },
+        [`base_model.model.${q}.lora_B.weight`]: { shape: [4, 2], data: seq(8) },
+        [`base_model.model.${q}.${suffix}`]: { shape: [4], data: mq },
+      };
+      const loaded = loadPeftAdapter({ id: 'd', config: { r: 2, use_dora: true }, safetensors: serializeSafetensors(tensors) });
+      expect(Array.from(loaded.modules.get(q)?.magnitude ?? [])).toEqual(Array.from(mq));
+    }
+  });
+
+  it.each([
+    [
+      'use_dora without magnitude vectors',
+      { use_dora: true },
+      undefined,
+      /E_FORMAT.*q_proj: adapter_config\.json sets use_dora but the module has no lora_magnitude_vector/,
+    ],
+    [
+      'a magnitude vector without use_dora',
+      {},
+      [4],
+      /E_FORMAT.*q_proj has a DoRA lora_magnitude_vector but adapter_config\.json does not set use_dora/,
+    ],
+    [
+      'a magnitude vector of the wrong shape',
+      { use_dora: true },
+      [3],
+      /E_FORMAT.*q_proj: lora_magnitude_vector is \[3\]; DoRA needs one value per output feature, \[4\]/,
+    ],
+    ['a magnitude vector as a matrix', { use_dora: true }, [4, 1], /E_FORMAT.*lora_magnitude_vector is \[4,1\]/],
+  ])('refuses %s', (_, extra, magnitudeShape, message) => {
+    const tensors: Record<string, { shape: number[]; data: Float32Array }> = {
+      [`base_model.model.${q}.lora_A.weight`]: { shape: [2, 3], data: seq(6) },
+      [`base_model.model.${q}.lora_B.weight`]: { shape: [4, 2], data: seq(8) },
+    };
+    if (magnitudeShape !== undefined) {
+      const size = magnitudeShape.reduce((a, b) => a * b, 1);
+      tensors[`base_model.model.${q}.lora_magnitude_vector`] = { shape: magnitudeShape, data: seq(size) };
+    }
+    expect(() => loadPeftAdapter({ id: 'x', config: { r: 2, ...extra }, safetensors: serializeSafetensors(tensors) })).toThrow(message);
+  });
+
+  it('refuses DoRA on an embedding (E_UNSUPPORTED) and a magnitude vector of no module (E_FORMAT)', () => {
+    const f = serializePeftAdapter(
+      [{ name: emb, kind: 'embedding', rank: 2, a: seq(2 * 5), b: seq(3 * 2), inFeatures: 5, outFeatures: 3 }],
+      { r: 2, use_dora: true },
+    );
+    expect(() => loadPeftAdapter({ id: 'x', config: f.config, safetensors: f.safetensors })).toThrow(
+      /E_UNSUPPORTED.*embed_tokens: DoRA on an embedding/,
+    );
+    const lone = serializeSafetensors({ 'base_model.model.x.lora_magnitude_vector': { shape: [1], data: seq(1) } });
+    expect(() => loadPeftAdapter({ id: 'x', config: { use_dora: true }, safetensors: lone })).toThrow(
+      /E_FORMAT.*module x has a lora_magnitude_vector but no lora_A \/ lora_B/,
+    );
+  });
+
+  it('refuses LoRA biases found in the weights', () => {
     const bias = serializeSafetensors({ 'base_model.model.x.lora_B.bias': { shape: [1], data: seq(1) } });
     expect(() => loadPeftAdapter({ id: 'x', config: {}, safetensors: bias })).toThrow(/E_UNSUPPORTED.*bias/);
   });

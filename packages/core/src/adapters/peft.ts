@@ -28,6 +28,8 @@ interface Pair {
   kind: 'linear' | 'embedding';
   A?: SafetensorsTensor;
   B?: SafetensorsTensor;
+  /** DoRA's `lora_magnitude_vector` `[out]`. */
+  M?: SafetensorsTensor;
 }
 
 /**
@@ -37,7 +39,20 @@ interface Pair {
  */
 const BASE_EMBEDDING_SUFFIXES = ['.embed_tokens.base_layer.weight', '.lm_head.base_layer.weight'];
 
-type Classified = { module: string; kind: 'linear' | 'embedding'; which: 'A' | 'B' } | 'skip';
+type Classified = { module: string; kind: 'linear' | 'embedding'; which: 'A' | 'B' } | { module: string; which: 'M' } | 'skip';
+
+/**
+ * Where DoRA's magnitude vector sits in a split key, or -1: `<module>.lora_magnitude_vector` (what
+ * PEFT's `get_peft_model_state_dict` saves), `….lora_magnitude_vector.weight` or
+ * `….lora_magnitude_vector.<adapter name>.weight` (the in-memory names, before that rename).
+ */
+function magnitudeAt(parts: readonly string[]): number {
+  const n = parts.length;
+  if (parts[n - 1] === 'lora_magnitude_vector') return n - 1;
+  if (parts[n - 1] === 'weight' && parts[n - 2] === 'lora_magnitude_vector') return n - 2;
+  if (parts[n - 1] === 'weight' && parts[n - 3] === 'lora_magnitude_vector') return n - 3;
+  return -1;
+}
 
 /**
  * A tensor name → module, kind and A/B, by splitting on dots (vLLM `parse_fine_tuned_lora_name`):
@@ -62,8 +77,8 @@ function classify(key: string, file: string): Classified {
       return { module: parts.slice(0, back).join('.'), kind: 'embedding', which: at(back) === 'lora_embedding_A' ? 'A' : 'B' };
     }
   }
-  if (parts.includes('lora_magnitude_vector'))
-    throw new LoRAError('E_UNSUPPORTED', `${file}: ${describeValue(key)} is a DoRA magnitude vector; DoRA is not supported`);
+  const magnitude = magnitudeAt(parts);
+  if (magnitude >= 1) return { module: parts.slice(0, magnitude).join('.'), which: 'M' };
   if (at(-1) === 'bias' && parts.some((p) => p === 'lora_B' || p === 'lora_A'))
     throw new LoRAError('E_UNSUPPORTED', `${file}: ${describeValue(key)} is a LoRA bias; only bias "none" is supported`);
   throw new LoRAError(
@@ -76,7 +91,7 @@ function moduleWeights(module: string, pair: Pair, config: PeftAdapterConfig, fi
   const format = (message: string): never => {
     throw new LoRAError('E_FORMAT', `${file}: module ${module}: ${message}`);
   };
-  const { A, B, kind } = pair;
+  const { A, B, M, kind } = pair;
   if (!A || !B) return format(`has lora_${A ? 'A' : 'B'} but no lora_${A ? 'B' : 'A'}`);
   if (A.shape.length !== 2 || B.shape.length !== 2) format(`lora_A [${A.shape}] and lora_B [${B.shape}] must be matrices`);
   const { rank, scale } = moduleScale(config, module);
@@ -87,7 +102,20 @@ function moduleWeights(module: string, pair: Pair, config: PeftAdapterConfig, fi
   }
   if (inFeatures < 1 || outFeatures < 1) format(`lora_A [${A.shape}] and lora_B [${B.shape}] have an empty dimension`);
   if (!isTargeted(config, module)) format(`holds weights but is not adapted by target_modules ${describeValue(config.targetModules)}`);
-  return { name: module, kind, rank, scale, a: A.data, b: B.data, inFeatures, outFeatures };
+  const weights = { name: module, kind, rank, scale, a: A.data, b: B.data, inFeatures, outFeatures };
+  if (!config.useDora) return weights;
+  if (kind === 'embedding') throw new LoRAError('E_UNSUPPORTED', `${file}: module ${module}: DoRA on an embedding is not supported`);
+  return { ...weights, magnitude: doraMagnitude(M, outFeatures, format) };
+}
+
+/** DoRA: `use_dora` adapters carry `lora_magnitude_vector` `[out]` in every module PEFT adapted (PEFT `lora/layer.py` `dora_init`). */
+function doraMagnitude(M: SafetensorsTensor | undefined, outFeatures: number, format: (message: string) => never): Float32Array {
+  if (M === undefined) return format('adapter_config.json sets use_dora but the module has no lora_magnitude_vector');
+  if (M.shape.length !== 1 || M.shape[0] !== outFeatures)
+    format(
+      `lora_magnitude_vector is [${M.shape}]; DoRA needs one value per output feature, [${outFeatures}] (lora_B is [${outFeatures}, r])`,
+    );
+  return M.data;
 }
 
 /** The two files of a PEFT adapter, already in memory (fetched in a browser, read from anywhere), for {@link loadPeftAdapter}. */
@@ -140,14 +168,32 @@ export function loadPeftAdapter(input: PeftAdapterInput): PeftAdapter {
       );
     const file = 'adapter_model.safetensors';
     const pairs = new Map<string, Pair>();
+    const magnitudes = new Map<string, SafetensorsTensor>();
     for (const [key, tensor] of Object.entries(parsed.tensors)) {
       const c = classify(key, file);
       if (c === 'skip') continue;
+      if (c.which === 'M') {
+        if (magnitudes.has(c.module))
+          throw new LoRAError('E_FORMAT', `${file}: module ${c.module} has lora_magnitude_vector twice (${describeValue(key)})`);
+        magnitudes.set(c.module, tensor);
+        continue;
+      }
       const pair = pairs.get(c.module) ?? { kind: c.kind };
       if (pair.kind !== c.kind) throw new LoRAError('E_FORMAT', `${file}: module ${c.module} mixes linear and embedding LoRA weights`);
       if (pair[c.which]) throw new LoRAError('E_FORMAT', `${file}: module ${c.module} has lora_${c.which} twice (${describeValue(key)})`);
       pair[c.which] = tensor;
       pairs.set(c.module, pair);
+    }
+    for (const [module, magnitude] of magnitudes) {
+      const pair = pairs.get(module);
+      if (pair === undefined)
+        throw new LoRAError('E_FORMAT', `${file}: module ${module} has a lora_magnitude_vector but no lora_A / lora_B`);
+      if (!config.useDora)
+        throw new LoRAError(
+          'E_FORMAT',
+          `${file}: module ${module} has a DoRA lora_magnitude_vector but adapter_config.json does not set use_dora`,
+        );
+      pair.M = magnitude;
     }
     if (pairs.size === 0) throw new LoRAError('E_FORMAT', `${file}: holds no LoRA weights`);
     const modules = [...pairs].map(([module, pair]) => moduleWeights(module, pair, config, file));

@@ -2,8 +2,9 @@ import { add, keep, matMul, type Tensor1D, type Tensor2D, type Tensor3D, tidy, t
 import type { AdapterModuleWeights } from '../adapters/adapter.js';
 import type { LoRARuntime } from '../create.js';
 import { describeValue, LoRAError } from '../errors.js';
-import type { LoRAMetadata } from '../metadata.js';
+import type { LoRAMapping, LoRAMetadata } from '../metadata.js';
 import { checkRankFits, checkScale, checkTensor } from '../validate.js';
+import { checkedDoraFactors, type DoRABase, DoRAColumns, doraFactors } from './dora.js';
 import { checkLive, checkSlot, checkTokenCount, type LoRALayer, type MatrixInput, readMatrix } from './layer.js';
 import { stackBytes, WeightStack, writeB } from './stack.js';
 
@@ -13,6 +14,10 @@ interface SliceWeights {
   rank: number;
   scale: number;
   name: string;
+  /** The module when it is DoRA (its factors are made on the device when the slot is written), else null. */
+  dora: AdapterModuleWeights | null;
+  /** Its factors `m / ‖W + s·B·A‖ − 1` when already computed and checked on the host (host-memory backends). */
+  doraValues?: Float32Array;
 }
 
 /** The base weights of a linear layer: what every linear layer's options hold besides its module name(s). */
@@ -65,6 +70,12 @@ abstract class StackedLinear implements LoRALayer {
   readonly #sliceRanks: Int32Array[];
   /** Each slot's largest rank over the slices: what kernels that skip padding read up to. */
   readonly #slotRanks: Int32Array;
+  /** First output column of each slice. */
+  readonly #offsets: number[];
+  /** DoRA's per-slot column factors, made when the first DoRA adapter enters a slot. */
+  #dora: DoRAColumns | null = null;
+  /** DoRA factors checked on the host per adapter module, so validating and then writing a slot computes them once. */
+  readonly #doraOf = new WeakMap<AdapterModuleWeights, Float32Array>();
 
   protected constructor(runtime: LoRARuntime, modules: readonly string[], outputSizes: readonly number[], options: LinearLayerOptions) {
     const layout = options?.layout ?? 'out-in';
@@ -112,6 +123,7 @@ abstract class StackedLinear implements LoRALayer {
     this.#b = bShapes.map((shape) => new WeightStack(shape, overwrite));
     this.#sliceRanks = outputSizes.map(() => new Int32Array(L));
     this.#slotRanks = new Int32Array(L);
+    this.#offsets = outputSizes.map((_, s) => outputSizes.slice(0, s).reduce((a, b) => a + b, 0));
     // tfjs-wasm multiplies `x·W` with W [H, O] through XNNPACK, 5× faster than `transposeB`; other
     // backends take either. A weight already in the wanted layout is used as it is (one copy on the device).
     const wanted = runtime.backend.weightLayout === 'in-out' ? 'in-out' : layout;
@@ -145,6 +157,7 @@ abstract class StackedLinear implements LoRALayer {
     checkSlot(slot, this.runtime.config.maxLoras);
     const prepared = this.#prepare(modules);
     for (const [s, w] of prepared.entries()) this.#commit(slot, s, w);
+    this.#commitDoRA(slot, prepared);
   }
 
   validateSlot(modules: readonly (AdapterModuleWeights | null)[]): void {
@@ -156,8 +169,37 @@ abstract class StackedLinear implements LoRALayer {
       const m = modules[s] ?? null;
       if (m !== null && m.kind !== 'linear')
         throw new LoRAError('E_SHAPE', `${name} is a linear layer but the adapter holds embedding weights for it`);
-      return m === null ? null : this.#check(s, { a: m.a, b: m.b, rank: m.rank, scale: m.scale, name: m.name });
+      if (m === null) return null;
+      const w = this.#check(s, { a: m.a, b: m.b, rank: m.rank, scale: m.scale, name: m.name, dora: null });
+      if (m.magnitude === undefined) return w;
+      if (m.magnitude.length !== (this.sliceShapes[s] as { outFeatures: number }).outFeatures)
+        throw new LoRAError('E_SHAPE', `${m.name}: the DoRA magnitude vector must have one value per output of layer ${this.modules[s]}`);
+      // Host-memory backends read the factors back for free: checked here, before any slot is written.
+      return this.runtime.backend.hostMemory === true ? { ...w, dora: m, doraValues: this.#checkedFactors(s, m) } : { ...w, dora: m };
     });
+  }
+
+  #checkedFactors(s: number, m: AdapterModuleWeights): Float32Array {
+    let g = this.#doraOf.get(m);
+    if (g === undefined) {
+      g = checkedDoraFactors(this.#doraBase, this.#offsets[s] as number, m);
+      this.#doraOf.set(m, g);
+    }
+    return g;
+  }
+
+  get #doraBase(): DoRABase {
+    return { matrix: this.#matrix, layout: this.#matrixLayout };
+  }
+
+  /** A slot's DoRA factors (the per-slot rows are only made once a DoRA adapter arrives). */
+  #commitDoRA(slot: number, prepared: readonly (SliceWeights | null)[]): void {
+    if (this.#dora === null && prepared.every((w) => w?.dora == null)) return;
+    this.#dora ??= new DoRAColumns(this.runtime.config.maxLoras, this.weight.shape[this.layout === 'out-in' ? 0 : 1] as number);
+    const factors = prepared.map((w, s) =>
+      w?.dora == null ? null : (w.doraValues ?? doraFactors(this.#doraBase, this.#offsets[s] as number, w.dora)),
+    );
+    this.#dora.write(slot, factors, this.outputSizes);
   }
 
   /**
@@ -167,6 +209,10 @@ abstract class StackedLinear implements LoRALayer {
   resetLoRA(slot: number): void {
     checkSlot(slot, this.runtime.config.maxLoras);
     for (let s = 0; s < this.modules.length; s++) this.#commit(slot, s, null);
+    this.#commitDoRA(
+      slot,
+      this.modules.map(() => null),
+    );
   }
 
   /**
@@ -184,9 +230,10 @@ abstract class StackedLinear implements LoRALayer {
       const { inFeatures, outFeatures } = this.sliceShapes[s] as { inFeatures: number; outFeatures: number };
       const A = readMatrix(as, `a for ${name}`, undefined, inFeatures);
       const B = readMatrix(bs, `b for ${name}`, outFeatures, A.rows);
-      return this.#check(s, { a: A.data, b: B.data, rank: A.rows, scale, name });
+      return this.#check(s, { a: A.data, b: B.data, rank: A.rows, scale, name, dora: null });
     });
     for (const [s, w] of prepared.entries()) this.#commit(slot, s, w);
+    this.#commitDoRA(slot, prepared);
   }
 
   #check(s: number, w: SliceWeights): SliceWeights {
@@ -213,14 +260,15 @@ abstract class StackedLinear implements LoRALayer {
     writeB(bBlock, w.b, (this.sliceShapes[s] as { outFeatures: number }).outFeatures, w.rank, this.runtime.config.maxLoraRank, w.scale);
   }
 
-  /** `x·Wᵀ (+ bias)` plus every token's adapter: one shrink and one expand for the batch. */
+  /** `x·Wᵀ (+ bias)` plus every token's adapter: one shrink and one expand for the batch (and DoRA's column factors where a token's adapter has them). */
   forward(x: Tensor2D): Tensor2D {
     // Checked before the base matmul, so a wrong input is a LoRAError naming it, not a tfjs error.
     this.checkInput(x);
     return tidy(() => {
       let y = (this.#matrixLayout === 'in-out' ? matMul(x, this.#matrix) : matMul(x, this.#matrix, false, true)) as Tensor2D;
       if (this.bias) y = add(y, this.bias) as Tensor2D;
-      return this.addLoRA(y, x);
+      y = this.addLoRA(y, x);
+      return this.#dora === null ? y : this.#dora.apply(y, this.mappingOf(this.runtime.punica.meta), this.bias);
     });
   }
 
@@ -238,12 +286,12 @@ abstract class StackedLinear implements LoRALayer {
     if (xt.shape[1] !== hidden) {
       throw new LoRAError('E_SHAPE', `x must be [T, H = ${hidden}] for layer ${this.modules[0]}, got shape [${xt.shape.join(', ')}]`);
     }
-    checkTokenCount(xt.shape[0] as number, this.rowsOf(meta), this.modules[0] as string);
+    checkTokenCount(xt.shape[0] as number, this.mappingOf(meta).numTokens, this.modules[0] as string);
   }
 
-  /** The rows `x` must have in the current batch: one per token. */
-  protected rowsOf(meta: LoRAMetadata): number {
-    return meta.numTokens;
+  /** The mapping of this layer's rows: the token mapping (one row per token). */
+  protected mappingOf(meta: LoRAMetadata): LoRAMapping {
+    return meta;
   }
 
   /**
@@ -258,6 +306,7 @@ abstract class StackedLinear implements LoRALayer {
   #free(): void {
     if (this.#ownsMatrix) this.#matrix.dispose();
     for (const s of [...this.#a, ...this.#b]) s.dispose();
+    this.#dora?.dispose();
   }
 }
 
@@ -298,8 +347,8 @@ export class LoRALogits extends LoRALinear {
     return this.runtime.punica.addLoRALogits(y, x, this.loraA[0] as Tensor3D, this.loraB[0] as Tensor3D, 1, this.slotRanks);
   }
 
-  /** The rows `x` must have in the current batch: one per sequence being sampled (`meta.sampler.numTokens`). */
-  protected override rowsOf(meta: LoRAMetadata): number {
-    return meta.sampler.numTokens;
+  /** The mapping of lm_head's rows: one per sequence being sampled (`meta.sampler`). */
+  protected override mappingOf(meta: LoRAMetadata): LoRAMapping {
+    return meta.sampler;
   }
 }
