@@ -2,10 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { TINY_SHAPES } from './kernels.js';
 import { runVariantBench, variantTable } from './variants.js';
 
-describe('variants: per-request strength and DoRA against plain LoRA', () => {
+describe('variants: per-request strength, mixes and DoRA against plain LoRA', () => {
   it('measures each pair on the same data, interleaved, and reports a cost or "within noise", never a speed-up', async () => {
     const results = await runVariantBench({ shapes: TINY_SHAPES.slice(0, 1), engines: ['js'], rounds: 5 });
-    expect(results.map((r) => r.variant)).toEqual(['per-request strength', 'DoRA (layer forward)']);
+    expect(results.map((r) => r.variant)).toEqual(['per-request strength', 'mix of two adapters', 'DoRA (layer forward)']);
     const table = variantTable(results);
     for (const r of results) {
       expect(r.plain.times).toHaveLength(5);

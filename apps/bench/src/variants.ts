@@ -7,13 +7,14 @@ import type { Progress } from './progress.js';
 /**
  * What an adapter variant (#19) costs over plain LoRA, on the same data: per-request strength as
  * the same addLoRALinear with and without every request at its own strength (`tokenLoraScales`,
- * the server's `lora_scale`); DoRA as a whole layer forward (base matmul, LoRA term, DoRA's column
+ * the server's `lora_scale`); a mix as the same call with every request mixing its adapter and
+ * the next one (one mix lane: what it must cost is a second LoRA pass, +100 %); DoRA as a whole layer forward (base matmul, LoRA term, DoRA's column
  * factors) with the same adapters with and without their magnitude vectors. Measured interleaved,
  * per round, in alternating order (neither always goes first), on one runtime each, so both see
  * the same machine state.
  */
 export interface VariantResult {
-  readonly variant: 'per-request strength' | 'DoRA (layer forward)';
+  readonly variant: 'per-request strength' | 'mix of two adapters' | 'DoRA (layer forward)';
   readonly engine: 'js' | 'wasm';
   readonly shape: KernelShape;
   readonly plain: Sample;
@@ -34,12 +35,12 @@ export interface VariantBenchOptions {
 }
 
 /**
- * Steps {@link runVariantBench} reports: per pair, two warm-ups and the rounds; strength on every
- * engine, DoRA on the last one only (wasm where it runs: a whole layer forward at prefill on the
+ * Steps {@link runVariantBench} reports: per pair, two warm-ups and the rounds; strength and mixes
+ * on every engine, DoRA on the last one only (wasm where it runs: a whole layer forward at prefill on the
  * scalar js engine's tfjs matmul takes minutes, and it is not the engine anyone serves with).
  */
 export const variantSteps = (o: Pick<VariantBenchOptions, 'shapes' | 'engines' | 'rounds'>): number =>
-  o.shapes.length * (o.engines.length + 1) * (2 + o.rounds);
+  o.shapes.length * (2 * o.engines.length + 1) * (2 + o.rounds);
 
 /** One variant against plain LoRA on one shape and engine: two runtimes and what each runs per round. */
 interface Pair {
@@ -55,13 +56,24 @@ export async function runVariantBench(opts: VariantBenchOptions): Promise<Varian
       const { numTokens: T, numAdapters: L, hidden: H, out: O, rank: R } = shape;
       const make = () =>
         createLoRA({ backend: 'cpu', backendOptions: { engine }, maxLoras: L, maxLoraRank: R, maxNumTokens: Math.max(T, 16) });
-      const runtimes: LoRARuntime[] = [await make(), await make(), await make(), await make()];
-      const [plainRt, scaledRt, plainLayerRt, doraRt] = runtimes as [LoRARuntime, LoRARuntime, LoRARuntime, LoRARuntime];
+      const runtimes: LoRARuntime[] = [await make(), await make(), await make(), await make(), await make()];
+      const [plainRt, scaledRt, plainLayerRt, doraRt, mixRt] = runtimes as [
+        LoRARuntime,
+        LoRARuntime,
+        LoRARuntime,
+        LoRARuntime,
+        LoRARuntime,
+      ];
       const slots = tokenSlots(shape);
       plainRt.punica.updateMetadata({ tokenLoraIndices: slots });
       // A strength per request (one per slot here), none of them 1 or 0: every row takes the scaled path.
       const strengths = Float32Array.from(slots, (s) => 0.25 + 0.5 * ((s % 3) + 1));
       scaledRt.punica.updateMetadata({ tokenLoraIndices: slots, tokenLoraScales: strengths });
+      // Every request mixes its adapter with the next slot's at weight 0.5: one lane over every row.
+      mixRt.punica.updateMetadata({
+        tokenLoraIndices: slots,
+        mixLanes: [{ tokenLoraIndices: slots.map((s) => (s + 1) % L), tokenLoraScales: new Float32Array(T).fill(0.5) }],
+      });
       const x = tf.tensor2d(randomFloats(T * H, 1), [T, H]);
       const y = tf.tensor2d(randomFloats(T * O, 1), [T, O]);
       const a = tf.tensor3d(randomFloats(L * R * H, 1 / Math.sqrt(H)), [L, R, H]);
@@ -82,6 +94,11 @@ export async function runVariantBench(opts: VariantBenchOptions): Promise<Varian
           variant: 'per-request strength',
           plain: () => plainRt.punica.addLoRALinear(y, x, [a], [b], 1, [O]),
           variantRun: () => scaledRt.punica.addLoRALinear(y, x, [a], [b], 1, [O]),
+        },
+        {
+          variant: 'mix of two adapters',
+          plain: () => plainRt.punica.addLoRALinear(y, x, [a], [b], 1, [O]),
+          variantRun: () => mixRt.punica.addLoRALinear(y, x, [a], [b], 1, [O]),
         },
       ];
       if (engine === opts.engines[opts.engines.length - 1]) {

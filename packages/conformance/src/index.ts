@@ -7,6 +7,7 @@ import { doraSuite } from './suites/dora.js';
 import { errorSuite } from './suites/errors.js';
 import { hostileSuite } from './suites/hostile/index.js';
 import { leakSuite } from './suites/leaks.js';
+import { mixSuite } from './suites/mixes.js';
 import { programSuite } from './suites/programs.js';
 import { rankSuite } from './suites/ranks.js';
 import { strengthSuite } from './suites/strength.js';
@@ -36,6 +37,7 @@ export function describeBackend(factory: BackendFactory, capabilities: BackendCa
     strengthSuite(factory, capabilities);
     rankSuite(factory, capabilities);
     doraSuite(factory, capabilities);
+    mixSuite(factory, capabilities);
     errorSuite(factory, capabilities);
     leakSuite(factory, capabilities);
     adapterSuite(factory, capabilities);

@@ -18,7 +18,10 @@ export interface LoRASegment {
  * the host. Typed arrays are shared with kernels and must be treated as read-only.
  */
 export interface LoRAMapping {
-  /** Increases with every `updateMetadata`: backends key their uploads and caches on it. */
+  /**
+   * Increases with every `updateMetadata`: backends free uploads of older batches by it. A batch's
+   * mix lanes share its version (each is its own mapping object: key caches on the object).
+   */
   readonly version: number;
   /** Rows of the batch: tokens for the token mapping, sequences being sampled for `sampler`; at most `maxNumTokens`. */
   readonly numTokens: number;
@@ -53,6 +56,13 @@ export interface LoRAMetadata extends LoRAMapping {
    * `addLoRALogits`; without `samplerLoraIndices` it is the token mapping itself (one row per token).
    */
   readonly sampler: LoRAMapping;
+  /**
+   * Adapter mixes (issue #19): each lane is one more mapping of the same rows, with the mix's next
+   * adapter (and its weight as the row's strength) for rows of a mixed request and -1 elsewhere.
+   * `addLoRALinear`, `addLoRAEmbedding` and `addLoRALogits` add every lane's term after the main
+   * mapping's, in lane order; empty when no request mixes adapters.
+   */
+  readonly mixLanes: readonly LoRAMetadata[];
 }
 
 /**
@@ -181,6 +191,11 @@ export interface BatchMapping {
   tokenLoraScales?: ScaleArray;
   /** Strength per sampled row; required when `tokenLoraScales` and `samplerLoraIndices` are both given. */
   samplerLoraScales?: ScaleArray;
+  /**
+   * Adapter mixes: one more mapping of the same rows per lane (see {@link LoRAMetadata.mixLanes}),
+   * with its weights as strengths; at most `maxLoras − 1` lanes (a mix of k adapters needs k slots).
+   */
+  mixLanes?: readonly Omit<BatchMapping, 'mixLanes'>[];
 }
 
 /** Token mapping and sampler mapping for one batch; the sampler defaults to one row per token. */
@@ -195,6 +210,7 @@ export function computeMetadata(m: BatchMapping, options: { maxLoras: number; ma
       samplerLoraIndices: m.samplerLoraIndices,
       tokenLoraScales: m.tokenLoraScales,
       samplerLoraScales: m.samplerLoraScales,
+      mixLanes: m.mixLanes,
     };
   } catch (err) {
     throw new LoRAError('E_INDEX', `updateMetadata's argument could not be read: ${describeValue((err as Error)?.message)}`);
@@ -221,5 +237,43 @@ export function computeMetadata(m: BatchMapping, options: { maxLoras: number; ma
           scales: given.samplerLoraScales,
           scalesWhat: 'samplerLoraScales',
         });
-  return Object.freeze({ ...tokens, sampler });
+  const mixLanes = computeLanes(given.mixLanes, tokens, sampler, options);
+  return Object.freeze({ ...tokens, sampler, mixLanes });
+}
+
+/** Each lane as its own metadata, checked to map the same rows as the main mapping. */
+function computeLanes(
+  lanes: unknown,
+  tokens: LoRAMapping,
+  sampler: LoRAMapping,
+  options: { maxLoras: number; maxNumTokens?: number; version?: number },
+): readonly LoRAMetadata[] {
+  if (lanes === undefined) return Object.freeze([]);
+  const given = snapshotArray(lanes, 'mixLanes', {
+    code: 'E_SHAPE',
+    // One past the limit: a longer list gets the capacity message below, and no huge copy is made.
+    maxLength: options.maxLoras,
+    expected: 'an array of { tokenLoraIndices, tokenLoraScales?, samplerLoraIndices?, samplerLoraScales? }',
+  });
+  if (given.length > options.maxLoras - 1) {
+    throw new LoRAError(
+      'E_CAPACITY',
+      `mixLanes has ${given.length >= options.maxLoras ? `at least ${given.length}` : given.length} lanes; a mix of k adapters needs k slots, so at most maxLoras − 1 = ${options.maxLoras - 1} lanes`,
+    );
+  }
+  return Object.freeze(
+    given.map((lane, k) => {
+      if (lane === null || typeof lane !== 'object')
+        throw new LoRAError('E_SHAPE', `mixLanes[${k}] must be { tokenLoraIndices, tokenLoraScales?, … }, got ${describeValue(lane)}`);
+      const meta = computeMetadata(lane as BatchMapping, options);
+      if (meta.mixLanes.length > 0) throw new LoRAError('E_SHAPE', `mixLanes[${k}] has lanes of its own; lanes do not nest`);
+      if (meta.numTokens !== tokens.numTokens || meta.sampler.numTokens !== sampler.numTokens) {
+        throw new LoRAError(
+          'E_SHAPE',
+          `mixLanes[${k}] maps ${meta.numTokens} tokens and ${meta.sampler.numTokens} sampled rows; the batch has ${tokens.numTokens} and ${sampler.numTokens}`,
+        );
+      }
+      return meta;
+    }),
+  );
 }

@@ -143,7 +143,8 @@ export class PunicaWrapper {
       0,
       true,
     );
-    return this.#linear(y, x, a.loraA, b.loraB, scale, b.outputSlices, meta, checkSlotRanks(this.#ctx, slotRanks));
+    const ranks = checkSlotRanks(this.#ctx, slotRanks);
+    return this.#withLanes(y, meta, (acc, lane) => this.#linear(acc, x, a.loraA, b.loraB, scale, b.outputSlices, lane, ranks));
   }
 
   /** `y + B[slot(t)] · A[slot(t), tokenIds[t]]`: the LoRA term of an embedding lookup. `slotRanks`: see {@link SlotRankArray}. */
@@ -154,23 +155,26 @@ export class PunicaWrapper {
     // Ids are range-checked where reading them is free (host-memory backends); a GPU backend would
     // have to stall for the read-back, and its gather reads a zero row for an id out of range.
     if (this.#backend.hostMemory === true) checkTokenIdValues(tokenIds.dataSync(), vocab);
-    if (meta.noLoRA || allEmpty(meta, ranks)) return clone(y);
-    // Shrink of an embedding is a row gather: row slot·V + id of A viewed as [L·V, R]. Tokens
-    // without LoRA gather row `id` of slot 0 and are then skipped by expand.
-    const slotRows = new Int32Array(meta.numTokens);
-    for (let t = 0; t < slotRows.length; t++) slotRows[t] = Math.max(meta.tokenLoraIndices[t] as number, 0) * vocab;
-    return tidy(() => {
-      const rows = add(tensor1d(slotRows, 'int32'), tokenIds);
-      const shrunk = reshape(gather(reshape(loraA, [-1, rank]), rows), [1, meta.numTokens, rank]) as Tensor3D;
-      return this.#backend.expand(expandCall(y, withTokenScales(shrunk, meta), [loraB], meta, [width], { slotRanks: ranks }));
+    return this.#withLanes(y, meta, (acc, lane) => {
+      if (lane.noLoRA || allEmpty(lane, ranks)) return clone(acc);
+      // Shrink of an embedding is a row gather: row slot·V + id of A viewed as [L·V, R]. Tokens
+      // without LoRA gather row `id` of slot 0 and are then skipped by expand.
+      const slotRows = new Int32Array(lane.numTokens);
+      for (let t = 0; t < slotRows.length; t++) slotRows[t] = Math.max(lane.tokenLoraIndices[t] as number, 0) * vocab;
+      return tidy(() => {
+        const rows = add(tensor1d(slotRows, 'int32'), tokenIds);
+        const shrunk = reshape(gather(reshape(loraA, [-1, rank]), rows), [1, lane.numTokens, rank]) as Tensor3D;
+        return this.#backend.expand(expandCall(acc, withTokenScales(shrunk, lane), [loraB], lane, [width], { slotRanks: ranks }));
+      });
     });
   }
 
   /** `y + scale · B·(A·x)` for lm_head, one row per sampled sequence (`samplerLoraIndices`). `slotRanks`: see {@link SlotRankArray}. */
   addLoRALogits(y: Tensor2D, x: Tensor2D, loraA: Tensor3D, loraB: Tensor3D, scale: number, slotRanks?: SlotRankArray): Tensor2D {
-    const meta = this.#ready('addLoRALogits').sampler;
-    checkLogits(this.#ctx, meta.numTokens, y, x, loraA, loraB, scale);
-    return this.#linear(y, x, [loraA], [loraB], scale, [y.shape[1]], meta, checkSlotRanks(this.#ctx, slotRanks));
+    const meta = this.#ready('addLoRALogits');
+    checkLogits(this.#ctx, meta.sampler.numTokens, y, x, loraA, loraB, scale);
+    const ranks = checkSlotRanks(this.#ctx, slotRanks);
+    return this.#withLanes(y, meta, (acc, lane) => this.#linear(acc, x, [loraA], [loraB], scale, [y.shape[1]], lane.sampler, ranks));
   }
 
   /** Calls after dispose() throw E_DISPOSED. The backend is disposed by the runtime that owns it. */
@@ -183,6 +187,16 @@ export class PunicaWrapper {
   /** True once `dispose()` ran: every call then throws E_DISPOSED, and layers check it before touching their stacks. */
   get isDisposed(): boolean {
     return this.#disposed;
+  }
+
+  /**
+   * `term(y, main mapping)`, then each mix lane's term added to that, in lane order (a row's terms
+   * always add in its request's order, whatever else is in the batch). Lanes no row uses cost nothing.
+   */
+  #withLanes(y: Tensor2D, meta: LoRAMetadata, term: (acc: Tensor2D, lane: LoRAMetadata) => Tensor2D): Tensor2D {
+    const lanes = meta.mixLanes.filter((lane) => !lane.noLoRA || !lane.sampler.noLoRA);
+    if (lanes.length === 0) return term(y, meta);
+    return tidy(() => lanes.reduce((acc, lane) => term(acc, lane), term(y, meta)));
   }
 
   #linear(
@@ -272,5 +286,6 @@ function copyMetadata(meta: LoRAMetadata): LoRAMetadata {
   return Object.freeze({
     ...tokens,
     sampler: meta.sampler.tokenLoraIndices === meta.tokenLoraIndices ? tokens : copyMapping(meta.sampler),
+    mixLanes: Object.freeze(meta.mixLanes.map(copyMetadata)),
   });
 }

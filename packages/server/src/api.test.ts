@@ -89,6 +89,54 @@ describe('OpenAI API: models and completions (token-id prompts)', () => {
     expect(await run('translator-r32-rslora', 0.5)).toEqual(half);
   });
 
+  it('lora_mix (extra_body): a weighted mix of served adapters over the base model, in the shared batch, beside plain requests', async () => {
+    const run = async (model: string, loraMix?: { name: string; weight: number }[]) => {
+      const res = await s.client.completions.create({
+        model,
+        prompt,
+        max_tokens: 8,
+        temperature: 0,
+        ...({ ignore_eos: true, return_token_ids: true, ...(loraMix === undefined ? {} : { lora_mix: loraMix }) } as object),
+      });
+      expect(res.model).toBe(model);
+      return (res.choices[0] as unknown as { token_ids: number[] }).token_ids;
+    };
+    const mix = [
+      { name: 'sql-r8', weight: 0.8 },
+      { name: 'translator-r32-rslora', weight: 1.5 },
+    ];
+    const [mixed, sql, base, alone] = await Promise.all([
+      run('demo-tiny', mix),
+      run('sql-r8'),
+      run('demo-tiny'),
+      run('demo-tiny', [{ name: 'sql-r8', weight: 1 }]),
+    ]);
+    // A one-adapter mix at weight 1 is the adapter; the two-adapter mix is neither of its parts.
+    expect(alone).toEqual(sql);
+    expect(mixed).not.toEqual(sql);
+    expect(mixed).not.toEqual(base);
+    expect(await run('demo-tiny', mix)).toEqual(mixed);
+    const mixError = async (body: object, status: number) => {
+      const r = await post(`${s.url}/v1/completions`, { model: 'demo-tiny', prompt, max_tokens: 2, ...body });
+      expect(r.status, JSON.stringify(body)).toBe(status);
+      expect(r.json.error).toMatchObject({ param: 'lora_mix' });
+    };
+    await mixError({ lora_mix: [] }, 400);
+    await mixError({ lora_mix: [{ name: 'sql-r8' }] }, 400);
+    await mixError(
+      {
+        lora_mix: [
+          { name: 'sql-r8', weight: 1 },
+          { name: 'sql-r8', weight: 2 },
+        ],
+      },
+      400,
+    );
+    await mixError({ lora_mix: [{ name: 'nope', weight: 1 }] }, 404);
+    await mixError({ lora_mix: [{ name: 'demo-tiny', weight: 1 }] }, 400);
+    await mixError({ model: 'sql-r8', lora_mix: [{ name: 'poet-r16', weight: 1 }] }, 400);
+  });
+
   it('a seed makes a sampled request reproducible', async () => {
     const run = async () =>
       (

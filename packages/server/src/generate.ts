@@ -20,8 +20,44 @@ function paramOf(err: unknown): string | null {
   if (!isLoRAError(err)) return null;
   if (err.code === 'E_CAPACITY') return /maxTokens/.test(err.message) ? 'max_tokens' : 'prompt';
   if (/\bloraScale\b/.test(err.message)) return 'lora_scale';
+  // Engine.add's `adapters` is the server's lora_mix (its messages name `adapters`, a mix or DoRA).
+  if (/\badapters\b|\bmix\b|is DoRA/.test(err.message)) return 'lora_mix';
   if (err.code === 'E_INDEX' || /prompt/.test(err.message)) return 'prompt';
   return null;
+}
+
+/** A lease on the requested model, and on every adapter of its mix (their runtime ids and weights in `mix`). */
+async function leaseAll(
+  ctx: ServerContext,
+  model: string,
+  loraMix: readonly { readonly name: string; readonly weight: number }[] | undefined,
+): Promise<Lease & { readonly mix?: readonly { id: string; weight: number }[] }> {
+  const lease = await ctx.models.acquire(model);
+  if (loraMix === undefined) return lease;
+  const held: Lease[] = [];
+  const release = () => {
+    lease.release();
+    for (const l of held) l.release();
+  };
+  try {
+    for (const term of loraMix) {
+      // A name not served is this field's 404, not the model's.
+      const l = await ctx.models.acquire(term.name).catch((err: unknown) => {
+        throw err instanceof ApiError && err.status === 404
+          ? new ApiError(404, `lora_mix names \`${term.name}\`, which this server does not serve.`, {
+              param: 'lora_mix',
+              code: 'model_not_found',
+            })
+          : err;
+      });
+      held.push(l);
+      if (l.adapter === null) throw badParam('lora_mix', `lora_mix names the base model ${JSON.stringify(term.name)}; list adapters only`);
+    }
+  } catch (err) {
+    release();
+    throw err;
+  }
+  return { ...lease, release, mix: held.map((l, k) => ({ id: l.adapter as string, weight: (loraMix[k] as { weight: number }).weight })) };
 }
 
 /**
@@ -42,6 +78,8 @@ export async function admit(
     sampling: SamplingParams;
     /** The adapter's strength (`lora_scale`); 1 when the request gave none. */
     loraScale?: number;
+    /** `lora_mix`: served adapter names and weights, with `model` the base model. */
+    loraMix?: readonly { readonly name: string; readonly weight: number }[];
     signal: AbortSignal;
     arrival: number;
   },
@@ -54,7 +92,10 @@ export async function admit(
     }
     promptIds = engine.tokenizer.encode(args.prompt, { addSpecialTokens: true });
   } else promptIds = args.prompt;
-  const lease = await ctx.models.acquire(args.model);
+  if (args.loraMix !== undefined && args.model !== ctx.models.baseModel) {
+    throw badParam('lora_mix', `lora_mix mixes adapters over the base model: set model to ${JSON.stringify(ctx.models.baseModel)}`);
+  }
+  const lease = await leaseAll(ctx, args.model, args.loraMix);
   let handle: RequestHandle;
   try {
     if (args.signal.aborted) throw new ApiError(499, 'the client closed the connection', { code: 'client_closed' });
@@ -65,7 +106,13 @@ export async function admit(
         headers: { 'retry-after': String(ctx.retryAfterSeconds) },
       });
     }
-    handle = engine.add({ id: args.id, prompt: promptIds, adapter: lease.adapter, loraScale: args.loraScale, sampling: args.sampling });
+    handle = engine.add({
+      id: args.id,
+      prompt: promptIds,
+      ...(lease.mix === undefined ? { adapter: lease.adapter } : { adapters: lease.mix }),
+      loraScale: args.loraScale,
+      sampling: args.sampling,
+    });
   } catch (err) {
     lease.release();
     throw fromLoRAError(err, paramOf(err));

@@ -19,6 +19,15 @@ const ADAPTERS = [
   { id: 'dora-r4', rank: 4, alpha: 8, dora: true, targets: ['q_proj', 'k_proj', 'o_proj', 'up_proj', 'lm_head'] },
 ] as const;
 
+/** A weighted mix of two of them (issue #19): its second adapter rides in a mix lane. */
+const MIX = [
+  { id: 'qkvo-r8', weight: 0.6 },
+  { id: 'all-r2-rs', weight: -0.8 },
+] as const;
+
+/** What a member asks for: an adapter, a mix, or the base model. */
+type Ask = string | null | typeof MIX;
+
 async function tinyModel(factory: BackendFactory, maxLoras: number) {
   const checkpoint = buildCheckpoint({ ...CHECKPOINT_PRESETS['llama-untied'], hiddenSize: 48, intermediateSize: 80, vocabSize: 96 });
   const runtime = await makeRuntime(factory, { maxLoras, maxLoraRank: 8, maxCpuLoras: 4, maxNumTokens: 256 });
@@ -37,7 +46,7 @@ async function tinyModel(factory: BackendFactory, maxLoras: number) {
 const bits = (row: Float32Array) => Array.from(new Uint32Array(row.buffer.slice(row.byteOffset, row.byteOffset + row.byteLength)));
 
 interface Member {
-  adapter: string | null;
+  adapter: Ask;
   prompt: Int32Array;
 }
 
@@ -75,11 +84,11 @@ export function determinismSuite(factory: BackendFactory, caps: BackendCapabilit
   // Node: every backend that runs in Node checks it there; Chromium projects skip it (SwiftShader is slow).
   describe.skipIf(!isNode)('determinism: a request never depends on its batch (tiny Llama from @lora/llama)', () => {
     it.skipIf(BIT_IDENTICAL_LOGITS in (caps.skip ?? {}))(
-      'logits of a sequence are bit-identical alone and in mixed batches (segments of 1–9 tokens, 0–4 adapters with DoRA, prefill and decode)',
+      'logits of a sequence are bit-identical alone and in mixed batches (segments of 1–9 tokens, 0–4 adapters with DoRA and a mix, prefill and decode)',
       async () => {
         const m = await tinyModel(factory, ADAPTERS.length);
         const rng = new Random(99);
-        const ids = [null, ...ADAPTERS.map((a) => a.id)];
+        const ids: Ask[] = [null, ...ADAPTERS.map((a) => a.id), MIX];
         const prompt = (n: number) => Int32Array.from({ length: n }, () => rng.int(0, 95));
         try {
           for (const adapter of ids) {
@@ -95,9 +104,10 @@ export function determinismSuite(factory: BackendFactory, caps: BackendCapabilit
               const members = [...others.slice(0, at), target, ...others.slice(at)];
               const mixed = await run(m.model, members, at, 3);
               for (let step = 0; step < alone.length; step++) {
-                expect(mixed[step], `adapter ${adapter}, trial ${trial}, step ${step}: logits differ from the sequence alone`).toEqual(
-                  alone[step],
-                );
+                expect(
+                  mixed[step],
+                  `adapter ${JSON.stringify(adapter)}, trial ${trial}, step ${step}: logits differ from the sequence alone`,
+                ).toEqual(alone[step]);
               }
             }
           }
@@ -109,17 +119,20 @@ export function determinismSuite(factory: BackendFactory, caps: BackendCapabilit
     );
 
     it.skipIf(ENGINE_TOKENS in (caps.skip ?? {}))(
-      'the Engine: 10 concurrent requests on 4 adapters (and none) with 2 slots get the tokens each gets alone',
+      'the Engine: 12 concurrent requests on 4 adapters, a mix of two and none, with 2 slots, get the tokens each gets alone',
       async () => {
         const m = await tinyModel(factory, 2);
         const rng = new Random(7);
-        const ids = [null, ...ADAPTERS.map((a) => a.id)];
+        const ids: Ask[] = [null, ...ADAPTERS.map((a) => a.id), MIX];
         try {
-          const requests = Array.from({ length: 10 }, (_, i) => ({
-            prompt: Array.from({ length: rng.int(1, 12) }, () => rng.int(0, 95)),
-            adapter: ids[i % ids.length] as string | null,
-            sampling: { temperature: 0, maxTokens: rng.int(2, 6), ignoreEos: true },
-          }));
+          const requests = Array.from({ length: 12 }, (_, i) => {
+            const ask = ids[i % ids.length] as Ask;
+            return {
+              prompt: Array.from({ length: rng.int(1, 12) }, () => rng.int(0, 95)),
+              ...(Array.isArray(ask) ? { adapters: ask } : { adapter: ask as string | null }),
+              sampling: { temperature: 0, maxTokens: rng.int(2, 6), ignoreEos: true },
+            };
+          });
           const alone: number[][] = [];
           const solo = new Engine({ model: m.model, maxNumSeqs: 1 });
           for (const r of requests) alone.push((await solo.add(r).result).tokenIds as number[]);

@@ -12,6 +12,20 @@ interface Registered {
   pinned: boolean;
 }
 
+/** One adapter of a request's mix and its weight: `0.7·style + 0.5·domain` (vLLM RFC 51940, LoRAX `adapter_weights`). */
+export interface MixTerm {
+  /** A registered adapter's id. */
+  readonly id: string;
+  /** Finite; it multiplies the adapter's LoRA term as a strength does (0: the term is off). */
+  readonly weight: number;
+}
+
+/** What a request asks for in {@link AdapterManager.setBatch}: an adapter id, null (the base model), or a weighted mix. */
+export type RequestAdapter = string | null | readonly MixTerm[];
+
+/** A request's adapters as setBatch reads them: (id, weight) pairs in the request's order. */
+type Terms = readonly { readonly id: string; readonly weight: number }[];
+
 /**
  * vLLM's LRU adapter manager: a host cache of registered adapters (at most maxCpuLoras, least
  * recently used unpinned one evicted) and maxLoras device slots (least recently used unpinned slot
@@ -203,9 +217,17 @@ export class AdapterManager {
    * too many tokens) throws and changes nothing. `requestStrengths` (optional, one finite number
    * per request, default 1) scales each request's LoRA term: vLLM issue 52733's per-request
    * `lora_scale`, served in the same batch; 0 gives the base model's output bit for bit.
+   *
+   * A request may name a **mix** instead of one adapter: `[{ id: 'style', weight: 0.7 }, { id:
+   * 'domain', weight: 0.5 }]` gives `y = W·x + 0.7·ΔW_style·x + 0.5·ΔW_domain·x` (its strength
+   * multiplies every weight), in the same batch as everyone else: its k-th adapter goes into mix lane
+   * k (`LoRAMetadata.mixLanes`), so a batch costs one extra pass per lane, and only where a mix has
+   * that many adapters. A mix needs its adapters in slots together (E_CAPACITY beyond `maxLoras`);
+   * its ids must be distinct, and DoRA adapters cannot be mixed (E_UNSUPPORTED: their magnitude
+   * rescales the whole layer output, which has no additive meaning).
    */
   setBatch(
-    requestAdapterIds: readonly (string | null)[],
+    requestAdapterIds: readonly RequestAdapter[],
     tokensPerRequest: readonly number[],
     requestStrengths?: readonly number[],
   ): LoRAMetadata {
@@ -243,12 +265,14 @@ export class AdapterManager {
       throw new LoRAError('E_CAPACITY', `the batch has ${total} tokens; this runtime takes at most maxNumTokens = ${maxNumTokens}`);
     }
     const needed = new Set<string>();
-    ids.forEach((id, i) => {
-      if (id === null) return;
-      if (typeof id !== 'string')
-        throw new LoRAError('E_SHAPE', `requestAdapterIds[${i}] must be an adapter id or null, got ${describeValue(id)}`);
-      this.#get(id);
-      needed.add(id);
+    const terms: Terms[] = ids.map((id, i) => {
+      if (id === null) return [];
+      const request = typeof id === 'string' ? [{ id, weight: 1 }] : this.#readMix(id, `requestAdapterIds[${i}]`);
+      for (const term of request) {
+        this.#get(term.id);
+        needed.add(term.id);
+      }
+      return request;
     });
     const pinnedElsewhere = this.#slots.filter((id) => id !== null && !needed.has(id) && this.isPinned(id)).length;
     if (needed.size > maxLoras - pinnedElsewhere) {
@@ -260,23 +284,31 @@ export class AdapterManager {
     // Plan and check every slot write before changing anything (all-or-nothing).
     const plan = planSlots(this.#slotState(), [...needed], (other) => !this.isPinned(other));
     const writes = this.#checkWrites(plan);
-    const tokenLoraIndices = new Int32Array(total);
-    const samplerLoraIndices = new Int32Array(ids.length);
-    const tokenLoraScales = strengths === undefined ? undefined : new Float32Array(total);
+    // Lane 0 is the main mapping; lane k ≥ 1 holds the k-th adapter of each mix.
+    const lanes = Math.max(1, ...terms.map((r) => r.length));
+    const weighted = strengths !== undefined || terms.some((r) => r.some((term) => term.weight !== 1));
+    const mappings = Array.from({ length: lanes }, () => ({
+      tokenLoraIndices: new Int32Array(total).fill(-1),
+      samplerLoraIndices: new Int32Array(ids.length).fill(-1),
+      tokenLoraScales: weighted ? new Float32Array(total).fill(1) : undefined,
+      samplerLoraScales: weighted ? new Float32Array(ids.length).fill(1) : undefined,
+    }));
     let t = 0;
-    ids.forEach((id, i) => {
-      const slot = id === null ? -1 : (plan.slotOf.get(id as string) as number);
+    terms.forEach((request, i) => {
       const end = t + (counts[i] as number);
-      tokenLoraIndices.fill(slot, t, end);
-      tokenLoraScales?.fill(strengths?.[i] as number, t, end);
-      samplerLoraIndices[i] = slot;
+      const strength = strengths === undefined ? 1 : (strengths[i] as number);
+      request.forEach((term, k) => {
+        const lane = mappings[k] as (typeof mappings)[number];
+        const slot = plan.slotOf.get(term.id) as number;
+        lane.tokenLoraIndices.fill(slot, t, end);
+        lane.samplerLoraIndices[i] = slot;
+        lane.tokenLoraScales?.fill(term.weight * strength, t, end);
+        if (lane.samplerLoraScales) lane.samplerLoraScales[i] = term.weight * strength;
+      });
       t = end;
     });
-    this.#punica.updateMetadata(
-      strengths === undefined
-        ? { tokenLoraIndices, samplerLoraIndices }
-        : { tokenLoraIndices, samplerLoraIndices, tokenLoraScales, samplerLoraScales: strengths as number[] },
-    );
+    const [main, ...mixLanes] = mappings as [(typeof mappings)[number], ...typeof mappings];
+    this.#punica.updateMetadata(mixLanes.length === 0 ? main : { ...main, mixLanes });
     this.#batch = needed;
     this.#apply(plan, writes);
     return this.#punica.meta;
@@ -289,6 +321,57 @@ export class AdapterManager {
     for (const layer of [...this.#layers]) layer.dispose();
     this.#registered.clear();
     this.#batch.clear();
+  }
+
+  /**
+   * Checks a mix as {@link AdapterManager.setBatch} would and returns a frozen copy: 1 to
+   * `maxLoras` distinct registered adapters, finite weights, none of them DoRA. An engine calls it
+   * when a request arrives, so a bad mix is refused before it waits in a queue.
+   * @throws {@link LoRAError} E_SHAPE, E_CONFIG, E_NOT_FOUND, E_UNSUPPORTED or E_CAPACITY naming the entry (`where`).
+   */
+  checkMix(mix: readonly MixTerm[], where = 'mix'): readonly MixTerm[] {
+    this.#live('checkMix');
+    return Object.freeze(this.#readMix(mix, where).map((t) => Object.freeze({ ...t })));
+  }
+
+  /** A mix as the caller gave it, copied once and checked: 1 to maxLoras distinct adapters, finite weights, no DoRA. */
+  #readMix(value: unknown, where: string): Terms {
+    const maxLoras = this.#config.maxLoras;
+    if (!Array.isArray(value))
+      throw new LoRAError('E_SHAPE', `${where} must be an adapter id, null or a mix [{ id, weight }, …], got ${describeValue(value)}`);
+    const given = snapshotArray(value, where, { code: 'E_SHAPE', maxLength: maxLoras + 1, expected: 'a mix [{ id, weight }, …]' });
+    if (given.length === 0) throw new LoRAError('E_SHAPE', `${where} is an empty mix; give at least one { id, weight } or null`);
+    if (given.length > maxLoras) {
+      throw new LoRAError(
+        'E_CAPACITY',
+        `${where} mixes more than maxLoras = ${maxLoras} adapters; a mix needs all of them in slots at once`,
+      );
+    }
+    const seen = new Set<string>();
+    return given.map((term, k) => {
+      let id: unknown;
+      let weight: unknown;
+      try {
+        ({ id, weight } = term as MixTerm);
+      } catch (err) {
+        throw new LoRAError('E_SHAPE', `${where}[${k}] could not be read: ${describeValue((err as Error)?.message)}`);
+      }
+      if (typeof id !== 'string') throw new LoRAError('E_SHAPE', `${where}[${k}].id must be an adapter id, got ${describeValue(id)}`);
+      checkStrength(weight, `${where}[${k}].weight`);
+      if (seen.has(id))
+        throw new LoRAError('E_CONFIG', `${where} names adapter ${describeValue(id)} twice; give it once with the summed weight`);
+      seen.add(id);
+      const adapter = this.#get(id).adapter;
+      for (const m of adapter.modules.values()) {
+        if (m.magnitude !== undefined) {
+          throw new LoRAError(
+            'E_UNSUPPORTED',
+            `${where}: adapter ${describeValue(id)} is DoRA (module ${m.name}); DoRA rescales the whole layer output, so it cannot be mixed with other adapters`,
+          );
+        }
+      }
+      return { id, weight: weight as number };
+    });
   }
 
   /** The adapter's weights for each slice of a layer (null where it does not target the module). */

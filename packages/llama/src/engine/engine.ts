@@ -1,4 +1,4 @@
-import { checkStrength, describeValue, isLoRAError, LoRAError, type LoRARuntime } from '@lora/core';
+import { checkStrength, describeValue, isLoRAError, LoRAError, type LoRARuntime, type MixTerm } from '@lora/core';
 import type { CausalLM, Chunk } from '../model.js';
 import { Sequence } from '../sequence.js';
 import type { Tokenizer } from '../tokenizer.js';
@@ -52,6 +52,13 @@ export interface GenerateRequest {
   readonly prompt: string | readonly number[] | Int32Array;
   /** A registered adapter id (`runtime.adapters.register`), or null / undefined for the base model. */
   readonly adapter?: string | null;
+  /**
+   * A weighted mix of registered adapters instead of `adapter` (issue #19, vLLM RFC 51940):
+   * `[{ id: 'style', weight: 0.7 }, { id: 'domain', weight: 0.5 }]` adds each adapter's LoRA term
+   * times its weight, in the same batch as every other request (`AdapterManager.setBatch`). The
+   * adapters must fit in device slots together; DoRA adapters cannot be mixed.
+   */
+  readonly adapters?: readonly MixTerm[];
   /**
    * The adapter's strength for this request (vLLM issue 52733's per-request `lora_scale`): a finite
    * number multiplying its LoRA term in every layer, served in the same mixed batch without another
@@ -206,6 +213,10 @@ export class Engine {
     const sampling = resolveSampling(request.sampling, vocabSize);
     const promptIds = this.#promptIds(request.prompt);
     const adapter = request.adapter ?? null;
+    const mix = request.adapters === undefined ? null : this.#runtime.adapters.checkMix(request.adapters, 'adapters');
+    if (mix !== null && adapter !== null) {
+      throw new LoRAError('E_CONFIG', `give either adapter (${describeValue(adapter)}) or adapters (a mix), not both`);
+    }
     if (adapter !== null) {
       if (typeof adapter !== 'string')
         throw new LoRAError('E_CONFIG', `adapter must be an adapter id or null, got ${describeValue(adapter)}`);
@@ -239,6 +250,7 @@ export class Engine {
     const live = new LiveRequest({
       id,
       adapter,
+      mix,
       loraScale,
       promptIds,
       sampling,
@@ -269,7 +281,7 @@ export class Engine {
 
   /** The engine's state now, as a new object each call (the server's `/metrics` reads one per scrape). */
   stats(): EngineStats {
-    const adapters = (rs: readonly LiveRequest[]) => [...new Set(rs.map((r) => r.adapter).filter((a): a is string => a !== null))];
+    const adapters = (rs: readonly LiveRequest[]) => [...new Set(rs.flatMap((r) => r.adapterIds))];
     const kvTokens = this.#running.reduce((n, r) => n + (r.seq?.length ?? 0), 0);
     return {
       waiting: this.#waiting.length,
@@ -364,8 +376,10 @@ export class Engine {
       for (let i = list.length - 1; i >= 0; i--) {
         const r = list[i] as LiveRequest;
         if (r.aborted) r.fail('abort');
-        else if (r.adapter !== null && this.#runtime.adapters.get(r.adapter) === undefined) {
-          r.fail('error', new LoRAError('E_NOT_FOUND', `adapter ${describeValue(r.adapter)} was removed while request ${r.id} needed it`));
+        else {
+          const gone = r.adapterIds.find((id) => this.#runtime.adapters.get(id) === undefined);
+          if (gone !== undefined)
+            r.fail('error', new LoRAError('E_NOT_FOUND', `adapter ${describeValue(gone)} was removed while request ${r.id} needed it`));
         }
         if (r.finished) list.splice(i, 1);
       }
@@ -398,14 +412,14 @@ export class Engine {
         budget -= n;
       }
     }
-    const adapters = new Set(this.#running.map((r) => r.adapter).filter((a): a is string => a !== null));
+    const adapters = new Set(this.#running.flatMap((r) => r.adapterIds));
     for (let i = 0; i < this.#waiting.length && budget > 0 && this.#running.length < this.maxNumSeqs; ) {
       const r = this.#waiting[i] as LiveRequest;
-      if (r.adapter !== null && !adapters.has(r.adapter) && !this.#fits(new Set([...adapters, r.adapter]))) {
+      if (r.adapterIds.some((id) => !adapters.has(id)) && !this.#fits(new Set([...adapters, ...r.adapterIds]))) {
         i++; // waits for a slot; later requests whose adapters fit may go first
         continue;
       }
-      if (r.adapter !== null) adapters.add(r.adapter);
+      for (const id of r.adapterIds) adapters.add(id);
       this.#waiting.splice(i, 1);
       this.#running.push(r);
       r.seq = new Sequence();
@@ -420,7 +434,7 @@ export class Engine {
     try {
       const strengths = plan.map((p) => p.request.loraScale);
       this.#runtime.adapters.setBatch(
-        plan.map((p) => (this.#withoutLoRA ? null : p.request.adapter)),
+        plan.map((p) => (this.#withoutLoRA ? null : (p.request.mix ?? p.request.adapter))),
         plan.map((p) => p.tokens.length),
         strengths.every((f) => f === 1) ? undefined : strengths,
       );

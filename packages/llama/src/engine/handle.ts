@@ -1,4 +1,4 @@
-import type { LoRAError } from '@lora/core';
+import type { LoRAError, MixTerm } from '@lora/core';
 
 /** Why a request ended (OpenAI's `finish_reason`, plus 'abort' and 'error'). */
 export type FinishReason = 'stop' | 'length' | 'abort' | 'error';
@@ -17,8 +17,10 @@ export interface GenerationDelta {
 export interface GenerationResult {
   /** The request's id: {@link GenerateRequest.id}, or the `req-<n>` the engine gave it. */
   readonly id: string;
-  /** The adapter id it ran with, or null for the base model. */
+  /** The adapter id it ran with, or null for the base model (and for a mix). */
   readonly adapter: string | null;
+  /** The weighted mix it ran with (`GenerateRequest.adapters`), when it asked for one. */
+  readonly mix?: readonly MixTerm[];
   /** The prompt as the model saw it: token ids (a text prompt tokenized with special tokens). */
   readonly promptIds: readonly number[];
   /** Every generated token id in order, including the EOS or stop token that ended it. */

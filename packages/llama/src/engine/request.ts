@@ -1,4 +1,4 @@
-import type { LoRAError } from '@lora/core';
+import type { LoRAError, MixTerm } from '@lora/core';
 import { DecodeStream } from '../detokenize.js';
 import type { Sequence } from '../sequence.js';
 import { StopStringMatcher } from '../stop.js';
@@ -14,6 +14,10 @@ import { type ResolvedSampling, Sampler } from './sampling.js';
 export class LiveRequest {
   readonly id: string;
   readonly adapter: string | null;
+  /** The weighted mix it asked for instead of one adapter (`GenerateRequest.adapters`), or null. */
+  readonly mix: readonly MixTerm[] | null;
+  /** Every adapter it needs in a device slot: its adapter, or its mix's adapters (none for the base model). */
+  readonly adapterIds: readonly string[];
   /** The adapter's strength for this request (`GenerateRequest.loraScale`, 1 by default). */
   readonly loraScale: number;
   readonly promptIds: Int32Array;
@@ -40,6 +44,7 @@ export class LiveRequest {
   constructor(args: {
     id: string;
     adapter: string | null;
+    mix: readonly MixTerm[] | null;
     loraScale: number;
     promptIds: Int32Array;
     sampling: ResolvedSampling;
@@ -49,6 +54,8 @@ export class LiveRequest {
   }) {
     this.id = args.id;
     this.adapter = args.adapter;
+    this.mix = args.mix;
+    this.adapterIds = args.mix !== null ? args.mix.map((t) => t.id) : args.adapter === null ? [] : [args.adapter];
     this.loraScale = args.loraScale;
     this.promptIds = args.promptIds;
     this.sampling = args.sampling;
@@ -128,6 +135,7 @@ export class LiveRequest {
     this.#settle({
       id: this.id,
       adapter: this.adapter,
+      ...(this.mix !== null ? { mix: this.mix } : {}),
       promptIds: Array.from(this.promptIds),
       tokenIds: [...this.output],
       text: this.#text,

@@ -17,6 +17,33 @@ export interface GenerationOptions {
    * request, served in the shared batch. Default 1; 0 = the base model's output.
    */
   readonly loraScale: number;
+  /**
+   * `lora_mix` (an `extra_body` field; issue #19, vLLM RFC 51940): served adapter names and weights,
+   * `[{ "name": "style", "weight": 0.7 }, { "name": "domain", "weight": 0.5 }]`, whose LoRA terms add
+   * up for this request (with `model` set to the base model). Undefined when not given.
+   */
+  readonly loraMix: readonly { readonly name: string; readonly weight: number }[] | undefined;
+}
+
+/** More adapters than any runtime has slots for; the engine checks the runtime's own maxLoras. */
+const MAX_MIX_TERMS = 64;
+
+/** `lora_mix` read and checked: 1 to 64 `{ name, weight }` with distinct names and finite weights. */
+function readLoraMix(f: Fields): GenerationOptions['loraMix'] {
+  const raw = f.raw('lora_mix');
+  if (raw === undefined || raw === null) return undefined;
+  const shape = 'lora_mix must be a list of { "name": <served adapter>, "weight": <number> }';
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_MIX_TERMS)
+    throw badParam('lora_mix', `${shape} with 1 to ${MAX_MIX_TERMS} entries, got ${describeValue(raw)}`);
+  const seen = new Set<string>();
+  return raw.map((term: unknown, k) => {
+    const { name, weight } = (typeof term === 'object' && term !== null ? term : {}) as { name?: unknown; weight?: unknown };
+    if (typeof name !== 'string' || typeof weight !== 'number' || !Number.isFinite(weight))
+      throw badParam('lora_mix', `${shape}; entry ${k} is ${describeValue(term)}`);
+    if (seen.has(name)) throw badParam('lora_mix', `lora_mix names ${describeValue(name)} twice; give it once with the summed weight`);
+    seen.add(name);
+    return { name, weight };
+  });
 }
 
 const isZero = (v: unknown) => v === 0;
@@ -68,6 +95,7 @@ export function readGenerationOptions(f: Fields, maxTokens: number | undefined):
   const includeStopStrInOutput = f.boolean('include_stop_str_in_output');
   const returnTokenIds = f.boolean('return_token_ids') ?? false;
   const loraScale = f.number('lora_scale') ?? 1;
+  const loraMix = readLoraMix(f);
   // Accepted at their neutral values only: penalties, logprobs, logit_bias, min_tokens and beam search change sampling in ways the engine does not implement.
   f.onlyOff('presence_penalty', isZero, 'only 0');
   f.onlyOff('frequency_penalty', isZero, 'only 0');
@@ -85,6 +113,7 @@ export function readGenerationOptions(f: Fields, maxTokens: number | undefined):
     includeUsage,
     returnTokenIds,
     loraScale,
+    loraMix,
     sampling: {
       temperature,
       topP,

@@ -53,6 +53,7 @@ export async function serveGeneration<R extends GenerationOptions>(
       prompt: args.prompt,
       sampling: parsed.sampling,
       loraScale: parsed.loraScale,
+      loraMix: parsed.loraMix,
       signal: args.request.signal,
       arrival: args.arrival,
     });
