@@ -56,8 +56,9 @@ serve     the OpenAI-compatible server (@lora/server) through HTTP with streamin
           the server's overhead against the engine in-process at concurrency 16 (goal <= 5 %).
           --quick/--tiny: the tiny model on small axes.
 variants  what adapter variants cost over plain LoRA: addLoRALinear with every request at its own
-          strength (lora_scale) or mixing two adapters (lora_mix, one mix lane: must cost +100 %)
-          against plain slots, and a DoRA layer forward against the same
+          strength (lora_scale), mixing two adapters (lora_mix, one mix lane: must cost +100 %) or
+          as an activated LoRA starting halfway through each prefill segment (a saving) against
+          plain slots, and a DoRA layer forward against the same
           layer with plain adapters (goal at decode: at most 1.3x), at the kernels section's decode
           and prefill shapes, cpu engines js and wasm, interleaved rounds (median and IQR of
           per-round ratios).

@@ -19,6 +19,8 @@ export interface AdapterSpec {
   readonly dtype?: SerializableDType;
   /** `use_dora` (default false): every linear module gets a DoRA magnitude vector (embeddings cannot be DoRA). */
   readonly dora?: boolean;
+  /** `alora_invocation_tokens`: an activated LoRA, applied from the last occurrence of these tokens in a prompt on. */
+  readonly invocationTokens?: readonly number[];
 }
 
 /** The demo's adapters: ranks 8/16/32, different target modules, one rsLoRA, one stored as BF16. */
@@ -56,6 +58,7 @@ export function adapterFiles(config: ModelConfig, spec: AdapterSpec, seed: numbe
     target_modules: [...spec.targets],
     use_rslora: spec.rslora ?? false,
     use_dora: spec.dora ?? false,
+    ...(spec.invocationTokens === undefined ? {} : { alora_invocation_tokens: [...spec.invocationTokens] }),
     task_type: 'CAUSAL_LM',
   };
   return serializePeftAdapter(modules, peftConfig, spec.dtype ?? 'F32');

@@ -1,5 +1,6 @@
 import { type AdapterModuleWeights, describeValue, type LoRAAdapter, LoRAError } from '@lora/core';
 import type { ModelConfig } from './config.js';
+import { adapterStart } from './invocation.js';
 import type { WeightMap } from './weights.js';
 
 /**
@@ -16,7 +17,20 @@ import type { WeightMap } from './weights.js';
  *   linear computes `x·(W + scale·B·A)ᵀ`, the embedding adds `scale·(B·A)ᵀ[token]`, lm_head too;
  *   a DoRA module (PEFT `lora/dora.py`) multiplies that by `m / ‖W + scale·B·A‖` per output (bias after).
  */
-export function referenceLogits(config: ModelConfig, weights: WeightMap, tokens: ArrayLike<number>, adapter?: LoRAAdapter): Float64Array[] {
+export function referenceLogits(
+  config: ModelConfig,
+  weights: WeightMap,
+  tokens: ArrayLike<number>,
+  adapter?: LoRAAdapter,
+  options: {
+    /**
+     * The first position the adapter applies to (Activated LoRA). Default: PEFT's rule on `tokens`
+     * — the start of the last occurrence of `adapter.invocationTokens` (none: the base model
+     * throughout), 0 for a plain adapter. Pass the prompt's value when `tokens` includes generated ones.
+     */
+    adapterFrom?: number;
+  } = {},
+): Float64Array[] {
   const c = config;
   const H = c.hiddenSize;
   const hd = c.headDim;
@@ -27,10 +41,12 @@ export function referenceLogits(config: ModelConfig, weights: WeightMap, tokens:
       throw new LoRAError('E_SHAPE', `referenceLogits: weights has no ${name}, got ${describeValue(data)}`);
     return data;
   };
-  const lora = (module: string): AdapterModuleWeights | undefined => adapter?.modules.get(module);
-  const linear = (x: Float64Array, module: string, outF: number, inF: number, bias: boolean): Float64Array => {
+  const from = options.adapterFrom ?? adapterStart(tokens, adapter?.invocationTokens);
+  // PEFT's aLoRA mask: position t gets the adapter when t ≥ from.
+  const lora = (module: string, t: number): AdapterModuleWeights | undefined => (t >= from ? adapter?.modules.get(module) : undefined);
+  const linear = (x: Float64Array, module: string, outF: number, inF: number, bias: boolean, t: number): Float64Array => {
     const b = bias ? w(`${module}.bias`) : undefined;
-    const y = loraLinear(w(`${module}.weight`), lora(module), x, outF, inF);
+    const y = loraLinear(w(`${module}.weight`), lora(module, t), x, outF, inF);
     if (b) for (let o = 0; o < outF; o++) y[o] = (y[o] as number) + (b[o] as number);
     return y;
   };
@@ -44,8 +60,8 @@ export function referenceLogits(config: ModelConfig, weights: WeightMap, tokens:
 
   // Embedding (+ PEFT embedding LoRA: B [D, r] · A[:, token] [r]).
   const E = w('model.embed_tokens.weight');
-  const embedLoRA = lora('model.embed_tokens');
   let h = Array.from({ length: T }, (_, t) => {
+    const embedLoRA = lora('model.embed_tokens', t);
     const id = tokens[t] as number;
     const x = Float64Array.from(E.subarray(id * H, (id + 1) * H));
     if (embedLoRA) {
@@ -81,16 +97,16 @@ export function referenceLogits(config: ModelConfig, weights: WeightMap, tokens:
     const window = c.layerTypes[l] === 'sliding_attention' ? c.slidingWindow : null;
     const xs = h.map((x) => norm(x, `${p}.input_layernorm.weight`));
     const Q = xs.map((x, t) => {
-      const y = linear(x, `${p}.self_attn.q_proj`, q, H, c.qkvBias);
+      const y = linear(x, `${p}.self_attn.q_proj`, q, H, c.qkvBias, t);
       rotate(y, c.numAttentionHeads, t);
       return y;
     });
     const K = xs.map((x, t) => {
-      const y = linear(x, `${p}.self_attn.k_proj`, kv, H, c.qkvBias);
+      const y = linear(x, `${p}.self_attn.k_proj`, kv, H, c.qkvBias, t);
       rotate(y, c.numKeyValueHeads, t);
       return y;
     });
-    const V = xs.map((x) => linear(x, `${p}.self_attn.v_proj`, kv, H, c.qkvBias));
+    const V = xs.map((x, t) => linear(x, `${p}.self_attn.v_proj`, kv, H, c.qkvBias, t));
     h = h.map((resid, t) => {
       const out = new Float64Array(q);
       for (let head = 0; head < c.numAttentionHeads; head++) {
@@ -110,21 +126,21 @@ export function referenceLogits(config: ModelConfig, weights: WeightMap, tokens:
             out[head * hd + d] = (out[head * hd + d] as number) + ((e[n] as number) / sum) * (V[j]?.[kvh * hd + d] as number);
         });
       }
-      const o = linear(out, `${p}.self_attn.o_proj`, H, q, c.oProjBias);
+      const o = linear(out, `${p}.self_attn.o_proj`, H, q, c.oProjBias, t);
       const r1 = resid.map((v, i) => v + (o[i] as number));
       const x = norm(r1, `${p}.post_attention_layernorm.weight`);
-      const gate = linear(x, `${p}.mlp.gate_proj`, c.intermediateSize, H, c.mlpBias);
-      const up = linear(x, `${p}.mlp.up_proj`, c.intermediateSize, H, c.mlpBias);
+      const gate = linear(x, `${p}.mlp.gate_proj`, c.intermediateSize, H, c.mlpBias, t);
+      const up = linear(x, `${p}.mlp.up_proj`, c.intermediateSize, H, c.mlpBias, t);
       const act = gate.map((g, i) => (g / (1 + Math.exp(-g))) * (up[i] as number));
-      const down = linear(act, `${p}.mlp.down_proj`, H, c.intermediateSize, c.mlpBias);
+      const down = linear(act, `${p}.mlp.down_proj`, H, c.intermediateSize, c.mlpBias, t);
       return r1.map((v, i) => v + (down[i] as number));
     });
   }
 
   const headName = c.tieWordEmbeddings ? 'model.embed_tokens' : 'lm_head';
-  return h.map((x) => {
+  return h.map((x, t) => {
     const y = norm(x, 'model.norm.weight');
-    return loraLinear(w(`${headName}.weight`), lora('lm_head'), y, c.vocabSize, H);
+    return loraLinear(w(`${headName}.weight`), lora('lm_head', t), y, c.vocabSize, H);
   });
 }
 

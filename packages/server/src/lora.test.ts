@@ -23,6 +23,7 @@ beforeAll(async () => {
   await writePeftAdapterDir(join(root, 'nested', 'sql-v2'), adapterFiles(config, spec('sql-v2', 4), 72));
   await writePeftAdapterDir(join(root, 'too-big-rank'), adapterFiles(config, spec('big', 64), 73));
   await writePeftAdapterDir(join(root, 'dora'), adapterFiles(config, { ...spec('dora', 8), dora: true }, 76));
+  await writePeftAdapterDir(join(root, 'alora'), adapterFiles(config, { ...spec('alora', 8), invocationTokens: [11, 12] }, 77));
   await writePeftAdapterDir(outside, adapterFiles(config, spec('outside', 8), 74));
   mkdirSync(join(root, 'broken'));
   writeFileSync(join(root, 'broken', 'adapter_config.json'), '{ not json');
@@ -66,6 +67,18 @@ describe('runtime LoRA loading (vLLM /v1/load_lora_adapter, /v1/unload_lora_adap
     const modules = [...(s.serving.runtime.adapters.get(id as string)?.modules.values() ?? [])];
     expect(modules.length).toBeGreaterThan(0);
     for (const m of modules) expect(m.magnitude?.length).toBe(m.outFeatures);
+  });
+
+  it('serves an activated LoRA (alora_invocation_tokens): the base model until the last invocation in the prompt', async () => {
+    expect((await load('alora', 'alora')).status).toBe(200);
+    const run = async (model: string, p: number[]) =>
+      (await post(`${s.url}/v1/completions`, { model, prompt: p, max_tokens: 6, temperature: 0, ignore_eos: true, return_token_ids: true }))
+        .json.choices[0].token_ids as number[];
+    const base = s.serving.app.models.baseModel;
+    // Without the invocation tokens: exactly the base model's tokens.
+    expect(await run('alora', prompt)).toEqual(await run(base, prompt));
+    const invoked = [...prompt, 11, 12, 5];
+    expect(await run('alora', invoked)).not.toEqual(await run(base, invoked));
   });
 
   it('refuses every path that leaves --lora-root with 403: .., absolute, a symlinked directory, a symlinked file', async () => {

@@ -39,6 +39,13 @@ export interface LoRAAdapter {
   readonly rank: number;
   /** Weights by module name (the entry's `name`); modules it does not list get zeros in their slots. */
   readonly modules: ReadonlyMap<string, AdapterModuleWeights>;
+  /**
+   * Activated LoRA (PEFT `alora_invocation_tokens`, vLLM PR 19710): the adapter applies only from
+   * the last occurrence of these tokens in a request's prompt on (those tokens included, and every
+   * generated token); a prompt without them gets the base model throughout. Engines apply it per
+   * request (`AdapterManager.setBatch`'s `firstAdapterTokens`). Absent: a plain adapter.
+   */
+  readonly invocationTokens?: readonly number[];
 }
 
 /** Adapter ids appear in URLs, metrics labels and error messages; a bounded length keeps those bounded. */
@@ -213,7 +220,34 @@ export function createAdapter<Extra extends object = object>(
     if (err instanceof LoRAError) throw err;
     throw new LoRAError('E_CONFIG', `adapter "${id}": its modules could not be read: ${describeValue((err as Error)?.message)}`);
   }
-  const adapter = Object.freeze({ ...(extra as Extra), id, rank, modules: new FrozenModuleMap(map) });
+  const invocationTokens = checkInvocationTokens((extra as { invocationTokens?: unknown } | undefined)?.invocationTokens, id, map);
+  const adapter = Object.freeze({
+    ...(extra as Extra),
+    ...(invocationTokens === undefined ? {} : { invocationTokens }),
+    id,
+    rank,
+    modules: new FrozenModuleMap(map),
+  });
   CHECKED.add(adapter);
   return adapter;
+}
+
+/** Activated LoRA's invocation tokens: 1 to 1024 token ids, on linear modules only (PEFT's aLoRA variant is for Linear layers). */
+function checkInvocationTokens(
+  value: unknown,
+  id: string,
+  modules: ReadonlyMap<string, AdapterModuleWeights>,
+): readonly number[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.length === 0 || value.length > 1024 || !value.every((t) => Number.isSafeInteger(t) && t >= 0)) {
+    throw new LoRAError('E_CONFIG', `adapter "${id}": invocationTokens must be 1 to 1024 token ids, got ${describeValue(value)}`);
+  }
+  for (const m of modules.values()) {
+    if (m.kind === 'embedding')
+      throw new LoRAError(
+        'E_UNSUPPORTED',
+        `adapter "${id}": activated LoRA (invocation tokens) applies to linear modules; ${m.name} is an embedding`,
+      );
+  }
+  return Object.freeze([...(value as number[])]);
 }

@@ -225,11 +225,17 @@ export class AdapterManager {
    * that many adapters. A mix needs its adapters in slots together (E_CAPACITY beyond `maxLoras`);
    * its ids must be distinct, and DoRA adapters cannot be mixed (E_UNSUPPORTED: their magnitude
    * rescales the whole layer output, which has no additive meaning).
+   *
+   * `firstAdapterTokens` (optional, one per request, default 0) is where in the request's tokens
+   * of this batch its adapter starts: earlier tokens get the base model (slot -1), and the sampled
+   * row (the last token) gets the adapter only if it is at or past that point. Engines use it for
+   * Activated LoRA (`LoRAAdapter.invocationTokens`); a value ≥ the request's token count means none.
    */
   setBatch(
     requestAdapterIds: readonly RequestAdapter[],
     tokensPerRequest: readonly number[],
     requestStrengths?: readonly number[],
+    firstAdapterTokens?: readonly number[],
   ): LoRAMetadata {
     this.#live('setBatch');
     const { maxNumTokens, maxLoras } = this.#config;
@@ -254,6 +260,20 @@ export class AdapterManager {
     }
     strengths?.forEach((f, i) => {
       checkStrength(f, `requestStrengths[${i}]`);
+    });
+    const firsts =
+      firstAdapterTokens === undefined
+        ? undefined
+        : read(firstAdapterTokens, 'firstAdapterTokens', 'an array with one token index per request');
+    if (firsts !== undefined && firsts.length !== ids.length) {
+      throw new LoRAError(
+        'E_SHAPE',
+        `setBatch expects one first adapter token per request, got ${firsts.length} for ${ids.length} requests`,
+      );
+    }
+    firsts?.forEach((k, i) => {
+      if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 0)
+        throw new LoRAError('E_SHAPE', `firstAdapterTokens[${i}] must be an integer ≥ 0, got ${describeValue(k)}`);
     });
     let total = 0;
     counts.forEach((n, i) => {
@@ -297,11 +317,12 @@ export class AdapterManager {
     terms.forEach((request, i) => {
       const end = t + (counts[i] as number);
       const strength = strengths === undefined ? 1 : (strengths[i] as number);
+      const from = Math.min(t + ((firsts?.[i] as number | undefined) ?? 0), end);
       request.forEach((term, k) => {
         const lane = mappings[k] as (typeof mappings)[number];
         const slot = plan.slotOf.get(term.id) as number;
-        lane.tokenLoraIndices.fill(slot, t, end);
-        lane.samplerLoraIndices[i] = slot;
+        lane.tokenLoraIndices.fill(slot, from, end);
+        if (from < end) lane.samplerLoraIndices[i] = slot;
         lane.tokenLoraScales?.fill(term.weight * strength, t, end);
         if (lane.samplerLoraScales) lane.samplerLoraScales[i] = term.weight * strength;
       });
@@ -362,6 +383,12 @@ export class AdapterManager {
         throw new LoRAError('E_CONFIG', `${where} names adapter ${describeValue(id)} twice; give it once with the summed weight`);
       seen.add(id);
       const adapter = this.#get(id).adapter;
+      if (adapter.invocationTokens !== undefined) {
+        throw new LoRAError(
+          'E_UNSUPPORTED',
+          `${where}: adapter ${describeValue(id)} is an activated LoRA (it starts at its invocation tokens), so it cannot be mixed with other adapters`,
+        );
+      }
       for (const m of adapter.modules.values()) {
         if (m.magnitude !== undefined) {
           throw new LoRAError(

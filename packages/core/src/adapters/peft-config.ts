@@ -17,6 +17,11 @@ export interface PeftAdapterConfig {
   readonly useRslora: boolean;
   /** `use_dora`: every linear module it adapts carries a DoRA magnitude vector (`lora_magnitude_vector`). */
   readonly useDora: boolean;
+  /**
+   * `alora_invocation_tokens` (Activated LoRA): the token ids whose last occurrence in a prompt
+   * starts the adapter (see `LoRAAdapter.invocationTokens`); null for a plain adapter.
+   */
+  readonly aloraInvocationTokens: readonly number[] | null;
   /** `rank_pattern`: key → rank for the modules a key matches as a dotted suffix (a key may be a regex); the first matching key wins. */
   readonly rankPattern: Readonly<Record<string, number>>;
   /** `alpha_pattern`: key → alpha, matched as `rankPattern`. */
@@ -95,6 +100,24 @@ function layers(value: unknown): readonly number[] | null {
   return Object.freeze([...(list as number[])]);
 }
 
+/** Longer than any chat template's role marker; bounds the search a prompt costs. */
+const MAX_INVOCATION_TOKENS = 1024;
+
+function invocationTokens(value: unknown): readonly number[] | null {
+  if (value === undefined || value === null) return null;
+  if (
+    !Array.isArray(value) ||
+    value.length === 0 ||
+    value.length > MAX_INVOCATION_TOKENS ||
+    !value.every((t) => Number.isSafeInteger(t) && t >= 0 && t < 2 ** 31)
+  ) {
+    return format(
+      `alora_invocation_tokens must be a list of 1 to ${MAX_INVOCATION_TOKENS} token ids (integers ≥ 0), got ${describeValue(value)}`,
+    );
+  }
+  return Object.freeze([...(value as number[])]);
+}
+
 function layerPatterns(value: unknown): readonly string[] | null {
   if (value === undefined || value === null || value === '' || (Array.isArray(value) && value.length === 0)) return null;
   const list = typeof value === 'string' ? [value] : value;
@@ -144,6 +167,7 @@ export function parsePeftConfig(input: unknown): PeftAdapterConfig {
     excludeModules: moduleList(c.exclude_modules, 'exclude_modules'),
     useRslora: c.use_rslora === true,
     useDora: c.use_dora === true,
+    aloraInvocationTokens: invocationTokens(c.alora_invocation_tokens),
     rankPattern: Object.freeze(rankPattern),
     alphaPattern: Object.freeze(alphaPattern),
     fanInFanOut: c.fan_in_fan_out === true,
@@ -173,6 +197,7 @@ function matchersOf(config: PeftAdapterConfig): Matchers {
     exclude_modules: config.excludeModules,
     use_rslora: config.useRslora,
     use_dora: config.useDora,
+    alora_invocation_tokens: config.aloraInvocationTokens,
     rank_pattern: config.rankPattern,
     alpha_pattern: config.alphaPattern,
     fan_in_fan_out: config.fanInFanOut,

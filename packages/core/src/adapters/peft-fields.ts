@@ -20,6 +20,7 @@ const IMPLEMENTED = new Set([
   'layers_to_transform',
   'layers_pattern',
   'use_dora',
+  'alora_invocation_tokens',
 ]);
 
 /**
@@ -76,9 +77,6 @@ const RULES = new Map<string, Rule>(
     lora_bias: refuseUnlessOff('lora_bias: true adds a bias to lora_B, which this loader does not apply'),
     modules_to_save: refuseUnlessOff('modules_to_save: those fully trained modules would be ignored'),
     trainable_token_indices: refuseUnlessOff('trainable_token_indices: the trained embedding rows would be ignored'),
-    alora_invocation_tokens: refuseUnlessOff(
-      'alora_invocation_tokens (activated LoRA): the adapter applies only after its invocation sequence, which this loader does not implement',
-    ),
     layer_replication: refuseUnlessOff('layer_replication: the model would need its layers duplicated as listed'),
     use_qalora: refuseUnlessOff('use_qalora: QA-LoRA pools the input of A, which this loader does not do'),
     target_parameters: refuseUnlessOff('target_parameters: LoRA on parameters (e.g. MoE experts) is not supported'),

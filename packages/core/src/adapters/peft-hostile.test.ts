@@ -17,7 +17,6 @@ const weights = (rank = 2) =>
 
 describe('adapter_config.json fields that change the forward pass are refused, naming the field (PEFT LoraConfig)', () => {
   it.each([
-    ['alora_invocation_tokens', [128, 9]],
     ['layer_replication', [[0, 4]]],
     ['lora_bias', true],
     ['use_qalora', true],
@@ -45,6 +44,7 @@ describe('adapter_config.json fields that change the forward pass are refused, n
     ['task_type', 'CAUSAL_LM'],
     ['base_model_name_or_path', 'HuggingFaceTB/SmolLM2-135M'],
     ['alora_invocation_tokens', null],
+    ['alora_invocation_tokens', [128, 9]],
     ['layer_replication', null],
     ['trainable_token_indices', null],
     ['target_parameters', []],

@@ -197,7 +197,9 @@ export function loadPeftAdapter(input: PeftAdapterInput): PeftAdapter {
     }
     if (pairs.size === 0) throw new LoRAError('E_FORMAT', `${file}: holds no LoRA weights`);
     const modules = [...pairs].map(([module, pair]) => moduleWeights(module, pair, config, file));
-    return createAdapter(id, modules, { config, metadata: Object.freeze({ ...parsed.metadata }) });
+    const extra = { config, metadata: Object.freeze({ ...parsed.metadata }) };
+    const invocationTokens = config.aloraInvocationTokens;
+    return createAdapter(id, modules, invocationTokens === null ? extra : { ...extra, invocationTokens });
   });
 }
 

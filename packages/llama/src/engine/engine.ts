@@ -1,4 +1,5 @@
 import { checkStrength, describeValue, isLoRAError, LoRAError, type LoRARuntime, type MixTerm } from '@lora/core';
+import { adapterStart } from '../invocation.js';
 import type { CausalLM, Chunk } from '../model.js';
 import { Sequence } from '../sequence.js';
 import type { Tokenizer } from '../tokenizer.js';
@@ -224,6 +225,8 @@ export class Engine {
         throw new LoRAError('E_NOT_FOUND', `adapter ${describeValue(adapter)} is not registered (runtime.adapters.register it first)`);
       }
     }
+    // Activated LoRA: from the last invocation in the prompt on (PEFT), found once per request.
+    const start = adapter === null ? 0 : adapterStart(promptIds, this.#runtime.adapters.get(adapter)?.invocationTokens);
     const loraScale = checkStrength(request.loraScale ?? 1, 'loraScale');
     if (sampling.stop.length > 0 && this.tokenizer === undefined) {
       throw new LoRAError('E_CONFIG', 'sampling parameter stop needs a tokenizer (Engine({ tokenizer }))');
@@ -251,6 +254,7 @@ export class Engine {
       id,
       adapter,
       mix,
+      adapterStart: start,
       loraScale,
       promptIds,
       sampling,
@@ -397,18 +401,19 @@ export class Engine {
   async #step(): Promise<boolean> {
     this.#prune();
     let budget = this.maxNumBatchedTokens;
-    const plan: { request: LiveRequest; tokens: Int32Array; decode: boolean }[] = [];
+    // `from`: the chunk's first position in its sequence (where an activated LoRA may start).
+    const plan: { request: LiveRequest; tokens: Int32Array; decode: boolean; from: number }[] = [];
     // Decodes first (one token each), then prompts in progress, then new requests.
     for (const r of this.#running) {
       if (r.prefillDone) {
-        plan.push({ request: r, tokens: Int32Array.of(r.lastToken), decode: true });
+        plan.push({ request: r, tokens: Int32Array.of(r.lastToken), decode: true, from: r.seq?.length ?? 0 });
         budget--;
       }
     }
     for (const r of this.#running) {
       if (!r.prefillDone && budget > 0) {
         const n = Math.min(budget, r.promptIds.length - r.prefilled);
-        plan.push({ request: r, tokens: r.promptIds.subarray(r.prefilled, r.prefilled + n), decode: false });
+        plan.push({ request: r, tokens: r.promptIds.subarray(r.prefilled, r.prefilled + n), decode: false, from: r.prefilled });
         budget -= n;
       }
     }
@@ -425,7 +430,7 @@ export class Engine {
       r.seq = new Sequence();
       r.admitted();
       const n = Math.min(budget, r.promptIds.length);
-      plan.push({ request: r, tokens: r.promptIds.subarray(0, n), decode: false });
+      plan.push({ request: r, tokens: r.promptIds.subarray(0, n), decode: false, from: 0 });
       budget -= n;
     }
     if (plan.length === 0) return this.#waiting.length === 0;
@@ -433,10 +438,13 @@ export class Engine {
     let logits: Float32Array;
     try {
       const strengths = plan.map((p) => p.request.loraScale);
+      // Where in each chunk the adapter starts (activated LoRA; 0 for every other request).
+      const firsts = plan.map((p) => Math.min(p.tokens.length, Math.max(0, p.request.adapterStart - p.from)));
       this.#runtime.adapters.setBatch(
         plan.map((p) => (this.#withoutLoRA ? null : (p.request.mix ?? p.request.adapter))),
         plan.map((p) => p.tokens.length),
         strengths.every((f) => f === 1) ? undefined : strengths,
+        firsts.every((k) => k === 0) ? undefined : firsts,
       );
       const chunks: Chunk[] = plan.map((p) => ({ seq: p.request.seq as Sequence, tokens: p.tokens }));
       logits = await this.model.forward(chunks);

@@ -18,6 +18,11 @@ export class LiveRequest {
   readonly mix: readonly MixTerm[] | null;
   /** Every adapter it needs in a device slot: its adapter, or its mix's adapters (none for the base model). */
   readonly adapterIds: readonly string[];
+  /**
+   * The first position of its sequence the adapter applies to: 0, or for an activated LoRA the
+   * start of the last invocation in the prompt (Infinity when the prompt has none).
+   */
+  readonly adapterStart: number;
   /** The adapter's strength for this request (`GenerateRequest.loraScale`, 1 by default). */
   readonly loraScale: number;
   readonly promptIds: Int32Array;
@@ -45,6 +50,7 @@ export class LiveRequest {
     id: string;
     adapter: string | null;
     mix: readonly MixTerm[] | null;
+    adapterStart: number;
     loraScale: number;
     promptIds: Int32Array;
     sampling: ResolvedSampling;
@@ -55,6 +61,7 @@ export class LiveRequest {
     this.id = args.id;
     this.adapter = args.adapter;
     this.mix = args.mix;
+    this.adapterStart = args.adapterStart;
     this.adapterIds = args.mix !== null ? args.mix.map((t) => t.id) : args.adapter === null ? [] : [args.adapter];
     this.loraScale = args.loraScale;
     this.promptIds = args.promptIds;

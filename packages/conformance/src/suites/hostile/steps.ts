@@ -573,7 +573,7 @@ function load(world: World, step: Extract<Step, { op: 'load' }>, label: string):
     [{ r: 1, target_modules: `(${'a|'.repeat(30)}a)*c` }, 'E_FORMAT'],
     [{ r: 1, target_modules: '(?=q).*' }, 'E_UNSUPPORTED'],
     [{ r: 64, rank_pattern: { '(x+x+)+y': 2 } }, 'E_FORMAT'],
-    [{ r: 1, alora_invocation_tokens: [1, 2] }, 'E_UNSUPPORTED'],
+    [{ r: 1, alora_invocation_tokens: 'hi' }, 'E_FORMAT'],
     // DoRA is served, but these weights have no magnitude vectors for it (E_FORMAT), or the first
     // module the file lists is an embedding, which cannot be DoRA (E_UNSUPPORTED).
     [{ r: 1, use_dora: true }, ['E_FORMAT', 'E_UNSUPPORTED']],

@@ -1,5 +1,6 @@
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLoRA, type LoRARuntime } from '../create.js';
 import { LoRALinear } from '../layers/linear.js';
@@ -20,7 +21,7 @@ function module(k: number, dora = false): AdapterModuleWeights {
   return dora ? { ...m, magnitude: Float32Array.from({ length: O }, () => 1.2) } : m;
 }
 
-describe('AdapterManager.setBatch with adapter mixes', () => {
+describe('AdapterManager.setBatch: adapter mixes, and where an adapter starts in a request', () => {
   let rt: LoRARuntime;
   let owned: tf.Tensor[];
   let layer: LoRALinear;
@@ -130,5 +131,91 @@ describe('AdapterManager.setBatch with adapter mixes', () => {
     expect(rt.adapters.slots).toEqual(slots);
     expect([...rt.adapters.batch]).toEqual(batch);
     expect(rt.punica.meta).toBe(meta);
+  });
+
+  it('firstAdapterTokens: earlier tokens of the request get the base model; the sampled row only once past the start', () => {
+    rt.adapters.setBatch(['a', 'b', 'c'], [3, 2, 1], undefined, [1, 5, 0]);
+    const meta = rt.punica.meta;
+    const [a, b, c] = ['a', 'b', 'c'].map((id) => rt.adapters.slotOf(id));
+    expect(Array.from(meta.tokenLoraIndices)).toEqual([-1, a, a, -1, -1, c]);
+    expect(Array.from(meta.sampler.tokenLoraIndices)).toEqual([a, -1, c]);
+    expect(b).toBeGreaterThanOrEqual(0); // still activated: its request is in the batch
+    for (const [firsts, code] of [
+      [[1, 2], 'E_SHAPE'],
+      [[-1, 0, 0], 'E_SHAPE'],
+      [[0.5, 0, 0], 'E_SHAPE'],
+    ] as const) {
+      expect(codeOf(() => rt.adapters.setBatch(['a', 'b', 'c'], [3, 2, 1], undefined, firsts as never))).toBe(code);
+    }
+    expect(rt.punica.meta).toBe(meta);
+  });
+
+  it('property: random batches of plain, mixed, weighted and late-starting requests map exactly as specified, or are refused changing nothing', () => {
+    const ids = ['a', 'b', 'c', 'd', 'dora', 'ghost'];
+    const request = fc.oneof(
+      fc.constant(null),
+      fc.constantFrom(...ids),
+      fc.array(fc.record({ id: fc.constantFrom(...ids), weight: fc.constantFrom(1, 0.5, -2, 0, Number.NaN) }), {
+        minLength: 0,
+        maxLength: 4,
+      }),
+    );
+    const batch = fc.array(fc.record({ ask: request, count: fc.integer({ min: 1, max: 3 }), first: fc.integer({ min: 0, max: 4 }) }), {
+      minLength: 1,
+      maxLength: 5,
+    });
+    fc.assert(
+      fc.property(batch, fc.boolean(), fc.boolean(), (reqs, withStrengths, withFirsts) => {
+        const strengths = reqs.map((_, i) => [1, 0.25, 3][i % 3] as number);
+        const before = { slots: rt.adapters.slots, meta: rt.adapters.batch.size > 0 ? rt.punica.meta : undefined };
+        const asks = reqs.map((r) => r.ask);
+        const call = () =>
+          rt.adapters.setBatch(
+            asks as never,
+            reqs.map((r) => r.count),
+            withStrengths ? strengths : undefined,
+            withFirsts ? reqs.map((r) => r.first) : undefined,
+          );
+        // What the contract says should happen.
+        const terms = asks.map((a) => (a === null ? [] : typeof a === 'string' ? [{ id: a, weight: 1 }] : a));
+        const bad = asks.some(
+          (a) =>
+            (Array.isArray(a) && (a.length === 0 || a.length > 3 || new Set(a.map((t) => t.id)).size < a.length)) ||
+            (Array.isArray(a) && a.some((t) => t.id === 'dora' || Number.isNaN(t.weight))),
+        );
+        const unknown = terms.some((t) => t.some((x) => x.id === 'ghost'));
+        const distinct = new Set(terms.flatMap((t) => t.map((x) => x.id)));
+        let meta: ReturnType<typeof call>;
+        try {
+          meta = call();
+        } catch (err) {
+          expect(bad || unknown || distinct.size > 3, `refused: ${(err as Error).message}`).toBe(true);
+          expect(rt.adapters.slots).toEqual(before.slots);
+          if (before.meta !== undefined) expect(rt.punica.meta).toBe(before.meta);
+          return;
+        }
+        expect(bad || unknown || distinct.size > 3).toBe(false);
+        const lanes = [meta, ...meta.mixLanes];
+        expect(lanes).toHaveLength(Math.max(1, ...terms.map((t) => t.length)));
+        let t = 0;
+        reqs.forEach((r, i) => {
+          const from = withFirsts ? Math.min(r.first, r.count) : 0;
+          lanes.forEach((lane, k) => {
+            const term = terms[i]?.[k];
+            const f = (term?.weight ?? 1) * (withStrengths ? (strengths[i] as number) : 1);
+            for (let j = 0; j < r.count; j++) {
+              // A row maps to its k-th adapter once past the start, unless its weight × strength is 0 (the base model).
+              const want = term !== undefined && j >= from && f !== 0 ? rt.adapters.slotOf(term.id) : -1;
+              expect(lane.tokenLoraIndices[t + j], `request ${i} token ${j} lane ${k}`).toBe(want);
+              if (want >= 0) expect(lane.tokenScales?.[t + j] ?? 1).toBeCloseTo(f, 6);
+            }
+            const sampled = term !== undefined && from < r.count && f !== 0 ? rt.adapters.slotOf(term.id) : -1;
+            expect(lane.sampler.tokenLoraIndices[i], `request ${i} sampled row, lane ${k}`).toBe(sampled);
+          });
+          t += r.count;
+        });
+      }),
+      { numRuns: Number(process.env.LORA_PROPERTY_RUNS ?? 300) },
+    );
   });
 });
