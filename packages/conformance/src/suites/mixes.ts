@@ -1,17 +1,9 @@
 import { type ReferenceResult, reference } from '@lora/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import {
-  type BackendCapabilities,
-  type BackendFactory,
-  DEFAULT_TOLERANCE,
-  expectAccurate,
-  makeRuntime,
-  readOnce,
-  stacks,
-  sum,
-} from '../harness.js';
+import { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE, expectAccurate, makeRuntime, readOnce } from '../harness.js';
 import { Random, slotIndices } from '../random.js';
+import { LAYER_SHAPE, layerCallData, layerCallTensors } from './layer-calls.js';
 
 /** Rows that no lane touches must be the main mapping's result bit for bit. */
 function expectSameRows(actual: Float32Array, want: Float32Array, width: number, rows: readonly number[], label: string): void {
@@ -45,46 +37,21 @@ export function mixSuite(factory: BackendFactory, caps: BackendCapabilities): vo
       it(
         `T=${T}: two lanes on packed linear, embedding and logits; rows in no lane unchanged`,
         async () => {
-          const [H, R, L, V, N] = [24, 8, 3, 29, Math.min(T, 7)];
-          const slices = [16, 8, 8];
-          const width = sum(slices);
+          const { H, R, L, V, slices } = LAYER_SHAPE;
+          const N = Math.min(T, 7);
           const rng = new Random(T + 5);
           const slots = slotIndices(rng, 'random', T, L);
           const strengths = Float32Array.from({ length: T }, (_, t) => [1, 0.7, -0.4, 2][t % 4] as number);
           const samplerSlots = slotIndices(rng, 'random', N, L);
           const lanes = [lane(rng, T, L, [0.5, -1.5, 0.25]), lane(rng, T, L, [0, 1, 0.3])];
           const samplerLanes = [lane(rng, N, L, [0.6, 1]), lane(rng, N, L, [-0.2])];
-          const xData = rng.floats(T * H);
-          const aData = slices.map(() => rng.floats(L * R * H));
-          const bData = slices.map((O) => rng.floats(L * O * R));
-          const yData = rng.floats(T * width);
-          const ids = Int32Array.from({ length: T }, () => rng.int(0, V - 1));
-          const [embA, embB, embY] = [rng.floats(L * V * R), rng.floats(L * H * R), rng.floats(T * H)];
-          const [headX, headA, headB, headY] = [rng.floats(N * H), rng.floats(L * R * H), rng.floats(L * V * R), rng.floats(N * V)];
+          const d = layerCallData(rng, T, N);
+          const { xData, aData, bData, width, yData, ids, embA, embB, embY, headX, headA, headB, headY } = d;
 
           const rt = await makeRuntime(factory, { maxLoras: L, maxLoraRank: R, maxNumTokens: 512 });
           const before = tf.memory().numTensors;
-          const loraA = stacks(
-            aData,
-            aData.map(() => [L, R, H]),
-          );
-          const loraB = stacks(
-            bData,
-            slices.map((O) => [L, O, R]),
-          );
-          const inputs = [
-            tf.tensor2d(xData, [T, H]),
-            tf.tensor2d(yData, [T, width]),
-            tf.tensor1d(ids, 'int32'),
-            tf.tensor3d(embA, [L, V, R]),
-            tf.tensor3d(embB, [L, H, R]),
-            tf.tensor2d(embY, [T, H]),
-            tf.tensor2d(headX, [N, H]),
-            tf.tensor3d(headA, [L, R, H]),
-            tf.tensor3d(headB, [L, V, R]),
-            tf.tensor2d(headY, [N, V]),
-          ] as const;
-          const [x, y, tokenIds, ea, eb, ey, hx, ha, hb, hy] = inputs;
+          const tensors = layerCallTensors(d);
+          const { loraA, loraB, x, y, tokenIds, ea, eb, ey, hx, ha, hb, hy } = tensors;
           const main = {
             tokenLoraIndices: slots,
             tokenLoraScales: strengths,
@@ -203,7 +170,7 @@ export function mixSuite(factory: BackendFactory, caps: BackendCapabilities): vo
               'addLoRALogits',
             );
           } finally {
-            tf.dispose([...inputs, ...loraA, ...loraB]);
+            tf.dispose(tensors.all);
             rt.dispose();
           }
           expect(tf.memory().numTensors, 'tensors leaked').toBe(before);

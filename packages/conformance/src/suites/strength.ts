@@ -1,17 +1,9 @@
 import { reference } from '@lora/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import {
-  type BackendCapabilities,
-  type BackendFactory,
-  DEFAULT_TOLERANCE,
-  expectAccurate,
-  makeRuntime,
-  readOnce,
-  stacks,
-  sum,
-} from '../harness.js';
+import { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE, expectAccurate, makeRuntime, readOnce } from '../harness.js';
 import { Random, slotIndices } from '../random.js';
+import { LAYER_SHAPE, layerCallData, layerCallTensors } from './layer-calls.js';
 
 /** Strengths a request may ask for: as trained, weaker, off (= the base model), negated, stronger. */
 const STRENGTHS = [1, 0.4, 0, -0.5, 2, 0.25];
@@ -42,45 +34,20 @@ export function strengthSuite(factory: BackendFactory, caps: BackendCapabilities
       it(
         `T=${T}: packed linear, embedding and logits in one mixed batch`,
         async () => {
-          const [H, R, L, V, N] = [24, 8, 3, 29, Math.min(T, 6)];
-          const slices = [16, 8, 8];
+          const { H, R, L, V, slices } = LAYER_SHAPE;
+          const N = Math.min(T, 6);
           const rng = new Random(T);
           const slots = slotIndices(rng, 'random', T, L);
           const strengths = Float32Array.from({ length: T }, (_, t) => STRENGTHS[t % STRENGTHS.length] as number);
           const samplerSlots = slotIndices(rng, 'random', N, L);
           const samplerStrengths = strengths.slice(0, N);
-          const xData = rng.floats(T * H);
-          const aData = slices.map(() => rng.floats(L * R * H));
-          const bData = slices.map((O) => rng.floats(L * O * R));
-          const width = sum(slices);
-          const yData = rng.floats(T * width);
-          const ids = Int32Array.from({ length: T }, () => rng.int(0, V - 1));
-          const [embA, embB, embY] = [rng.floats(L * V * R), rng.floats(L * H * R), rng.floats(T * H)];
-          const [headX, headA, headB, headY] = [rng.floats(N * H), rng.floats(L * R * H), rng.floats(L * V * R), rng.floats(N * V)];
+          const d = layerCallData(rng, T, N);
+          const { xData, aData, bData, width, yData, ids, embA, embB, embY, headX, headA, headB, headY } = d;
 
           const rt = await makeRuntime(factory, { maxLoras: L, maxLoraRank: R, maxNumTokens: 512 });
           const before = tf.memory().numTensors;
-          const loraA = stacks(
-            aData,
-            aData.map(() => [L, R, H]),
-          );
-          const loraB = stacks(
-            bData,
-            slices.map((O) => [L, O, R]),
-          );
-          const inputs = [
-            tf.tensor2d(xData, [T, H]),
-            tf.tensor2d(yData, [T, width]),
-            tf.tensor1d(ids, 'int32'),
-            tf.tensor3d(embA, [L, V, R]),
-            tf.tensor3d(embB, [L, H, R]),
-            tf.tensor2d(embY, [T, H]),
-            tf.tensor2d(headX, [N, H]),
-            tf.tensor3d(headA, [L, R, H]),
-            tf.tensor3d(headB, [L, V, R]),
-            tf.tensor2d(headY, [N, V]),
-          ] as const;
-          const [x, y, tokenIds, ea, eb, ey, hx, ha, hb, hy] = inputs;
+          const tensors = layerCallTensors(d);
+          const { loraA, loraB, x, y, tokenIds, ea, eb, ey, hx, ha, hb, hy } = tensors;
           try {
             rt.punica.updateMetadata({
               tokenLoraIndices: slots,
@@ -136,7 +103,7 @@ export function strengthSuite(factory: BackendFactory, caps: BackendCapabilities
             expectAccurate(logits, logitsRef, tolerance, 'addLoRALogits');
             expectBaseRows(logits, headY, V, samplerStrengths, 'addLoRALogits');
           } finally {
-            tf.dispose([...inputs, ...loraA, ...loraB]);
+            tf.dispose(tensors.all);
             rt.dispose(); // GPU backends hold the batch's index uploads until then
           }
           expect(tf.memory().numTensors, 'tensors leaked').toBe(before);
