@@ -160,31 +160,39 @@ function loraLinear(W: Float32Array, m: AdapterModuleWeights | undefined, x: Flo
   const ax = new Float64Array(m.rank);
   for (let k = 0; k < m.rank; k++)
     for (let i = 0; i < inF; i++) ax[k] = (ax[k] as number) + (m.a[k * inF + i] as number) * (x[i] as number);
-  const delta = m.magnitude === undefined ? undefined : deltaRows(m);
+  const factors = m.magnitude === undefined ? undefined : doraFactors(W, m);
   for (let o = 0; o < outF; o++) {
     let s = 0;
     for (let k = 0; k < m.rank; k++) s += (m.b[o * m.rank + k] as number) * (ax[k] as number);
     y[o] = (y[o] as number) + m.scale * s;
-    if (delta !== undefined) {
-      let n2 = 0;
-      for (let i = 0; i < inF; i++) n2 += ((W[o * inF + i] as number) + (delta[o * inF + i] as number)) ** 2;
-      y[o] = ((m.magnitude?.[o] as number) / Math.sqrt(n2)) * (y[o] as number);
-    }
+    if (factors !== undefined) y[o] = (factors[o] as number) * (y[o] as number);
   }
   return y;
 }
 
-/** `scale·B·A` `[out, in]` of a linear module, in float64. */
-function deltaRows(m: AdapterModuleWeights): Float64Array {
-  const d = new Float64Array(m.outFeatures * m.inFeatures);
-  for (let o = 0; o < m.outFeatures; o++) {
-    for (let i = 0; i < m.inFeatures; i++) {
-      let s = 0;
-      for (let k = 0; k < m.rank; k++) s += (m.b[o * m.rank + k] as number) * (m.a[k * m.inFeatures + i] as number);
-      d[o * m.inFeatures + i] = m.scale * s;
+/** DoRA factors per module and base weight: they depend on neither the token nor the position. */
+const DORA_FACTORS = new WeakMap<AdapterModuleWeights, WeakMap<Float32Array, Float64Array>>();
+
+/** `m / ‖W + scale·B·A‖` per output row of a DoRA module, in float64, computed once per (module, W). */
+function doraFactors(W: Float32Array, m: AdapterModuleWeights): Float64Array {
+  let byWeight = DORA_FACTORS.get(m);
+  if (byWeight === undefined) DORA_FACTORS.set(m, (byWeight = new WeakMap()));
+  let f = byWeight.get(W);
+  if (f === undefined) {
+    const { outFeatures: outF, inFeatures: inF, rank } = m;
+    f = new Float64Array(outF);
+    for (let o = 0; o < outF; o++) {
+      let n2 = 0;
+      for (let i = 0; i < inF; i++) {
+        let d = 0;
+        for (let k = 0; k < rank; k++) d += (m.b[o * rank + k] as number) * (m.a[k * inF + i] as number);
+        n2 += ((W[o * inF + i] as number) + m.scale * d) ** 2;
+      }
+      f[o] = (m.magnitude?.[o] as number) / Math.sqrt(n2);
     }
+    byWeight.set(W, f);
   }
-  return d;
+  return f;
 }
 
 /** `inv_freq` in float64 from the formulas (the model computes the same in float32, as torch does). */

@@ -23,6 +23,25 @@ export interface MixTerm {
 /** What a request asks for in {@link AdapterManager.setBatch}: an adapter id, null (the base model), or a weighted mix. */
 export type RequestAdapter = string | null | readonly MixTerm[];
 
+/** The first DoRA module of each adapter seen in a mix (adapters are frozen): an engine re-checks its mixes every step. */
+const DORA_MODULE = new WeakMap<LoRAAdapter, string | null>();
+
+/** The name of the adapter's first module with a DoRA magnitude vector, or null; scanned once per adapter. */
+function doraModuleOf(adapter: LoRAAdapter): string | null {
+  let name = DORA_MODULE.get(adapter);
+  if (name === undefined) {
+    name = null;
+    for (const m of adapter.modules.values()) {
+      if (m.magnitude !== undefined) {
+        name = m.name;
+        break;
+      }
+    }
+    DORA_MODULE.set(adapter, name);
+  }
+  return name;
+}
+
 /** A request's adapters as setBatch reads them: (id, weight) pairs in the request's order. */
 type Terms = readonly { readonly id: string; readonly weight: number }[];
 
@@ -389,13 +408,12 @@ export class AdapterManager {
           `${where}: adapter ${describeValue(id)} is an activated LoRA (it starts at its invocation tokens), so it cannot be mixed with other adapters`,
         );
       }
-      for (const m of adapter.modules.values()) {
-        if (m.magnitude !== undefined) {
-          throw new LoRAError(
-            'E_UNSUPPORTED',
-            `${where}: adapter ${describeValue(id)} is DoRA (module ${m.name}); DoRA rescales the whole layer output, so it cannot be mixed with other adapters`,
-          );
-        }
+      const dora = doraModuleOf(adapter);
+      if (dora !== null) {
+        throw new LoRAError(
+          'E_UNSUPPORTED',
+          `${where}: adapter ${describeValue(id)} is DoRA (module ${dora}); DoRA rescales the whole layer output, so it cannot be mixed with other adapters`,
+        );
       }
       return { id, weight: weight as number };
     });
