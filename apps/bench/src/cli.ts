@@ -21,6 +21,7 @@ import { HEATMAPS } from './heatmap.js';
 import { FULL_SHAPES, gpuContest, kernelTargets, progressSteps, QUICK_SHAPES, runKernelBench, TINY_SHAPES } from './kernels.js';
 import { LOAD_MODELS, LOAD_VARIANTS, type LoadResult, loadTargets, runLoadBench } from './load.js';
 import { benchModel, type ModelBackend, type ModelBenchResult } from './model.js';
+import { prefixReuseSteps, prefixReuseTable, runPrefixReuseBench } from './prefix-reuse.js';
 import { Progress } from './progress.js';
 import { adapterTable, kernelTable, modelTable, targetTable } from './report.js';
 import { gridSvg, gridTable, heatmapSvgOf, heatmapTable, rooflineSvgOf } from './report-grid.js';
@@ -61,7 +62,8 @@ variants  what adapter variants cost over plain LoRA: addLoRALinear with every r
           plain slots, and a DoRA layer forward against the same
           layer with plain adapters (goal at decode: at most 1.3x), at the kernels section's decode
           and prefill shapes, cpu engines js and wasm, interleaved rounds (median and IQR of
-          per-round ratios).
+          per-round ratios); and an activated LoRA invoked after a 480-token prompt whose base-model
+          KV cache an engine with prefix caching reuses (time to first token with / without).
 
 Progress goes to stderr; tables and the targets (met or not) to stdout; files to
 bench-results/: report.{md,json} and SVG figures (grid-*, heatmap-*, roofline-cpu). --json prints
@@ -190,7 +192,7 @@ async function main(): Promise<void> {
       (runModel ? modelBackends.reduce((n, b) => n + 2 * modelRounds(b), 0) : 0) +
       (runLoad ? loadBackends.length * LOAD_VARIANTS.length * loadRounds : 0) +
       (runServe ? serveBenchSteps(serveOptions) : 0) +
-      (runVariants ? variantSteps(variantOptions) : 0),
+      (runVariants ? variantSteps(variantOptions) + prefixReuseSteps(variantOptions.rounds) : 0),
   );
   if (gpuProblem !== null) log(`webgpu in Node skipped: ${gpuProblem}`);
   const results = runKernels ? await runKernelBench({ ...opts, shapes, progress, gpu: gpuProblem === null, gpuShapes }) : [];
@@ -240,6 +242,13 @@ async function main(): Promise<void> {
     ? await runServeBench({ ...serveOptions, onProgress: (l) => progress.step(l.replace(/^serve bench: /, 'serve: ')) })
     : undefined;
   const variants = runVariants ? await runVariantBench({ ...variantOptions, progress }) : [];
+  const prefixReuse = runVariants
+    ? await runPrefixReuseBench(values.tiny ? DEMO_PRESETS.tiny : DEMO_PRESETS.default, {
+        prefixTokens: values.tiny ? 96 : 480,
+        rounds: variantOptions.rounds,
+        progress,
+      })
+    : undefined;
   progress.finish();
 
   const targets = [...kernelTargets(results), ...sweepTargets(sweeps), ...loadTargets(loads)];
@@ -283,6 +292,9 @@ async function main(): Promise<void> {
     loads.length > 0 ? `## Checkpoint loading\n\n${loadTable(loads)}` : '',
     serve ? `## Serving through HTTP (@lora/server)\n\n${serve.table}` : '',
     variants.length > 0 ? `## Adapter variants over plain LoRA\n\n${variantTable(variants)}` : '',
+    prefixReuse
+      ? `## Activated LoRA: the base model's KV cache of the prompt reused (prefix caching)\n\n${prefixReuseTable(prefixReuse)}`
+      : '',
   ];
   // The issues set their targets at the full shapes: smaller runs only check that everything runs.
   const caveat =
@@ -341,6 +353,14 @@ async function main(): Promise<void> {
       spread: v.spread,
       withinNoise: v.withinNoise,
     })),
+    prefixReuse: prefixReuse
+      ? {
+          cachedTokens: prefixReuse.cachedTokens,
+          promptTokens: prefixReuse.promptTokens,
+          ratio: prefixReuse.ratio,
+          spread: prefixReuse.spread,
+        }
+      : undefined,
     heatmaps: sweeps.heatmaps.map((h) => ({
       backend: h.backend,
       preset: h.preset,

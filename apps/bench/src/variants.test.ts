@@ -1,5 +1,7 @@
+import { DEMO_PRESETS } from '@lora/llama/demo';
 import { describe, expect, it } from 'vitest';
 import { TINY_SHAPES } from './kernels.js';
+import { prefixReuseTable, runPrefixReuseBench } from './prefix-reuse.js';
 import { runVariantBench, variantTable } from './variants.js';
 
 describe('variants: per-request strength, activated LoRA, mixes and DoRA against plain LoRA', () => {
@@ -24,5 +26,15 @@ describe('variants: per-request strength, activated LoRA, mixes and DoRA against
     expect(table).toMatch(
       /\| DoRA \(layer forward\) \| cpu \(engine js\) \| [^|]+ \| \d+\.\d{3} \| \d+\.\d{3} \| (within noise|\d+\.\d %) \[/,
     );
+  });
+});
+
+describe('prefix reuse: an activated LoRA after a cached base prompt', () => {
+  it('reuses every whole block before the invocation and reports TTFT with and without the cache, round by round', async () => {
+    const r = await runPrefixReuseBench(DEMO_PRESETS.tiny, { prefixTokens: 40, rounds: 2 });
+    expect(r).toMatchObject({ prefixTokens: 40, promptTokens: 48, cachedTokens: 32 }); // blocks of 16 ending before 40
+    expect(r.mustCost).toBeCloseTo(16 / 48, 10);
+    expect(r.spread.low).toBeLessThanOrEqual(r.spread.high);
+    expect(prefixReuseTable(r)).toMatch(/\| demo tiny, cpu \| 40 \+ 2 \+ 6 = 48 \| 32 \| \d+\.\d \| \d+\.\d \| \d+\.\d % \[/);
   });
 });

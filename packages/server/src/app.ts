@@ -115,6 +115,8 @@ export function createApp(options: AppOptions): LoraApp {
       adaptersLoaded: adapters.registered.length,
       adaptersActive: adapters.slots.filter((id) => id !== null).length,
       adaptersRunning: s.runningAdapters.length,
+      prefixCacheQueries: s.prefixCacheQueries,
+      prefixCacheHits: s.prefixCacheHits,
     });
     return new Response(body, { headers: { 'content-type': contentType } });
   });

@@ -26,6 +26,10 @@ export interface MetricsSnapshot {
   readonly adaptersActive: number;
   /** Distinct adapters of the requests in the running batch. */
   readonly adaptersRunning: number;
+  /** Prompt tokens looked up in the prefix cache since the engine started (`vllm:prefix_cache_queries`; 0 without `--enable-prefix-caching`). */
+  readonly prefixCacheQueries: number;
+  /** Of those, tokens served from the cache (`vllm:prefix_cache_hits`). */
+  readonly prefixCacheHits: number;
 }
 
 /**

@@ -62,8 +62,9 @@ interface Entry {
 const MAX_NAME = 200;
 
 /** The adapter under another id: core's `createAdapter` over the same module weights (not copied). */
+/** The adapter under another id, everything else kept (an activated LoRA's invocation tokens too). */
 const withId = (adapter: LoRAAdapter, id: string): LoRAAdapter =>
-  adapter.id === id ? adapter : createAdapter(id, adapter.modules.values());
+  adapter.id === id ? adapter : createAdapter(id, adapter.modules.values(), adapter);
 const now = () => Math.floor(Date.now() / 1000);
 
 /**

@@ -145,5 +145,40 @@ export function determinismSuite(factory: BackendFactory, caps: BackendCapabilit
       },
       timeout,
     );
+
+    it.skipIf(ENGINE_TOKENS in (caps.skip ?? {}))(
+      'the Engine with prefix caching: requests resumed from cached prompt blocks get the tokens they get without the cache',
+      async () => {
+        const m = await tinyModel(factory, 2);
+        const rng = new Random(11);
+        const ids: Ask[] = [null, ...ADAPTERS.map((a) => a.id), MIX];
+        const system = Array.from({ length: 10 }, () => rng.int(0, 95));
+        try {
+          // Every prompt starts with the same 10 tokens; some requests repeat a prompt exactly.
+          const requests = Array.from({ length: 8 }, (_, i) => {
+            const ask = ids[i % ids.length] as Ask;
+            return {
+              prompt: [...system, ...Array.from({ length: i % 3 }, () => rng.int(0, 95))],
+              ...(Array.isArray(ask) ? { adapters: ask } : { adapter: ask as string | null }),
+              sampling: { temperature: 0, maxTokens: 3, ignoreEos: true },
+            };
+          });
+          const solo = new Engine({ model: m.model, maxNumSeqs: 1 });
+          const alone: number[][] = [];
+          for (const r of requests) alone.push((await solo.add(r).result).tokenIds as number[]);
+          const engine = new Engine({ model: m.model, maxNumSeqs: 4, enablePrefixCaching: true, blockSize: 4 });
+          // Twice: the second round finds the first round's blocks (and the first round its own, as requests finish).
+          for (let round = 0; round < 2; round++) {
+            const results = await Promise.all(requests.map((r) => engine.add(r).result));
+            expect(results.map((r) => r.tokenIds)).toEqual(alone);
+          }
+          expect(engine.stats().prefixCacheHits).toBeGreaterThanOrEqual(8 * 8); // at least two blocks per request in round 2
+          await engine.close();
+        } finally {
+          m.dispose();
+        }
+      },
+      timeout,
+    );
   });
 }

@@ -441,9 +441,11 @@ export class AdapterManager {
       }
       let id: unknown;
       let modules: unknown;
+      let invocationTokens: unknown;
       try {
         id = adapter.id;
         modules = adapter.modules;
+        invocationTokens = adapter.invocationTokens;
       } catch (err) {
         throw new LoRAError('E_CONFIG', `register: the adapter could not be read: ${describeValue((err as Error)?.message)}`);
       }
@@ -453,7 +455,12 @@ export class AdapterManager {
           `register expects a LoRAAdapter { id, rank, modules } (see loadPeftAdapter), got ${describeValue(adapter)}`,
         );
       }
-      checked = createAdapter(id, (modules as Map<string, AdapterModuleWeights>).values());
+      // An activated LoRA stays one: its invocation tokens are checked with the modules.
+      checked = createAdapter(
+        id,
+        (modules as Map<string, AdapterModuleWeights>).values(),
+        invocationTokens === undefined ? undefined : { invocationTokens },
+      );
     }
     const label = describeValue(checked.id);
     for (const [name, m] of checked.modules) {

@@ -133,6 +133,13 @@ describe('AdapterManager.setBatch: adapter mixes, and where an adapter starts in
     expect(rt.punica.meta).toBe(meta);
   });
 
+  it('an adapter object registered without createAdapter keeps its invocation tokens (an activated LoRA stays one)', () => {
+    const modules = new Map([['m', module(4)]]);
+    rt.adapters.register({ id: 'plain-object', rank: r, modules, invocationTokens: [7, 8] });
+    expect(rt.adapters.get('plain-object')?.invocationTokens).toEqual([7, 8]);
+    expect(codeOf(() => rt.adapters.register({ id: 'bad', rank: r, modules, invocationTokens: [] }))).toBe('E_CONFIG');
+  });
+
   it('firstAdapterTokens: earlier tokens of the request get the base model; the sampled row only once past the start', () => {
     rt.adapters.setBatch(['a', 'b', 'c'], [3, 2, 1], undefined, [1, 5, 0]);
     const meta = rt.punica.meta;

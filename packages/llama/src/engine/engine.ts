@@ -1,9 +1,10 @@
-import { checkStrength, describeValue, isLoRAError, LoRAError, type LoRARuntime, type MixTerm } from '@lora/core';
+import { checkStrength, describeValue, isLoRAError, type LoRAAdapter, LoRAError, type LoRARuntime, type MixTerm } from '@lora/core';
 import { adapterStart } from '../invocation.js';
 import type { CausalLM, Chunk } from '../model.js';
 import { Sequence } from '../sequence.js';
 import type { Tokenizer } from '../tokenizer.js';
 import type { GenerationDelta, RequestHandle } from './handle.js';
+import { PrefixCache, type PrefixContext } from './prefix-cache.js';
 import { LiveRequest } from './request.js';
 import { resolveSampling, type SamplingParams } from './sampling.js';
 
@@ -31,6 +32,17 @@ export interface EngineOptions {
    * (the same admission and batches), but every step runs on the base model (no adapter applied).
    */
   readonly withoutLoRA?: boolean;
+  /**
+   * Automatic prefix caching (vLLM `--enable-prefix-caching`): when a prompt's prefill ends, the
+   * keys and values of its whole blocks are kept, and a later prompt that starts with the same
+   * blocks — under the same adapter, or on the base model before an activated LoRA's invocation —
+   * prefills only the rest. Its tokens are the same bits as without the cache. Default false.
+   */
+  readonly enablePrefixCaching?: boolean;
+  /** Tokens the prefix cache may hold, all layers' keys and values of each (default maxKvTokens). */
+  readonly prefixCacheTokens?: number;
+  /** Tokens per cached block (vLLM `--block-size`, default 16): a prompt reuses whole blocks only. */
+  readonly blockSize?: number;
 }
 
 /** What one engine step did. */
@@ -96,6 +108,12 @@ export interface EngineStats {
   readonly promptTokens: number;
   /** Tokens sampled so far, all requests together. */
   readonly generatedTokens: number;
+  /** Prompt tokens looked up in the prefix cache so far (vLLM `prefix_cache_queries`; 0 without it). */
+  readonly prefixCacheQueries: number;
+  /** Of those, tokens served from the cache instead of prefilled (vLLM `prefix_cache_hits`). */
+  readonly prefixCacheHits: number;
+  /** Tokens the prefix cache holds now (at most `prefixCacheTokens`). */
+  readonly prefixCacheTokens: number;
 }
 
 /**
@@ -170,6 +188,7 @@ export class Engine {
   #wake: (() => void) | undefined;
   readonly #onStep: ((step: StepInfo) => void) | undefined;
   readonly #withoutLoRA: boolean;
+  readonly #prefixCache: PrefixCache | null;
 
   constructor(options: EngineOptions) {
     const model = options?.model;
@@ -198,6 +217,11 @@ export class Engine {
     this.#eos = new Set([...c.eosTokenIds, ...(options.tokenizer?.eosTokenIds ?? [])]);
     this.#onStep = options.onStep;
     this.#withoutLoRA = options.withoutLoRA === true;
+    if (options.enablePrefixCaching !== undefined && typeof options.enablePrefixCaching !== 'boolean')
+      throw new LoRAError('E_CONFIG', `enablePrefixCaching must be a boolean, got ${describeValue(options.enablePrefixCaching)}`);
+    const cacheTokens = positiveInt(options.prefixCacheTokens, 'prefixCacheTokens', this.maxKvTokens);
+    const blockSize = positiveInt(options.blockSize, 'blockSize', 16);
+    this.#prefixCache = options.enablePrefixCaching === true ? new PrefixCache(cacheTokens, blockSize) : null;
   }
 
   /**
@@ -287,6 +311,7 @@ export class Engine {
   stats(): EngineStats {
     const adapters = (rs: readonly LiveRequest[]) => [...new Set(rs.flatMap((r) => r.adapterIds))];
     const kvTokens = this.#running.reduce((n, r) => n + (r.seq?.length ?? 0), 0);
+    const cache = this.#prefixCache?.counters;
     return {
       waiting: this.#waiting.length,
       running: this.#running.length,
@@ -297,6 +322,9 @@ export class Engine {
       steps: this.#steps,
       promptTokens: this.#promptTokens,
       generatedTokens: this.#generatedTokens,
+      prefixCacheQueries: cache?.queries ?? 0,
+      prefixCacheHits: cache?.hits ?? 0,
+      prefixCacheTokens: cache?.tokens ?? 0,
     };
   }
 
@@ -306,12 +334,33 @@ export class Engine {
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
-  /** Aborts every request and refuses new ones; resolves once the last step has finished. */
+  /** Aborts every request and refuses new ones; resolves once the last step has finished (the prefix cache freed). */
   async close(): Promise<void> {
     this.#closed = true;
     for (const r of [...this.#waiting, ...this.#running]) r.aborted = true;
     this.#kick();
     await this.drain();
+    this.#prefixCache?.clear();
+  }
+
+  /**
+   * Frees every cached prefix (vLLM's `reset_prefix_cache`): running requests keep their own
+   * caches; later prompts prefill in full until the cache fills again. A no-op without caching.
+   */
+  resetPrefixCache(): void {
+    this.#prefixCache?.clear();
+  }
+
+  /**
+   * What a request's keys and values are computed with, read when it is admitted: the adapter
+   * objects (a re-registered id is another adapter), weights and strength; the base model for
+   * base requests and a `withoutLoRA` engine.
+   */
+  #prefixContext(r: LiveRequest): PrefixContext {
+    if (this.#withoutLoRA || r.adapterIds.length === 0) return { key: '', from: Infinity };
+    const term = (id: string, weight: number) => `${serialOf(this.#runtime.adapters.get(id) as LoRAAdapter)}*${weight}`;
+    const terms = r.mix === null ? [term(r.adapter as string, 1)] : r.mix.map((t) => term(t.id, t.weight));
+    return { key: `${terms.join('+')}@${r.loraScale}`, from: r.adapterStart };
   }
 
   #promptIds(prompt: GenerateRequest['prompt']): Int32Array {
@@ -429,8 +478,12 @@ export class Engine {
       this.#running.push(r);
       r.seq = new Sequence();
       r.admitted();
-      const n = Math.min(budget, r.promptIds.length);
-      plan.push({ request: r, tokens: r.promptIds.subarray(0, n), decode: false, from: 0 });
+      if (this.#prefixCache !== null) {
+        r.prefix = this.#prefixContext(r);
+        r.prefilled = r.cachedTokens = this.#prefixCache.restore(r.promptIds, r.prefix, r.seq);
+      }
+      const n = Math.min(budget, r.promptIds.length - r.prefilled);
+      plan.push({ request: r, tokens: r.promptIds.subarray(r.prefilled, r.prefilled + n), decode: false, from: r.prefilled });
       budget -= n;
     }
     if (plan.length === 0) return this.#waiting.length === 0;
@@ -467,6 +520,7 @@ export class Engine {
         r.prefilled += p.tokens.length;
         prefillTokens += p.tokens.length;
         if (!r.prefillDone) return; // more of the prompt next step
+        if (r.prefix !== null) this.#prefixCache?.store(r.promptIds, r.prefix, r.seq as Sequence);
       }
       this.#generatedTokens++;
       r.accept(logits.subarray(i * V, (i + 1) * V), this.maxModelLen - (r.seq?.length ?? 0) - 1);
@@ -483,6 +537,15 @@ export class Engine {
     });
     return true;
   }
+}
+
+/** A number per adapter object for prefix-cache keys: an id removed and registered again with other weights gets a new one. */
+const SERIALS = new WeakMap<LoRAAdapter, number>();
+let serials = 0;
+function serialOf(adapter: LoRAAdapter): number {
+  let n = SERIALS.get(adapter);
+  if (n === undefined) SERIALS.set(adapter, (n = ++serials));
+  return n;
 }
 
 /** Collects a request's deltas into one array (tests, simple callers). */

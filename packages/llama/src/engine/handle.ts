@@ -23,6 +23,8 @@ export interface GenerationResult {
   readonly mix?: readonly MixTerm[];
   /** The prompt as the model saw it: token ids (a text prompt tokenized with special tokens). */
   readonly promptIds: readonly number[];
+  /** Prompt tokens whose keys and values came from the engine's prefix cache (0 without it; OpenAI `cached_tokens`). */
+  readonly cachedTokens: number;
   /** Every generated token id in order, including the EOS or stop token that ended it. */
   readonly tokenIds: readonly number[];
   /** The deltas' text joined ('' without a tokenizer); a matched stop string is cut off unless `includeStopStrInOutput`. */

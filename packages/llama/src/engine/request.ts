@@ -4,6 +4,7 @@ import type { Sequence } from '../sequence.js';
 import { StopStringMatcher } from '../stop.js';
 import type { Tokenizer } from '../tokenizer.js';
 import { DeltaQueue, type FinishReason, type GenerationResult } from './handle.js';
+import type { PrefixContext } from './prefix-cache.js';
 import { type ResolvedSampling, Sampler } from './sampling.js';
 
 /**
@@ -32,6 +33,10 @@ export class LiveRequest {
   readonly result: Promise<GenerationResult>;
   /** Prompt tokens already in the KV cache (chunked prefill moves it forward). */
   prefilled = 0;
+  /** Prompt tokens restored from the engine's prefix cache at admission (vLLM `num_cached_tokens`). */
+  cachedTokens = 0;
+  /** Its prefix-cache context, set at admission when the engine caches prefixes. */
+  prefix: PrefixContext | null = null;
   seq: Sequence | null = null;
   readonly output: number[] = [];
   aborted = false;
@@ -144,6 +149,7 @@ export class LiveRequest {
       adapter: this.adapter,
       ...(this.mix !== null ? { mix: this.mix } : {}),
       promptIds: Array.from(this.promptIds),
+      cachedTokens: this.cachedTokens,
       tokenIds: [...this.output],
       text: this.#text,
       finishReason,

@@ -33,6 +33,9 @@ LoRA and batching (vLLM's flags)
   --max-num-seqs N           requests running at once (default: 16)
   --max-num-batched-tokens N tokens per engine step (default: 2048)
   --max-queue N              requests that may wait; past it 429 with Retry-After (default: 256)
+  --enable-prefix-caching    reuse the KV cache of prompt blocks seen before (same adapter, or the
+                             base model before an activated LoRA's invocation); usage reports cached_tokens
+  --block-size N             tokens per prefix-cache block (default: 16)
 
 Server
   --host HOST                address to bind (default: 127.0.0.1, this machine only)
@@ -59,6 +62,8 @@ const FLAGS: Record<string, Spec> = {
   '--max-num-seqs': { kind: 'int', key: 'maxNumSeqs', min: 1 },
   '--max-num-batched-tokens': { kind: 'int', key: 'maxNumBatchedTokens', min: 1 },
   '--max-queue': { kind: 'int', key: 'maxQueue', min: 1 },
+  '--enable-prefix-caching': { kind: 'bool', key: 'enablePrefixCaching' },
+  '--block-size': { kind: 'int', key: 'blockSize', min: 1 },
   '--host': { kind: 'string', key: 'host' },
   '--port': { kind: 'int', key: 'port', min: 0, max: 65535 },
   '--api-key': { kind: 'string', key: 'apiKey' },

@@ -53,6 +53,10 @@ export interface ServingOptions {
   readonly maxNumBatchedTokens?: number;
   /** Requests that may wait for admission (`--max-queue`; default 256); past it, generation requests are 429 `queue_full` with Retry-After. */
   readonly maxQueue?: number;
+  /** Automatic prefix caching (vLLM `--enable-prefix-caching`; default false): the engine's `enablePrefixCaching`. */
+  readonly enablePrefixCaching?: boolean;
+  /** Tokens per prefix-cache block (vLLM `--block-size`; default 16). */
+  readonly blockSize?: number;
   /** Requires `Authorization: Bearer <apiKey>` on /v1/*, else 401 (vLLM `--api-key`; the CLI also reads `LORA_API_KEY`); /health and /metrics stay open. */
   readonly apiKey?: string;
   /** Serve /v1/load_lora_adapter and /v1/unload_lora_adapter (`--allow-runtime-lora`, vLLM's VLLM_ALLOW_RUNTIME_LORA_UPDATING); default false: they are 404. */
@@ -151,6 +155,8 @@ export async function createServing(options: ServingOptions = {}): Promise<Servi
       ...(options.maxNumSeqs !== undefined ? { maxNumSeqs: options.maxNumSeqs } : {}),
       ...(options.maxNumBatchedTokens !== undefined ? { maxNumBatchedTokens: options.maxNumBatchedTokens } : {}),
       maxQueue: options.maxQueue ?? DEFAULT_QUEUE,
+      ...(options.enablePrefixCaching === true ? { enablePrefixCaching: true } : {}),
+      ...(options.blockSize !== undefined ? { blockSize: options.blockSize } : {}),
       onStep: (step) => metrics.step(step, runtime.adapters.slots),
     });
     const models = new ServedModels({ engine, baseModel, baseRoot });

@@ -45,6 +45,14 @@ export function promMetrics(prefix = 'lora_'): ServerMetrics & {
     registers,
   });
   const steps = new Counter({ name: n('engine_steps_total'), help: 'Engine steps (one forward pass each).', registers });
+  // The engine counts these; a scrape adds what it counted since the last one.
+  const prefixQueries = new Counter({
+    name: n('prefix_cache_queries_total'),
+    help: 'Prompt tokens looked up in the prefix cache (--enable-prefix-caching).',
+    registers,
+  });
+  const prefixHits = new Counter({ name: n('prefix_cache_hits_total'), help: 'Prompt tokens served from the prefix cache.', registers });
+  let counted = { queries: 0, hits: 0 };
   const ttft = new Histogram({
     name: n('time_to_first_token_seconds'),
     help: 'Request arrival to first token.',
@@ -94,6 +102,9 @@ export function promMetrics(prefix = 'lora_'): ServerMetrics & {
     },
     async render(s: MetricsSnapshot) {
       for (const [key, g] of Object.entries(gauges)) g.set(s[key as keyof typeof gauges]);
+      prefixQueries.inc(Math.max(0, s.prefixCacheQueries - counted.queries));
+      prefixHits.inc(Math.max(0, s.prefixCacheHits - counted.hits));
+      counted = { queries: s.prefixCacheQueries, hits: s.prefixCacheHits };
       gie.render(s);
       return { contentType: registry.contentType, body: await registry.metrics() };
     },

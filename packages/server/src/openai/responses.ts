@@ -1,16 +1,20 @@
-import type { FinishReason } from '@lora/llama';
+import type { FinishReason, GenerationResult } from '@lora/llama';
 
 /** OpenAI's `usage` object. */
 export interface Usage {
   readonly prompt_tokens: number;
   readonly completion_tokens: number;
   readonly total_tokens: number;
+  /** Prompt tokens served from the prefix cache (`--enable-prefix-caching`); present only when some were, as vLLM does. */
+  readonly prompt_tokens_details?: { readonly cached_tokens: number };
 }
 
-export const usage = (prompt: number, completion: number): Usage => ({
-  prompt_tokens: prompt,
-  completion_tokens: completion,
-  total_tokens: prompt + completion,
+/** A finished generation's usage: its prompt and generated tokens, and the prompt tokens the prefix cache served. */
+export const usage = (result: GenerationResult): Usage => ({
+  prompt_tokens: result.promptIds.length,
+  completion_tokens: result.tokenIds.length,
+  total_tokens: result.promptIds.length + result.tokenIds.length,
+  ...(result.cachedTokens > 0 ? { prompt_tokens_details: { cached_tokens: result.cachedTokens } } : {}),
 });
 
 /** OpenAI's finish reasons, plus vLLM's `abort` for a request that was aborted (client gone, shutdown). */

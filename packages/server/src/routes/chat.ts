@@ -48,7 +48,7 @@ const shape: GenerationShape<ChatRequest> = {
           ...(req.returnTokenIds ? { tokenIds: result.tokenIds } : {}),
         }),
       ],
-      usage(result.promptIds.length, result.tokenIds.length),
+      usage(result),
       req.returnTokenIds ? result.promptIds : undefined,
     ),
 };

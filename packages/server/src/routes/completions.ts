@@ -34,7 +34,7 @@ const shape: GenerationShape<CompletionRequest> = {
           ...(req.returnTokenIds ? { tokenIds: result.tokenIds, promptTokenIds: result.promptIds } : {}),
         }),
       ],
-      usage(result.promptIds.length, result.tokenIds.length),
+      usage(result),
     ),
 };
 

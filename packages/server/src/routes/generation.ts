@@ -100,6 +100,6 @@ async function* events<R extends GenerationOptions>(
   const err = generationError(result);
   // vLLM streams an error that happens after the response started as a `data: {"error": ...}` event.
   if (err) yield JSON.stringify(err.body());
-  if (parsed.includeUsage) yield JSON.stringify(shape.usageChunk(env, usage(result.promptIds.length, result.tokenIds.length)));
+  if (parsed.includeUsage) yield JSON.stringify(shape.usageChunk(env, usage(result)));
   yield '[DONE]';
 }
