@@ -325,6 +325,69 @@ export function referenceLoRALayer(args: ReferenceLayerArgs): ReferenceResult {
   return { out, rowScale, rows: T, cols: O };
 }
 
+/** The inputs of {@link reference.referenceLoRAEmbeddingLayer}: a whole embedding layer and each slot's module. */
+export interface ReferenceEmbeddingLayerArgs {
+  /** The base table `[V, D]`. */
+  table: Floats;
+  vocab: number;
+  width: number;
+  /** Token id per token, in `[0, V)`. */
+  tokenIds: ArrayLike<number>;
+  /** Per slot, the module (PEFT layouts: a = lora_embedding_A `[rank, V]`, b = lora_embedding_B `[D, rank]`) or null. */
+  slots: readonly (ReferenceLayerModule | null)[];
+  /** Slot per token, -1 for none. */
+  tokenLoraIndices: ArrayLike<number>;
+  /** Per-token strength; absent = 1 for every token. */
+  tokenScales?: ArrayLike<number>;
+}
+
+/**
+ * A PEFT LoRA embedding's output for every token, in float64, written from PEFT `lora/layer.py`
+ * `Embedding.forward` and `lora/dora.py` `DoraEmbeddingLayer`: `E[id] + st·s·B·A[:, id]` for a plain
+ * module, and for a DoRA module with `f = m / ‖E + s·(B·A)ᵀ‖` per embedding dimension (the norm of
+ * each column over the vocabulary) `(1 + st·(f − 1)) ⊙ (E[id] + st·s·B·A[:, id])`.
+ */
+export function referenceLoRAEmbeddingLayer(args: ReferenceEmbeddingLayerArgs): ReferenceResult {
+  const { table, vocab: V, width: D, tokenIds, slots, tokenLoraIndices, tokenScales } = args;
+  const T = tokenIds.length;
+  expectLength('table', table.length, V * D);
+  expectLength('tokenLoraIndices', tokenLoraIndices.length, T);
+  const delta = (m: ReferenceLayerModule, v: number, d: number) => {
+    let s = 0;
+    for (let k = 0; k < m.rank; k++) s += (m.b[d * m.rank + k] as number) * (m.a[k * V + v] as number);
+    return m.scale * s;
+  };
+  const factors = slots.map((m) => {
+    const f = new Float64Array(D).fill(1);
+    if (m?.magnitude === undefined) return f;
+    for (let d = 0; d < D; d++) {
+      let n2 = 0;
+      for (let v = 0; v < V; v++) n2 += ((table[v * D + d] as number) + delta(m, v, d)) ** 2;
+      f[d] = (m.magnitude[d] as number) / Math.sqrt(n2);
+    }
+    return f;
+  });
+  const out = new Float64Array(T * D);
+  const rowScale = new Float64Array(T);
+  for (let t = 0; t < T; t++) {
+    const slot = slotOf(tokenLoraIndices, t, slots.length, 'slots');
+    const id = tokenIds[t] as number;
+    if (!(Number.isInteger(id) && id >= 0 && id < V)) throw new LoRAError('E_INDEX', `reference: tokenIds[${t}] = ${id} outside [0, ${V})`);
+    const st = tokenScales === undefined ? 1 : (tokenScales[t] as number);
+    const m = slot < 0 ? null : (slots[slot] ?? null);
+    let squares = 0;
+    for (let d = 0; d < D; d++) {
+      const fac = m === null ? 1 : 1 + st * (((factors[slot] as Float64Array)[d] as number) - 1);
+      const base = fac * (table[id * D + d] as number);
+      const lora = m === null ? 0 : fac * st * delta(m, id, d);
+      out[t * D + d] = base + lora;
+      squares += base * base + lora * lora;
+    }
+    rowScale[t] = Math.sqrt(squares);
+  }
+  return { out, rowScale, rows: T, cols: D };
+}
+
 /**
  * The accuracy measure of docs/contract.md: max over rows of `max_c |actual - ref| / rowScale`. Rows with
  * rowScale 0 must match exactly (Infinity otherwise); NaN anywhere gives Infinity.

@@ -1,4 +1,4 @@
-import { LoRAError, type PeftFiles, type SerializableDType, serializePeftAdapter } from '@lora/core';
+import { type PeftFiles, type SerializableDType, serializePeftAdapter } from '@lora/core';
 import type { ModelConfig } from './config.js';
 import { moduleSpecs } from './modules.js';
 import { seeded, uniform } from './rng.js';
@@ -17,7 +17,7 @@ export interface AdapterSpec {
   readonly rslora?: boolean;
   /** Storage dtype of adapter_model.safetensors (default F32). */
   readonly dtype?: SerializableDType;
-  /** `use_dora` (default false): every linear module gets a DoRA magnitude vector (embeddings cannot be DoRA). */
+  /** `use_dora` (default false): every module gets a DoRA magnitude vector (`[out]`; an embedding's `[D]`). */
   readonly dora?: boolean;
   /** `alora_invocation_tokens`: an activated LoRA, applied from the last occurrence of these tokens in a prompt on. */
   readonly invocationTokens?: readonly number[];
@@ -37,8 +37,6 @@ export const DEMO_ADAPTERS: readonly AdapterSpec[] = [
  * B as if trained away from zero, so the adapter visibly changes the output.
  */
 export function adapterFiles(config: ModelConfig, spec: AdapterSpec, seed: number): PeftFiles {
-  if (spec.dora === true && spec.targets.includes('embed_tokens'))
-    throw new LoRAError('E_CONFIG', `adapter spec ${spec.id}: DoRA is served on linear modules; drop embed_tokens from its targets`);
   const next = seeded(seed);
   const modules = moduleSpecs(config)
     .filter((m) => spec.targets.includes(m.short))

@@ -58,7 +58,7 @@ export function referenceLogits(
     return x.map((v, i) => (g[i] as number) * v * r);
   };
 
-  // Embedding (+ PEFT embedding LoRA: B [D, r] · A[:, token] [r]).
+  // Embedding (+ PEFT embedding LoRA: B [D, r] · A[:, token] [r]; DoRA: times m / ‖column‖ per dimension).
   const E = w('model.embed_tokens.weight');
   let h = Array.from({ length: T }, (_, t) => {
     const embedLoRA = lora('model.embed_tokens', t);
@@ -66,10 +66,12 @@ export function referenceLogits(
     const x = Float64Array.from(E.subarray(id * H, (id + 1) * H));
     if (embedLoRA) {
       const r = embedLoRA.rank;
+      const factors = embedLoRA.magnitude === undefined ? undefined : doraEmbeddingFactors(E, embedLoRA);
       for (let d = 0; d < H; d++) {
         let s = 0;
         for (let k = 0; k < r; k++) s += (embedLoRA.b[d * r + k] as number) * (embedLoRA.a[k * c.vocabSize + id] as number);
         x[d] = (x[d] as number) + embedLoRA.scale * s;
+        if (factors !== undefined) x[d] = (factors[d] as number) * (x[d] as number);
       }
     }
     return x;
@@ -195,6 +197,30 @@ function doraFactors(W: Float32Array, m: AdapterModuleWeights): Float64Array {
   return f;
 }
 
+/**
+ * `m / ‖E[:, d] + scale·(B·A)ᵀ[:, d]‖` per embedding dimension d of a DoRA embedding (PEFT
+ * `DoraEmbeddingLayer`: the norm over the vocabulary), in float64, once per (module, table).
+ */
+function doraEmbeddingFactors(E: Float32Array, m: AdapterModuleWeights): Float64Array {
+  let byWeight = DORA_FACTORS.get(m);
+  if (byWeight === undefined) DORA_FACTORS.set(m, (byWeight = new WeakMap()));
+  let f = byWeight.get(E);
+  if (f === undefined) {
+    const { inFeatures: V, outFeatures: D, rank } = m;
+    const n2 = new Float64Array(D);
+    for (let v = 0; v < V; v++) {
+      for (let d = 0; d < D; d++) {
+        let delta = 0;
+        for (let k = 0; k < rank; k++) delta += (m.b[d * rank + k] as number) * (m.a[k * V + v] as number);
+        n2[d] = (n2[d] as number) + ((E[v * D + d] as number) + m.scale * delta) ** 2;
+      }
+    }
+    f = Float64Array.from(n2, (s, d) => (m.magnitude?.[d] as number) / Math.sqrt(s));
+    byWeight.set(E, f);
+  }
+  return f;
+}
+
 /** `inv_freq` in float64 from the formulas (the model computes the same in float32, as torch does). */
 function referenceInverseFrequencies(c: ModelConfig): Float64Array {
   const d = c.headDim;
@@ -263,14 +289,17 @@ export function mergeAdapter(
         merge[r * cols + col] = (w[r * cols + col] as number) + m.scale * d;
       }
     }
-    // DoRA (PEFT `lora/layer.py` merge): each output row of W + scale·B·A times m / its norm.
+    // DoRA (PEFT `lora/layer.py` merge): each output of W + scale·B·A times m / its norm — a row of
+    // a linear weight [out, in], a column (embedding dimension) of an embedding table [V, D].
     if (m.magnitude !== undefined) {
-      for (let r = 0; r < rows; r++) {
-        const row = merge.subarray(r * cols, (r + 1) * cols);
-        const norm = Math.sqrt(row.reduce((a, v) => a + v * v, 0));
-        row.forEach((v, i) => {
-          row[i] = ((m.magnitude?.[r] as number) / norm) * v;
-        });
+      const outputs = m.outFeatures;
+      const at = (o: number, j: number) => (m.kind === 'linear' ? o * cols + j : j * cols + o);
+      const along = m.kind === 'linear' ? cols : rows;
+      for (let o = 0; o < outputs; o++) {
+        let n2 = 0;
+        for (let j = 0; j < along; j++) n2 += (merge[at(o, j)] as number) ** 2;
+        const f = (m.magnitude[o] as number) / Math.sqrt(n2);
+        for (let j = 0; j < along; j++) merge[at(o, j)] = f * (merge[at(o, j)] as number);
       }
     }
     w.set(merge);

@@ -25,7 +25,7 @@ export function rowError(got: ArrayLike<number>, ref: ArrayLike<number>): number
   return max / Math.sqrt(ss / ref.length || 1);
 }
 
-/** Adapters for the mixed batches: every module (embedding and lm_head included) with rsLoRA; a BF16 one on a few; DoRA on every linear module. */
+/** Adapters for the mixed batches: every module (embedding and lm_head included) with rsLoRA; a BF16 one on a few; DoRA on every module. */
 const TEST_ADAPTERS: readonly AdapterSpec[] = [
   {
     id: 'all-rslora',
@@ -40,7 +40,7 @@ const TEST_ADAPTERS: readonly AdapterSpec[] = [
     rank: 4,
     alpha: 8,
     dora: true,
-    targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'],
+    targets: ['embed_tokens', 'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'],
   },
 ];
 

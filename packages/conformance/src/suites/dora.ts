@@ -1,4 +1,12 @@
-import { type AdapterModuleWeights, createAdapter, LoRALogits, type LoRARuntime, MergedLoRALinear, reference } from '@lora/core';
+import {
+  type AdapterModuleWeights,
+  createAdapter,
+  LoRAEmbedding,
+  LoRALogits,
+  type LoRARuntime,
+  MergedLoRALinear,
+  reference,
+} from '@lora/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE, expectAccurate, makeRuntime, readOnce } from '../harness.js';
@@ -8,6 +16,8 @@ const [H, V, L, R] = [24, 29, 3, 8];
 const SLICES = [16, 8, 8];
 const MODULES = ['blk.q_proj', 'blk.k_proj', 'blk.v_proj'];
 const HEAD = 'lm_head';
+/** An embedding over the lm_head's table ([V, H]): DoRA per embedding dimension (PEFT `DoraEmbeddingLayer`). */
+const EMBED = 'embed_tokens';
 
 /** Who asks for what: DoRA, plain LoRA, base, a second DoRA adapter, DoRA at strength 0.4 and 0. */
 const REQUESTS: readonly { id: string | null; strength: number }[] = [
@@ -33,10 +43,19 @@ const SPECS: Readonly<Record<string, Spec>> = {
   'dora-b': { rank: 8, scale: 1, dora: true, slices: [true, true, true] },
 };
 
-function module(rng: Random, name: string, rank: number, scale: number, inF: number, outF: number, dora: boolean): AdapterModuleWeights {
+function module(
+  rng: Random,
+  name: string,
+  rank: number,
+  scale: number,
+  inF: number,
+  outF: number,
+  dora: boolean,
+  kind: 'linear' | 'embedding' = 'linear',
+): AdapterModuleWeights {
   const weights = {
     name,
-    kind: 'linear' as const,
+    kind,
     rank,
     scale,
     a: rng.floats(rank * inF),
@@ -74,7 +93,7 @@ export function doraSuite(factory: BackendFactory, caps: BackendCapabilities): v
       [50, false],
     ] as const) {
       it(
-        `${perRequest} tokens per request, ${withBias ? 'with' : 'without'} bias: packed q/k/v and lm_head`,
+        `${perRequest} tokens per request, ${withBias ? 'with' : 'without'} bias: packed q/k/v, lm_head and an embedding`,
         async () => {
           const rng = new Random(perRequest * 7 + (withBias ? 1 : 0));
           const O = SLICES.reduce((a, b) => a + b, 0);
@@ -85,11 +104,13 @@ export function doraSuite(factory: BackendFactory, caps: BackendCapabilities): v
                 spec.slices[s] ? [module(rng, name, spec.rank, spec.scale, H, SLICES[s] as number, spec.dora)] : [],
               ),
               module(rng, HEAD, spec.rank, spec.scale, H, V, spec.dora),
+              module(rng, EMBED, spec.rank, spec.scale, V, H, spec.dora, 'embedding'),
             ]),
           );
           const T = perRequest * REQUESTS.length;
           const xData = rng.floats(T * H);
           const headX = rng.floats(REQUESTS.length * H);
+          const ids = Int32Array.from({ length: T }, () => rng.int(0, V - 1));
           const rt: LoRARuntime = await makeRuntime(factory, { maxLoras: L, maxLoraRank: R, maxNumTokens: 512 });
           const before = tf.memory().numTensors;
           const owned = [
@@ -102,6 +123,8 @@ export function doraSuite(factory: BackendFactory, caps: BackendCapabilities): v
           const [weight, headWeight, x, hx] = owned as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
           const qkv = new MergedLoRALinear(rt, { weight, bias: biasTensor, modules: MODULES, outputSizes: SLICES });
           const head = new LoRALogits(rt, { weight: headWeight, module: HEAD });
+          const embed = new LoRAEmbedding(rt, { weight: headWeight, module: EMBED });
+          const idTensor = tf.tensor1d(ids, 'int32');
           try {
             for (const adapter of adapters) rt.adapters.register(adapter);
             const run = async (ids: readonly (string | null)[]) => {
@@ -110,9 +133,9 @@ export function doraSuite(factory: BackendFactory, caps: BackendCapabilities): v
                 REQUESTS.map(() => perRequest),
                 REQUESTS.map((r) => r.strength),
               );
-              return [await readOnce(qkv.forward(x)), await readOnce(head.forward(hx))] as const;
+              return [await readOnce(qkv.forward(x)), await readOnce(head.forward(hx)), await readOnce(embed.forward(idTensor))] as const;
             };
-            const [layerOut, headOut] = await run(REQUESTS.map((r) => r.id));
+            const [layerOut, headOut, embedOut] = await run(REQUESTS.map((r) => r.id));
             const meta = rt.punica.meta;
             const slotModules = (names: readonly string[]) =>
               rt.adapters.slots.map((id) =>
@@ -145,17 +168,29 @@ export function doraSuite(factory: BackendFactory, caps: BackendCapabilities): v
               tokenScales: REQUESTS.map((r) => r.strength),
             });
             expectAccurate(headOut, headRef, tolerance, 'lm_head with DoRA');
+            const embedRef = reference.referenceLoRAEmbeddingLayer({
+              table: headW,
+              vocab: V,
+              width: H,
+              tokenIds: ids,
+              slots: slotModules([EMBED]).map((modules) => modules[0] ?? null),
+              tokenLoraIndices: meta.tokenLoraIndices,
+              tokenScales,
+            });
+            expectAccurate(embedOut, embedRef, tolerance, 'embedding with DoRA');
 
             // Without the DoRA adapters: the plain and base rows must not move by a bit.
-            const [plainOnly, plainHead] = await run(REQUESTS.map((r) => (r.id?.startsWith('dora') ? null : r.id)));
+            const [plainOnly, plainHead, plainEmbed] = await run(REQUESTS.map((r) => (r.id?.startsWith('dora') ? null : r.id)));
             const untouched = REQUESTS.flatMap((r, i) => (r.id?.startsWith('dora') && r.strength !== 0 ? [] : [i]));
             const tokenRows = untouched.flatMap((i) => Array.from({ length: perRequest }, (_, k) => i * perRequest + k));
             expectRowsEqual(layerOut, plainOnly, O, tokenRows, 'q/k/v rows without a DoRA term');
             expectRowsEqual(headOut, plainHead, V, untouched, 'lm_head rows without a DoRA term');
+            expectRowsEqual(embedOut, plainEmbed, H, tokenRows, 'embedding rows without a DoRA term');
           } finally {
             qkv.dispose();
             head.dispose();
-            tf.dispose([...owned, ...(biasTensor ? [biasTensor] : [])]);
+            embed.dispose();
+            tf.dispose([...owned, idTensor, ...(biasTensor ? [biasTensor] : [])]);
             rt.dispose();
           }
           expect(tf.memory().numTensors, 'tensors leaked').toBe(before);

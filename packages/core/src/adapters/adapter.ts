@@ -20,10 +20,11 @@ export interface AdapterModuleWeights {
   /** `out` for linear, `D` for embedding. */
   readonly outFeatures: number;
   /**
-   * DoRA (PEFT `use_dora`): the module's `lora_magnitude_vector` m, `[out]`, linear modules only.
-   * The layer then computes `m / ‖W + scale·B·A‖ ⊙ (W·x + scale·B·A·x)` (+ bias) for the tokens of
-   * this adapter, the row norms of W + scale·B·A taken once, when the adapter enters a slot
-   * (PEFT `lora/dora.py` `DoraLinearLayer`; docs/contract.md "DoRA").
+   * DoRA (PEFT `use_dora`): the module's `lora_magnitude_vector` m, `[out]`. A linear layer then
+   * computes `m / ‖W + scale·B·A‖ ⊙ (W·x + scale·B·A·x)` (+ bias) for the tokens of this adapter,
+   * the row norms of W + scale·B·A taken once, when the adapter enters a slot (PEFT `lora/dora.py`
+   * `DoraLinearLayer`); an embedding scales its rows by `m / ‖column of W + scale·(B·A)ᵀ‖` per
+   * embedding dimension (`DoraEmbeddingLayer`). docs/contract.md "DoRA".
    */
   readonly magnitude?: Float32Array;
 }
@@ -146,14 +147,8 @@ function checkModuleWeights(value: unknown, adapterId: string): AdapterModuleWei
   return Object.freeze(m);
 }
 
-/** A DoRA magnitude vector belongs to a linear module and has one value per output feature. */
+/** A DoRA magnitude vector has one value per output feature (an embedding's: per embedding dimension). */
 function checkMagnitude(m: AdapterModuleWeights, where: string): void {
-  if (m.kind !== 'linear') {
-    throw new LoRAError(
-      'E_UNSUPPORTED',
-      `${where}: a DoRA magnitude vector on an embedding is not supported (DoRA is served on linear modules)`,
-    );
-  }
   if (!(m.magnitude instanceof Float32Array) || m.magnitude.length !== m.outFeatures) {
     throw new LoRAError(
       'E_SHAPE',

@@ -145,13 +145,19 @@ describe('loadPeftAdapter', () => {
     expect(() => loadPeftAdapter({ id: 'x', config: { r: 2, ...extra }, safetensors: serializeSafetensors(tensors) })).toThrow(message);
   });
 
-  it('refuses DoRA on an embedding (E_UNSUPPORTED) and a magnitude vector of no module (E_FORMAT)', () => {
-    const f = serializePeftAdapter(
-      [{ name: emb, kind: 'embedding', rank: 2, a: seq(2 * 5), b: seq(3 * 2), inFeatures: 5, outFeatures: 3 }],
-      { r: 2, use_dora: true },
-    );
-    expect(() => loadPeftAdapter({ id: 'x', config: f.config, safetensors: f.safetensors })).toThrow(
-      /E_UNSUPPORTED.*embed_tokens: DoRA on an embedding/,
+  it('loads DoRA on an embedding (one magnitude per embedding dimension); refuses a magnitude vector of no module (E_FORMAT)', () => {
+    const module = { name: emb, kind: 'embedding' as const, rank: 2, a: seq(2 * 5), b: seq(3 * 2), inFeatures: 5, outFeatures: 3 };
+    const f = serializePeftAdapter([{ ...module, magnitude: Float32Array.from([1, 2, 3]) }], { r: 2, use_dora: true });
+    const loaded = loadPeftAdapter({ id: 'x', config: f.config, safetensors: f.safetensors });
+    expect(Array.from(loaded.modules.get(emb)?.magnitude ?? [])).toEqual([1, 2, 3]);
+    // One value per token instead: refused.
+    const perToken = serializeSafetensors({
+      [`base_model.model.${emb}.lora_embedding_A`]: { shape: [2, 5], data: module.a },
+      [`base_model.model.${emb}.lora_embedding_B`]: { shape: [3, 2], data: module.b },
+      [`base_model.model.${emb}.lora_magnitude_vector`]: { shape: [5], data: seq(5) },
+    });
+    expect(() => loadPeftAdapter({ id: 'x', config: f.config, safetensors: perToken })).toThrow(
+      /E_FORMAT.*embed_tokens: lora_magnitude_vector is \[5\]; DoRA needs one value per output feature, \[3\]/,
     );
     const lone = serializeSafetensors({ 'base_model.model.x.lora_magnitude_vector': { shape: [1], data: seq(1) } });
     expect(() => loadPeftAdapter({ id: 'x', config: { use_dora: true }, safetensors: lone })).toThrow(

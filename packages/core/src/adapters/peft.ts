@@ -104,7 +104,6 @@ function moduleWeights(module: string, pair: Pair, config: PeftAdapterConfig, fi
   if (!isTargeted(config, module)) format(`holds weights but is not adapted by target_modules ${describeValue(config.targetModules)}`);
   const weights = { name: module, kind, rank, scale, a: A.data, b: B.data, inFeatures, outFeatures };
   if (!config.useDora) return weights;
-  if (kind === 'embedding') throw new LoRAError('E_UNSUPPORTED', `${file}: module ${module}: DoRA on an embedding is not supported`);
   return { ...weights, magnitude: doraMagnitude(M, outFeatures, format) };
 }
 

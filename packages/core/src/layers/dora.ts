@@ -146,13 +146,37 @@ export function doraFactors(base: DoRABase, offset: number, module: AdapterModul
 }
 
 /**
- * {@link doraFactors} read back to the host and checked: a norm of zero (the adapter cancels a row
- * of W exactly) makes `m / norm` meaningless, so the activation is refused with E_FORMAT naming the
- * module, before any slot is written. Backends that keep tensors in host memory run it while
- * validating; GPU backends would stall for the read-back and skip it (docs/contract.md "DoRA").
+ * `g = m / ‖E + scale·(B·A)ᵀ‖ − 1` for an embedding (PEFT `DoraEmbeddingLayer`, whose
+ * `get_weight_norm` runs with `fan_in_fan_out`): one factor per embedding dimension d, the norm of
+ * column d of the `[V, D]` table with the adapter's delta, over the whole vocabulary. Formed in row
+ * chunks of the table as {@link doraFactors} does, the squares summed chunk by chunk.
  */
-export function checkedDoraFactors(base: DoRABase, offset: number, module: AdapterModuleWeights): Float32Array {
-  const g = doraFactors(base, offset, module);
+export function doraEmbeddingFactors(table: Tensor2D, module: AdapterModuleWeights): Tensor1D {
+  const { rank: r, inFeatures: V, outFeatures: D, scale } = module;
+  const chunk = Math.max(1, Math.floor(NORM_CHUNK_VALUES / D));
+  return tidy(() => {
+    // PEFT: lora_embedding_A [r, V], lora_embedding_B [D, r]; the table's row v gets scale·(B·A[:, v])ᵀ.
+    const A = tensor2d(module.a, [r, V]);
+    const sBt = transpose(mul(tensor2d(module.b, [D, r]), scale));
+    let squares: Tensor1D | null = null;
+    for (let start = 0; start < V; start += chunk) {
+      const n = Math.min(chunk, V - start);
+      const rows = add(slice(table, [start, 0], [n, D]), matMul(slice(A, [0, start], [r, n]), sBt, true, false));
+      const part = tfSum(square(rows), 0) as Tensor1D;
+      squares = squares === null ? part : (add(squares, part) as Tensor1D);
+    }
+    return sub(div(tensor1d(module.magnitude as Float32Array), sqrt(squares as Tensor1D)), 1);
+  });
+}
+
+/**
+ * DoRA factors read back to the host and checked: a norm of zero (the adapter cancels a row of W,
+ * or a column of an embedding table, exactly) makes `m / norm` meaningless, so the activation is
+ * refused with E_FORMAT naming the module, before any slot is written. Backends that keep tensors
+ * in host memory run it while validating; GPU backends would stall for the read-back and skip it
+ * (docs/contract.md "DoRA"). Takes over `g`.
+ */
+function checkedFactors(g: Tensor1D, module: AdapterModuleWeights): Float32Array {
   let values: Float32Array;
   try {
     values = g.dataSync() as Float32Array;
@@ -163,9 +187,55 @@ export function checkedDoraFactors(base: DoRABase, offset: number, module: Adapt
     if (!Number.isFinite(values[o])) {
       throw new LoRAError(
         'E_FORMAT',
-        `${module.name}: DoRA needs ‖W + scale·B·A‖ of every output row to be non-zero; row ${o} gives lora_magnitude_vector[${o}] / norm = ${describeValue(values[o])}`,
+        `${module.name}: DoRA needs the norm of W + scale·ΔW to be non-zero for every output feature; feature ${o} gives lora_magnitude_vector[${o}] / norm = ${describeValue(values[o])}`,
       );
     }
   }
   return values;
+}
+
+/**
+ * A layer's DoRA state: the per-slot factor rows ({@link DoRAColumns}, made when the first DoRA
+ * adapter arrives) and the factors already checked on the host per adapter module, so validating
+ * and then writing a slot computes them once. `factorsOf(slice, module)` makes one slice's `g` on
+ * the device (linear: {@link doraFactors}; embedding: {@link doraEmbeddingFactors}).
+ */
+export class DoRASlots {
+  #columns: DoRAColumns | null = null;
+  readonly #checked = new WeakMap<AdapterModuleWeights, Float32Array>();
+  readonly #maxLoras: number;
+  readonly #widths: readonly number[];
+  readonly #factorsOf: (slice: number, module: AdapterModuleWeights) => Tensor1D;
+
+  constructor(maxLoras: number, widths: readonly number[], factorsOf: (slice: number, module: AdapterModuleWeights) => Tensor1D) {
+    this.#maxLoras = maxLoras;
+    this.#widths = widths;
+    this.#factorsOf = factorsOf;
+  }
+
+  /** Checks a DoRA module's factors on the host (host-memory backends, while validating a slot): E_FORMAT on a zero norm. */
+  check(slice: number, module: AdapterModuleWeights): void {
+    if (!this.#checked.has(module)) this.#checked.set(module, checkedFactors(this.#factorsOf(slice, module), module));
+  }
+
+  /** A slot's factors from each slice's DoRA module (null: not DoRA there); all null clears the slot. */
+  write(slot: number, modules: readonly (AdapterModuleWeights | null)[]): void {
+    if (this.#columns === null && modules.every((m) => m === null)) return;
+    this.#columns ??= new DoRAColumns(
+      this.#maxLoras,
+      this.#widths.reduce((a, b) => a + b, 0),
+    );
+    const factors = modules.map((m, s) => (m === null ? null : (this.#checked.get(m) ?? this.#factorsOf(s, m))));
+    this.#columns.write(slot, factors, this.#widths);
+  }
+
+  /** {@link DoRAColumns.apply}; y itself while no DoRA adapter has been in a slot. */
+  apply(y: Tensor2D, mapping: LoRAMapping, bias: Tensor1D | undefined): Tensor2D {
+    return this.#columns === null ? y : this.#columns.apply(y, mapping, bias);
+  }
+
+  dispose(): void {
+    this.#columns?.dispose();
+    this.#columns = null;
+  }
 }

@@ -3,13 +3,15 @@ import type { AdapterModuleWeights } from '../adapters/adapter.js';
 import type { LoRARuntime } from '../create.js';
 import { describeValue, LoRAError } from '../errors.js';
 import { checkRankFits, checkScale, checkTensor, checkTokenIdValues } from '../validate.js';
+import { DoRASlots, doraEmbeddingFactors } from './dora.js';
 import { checkLive, checkSlot, checkTokenCount, type LoRALayer, type MatrixInput, readMatrix } from './layer.js';
 import { stackBytes, WeightStack, writeB } from './stack.js';
 
 /**
  * Token embedding with LoRA: `W[id] + B[slot] · A[slot, id]`. PEFT stores lora_embedding_A as
  * `[r, V]`; it is transposed once, on activation, into the stacked `[L, V, R]` so that the shrink
- * of a token is one contiguous row.
+ * of a token is one contiguous row. A DoRA adapter (PEFT `DoraEmbeddingLayer`) scales that by
+ * `m / ‖column of W + scale·(B·A)ᵀ‖` per embedding dimension, the norms taken once per activation.
  */
 export class LoRAEmbedding implements LoRALayer {
   /** Always `embedding`: the layer takes lora_embedding_A / lora_embedding_B weights. */
@@ -29,6 +31,8 @@ export class LoRAEmbedding implements LoRALayer {
   readonly #b: WeightStack;
   /** The rank written into each slot (0: empty): kernels that skip padding stop there. */
   readonly #ranks: Int32Array;
+  /** DoRA's per-slot factors (`m / ‖column‖ − 1` per embedding dimension). */
+  readonly #dora: DoRASlots;
 
   constructor(runtime: LoRARuntime, options: { module: string; weight: Tensor2D }) {
     const weight = checkTensor(options?.weight, 'weight', '[V, D]') as Tensor2D;
@@ -49,6 +53,7 @@ export class LoRAEmbedding implements LoRALayer {
     this.#a = new WeightStack(aShape, overwrite);
     this.#b = new WeightStack(bShape, overwrite);
     this.#ranks = new Int32Array(L);
+    this.#dora = new DoRASlots(L, [dim], (_, m) => doraEmbeddingFactors(weight, m));
     try {
       runtime.adapters.addLayer(this);
     } catch (err) {
@@ -77,13 +82,17 @@ export class LoRAEmbedding implements LoRALayer {
     const A = readMatrix(a, `a for ${this.modules[0]}`, undefined, vocab);
     const B = readMatrix(b, `b for ${this.modules[0]}`, dim, A.rows);
     this.#write(slot, A.data, B.data, A.rows, scale);
+    this.#dora.write(slot, [null]);
   }
 
   setSlot(slot: number, modules: readonly (AdapterModuleWeights | null)[]): void {
     checkSlot(slot, this.#runtime.config.maxLoras);
     const m = this.#prepare(modules);
     if (m === null) this.resetLoRA(slot);
-    else this.#write(slot, m.a, m.b, m.rank, m.scale);
+    else {
+      this.#write(slot, m.a, m.b, m.rank, m.scale);
+      this.#dora.write(slot, [m.magnitude === undefined ? null : m]);
+    }
   }
 
   validateSlot(modules: readonly (AdapterModuleWeights | null)[]): void {
@@ -103,6 +112,12 @@ export class LoRAEmbedding implements LoRALayer {
       );
     }
     this.#checkSizes(m.a, m.b, m.rank);
+    if (m.magnitude !== undefined) {
+      if (m.magnitude.length !== outFeatures)
+        throw new LoRAError('E_SHAPE', `${m.name}: the DoRA magnitude vector must have D = ${outFeatures} values`);
+      // Host-memory backends read the factors back for free: checked before any slot is written.
+      if (this.#runtime.backend.hostMemory === true) this.#dora.check(0, m);
+    }
     return m;
   }
 
@@ -138,6 +153,7 @@ export class LoRAEmbedding implements LoRALayer {
     this.#a.slot(slot);
     this.#b.slot(slot);
     this.#ranks[slot] = 0;
+    this.#dora.write(slot, [null]);
   }
 
   /** `W[ids]` plus each token's adapter. */
@@ -151,7 +167,11 @@ export class LoRAEmbedding implements LoRALayer {
       checkTokenIdValues(ids.dataSync(), (this.sliceShapes[0] as { inFeatures: number }).inFeatures);
     }
     return tidy(() =>
-      this.#runtime.punica.addLoRAEmbedding(gather(this.weight, tokenIds) as Tensor2D, tokenIds, this.loraA, this.loraB, this.#ranks),
+      this.#dora.apply(
+        this.#runtime.punica.addLoRAEmbedding(gather(this.weight, tokenIds) as Tensor2D, tokenIds, this.loraA, this.loraB, this.#ranks),
+        meta,
+        undefined,
+      ),
     );
   }
 
@@ -160,5 +180,6 @@ export class LoRAEmbedding implements LoRALayer {
     this.#runtime.adapters.removeLayer(this);
     this.#a.dispose();
     this.#b.dispose();
+    this.#dora.dispose();
   }
 }

@@ -4,7 +4,7 @@ import type { LoRARuntime } from '../create.js';
 import { describeValue, LoRAError } from '../errors.js';
 import type { LoRAMapping, LoRAMetadata } from '../metadata.js';
 import { checkRankFits, checkScale, checkTensor } from '../validate.js';
-import { checkedDoraFactors, type DoRABase, DoRAColumns, doraFactors } from './dora.js';
+import { DoRASlots, doraFactors } from './dora.js';
 import { checkLive, checkSlot, checkTokenCount, type LoRALayer, type MatrixInput, readMatrix } from './layer.js';
 import { stackBytes, WeightStack, writeB } from './stack.js';
 
@@ -16,8 +16,6 @@ interface SliceWeights {
   name: string;
   /** The module when it is DoRA (its factors are made on the device when the slot is written), else null. */
   dora: AdapterModuleWeights | null;
-  /** Its factors `m / ‖W + s·B·A‖ − 1` when already computed and checked on the host (host-memory backends). */
-  doraValues?: Float32Array;
 }
 
 /** The base weights of a linear layer: what every linear layer's options hold besides its module name(s). */
@@ -72,10 +70,8 @@ abstract class StackedLinear implements LoRALayer {
   readonly #slotRanks: Int32Array;
   /** First output column of each slice. */
   readonly #offsets: number[];
-  /** DoRA's per-slot column factors, made when the first DoRA adapter enters a slot. */
-  #dora: DoRAColumns | null = null;
-  /** DoRA factors checked on the host per adapter module, so validating and then writing a slot computes them once. */
-  readonly #doraOf = new WeakMap<AdapterModuleWeights, Float32Array>();
+  /** DoRA's per-slot column factors (`m / ‖W + s·B·A‖ − 1` per output row). */
+  readonly #dora: DoRASlots;
 
   protected constructor(runtime: LoRARuntime, modules: readonly string[], outputSizes: readonly number[], options: LinearLayerOptions) {
     const layout = options?.layout ?? 'out-in';
@@ -130,6 +126,8 @@ abstract class StackedLinear implements LoRALayer {
     this.#ownsMatrix = wanted !== layout;
     this.#matrix = this.#ownsMatrix ? keep(transpose(weight)) : weight;
     this.#matrixLayout = wanted;
+    const base = { matrix: this.#matrix, layout: wanted };
+    this.#dora = new DoRASlots(L, this.outputSizes, (s, m) => doraFactors(base, this.#offsets[s] as number, m));
     try {
       runtime.adapters.addLayer(this);
     } catch (err) {
@@ -175,31 +173,17 @@ abstract class StackedLinear implements LoRALayer {
       if (m.magnitude.length !== (this.sliceShapes[s] as { outFeatures: number }).outFeatures)
         throw new LoRAError('E_SHAPE', `${m.name}: the DoRA magnitude vector must have one value per output of layer ${this.modules[s]}`);
       // Host-memory backends read the factors back for free: checked here, before any slot is written.
-      return this.runtime.backend.hostMemory === true ? { ...w, dora: m, doraValues: this.#checkedFactors(s, m) } : { ...w, dora: m };
+      if (this.runtime.backend.hostMemory === true) this.#dora.check(s, m);
+      return { ...w, dora: m };
     });
-  }
-
-  #checkedFactors(s: number, m: AdapterModuleWeights): Float32Array {
-    let g = this.#doraOf.get(m);
-    if (g === undefined) {
-      g = checkedDoraFactors(this.#doraBase, this.#offsets[s] as number, m);
-      this.#doraOf.set(m, g);
-    }
-    return g;
-  }
-
-  get #doraBase(): DoRABase {
-    return { matrix: this.#matrix, layout: this.#matrixLayout };
   }
 
   /** A slot's DoRA factors (the per-slot rows are only made once a DoRA adapter arrives). */
   #commitDoRA(slot: number, prepared: readonly (SliceWeights | null)[]): void {
-    if (this.#dora === null && prepared.every((w) => w?.dora == null)) return;
-    this.#dora ??= new DoRAColumns(this.runtime.config.maxLoras, this.weight.shape[this.layout === 'out-in' ? 0 : 1] as number);
-    const factors = prepared.map((w, s) =>
-      w?.dora == null ? null : (w.doraValues ?? doraFactors(this.#doraBase, this.#offsets[s] as number, w.dora)),
+    this.#dora.write(
+      slot,
+      prepared.map((w) => w?.dora ?? null),
     );
-    this.#dora.write(slot, factors, this.outputSizes);
   }
 
   /**
@@ -268,7 +252,7 @@ abstract class StackedLinear implements LoRALayer {
       let y = (this.#matrixLayout === 'in-out' ? matMul(x, this.#matrix) : matMul(x, this.#matrix, false, true)) as Tensor2D;
       if (this.bias) y = add(y, this.bias) as Tensor2D;
       y = this.addLoRA(y, x);
-      return this.#dora === null ? y : this.#dora.apply(y, this.mappingOf(this.runtime.punica.meta), this.bias);
+      return this.#dora.apply(y, this.mappingOf(this.runtime.punica.meta), this.bias);
     });
   }
 
@@ -306,7 +290,7 @@ abstract class StackedLinear implements LoRALayer {
   #free(): void {
     if (this.#ownsMatrix) this.#matrix.dispose();
     for (const s of [...this.#a, ...this.#b]) s.dispose();
-    this.#dora?.dispose();
+    this.#dora.dispose();
   }
 }
 
