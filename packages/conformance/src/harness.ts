@@ -47,6 +47,7 @@ export interface RuntimeShape {
   maxLoras: number;
   maxLoraRank: number;
   maxCpuLoras?: number;
+  maxCpuLoraBytes?: number;
   maxNumTokens?: number;
 }
 

@@ -18,6 +18,12 @@ export interface LoRAConfig {
   maxLoraRank?: number;
   /** Host cache size in adapters, LRU, pinned adapters are never evicted (default 2 * maxLoras). */
   maxCpuLoras?: number;
+  /**
+   * Host cache size in bytes: the registered adapters' weights (A, B and DoRA magnitudes as
+   * float32, at their true ranks) may take at most this many; registering past it evicts least
+   * recently used unpinned adapters first (default: no limit but `maxCpuLoras`).
+   */
+  maxCpuLoraBytes?: number;
   /** Largest batch in tokens (default 8192). */
   maxNumTokens?: number;
   /**
@@ -48,6 +54,8 @@ export interface ResolvedLoRAConfig {
   readonly maxLoraRank: number;
   /** Adapters the host cache holds, least recently used unpinned one evicted; at least `maxLoras` (default 2 × maxLoras). */
   readonly maxCpuLoras: number;
+  /** Bytes of adapter weights the host cache holds at most (default {@link CONFIG_LIMITS}.maxCpuLoraBytes: no limit in practice). */
+  readonly maxCpuLoraBytes: number;
   /** Largest batch in tokens, and the largest token bucket (default {@link DEFAULT_MAX_NUM_TOKENS}). */
   readonly maxNumTokens: number;
   /** Bytes all layers' slot stacks may take, host mirror and device copy (default {@link DEFAULT_MAX_SLOT_MEMORY}). */
@@ -88,13 +96,24 @@ export const CONFIG_LIMITS = Object.freeze({
   maxLoraRank: 1024,
   /** Largest host cache, in adapters (`maxCpuLoras`). */
   maxCpuLoras: 65_536,
+  /** Largest host cache, in bytes (`maxCpuLoraBytes`, 2^45: 32 TiB); also its default. */
+  maxCpuLoraBytes: 2 ** 45,
   /** Largest `maxNumTokens` (2^20 tokens); also the bound `computeMapping` applies when given none. */
   maxNumTokens: 1 << 20,
   /** Largest `maxSlotMemory`, in bytes (2^45, 32 TiB). */
   maxSlotMemory: 2 ** 45,
 });
 
-const KNOWN_KEYS = ['backend', 'maxLoras', 'maxLoraRank', 'maxCpuLoras', 'maxNumTokens', 'maxSlotMemory', 'backendOptions'];
+const KNOWN_KEYS = [
+  'backend',
+  'maxLoras',
+  'maxLoraRank',
+  'maxCpuLoras',
+  'maxCpuLoraBytes',
+  'maxNumTokens',
+  'maxSlotMemory',
+  'backendOptions',
+];
 
 function positiveInteger(config: Record<string, unknown>, key: keyof typeof CONFIG_LIMITS, fallback: number): number {
   const value = config[key];
@@ -138,6 +157,7 @@ export function resolveConfig(config: LoRAConfig): ResolvedLoRAConfig {
   const maxLoras = positiveInteger(raw, 'maxLoras', DEFAULT_MAX_LORAS);
   const maxLoraRank = positiveInteger(raw, 'maxLoraRank', DEFAULT_MAX_LORA_RANK);
   const maxCpuLoras = positiveInteger(raw, 'maxCpuLoras', 2 * maxLoras);
+  const maxCpuLoraBytes = positiveInteger(raw, 'maxCpuLoraBytes', CONFIG_LIMITS.maxCpuLoraBytes);
   const maxNumTokens = positiveInteger(raw, 'maxNumTokens', DEFAULT_MAX_NUM_TOKENS);
   const maxSlotMemory = positiveInteger(raw, 'maxSlotMemory', DEFAULT_MAX_SLOT_MEMORY);
   if (maxCpuLoras < maxLoras) {
@@ -164,6 +184,7 @@ export function resolveConfig(config: LoRAConfig): ResolvedLoRAConfig {
     maxLoras,
     maxLoraRank,
     maxCpuLoras,
+    maxCpuLoraBytes,
     maxNumTokens,
     maxSlotMemory,
     backendOptions,

@@ -4,7 +4,7 @@
  * Backend authors import `@lora/core/backend`.
  */
 export { type AdapterModuleWeights, createAdapter, type LoRAAdapter } from './adapters/adapter.js';
-export { AdapterManager, type MixTerm, type RequestAdapter } from './adapters/manager.js';
+export { AdapterManager, adapterBytes, type MixTerm, type RequestAdapter } from './adapters/manager.js';
 export {
   loadPeftAdapter,
   loadPeftAdapterFromDir,

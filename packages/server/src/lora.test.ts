@@ -1,11 +1,12 @@
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writePeftAdapterDir } from '@lora/core';
+import { adapterBytes, loadPeftAdapter, writePeftAdapterDir } from '@lora/core';
 import { adapterFiles, type ModelConfig } from '@lora/llama';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from './app.js';
-import { idle, post, startTestServer, type TestServer, until } from './test-support.js';
+import { memoryAdapter } from './models.js';
+import { chatModel, idle, post, seededAdapters, startTestServer, type TestServer, until } from './test-support.js';
 
 // A --lora-root with good and bad adapters, and an adapter outside it reachable through `..`, absolute paths and symlinks.
 const tmp = mkdtempSync(join(tmpdir(), 'lora-server-'));
@@ -187,5 +188,33 @@ describe('runtime LoRA loading (vLLM /v1/load_lora_adapter, /v1/unload_lora_adap
     expect(results.filter((r) => r.status === 200).length).toBeGreaterThanOrEqual(maxCpuLoras);
     for (const model of all) expect((await post(`${s.url}/v1/completions`, { model, prompt, max_tokens: 2 })).status).toBe(200);
     expect(s.serving.runtime.adapters.registered.length).toBeLessThanOrEqual(maxCpuLoras);
+  });
+});
+
+describe('--max-cpu-lora-bytes', () => {
+  it('keeps the registered adapters within the byte budget, loading evicted ones again; an adapter larger than the budget is 400', async () => {
+    const { files, tokenizer, config } = chatModel();
+    const served = seededAdapters(config, 4, 'bytes');
+    const budget = 2 * Math.max(...served.map(adapterBytes));
+    const t = await startTestServer({ modelFiles: files, tokenizer, extraAdapters: served, maxCpuLoraBytes: budget });
+    try {
+      const { adapters } = t.serving.runtime;
+      for (let round = 0; round < 2; round++) {
+        for (const a of served) {
+          const r = await post(`${t.url}/v1/completions`, { model: a.id, prompt: [1, 2, 3], max_tokens: 2 });
+          expect(r.status).toBe(200);
+          expect(adapters.hostMemory).toBeLessThanOrEqual(budget);
+        }
+      }
+      expect(adapters.registered.length).toBeLessThan(served.length);
+      // Rank 64 on every module: far more than two of the served adapters.
+      const targets = ['embed_tokens', 'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'];
+      const huge = loadPeftAdapter({ id: 'huge', ...adapterFiles(config, { id: 'huge', rank: 64, alpha: 64, targets }, 9) });
+      expect(adapterBytes(huge)).toBeGreaterThan(budget);
+      await expect(t.serving.app.models.add('huge', memoryAdapter(huge))).rejects.toMatchObject({ status: 400, code: 'adapter_too_large' });
+      expect(adapters.hostMemory).toBeLessThanOrEqual(budget);
+    } finally {
+      await t.close();
+    }
   });
 });

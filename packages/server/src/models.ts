@@ -1,4 +1,4 @@
-import { createAdapter, describeValue, type LoRAAdapter } from '@lora/core';
+import { adapterBytes, createAdapter, describeValue, type LoRAAdapter } from '@lora/core';
 import type { Engine } from '@lora/llama';
 import { ApiError, fromLoRAError } from './http/errors.js';
 
@@ -218,9 +218,9 @@ export class ServedModels {
     while (adapters.get(entry.runtimeId) === undefined) {
       entry.loading ??= (async () => {
         try {
-          const loaded = await entry.source.load(entry.runtimeId);
-          this.#makeRoom();
-          adapters.register(withId(loaded, entry.runtimeId));
+          const loaded = withId(await entry.source.load(entry.runtimeId), entry.runtimeId);
+          this.#makeRoom(adapterBytes(loaded));
+          adapters.register(loaded);
         } finally {
           entry.loading = undefined;
         }
@@ -249,9 +249,17 @@ export class ServedModels {
   }
 
   /** Frees a place in the host cache for one more adapter, evicting the least recently used one no request holds. */
-  #makeRoom(): void {
+  /** Evicts adapters no request holds (least recently used first) until one of `incoming` bytes fits both host-cache limits. */
+  #makeRoom(incoming: number): void {
     const { adapters, config } = this.#engine.model.runtime;
-    while (adapters.registered.length >= config.maxCpuLoras) {
+    if (incoming > config.maxCpuLoraBytes) {
+      throw new ApiError(
+        400,
+        `the adapter's weights take ${incoming} bytes, more than the whole host cache (--max-cpu-lora-bytes ${config.maxCpuLoraBytes})`,
+        { code: 'adapter_too_large' },
+      );
+    }
+    while (adapters.registered.length >= config.maxCpuLoras || adapters.hostMemory + incoming > config.maxCpuLoraBytes) {
       const victim = adapters.registered.find((id) => {
         const e = this.#byRuntimeId.get(id);
         return e !== undefined && e.refs === 0 && e.loading === undefined && !adapters.isPinned(id) && this.#releaseIdleBatch(id);
@@ -259,7 +267,7 @@ export class ServedModels {
       if (victim === undefined) {
         throw new ApiError(
           429,
-          `all ${config.maxCpuLoras} adapters the host cache holds (--max-cpu-loras) are in use by requests; try again later`,
+          `the host cache (--max-cpu-loras ${config.maxCpuLoras}, --max-cpu-lora-bytes ${config.maxCpuLoraBytes}) is full of adapters in use by requests; try again later`,
           { code: 'adapter_cache_full', headers: { 'retry-after': this.#retryAfter } },
         );
       }

@@ -1,7 +1,16 @@
 import { type LoRAAdapter, loadPeftAdapter } from '@lora/core';
-import { adapterFiles, buildCheckpoint, type CausalLM, CHECKPOINT_PRESETS, Engine, loadModel, Sequence } from '@lora/llama';
+import {
+  adapterFiles,
+  buildCheckpoint,
+  type CausalLM,
+  CHECKPOINT_PRESETS,
+  Engine,
+  loadModel,
+  referenceLogits,
+  Sequence,
+} from '@lora/llama';
 import { describe, expect, it } from 'vitest';
-import { type BackendCapabilities, type BackendFactory, isNode, makeRuntime } from '../harness.js';
+import { type BackendCapabilities, type BackendFactory, DEFAULT_TOLERANCE, isNode, makeRuntime } from '../harness.js';
 import { Random } from '../random.js';
 
 /**
@@ -28,6 +37,15 @@ const MIX = [
 /** What a member asks for: an adapter, a mix, or the base model. */
 type Ask = string | null | typeof MIX;
 
+/** An activated LoRA (PEFT `alora_invocation_tokens`) on the attention and MLP projections. */
+const ALORA = {
+  id: 'alora',
+  rank: 8,
+  alpha: 16,
+  invocationTokens: [11, 12],
+  targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+};
+
 async function tinyModel(factory: BackendFactory, maxLoras: number) {
   const checkpoint = buildCheckpoint({ ...CHECKPOINT_PRESETS['llama-untied'], hiddenSize: 48, intermediateSize: 80, vocabSize: 96 });
   const runtime = await makeRuntime(factory, { maxLoras, maxLoraRank: 8, maxCpuLoras: 4, maxNumTokens: 256 });
@@ -36,11 +54,22 @@ async function tinyModel(factory: BackendFactory, maxLoras: number) {
   for (const a of adapters) runtime.adapters.register(a);
   return {
     model,
+    checkpoint,
     dispose() {
       model.dispose();
       runtime.dispose();
     },
   };
+}
+
+/** max |got − ref| over a row, relative to the reference row's root mean square (the llama package's measure). */
+function rowError(got: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let [max, ss] = [0, 0];
+  for (let i = 0; i < ref.length; i++) {
+    max = Math.max(max, Math.abs((got[i] as number) - (ref[i] as number)));
+    ss += (ref[i] as number) ** 2;
+  }
+  return max / Math.sqrt(ss / ref.length || 1);
 }
 
 const bits = (row: Float32Array) => Array.from(new Uint32Array(row.buffer.slice(row.byteOffset, row.byteOffset + row.byteLength)));
@@ -139,6 +168,53 @@ export function determinismSuite(factory: BackendFactory, caps: BackendCapabilit
           const engine = new Engine({ model: m.model, maxNumSeqs: 6, maxNumBatchedTokens: 24 });
           const results = await Promise.all(requests.map((r) => engine.add(r).result));
           expect(results.map((r) => r.tokenIds)).toEqual(alone);
+        } finally {
+          m.dispose();
+        }
+      },
+      timeout,
+    );
+
+    it(
+      'an activated LoRA in a mixed batch: from its last invocation on, against the float64 reference of PEFT’s rule; without one, the base model',
+      async () => {
+        const m = await tinyModel(factory, 2);
+        const tolerance = 10 * (caps.tolerance ?? DEFAULT_TOLERANCE);
+        try {
+          const { config, weights } = m.checkpoint;
+          const adapter = loadPeftAdapter({ id: ALORA.id, ...adapterFiles(config, ALORA, 600) });
+          m.model.runtime.adapters.register(adapter);
+          const invoked = [3, 11, 12, 40, 41, 9, 11, 12, 50, 51, 52]; // the last invocation starts at 6
+          const plain = [3, 40, 41, 42, 9, 50];
+          const seqs = [new Sequence(), new Sequence(), new Sequence()];
+          try {
+            // The invoked prompt prefilled in two chunks, the adapter starting inside the second,
+            // beside the never-invoked prompt and a base request.
+            const V = config.vocabSize;
+            const adapters = m.model.runtime.adapters;
+            adapters.setBatch([ALORA.id, ALORA.id, null], [4, plain.length, 1], undefined, [6, plain.length, 0]);
+            const first = await m.model.forward([
+              { seq: seqs[0] as Sequence, tokens: Int32Array.from(invoked.slice(0, 4)) },
+              { seq: seqs[1] as Sequence, tokens: Int32Array.from(plain) },
+              { seq: seqs[2] as Sequence, tokens: Int32Array.of(7) },
+            ]);
+            adapters.setBatch([ALORA.id, null], [invoked.length - 4, 1], undefined, [2, 0]);
+            const logits = await m.model.forward([
+              { seq: seqs[0] as Sequence, tokens: Int32Array.from(invoked.slice(4)) },
+              { seq: seqs[2] as Sequence, tokens: Int32Array.of(8) },
+            ]);
+            const ref = referenceLogits(config, weights, invoked, adapter);
+            expect(rowError(logits.subarray(0, V), ref[ref.length - 1] as Float64Array), 'invoked prompt').toBeLessThan(tolerance);
+            const base = referenceLogits(config, weights, plain);
+            expect(rowError(first.subarray(V, 2 * V), base[base.length - 1] as Float64Array), 'never invoked').toBeLessThan(tolerance);
+            // The adapter changes the invoked prompt's logits, so the comparison means something.
+            const whole = referenceLogits(config, weights, invoked, adapter, { adapterFrom: 0 });
+            const none = referenceLogits(config, weights, invoked);
+            expect(rowError(none[none.length - 1] as Float64Array, ref[ref.length - 1] as Float64Array)).toBeGreaterThan(3 * tolerance);
+            expect(rowError(whole[whole.length - 1] as Float64Array, ref[ref.length - 1] as Float64Array)).toBeGreaterThan(3 * tolerance);
+          } finally {
+            for (const s of seqs) s.dispose();
+          }
         } finally {
           m.dispose();
         }

@@ -9,6 +9,8 @@ import { planSlots, type SlotPlan } from './slot-plan.js';
 
 interface Registered {
   readonly adapter: LoRAAdapter;
+  /** {@link adapterBytes}, counted once at registration. */
+  readonly bytes: number;
   pinned: boolean;
 }
 
@@ -22,6 +24,13 @@ export interface MixTerm {
 
 /** What a request asks for in {@link AdapterManager.setBatch}: an adapter id, null (the base model), or a weighted mix. */
 export type RequestAdapter = string | null | readonly MixTerm[];
+
+/** Bytes an adapter's weights take in host memory: A, B and DoRA magnitudes at their true ranks (what `maxCpuLoraBytes` counts). */
+export function adapterBytes(adapter: LoRAAdapter): number {
+  let bytes = 0;
+  for (const m of adapter.modules.values()) bytes += m.a.byteLength + m.b.byteLength + (m.magnitude?.byteLength ?? 0);
+  return bytes;
+}
 
 /** The first DoRA module of each adapter seen in a mix (adapters are frozen): an engine re-checks its mixes every step. */
 const DORA_MODULE = new WeakMap<LoRAAdapter, string | null>();
@@ -65,6 +74,8 @@ export class AdapterManager {
   #batch = new Set<string>();
   /** Bytes of every layer's slot stacks, against `maxSlotMemory`. */
   #slotBytes = 0;
+  /** Bytes of the registered adapters' weights, against `maxCpuLoraBytes`. */
+  #hostBytes = 0;
   #disposed = false;
 
   constructor(punica: PunicaWrapper, config: ResolvedLoRAConfig) {
@@ -114,6 +125,11 @@ export class AdapterManager {
     return this.#slotBytes;
   }
 
+  /** Bytes the registered adapters' weights take now ({@link adapterBytes} summed; at most `maxCpuLoraBytes`). */
+  get hostMemory(): number {
+    return this.#hostBytes;
+  }
+
   /**
    * Called by a layer before it allocates anything: its modules must be free in this runtime and
    * its slot stacks (`bytes`) must fit `maxSlotMemory` with the layers already built.
@@ -157,26 +173,44 @@ export class AdapterManager {
   }
 
   /**
-   * Adds an adapter to the host cache, evicting the least recently used unpinned one if full. The
-   * adapter is checked whole first (every module served by a layer with its sizes, rank within
-   * maxLoraRank, finite scale and weights), so a bad one never reaches a slot.
+   * Adds an adapter to the host cache, evicting least recently used unpinned adapters (not in the
+   * current batch) while it would hold more than `maxCpuLoras` adapters or `maxCpuLoraBytes`
+   * bytes. The adapter is checked whole first (every module served by a layer with its sizes, rank
+   * within maxLoraRank, finite scale and weights), so a bad one never reaches a slot; when room
+   * cannot be made, nothing is evicted (E_CAPACITY).
    */
   register(adapter: LoRAAdapter): void {
     this.#live('register');
     const checked = this.#checkAdapter(adapter);
     if (this.#registered.has(checked.id))
       throw new LoRAError('E_CONFIG', `adapter ${describeValue(checked.id)} is already registered; remove() it first to replace it`);
-    if (this.#registered.size >= this.#config.maxCpuLoras) {
-      const victim = [...this.#registered].find(([id, r]) => !r.pinned && !this.#batch.has(id))?.[0];
-      if (victim === undefined) {
-        throw new LoRAError(
-          'E_CAPACITY',
-          `cannot register ${describeValue(checked.id)}: the host cache holds maxCpuLoras = ${this.#config.maxCpuLoras} adapters, all pinned or used by the current batch`,
-        );
-      }
-      this.#drop(victim);
+    const bytes = adapterBytes(checked);
+    const { maxCpuLoras, maxCpuLoraBytes } = this.#config;
+    if (bytes > maxCpuLoraBytes) {
+      throw new LoRAError(
+        'E_CAPACITY',
+        `cannot register ${describeValue(checked.id)}: its weights take ${bytes} bytes, more than the whole host cache (maxCpuLoraBytes = ${maxCpuLoraBytes})`,
+      );
     }
-    this.#registered.set(checked.id, { adapter: checked, pinned: false });
+    // Plan the evictions first: all of them, or none.
+    const victims: string[] = [];
+    let [count, held] = [this.#registered.size, this.#hostBytes];
+    for (const [id, r] of this.#registered) {
+      if (count < maxCpuLoras && held + bytes <= maxCpuLoraBytes) break;
+      if (r.pinned || this.#batch.has(id)) continue;
+      victims.push(id);
+      count--;
+      held -= r.bytes;
+    }
+    if (count >= maxCpuLoras || held + bytes > maxCpuLoraBytes) {
+      throw new LoRAError(
+        'E_CAPACITY',
+        `cannot register ${describeValue(checked.id)} (${bytes} bytes): the host cache (maxCpuLoras = ${maxCpuLoras} adapters, maxCpuLoraBytes = ${maxCpuLoraBytes} bytes) holds ${this.#registered.size} adapters and ${this.#hostBytes} bytes, and not enough of them are unpinned and outside the current batch to make room`,
+      );
+    }
+    for (const id of victims) this.#drop(id);
+    this.#registered.set(checked.id, { adapter: checked, bytes, pinned: false });
+    this.#hostBytes += bytes;
   }
 
   /** Puts a registered adapter in a device slot (evicting the LRU unpinned slot not in use) → slot. */
@@ -360,6 +394,7 @@ export class AdapterManager {
     this.#disposed = true;
     for (const layer of [...this.#layers]) layer.dispose();
     this.#registered.clear();
+    this.#hostBytes = 0;
     this.#batch.clear();
   }
 
@@ -523,6 +558,7 @@ export class AdapterManager {
       for (const layer of this.#layers) layer.resetLoRA(slot);
       this.#slots[slot] = null;
     }
+    this.#hostBytes -= this.#registered.get(id)?.bytes ?? 0;
     this.#registered.delete(id);
   }
 

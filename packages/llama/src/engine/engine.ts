@@ -28,6 +28,13 @@ export interface EngineOptions {
   /** Called after every step (progress bars, metrics, benchmarks). */
   readonly onStep?: (step: StepInfo) => void;
   /**
+   * Steps in which requests that arrived later may be admitted ahead of a waiting request (its
+   * adapters did not fit, or others' adapters were already in device slots) before admission
+   * stops at it, first come first served, until it runs (default 16). Bounds how long a request for
+   * a cold adapter can be passed over by a stream of requests for resident ones.
+   */
+  readonly maxBypassSteps?: number;
+  /**
    * A baseline for measuring LoRA's cost: requests are scheduled exactly as with their adapters
    * (the same admission and batches), but every step runs on the base model (no adapter applied).
    */
@@ -149,7 +156,9 @@ const positiveInt = (v: unknown, name: string, fallback: number): number => {
  * requests (split across steps when they exceed the token budget) — each request with its own
  * adapter. A request is admitted when a sequence slot is free and its adapter can get a device
  * slot beside the adapters already running (and pinned ones); otherwise it waits, and requests
- * behind it whose adapters fit may go first. A request never fails because of another's adapter.
+ * behind it whose adapters fit may go first — those sharing the running batch's adapters before
+ * those needing another slot — for at most `maxBypassSteps` steps, after which admission waits for
+ * it. A request never fails because of another's adapter.
  *
  * Determinism: with temperature 0 a request's tokens depend only on its prompt and adapter — every
  * kernel computes each token's row the same way whatever else is in the batch (the conformance
@@ -173,12 +182,16 @@ export class Engine {
    * {@link EngineStats.kvCacheUsage}, never a limit on admission.
    */
   readonly maxKvTokens: number;
+  /** {@link EngineOptions.maxBypassSteps}. */
+  readonly maxBypassSteps: number;
   readonly #runtime: LoRARuntime;
   readonly #eos: ReadonlySet<number>;
   readonly #waiting: LiveRequest[] = [];
   readonly #running: LiveRequest[] = [];
   readonly #ids = new Set<string>();
   #counter = 0;
+  /** Arrival order of requests, for the bypass count. */
+  #arrivals = 0;
   #looping = false;
   #closed = false;
   #steps = 0;
@@ -214,6 +227,7 @@ export class Engine {
     }
     this.maxQueue = positiveInt(options.maxQueue, 'maxQueue', 1024);
     this.maxKvTokens = positiveInt(options.maxKvTokens, 'maxKvTokens', this.maxNumSeqs * this.maxModelLen);
+    this.maxBypassSteps = positiveInt(options.maxBypassSteps, 'maxBypassSteps', 16);
     this.#eos = new Set([...c.eosTokenIds, ...(options.tokenizer?.eosTokenIds ?? [])]);
     this.#onStep = options.onStep;
     this.#withoutLoRA = options.withoutLoRA === true;
@@ -276,6 +290,7 @@ export class Engine {
     if (this.#ids.has(id)) throw new LoRAError('E_CONFIG', `a request with id ${describeValue(id)} is already in the engine`);
     const live = new LiveRequest({
       id,
+      arrival: ++this.#arrivals,
       adapter,
       mix,
       adapterStart: start,
@@ -439,6 +454,27 @@ export class Engine {
     }
   }
 
+  /**
+   * Who admission tries this step, in order: the waiting requests up to the first one passed over
+   * in `maxBypassSteps` steps (nothing behind it is admitted before it — unless its adapters could
+   * not fit even alone, beside the pinned ones); among them first those whose adapters the running
+   * batch already uses (admitting them needs no other slot and no upload), then the rest, each
+   * group first come first served. It reads only the engine's own state, so a `withoutLoRA`
+   * engine admits exactly as one with adapters.
+   */
+  #admissionOrder(running: ReadonlySet<string>): LiveRequest[] {
+    const stop = this.#waiting.findIndex((r) => r.bypassed >= this.maxBypassSteps && this.#fits(new Set(r.adapterIds)));
+    const candidates = stop < 0 ? [...this.#waiting] : this.#waiting.slice(0, stop + 1);
+    const shares = (r: LiveRequest) => r.adapterIds.every((id) => running.has(id));
+    return [...candidates.filter(shares), ...candidates.filter((r) => !shares(r))];
+  }
+
+  /** A waiting request that arrived before one admitted this step was passed over once more. */
+  #countBypasses(admitted: readonly LiveRequest[]): void {
+    const latest = admitted.reduce((n, r) => Math.max(n, r.arrival), -1);
+    for (const r of this.#waiting) if (r.arrival < latest) r.bypassed++;
+  }
+
   /** Can the adapters in `set` all have device slots at once (beside pinned adapters outside the set)? */
   #fits(set: ReadonlySet<string>): boolean {
     const { slots } = this.#runtime.adapters;
@@ -467,15 +503,15 @@ export class Engine {
       }
     }
     const adapters = new Set(this.#running.flatMap((r) => r.adapterIds));
-    for (let i = 0; i < this.#waiting.length && budget > 0 && this.#running.length < this.maxNumSeqs; ) {
-      const r = this.#waiting[i] as LiveRequest;
-      if (r.adapterIds.some((id) => !adapters.has(id)) && !this.#fits(new Set([...adapters, ...r.adapterIds]))) {
-        i++; // waits for a slot; later requests whose adapters fit may go first
-        continue;
-      }
+    const admitted: LiveRequest[] = [];
+    for (const r of this.#admissionOrder(new Set(adapters))) {
+      if (budget <= 0 || this.#running.length >= this.maxNumSeqs) break;
+      // Waits for a slot; later requests whose adapters fit may go first (within maxBypassSteps).
+      if (r.adapterIds.some((id) => !adapters.has(id)) && !this.#fits(new Set([...adapters, ...r.adapterIds]))) continue;
       for (const id of r.adapterIds) adapters.add(id);
-      this.#waiting.splice(i, 1);
+      this.#waiting.splice(this.#waiting.indexOf(r), 1);
       this.#running.push(r);
+      admitted.push(r);
       r.seq = new Sequence();
       r.admitted();
       if (this.#prefixCache !== null) {
@@ -486,6 +522,7 @@ export class Engine {
       plan.push({ request: r, tokens: r.promptIds.subarray(r.prefilled, r.prefilled + n), decode: false, from: r.prefilled });
       budget -= n;
     }
+    this.#countBypasses(admitted);
     if (plan.length === 0) return this.#waiting.length === 0;
     const t0 = performance.now();
     let logits: Float32Array;

@@ -31,6 +31,10 @@ export class LiveRequest {
   readonly maxTokens: number;
   readonly queue = new DeltaQueue();
   readonly result: Promise<GenerationResult>;
+  /** Its place in arrival order (the engine's count of `add` calls). */
+  readonly arrival: number;
+  /** Steps in which a request that arrived after it was admitted while it waited. */
+  bypassed = 0;
   /** Prompt tokens already in the KV cache (chunked prefill moves it forward). */
   prefilled = 0;
   /** Prompt tokens restored from the engine's prefix cache at admission (vLLM `num_cached_tokens`). */
@@ -53,6 +57,7 @@ export class LiveRequest {
 
   constructor(args: {
     id: string;
+    arrival: number;
     adapter: string | null;
     mix: readonly MixTerm[] | null;
     adapterStart: number;
@@ -64,6 +69,7 @@ export class LiveRequest {
     eos: ReadonlySet<number>;
   }) {
     this.id = args.id;
+    this.arrival = args.arrival;
     this.adapter = args.adapter;
     this.mix = args.mix;
     this.adapterStart = args.adapterStart;

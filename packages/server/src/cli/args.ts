@@ -30,6 +30,7 @@ LoRA and batching (vLLM's flags)
   --max-loras N              adapters in one batch / device slots (default: 4)
   --max-lora-rank R          largest adapter rank (default: the largest served at start, at least 16)
   --max-cpu-loras N          adapters registered in host memory at once (default: 2 × max-loras, or the number served)
+  --max-cpu-lora-bytes N     bytes of adapter weights registered in host memory at once (default: no limit)
   --max-num-seqs N           requests running at once (default: 16)
   --max-num-batched-tokens N tokens per engine step (default: 2048)
   --max-queue N              requests that may wait; past it 429 with Retry-After (default: 256)
@@ -59,6 +60,7 @@ const FLAGS: Record<string, Spec> = {
   '--max-loras': { kind: 'int', key: 'maxLoras', min: 1 },
   '--max-lora-rank': { kind: 'int', key: 'maxLoraRank', min: 1 },
   '--max-cpu-loras': { kind: 'int', key: 'maxCpuLoras', min: 1 },
+  '--max-cpu-lora-bytes': { kind: 'int', key: 'maxCpuLoraBytes', min: 1 },
   '--max-num-seqs': { kind: 'int', key: 'maxNumSeqs', min: 1 },
   '--max-num-batched-tokens': { kind: 'int', key: 'maxNumBatchedTokens', min: 1 },
   '--max-queue': { kind: 'int', key: 'maxQueue', min: 1 },

@@ -47,6 +47,8 @@ export interface ServingOptions {
   readonly maxLoraRank?: number;
   /** Default: 2 × maxLoras, or more if more adapters are served at start. */
   readonly maxCpuLoras?: number;
+  /** Bytes of adapter weights registered in host memory at once (`--max-cpu-lora-bytes`; default: no limit but maxCpuLoras). */
+  readonly maxCpuLoraBytes?: number;
   /** Requests running at once (vLLM `--max-num-seqs`; default the engine's, 16). */
   readonly maxNumSeqs?: number;
   /** Tokens per engine step, prefill and decode together; longer prompts are prefilled in chunks (vLLM `--max-num-batched-tokens`; default 2048). */
@@ -114,7 +116,13 @@ export async function createServing(options: ServingOptions = {}): Promise<Servi
   const maxLoraRank = options.maxLoraRank ?? Math.max(16, demoRank, ...userAdapters.map((a) => a.rank));
   const served = demo && userAdapters.length === 0 ? 4 : userAdapters.length;
   const maxCpuLoras = options.maxCpuLoras ?? Math.max(2 * maxLoras, served);
-  const runtime = await createLoRA({ backend: options.backend ?? 'cpu', maxLoras, maxLoraRank, maxCpuLoras });
+  const runtime = await createLoRA({
+    backend: options.backend ?? 'cpu',
+    maxLoras,
+    maxLoraRank,
+    maxCpuLoras,
+    ...(options.maxCpuLoraBytes !== undefined ? { maxCpuLoraBytes: options.maxCpuLoraBytes } : {}),
+  });
   try {
     let model: CausalLM;
     let tokenizer = options.tokenizer;

@@ -17,6 +17,7 @@ async function expectState(world: World, after: string): Promise<void> {
   const where = `after ${after}`;
   expect(rt.adapters.slots, `${where}: slots`).toEqual(model.slots);
   expect(rt.adapters.registered, `${where}: host cache (LRU order)`).toEqual([...model.registered.keys()]);
+  expect(rt.adapters.hostMemory, `${where}: host cache bytes`).toBe(model.hostBytes);
   for (const id of model.registered.keys()) expect(rt.adapters.isPinned(id), `${where}: pin of ${id}`).toBe(model.isPinned(id));
   expect([...rt.adapters.batch].sort(), `${where}: batch`).toEqual([...model.batch].sort());
   if (model.meta === undefined) expect(() => rt.punica.meta).toThrow(LoRAError);

@@ -27,13 +27,20 @@ export interface Limits {
   readonly maxLoras: number;
   readonly maxLoraRank: number;
   readonly maxCpuLoras: number;
+  /** The host cache's byte budget: every registered adapter's A, B and magnitudes as float32. */
+  readonly maxCpuLoraBytes: number;
   readonly maxNumTokens: number;
 }
 
 interface Registered {
   readonly adapter: LoRAAdapter;
+  readonly bytes: number;
   pinned: boolean;
 }
+
+/** What an adapter takes in the host cache: its weights' floats at their true ranks, 4 bytes each. */
+const weightBytes = (adapter: LoRAAdapter): number =>
+  4 * [...adapter.modules.values()].reduce((n, m) => n + m.a.length + m.b.length + (m.magnitude?.length ?? 0), 0);
 
 interface Plan {
   readonly slots: (string | null)[];
@@ -71,18 +78,34 @@ export class ManagerModel {
     this.content = layers.map((l) => Array.from({ length: limits.maxLoras }, () => l.modules.map(() => null)));
   }
 
+  /** Bytes the registered adapters take (the runtime's `adapters.hostMemory`). */
+  get hostBytes(): number {
+    let n = 0;
+    for (const r of this.registered.values()) n += r.bytes;
+    return n;
+  }
+
   isPinned(id: string): boolean {
     return this.registered.get(id)?.pinned ?? false;
   }
 
   register(adapter: LoRAAdapter): Outcome {
     if (this.registered.has(adapter.id)) return refuse('E_CONFIG');
-    if (this.registered.size >= this.limits.maxCpuLoras) {
-      const victim = [...this.registered].find(([id, r]) => !r.pinned && !this.batch.has(id))?.[0];
-      if (victim === undefined) return refuse('E_CAPACITY');
-      this.#drop(victim);
+    // Least recently used first, skipping pinned adapters and the batch's, until both limits hold; all or nothing.
+    const bytes = weightBytes(adapter);
+    const fits = (count: number, held: number) => count < this.limits.maxCpuLoras && held + bytes <= this.limits.maxCpuLoraBytes;
+    let [count, held] = [this.registered.size, this.hostBytes];
+    const victims: string[] = [];
+    for (const [id, r] of this.registered) {
+      if (fits(count, held)) break;
+      if (r.pinned || this.batch.has(id)) continue;
+      victims.push(id);
+      count--;
+      held -= r.bytes;
     }
-    this.registered.set(adapter.id, { adapter, pinned: false });
+    if (!fits(count, held)) return refuse('E_CAPACITY');
+    for (const id of victims) this.#drop(id);
+    this.registered.set(adapter.id, { adapter, bytes, pinned: false });
     return OK;
   }
 

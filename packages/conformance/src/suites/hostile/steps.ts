@@ -165,7 +165,16 @@ export const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
     weight: 1,
     arbitrary: fc.record({
       op: fc.constant('config' as const),
-      key: fc.constantFrom('maxLoras', 'maxLoraRank', 'maxCpuLoras', 'maxNumTokens', 'maxSlotMemory', 'backendOptions', 'maxLoraRnak'),
+      key: fc.constantFrom(
+        'maxLoras',
+        'maxLoraRank',
+        'maxCpuLoras',
+        'maxCpuLoraBytes',
+        'maxNumTokens',
+        'maxSlotMemory',
+        'backendOptions',
+        'maxLoraRnak',
+      ),
       value: fc.constantFrom(0, 1, 4, 1e9, -3, 2.5, Number.NaN, 'x', null, [], {}),
     }),
   },
@@ -327,7 +336,14 @@ export async function runStep(world: World, step: Step, tolerance: number): Prom
     case 'config': {
       const got = attempt(() => resolveConfig({ backend: 'cpu', [step.key]: step.value } as never));
       const v = step.value;
-      const limit = { maxLoras: 1024, maxLoraRank: 1024, maxCpuLoras: 65536, maxNumTokens: 1 << 20, maxSlotMemory: 2 ** 45 }[step.key];
+      const limit = {
+        maxLoras: 1024,
+        maxLoraRank: 1024,
+        maxCpuLoras: 65536,
+        maxCpuLoraBytes: 2 ** 45,
+        maxNumTokens: 1 << 20,
+        maxSlotMemory: 2 ** 45,
+      }[step.key];
       let ok: boolean;
       if (step.key === 'maxLoraRnak') ok = false;
       else if (step.key === 'backendOptions') ok = v === null || (typeof v === 'object' && !Array.isArray(v));

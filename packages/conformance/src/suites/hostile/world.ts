@@ -26,7 +26,11 @@ export interface WorldLayer {
   readonly weight: Float32Array;
 }
 
-export const LIMITS: Limits = { maxLoras: 3, maxLoraRank: 8, maxCpuLoras: 4, maxNumTokens: 24 };
+/**
+ * The pool's adapters take 880 to 7040 bytes (ranks 1 to 8): 8000 bytes lets the byte budget, not
+ * only the count, decide evictions (the rank-8 adapter leaves room for one rank-1 adapter).
+ */
+export const LIMITS: Limits = { maxLoras: 3, maxLoraRank: 8, maxCpuLoras: 4, maxCpuLoraBytes: 8000, maxNumTokens: 24 };
 const MODEL: ModelConfig = tinyLlamaConfig({ numHiddenLayers: 1 });
 
 /** The runtime, a one-layer tiny Llama on it, adapters to register and the model that predicts it all. */
