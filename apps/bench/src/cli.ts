@@ -5,7 +5,11 @@ import { parseArgs } from 'node:util';
 import { isLoRAError } from '@lora/core';
 import { DEMO_PRESETS, type DemoPresetName, demoPreset } from '@lora/llama/demo';
 import {
+  type AdaptersScaleOptions,
+  adaptersScaleSteps,
+  adaptersScaleTable,
   QUICK_SERVE_BENCH,
+  runAdaptersScaleBench,
   runServeBench,
   type ServeBenchOptions,
   type ServeBenchResult,
@@ -29,7 +33,7 @@ import { loadTable } from './report-load.js';
 import { nodeGridSteps, runGridsAndHeatmaps, sweepTargets } from './sweeps.js';
 import { runVariantBench, variantSteps, variantTable } from './variants.js';
 
-const SECTIONS = ['kernels', 'grid', 'heatmap', 'adapters', 'model', 'load', 'serve', 'variants'] as const;
+const SECTIONS = ['kernels', 'grid', 'heatmap', 'adapters', 'model', 'load', 'serve', 'variants', 'adapters-scale'] as const;
 
 const HELP = `npm run bench -- [--quick | --tiny] [--only ${SECTIONS.join(',')}] [--json] [--out DIR] [--no-wasm] [--no-gpu] [--gpu-full] [--no-browser] [--rounds N]
                      [--preset NAME] [--ranks 8,16,32]
@@ -64,6 +68,12 @@ variants  what adapter variants cost over plain LoRA: addLoRALinear with every r
           and prefill shapes, cpu engines js and wasm, interleaved rounds (median and IQR of
           per-round ratios); and an activated LoRA invoked after a 480-token prompt whose base-model
           KV cache an engine with prefix caching reuses (time to first token with / without).
+adapters-scale  1,000 adapters on disk (ranks 8/16/32/64, different target modules) served from a
+          --lora-root through 64 device slots and a host cache of 256 adapters: 512 requests from 16
+          clients, adapters drawn uniformly and by Zipf(1.0), against the same traffic over 8
+          adapters; tokens/s, TTFT p50/p99 by where the adapter was (device slot, host memory, disk),
+          loads and evictions per second, peak host memory. --quick: 200 adapters on the tiny model,
+          16 slots; --tiny: 24 adapters.
 
 Progress goes to stderr; tables and the targets (met or not) to stdout; files to
 bench-results/: report.{md,json} and SVG figures (grid-*, heatmap-*, roofline-cpu). --json prints
@@ -120,6 +130,23 @@ async function main(): Promise<void> {
   const runLoad = only.includes('load');
   const runServe = only.includes('serve');
   const runVariants = only.includes('variants');
+  const runAdaptersScale = only.includes('adapters-scale');
+  // Issue #22's shape at full size; smaller runs keep its proportions on the tiny model.
+  const adaptersScale: AdaptersScaleOptions = values.tiny
+    ? {
+        model: DEMO_PRESETS.tiny,
+        adapters: 24,
+        ranks: [2, 4, 8],
+        maxLoras: 2,
+        maxCpuLoras: 4,
+        requests: 24,
+        concurrency: 3,
+        outputLength: 2,
+        referenceAdapters: 2,
+      }
+    : values.quick
+      ? { model: DEMO_PRESETS.tiny, adapters: 200, maxLoras: 16, maxCpuLoras: 64, requests: 256, concurrency: 8 }
+      : {};
   const serveOptions: ServeBenchOptions = values.tiny ? TINY_SERVE_BENCH : values.quick ? QUICK_SERVE_BENCH : {};
   const loadRounds = values.tiny ? 1 : Math.min(rounds, 5);
   const modelRequests = values.tiny ? 4 : 16;
@@ -192,7 +219,8 @@ async function main(): Promise<void> {
       (runModel ? modelBackends.reduce((n, b) => n + 2 * modelRounds(b), 0) : 0) +
       (runLoad ? loadBackends.length * LOAD_VARIANTS.length * loadRounds : 0) +
       (runServe ? serveBenchSteps(serveOptions) : 0) +
-      (runVariants ? variantSteps(variantOptions) + prefixReuseSteps(variantOptions.rounds) : 0),
+      (runVariants ? variantSteps(variantOptions) + prefixReuseSteps(variantOptions.rounds) : 0) +
+      (runAdaptersScale ? adaptersScaleSteps() : 0),
   );
   if (gpuProblem !== null) log(`webgpu in Node skipped: ${gpuProblem}`);
   const results = runKernels ? await runKernelBench({ ...opts, shapes, progress, gpu: gpuProblem === null, gpuShapes }) : [];
@@ -249,6 +277,9 @@ async function main(): Promise<void> {
         progress,
       })
     : undefined;
+  const scale = runAdaptersScale
+    ? await runAdaptersScaleBench({ ...adaptersScale, onProgress: (l) => progress.step(l.replace(/^adapters-scale: /, 'adapters: ')) })
+    : undefined;
   progress.finish();
 
   const targets = [...kernelTargets(results), ...sweepTargets(sweeps), ...loadTargets(loads)];
@@ -272,6 +303,34 @@ async function main(): Promise<void> {
       met: v.cost <= 0.3,
     });
   }
+  if (scale) {
+    // #22: many adapters cost at most 30 % (uniform) / 10 % (Zipf) of the tokens/s, a cold adapter at most 2× a resident one's TTFT, the host cache stays in its budget.
+    const [reference, uniform, zipf] = scale.runs;
+    const shape = `${scale.config.adapters} adapters, ${scale.config.maxLoras} slots`;
+    for (const [run, goal] of [
+      [uniform, 0.7],
+      [zipf, 0.9],
+    ] as const) {
+      const value = (run?.tokensPerSecond ?? 0) / (reference?.tokensPerSecond ?? 1);
+      targets.push({
+        name: `${run?.traffic} traffic tokens/s over the ${reference?.adapters}-adapter run`,
+        shape,
+        value,
+        goal: `≥ ${goal}×`,
+        met: value >= goal,
+      });
+    }
+    const cold = (uniform?.ttft.source.p99 ?? Number.NaN) / (uniform?.ttft.device.p99 ?? Number.NaN);
+    targets.push({
+      name: 'TTFT p99, adapter on disk / adapter in a device slot (uniform)',
+      shape,
+      value: cold,
+      goal: '≤ 2×',
+      met: cold <= 2,
+    });
+    const peak = Math.max(...scale.runs.map((r) => r.peakHostBytes)) / scale.config.maxCpuLoraBytes;
+    targets.push({ name: 'peak host cache bytes / maxCpuLoraBytes', shape, value: peak, goal: '≤ 1.05×', met: peak <= 1.05 });
+  }
   if (model) {
     targets.push({
       name: `demo model LoRA overhead on ${model.backend} (16 requests, 8 adapters)`,
@@ -292,6 +351,7 @@ async function main(): Promise<void> {
     loads.length > 0 ? `## Checkpoint loading\n\n${loadTable(loads)}` : '',
     serve ? `## Serving through HTTP (@lora/server)\n\n${serve.table}` : '',
     variants.length > 0 ? `## Adapter variants over plain LoRA\n\n${variantTable(variants)}` : '',
+    scale ? `## Thousands of adapters (#22)\n\n${adaptersScaleTable(scale)}` : '',
     prefixReuse
       ? `## Activated LoRA: the base model's KV cache of the prompt reused (prefix caching)\n\n${prefixReuseTable(prefixReuse)}`
       : '',
@@ -353,6 +413,7 @@ async function main(): Promise<void> {
       spread: v.spread,
       withinNoise: v.withinNoise,
     })),
+    adaptersScale: scale,
     prefixReuse: prefixReuse
       ? {
           cachedTokens: prefixReuse.cachedTokens,

@@ -117,6 +117,8 @@ export function createApp(options: AppOptions): LoraApp {
       adaptersRunning: s.runningAdapters.length,
       prefixCacheQueries: s.prefixCacheQueries,
       prefixCacheHits: s.prefixCacheHits,
+      adapterLoads: models.counters.loads,
+      adapterEvictions: models.counters.evictions,
     });
     return new Response(body, { headers: { 'content-type': contentType } });
   });

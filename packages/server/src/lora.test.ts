@@ -207,6 +207,13 @@ describe('--max-cpu-lora-bytes', () => {
         }
       }
       expect(adapters.registered.length).toBeLessThan(served.length);
+      const { loads, evictions } = t.serving.app.models.counters;
+      expect(evictions).toBeGreaterThan(0);
+      // Every adapter read is in host memory now or was evicted since.
+      expect(loads).toBe(adapters.registered.length + evictions);
+      const metrics = await (await fetch(`${t.url}/metrics`)).text();
+      expect(metrics).toContain(`lora_adapter_loads_total ${loads}`);
+      expect(metrics).toContain(`lora_adapter_evictions_total ${evictions}`);
       // Rank 64 on every module: far more than two of the served adapters.
       const targets = ['embed_tokens', 'q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'];
       const huge = loadPeftAdapter({ id: 'huge', ...adapterFiles(config, { id: 'huge', rank: 64, alpha: 64, targets }, 9) });

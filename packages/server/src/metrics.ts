@@ -30,6 +30,10 @@ export interface MetricsSnapshot {
   readonly prefixCacheQueries: number;
   /** Of those, tokens served from the cache (`vllm:prefix_cache_hits`). */
   readonly prefixCacheHits: number;
+  /** Adapters read from their sources and registered since the server started (`ServedModels.counters`). */
+  readonly adapterLoads: number;
+  /** Adapters evicted from the host cache to make room since the server started. */
+  readonly adapterEvictions: number;
 }
 
 /**

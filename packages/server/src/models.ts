@@ -61,8 +61,7 @@ interface Entry {
 
 const MAX_NAME = 200;
 
-/** The adapter under another id: core's `createAdapter` over the same module weights (not copied). */
-/** The adapter under another id, everything else kept (an activated LoRA's invocation tokens too). */
+/** The adapter under another id: core's `createAdapter` over the same module weights (not copied), everything else kept (an activated LoRA's invocation tokens too). */
 const withId = (adapter: LoRAAdapter, id: string): LoRAAdapter =>
   adapter.id === id ? adapter : createAdapter(id, adapter.modules.values(), adapter);
 const now = () => Math.floor(Date.now() / 1000);
@@ -95,12 +94,32 @@ export class ServedModels {
   readonly #byRuntimeId = new Map<string, Entry>();
   readonly #retryAfter: string;
   #counter = 0;
+  #loads = 0;
+  #evictions = 0;
 
   constructor(options: { engine: Engine; baseModel: string; baseRoot?: string; retryAfterSeconds?: number }) {
     this.#engine = options.engine;
     this.baseModel = options.baseModel;
     this.#baseRoot = options.baseRoot ?? null;
     this.#retryAfter = String(options.retryAfterSeconds ?? 1);
+  }
+
+  /** Adapters read from their sources and registered so far, and adapters evicted from the host cache to make room. */
+  get counters(): { readonly loads: number; readonly evictions: number } {
+    return { loads: this.#loads, evictions: this.#evictions };
+  }
+
+  /**
+   * Where a served adapter is now: in a device slot ('device'), registered in host memory
+   * ('host'), or only at its source ('source', read again on its next request); undefined for a
+   * name not served (the base model included).
+   */
+  tierOf(name: string): 'device' | 'host' | 'source' | undefined {
+    const entry = this.#served.get(name);
+    if (entry === undefined) return undefined;
+    const { adapters } = this.#engine.model.runtime;
+    if (adapters.slotOf(entry.runtimeId) >= 0) return 'device';
+    return adapters.get(entry.runtimeId) === undefined ? 'source' : 'host';
   }
 
   /** Served adapter names, in the order they were added. */
@@ -221,6 +240,7 @@ export class ServedModels {
           const loaded = withId(await entry.source.load(entry.runtimeId), entry.runtimeId);
           this.#makeRoom(adapterBytes(loaded));
           adapters.register(loaded);
+          this.#loads++;
         } finally {
           entry.loading = undefined;
         }
@@ -272,6 +292,7 @@ export class ServedModels {
         );
       }
       this.#forget(victim);
+      this.#evictions++;
     }
   }
 

@@ -3,6 +3,15 @@
  * @lora/server/bench: the end-to-end serving benchmark (through HTTP with a real client loop).
  */
 
+export {
+  type AdaptersScaleOptions,
+  type AdaptersScaleResult,
+  type AdapterTier,
+  adaptersScaleSteps,
+  adaptersScaleTable,
+  runAdaptersScaleBench,
+  type TrafficResult,
+} from './adapters-scale.js';
 export type { CellResult, Overhead, SlowdownCell } from './report.js';
 export {
   QUICK_SERVE_BENCH,

@@ -52,7 +52,17 @@ export function promMetrics(prefix = 'lora_'): ServerMetrics & {
     registers,
   });
   const prefixHits = new Counter({ name: n('prefix_cache_hits_total'), help: 'Prompt tokens served from the prefix cache.', registers });
-  let counted = { queries: 0, hits: 0 };
+  const loads = new Counter({
+    name: n('adapter_loads_total'),
+    help: 'Adapters read from their source and registered in host memory.',
+    registers,
+  });
+  const evictions = new Counter({
+    name: n('adapter_evictions_total'),
+    help: 'Adapters evicted from host memory to make room (--max-cpu-loras, --max-cpu-lora-bytes).',
+    registers,
+  });
+  let counted = { queries: 0, hits: 0, loads: 0, evictions: 0 };
   const ttft = new Histogram({
     name: n('time_to_first_token_seconds'),
     help: 'Request arrival to first token.',
@@ -104,7 +114,9 @@ export function promMetrics(prefix = 'lora_'): ServerMetrics & {
       for (const [key, g] of Object.entries(gauges)) g.set(s[key as keyof typeof gauges]);
       prefixQueries.inc(Math.max(0, s.prefixCacheQueries - counted.queries));
       prefixHits.inc(Math.max(0, s.prefixCacheHits - counted.hits));
-      counted = { queries: s.prefixCacheQueries, hits: s.prefixCacheHits };
+      loads.inc(Math.max(0, s.adapterLoads - counted.loads));
+      evictions.inc(Math.max(0, s.adapterEvictions - counted.evictions));
+      counted = { queries: s.prefixCacheQueries, hits: s.prefixCacheHits, loads: s.adapterLoads, evictions: s.adapterEvictions };
       gie.render(s);
       return { contentType: registry.contentType, body: await registry.metrics() };
     },

@@ -1,0 +1,39 @@
+import { DEMO_PRESETS } from '@lora/llama/demo';
+import { describe, expect, it } from 'vitest';
+import { adaptersScaleSteps, adaptersScaleTable, runAdaptersScaleBench } from './adapters-scale.js';
+
+describe('adapters-scale benchmark', () => {
+  it('serves many adapters from disk through a small host cache: every tier seen, loads and evictions counted, memory within budget', async () => {
+    const lines: string[] = [];
+    const r = await runAdaptersScaleBench({
+      model: DEMO_PRESETS.tiny,
+      adapters: 24,
+      ranks: [2, 4, 8],
+      maxLoras: 2,
+      maxCpuLoras: 4,
+      requests: 24,
+      concurrency: 3,
+      inputLength: 6,
+      outputLength: 2,
+      referenceAdapters: 2,
+      onProgress: (l) => lines.push(l),
+    });
+    expect(lines).toHaveLength(adaptersScaleSteps());
+    const [reference, uniform, zipf] = r.runs;
+    expect(r.runs.map((x) => `${x.traffic}/${x.adapters}`)).toEqual(['uniform/2', 'uniform/24', 'zipf/24']);
+    // Two adapters in two slots: after the warm-up every request finds its adapter on the device.
+    expect(reference?.ttft.device.n).toBe(24);
+    expect(reference?.loadsPerSecond).toBe(0);
+    // 24 adapters through a 4-adapter cache: most requests read their adapter from disk, evicting another.
+    for (const run of [uniform, zipf]) {
+      expect(run?.ttft.source.n).toBeGreaterThan(0);
+      expect(run?.loadsPerSecond).toBeGreaterThan(0);
+      expect(run?.evictionsPerSecond).toBeGreaterThan(0);
+      expect(run?.peakHostBytes).toBeLessThanOrEqual(r.config.maxCpuLoraBytes);
+      expect(run?.tokensPerSecond).toBeGreaterThan(0);
+    }
+    // Zipf traffic repeats its popular adapters: fewer reads from disk than uniform traffic.
+    expect(zipf?.ttft.source.n).toBeLessThan(uniform?.ttft.source.n as number);
+    expect(adaptersScaleTable(r)).toMatch(/\| zipf over 24 \| \d+ \| \d\.\d\d× \|/);
+  }, 120_000);
+});

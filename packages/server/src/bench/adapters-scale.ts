@@ -1,0 +1,266 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writePeftAdapterDir } from '@lora/core';
+import { adapterFiles, buildCheckpoint, type CheckpointSpec, seeded } from '@lora/llama';
+import { DEMO_PRESETS } from '@lora/llama/demo';
+import { createServing, type Serving } from '../node/load.js';
+import { loraRootResolver } from '../node/lora-root.js';
+import { percentile } from './stats.js';
+
+/**
+ * Issue #22's many-adapter benchmark: `adapters` PEFT adapters generated on disk (ranks cycled
+ * through `ranks`, each on a different set of projections), served from a `--lora-root` with
+ * `maxLoras` device slots and a host cache of `maxCpuLoras` adapters and `maxCpuLoraBytes` bytes;
+ * `requests` completions from `concurrency` clients (each sends its next when its last ended),
+ * every request on an adapter drawn uniformly or by Zipf(1.0), against the same traffic over
+ * `referenceAdapters` adapters (all of them resident after their first request). In process,
+ * through the server's model registry and engine (what load and evict), without HTTP.
+ */
+export interface AdaptersScaleOptions {
+  /** Default: the demo's "default" preset (hidden 512, 4 layers). */
+  readonly model?: CheckpointSpec;
+  /** Adapters on disk (default 1000). */
+  readonly adapters?: number;
+  /** Their ranks, cycled (default 8, 16, 32, 64). */
+  readonly ranks?: readonly number[];
+  /** Device slots (default 64). */
+  readonly maxLoras?: number;
+  /** Host cache in adapters (default 4 × maxLoras). */
+  readonly maxCpuLoras?: number;
+  /** Host cache in bytes (default: what `maxCpuLoras` adapters of the middle rank take). */
+  readonly maxCpuLoraBytes?: number;
+  /** Requests per traffic pattern (default 512). */
+  readonly requests?: number;
+  /** Clients sending at once (default 16); also the engine's maxNumSeqs. */
+  readonly concurrency?: number;
+  /** Prompt and output tokens per request (default 32 and 16). */
+  readonly inputLength?: number;
+  readonly outputLength?: number;
+  /** The reference run's adapters (default 8). */
+  readonly referenceAdapters?: number;
+  readonly onProgress?: (line: string) => void;
+}
+
+/** Where a request's adapter was when the request arrived. */
+export type AdapterTier = 'device' | 'host' | 'source';
+
+/** One traffic pattern's run. */
+export interface TrafficResult {
+  readonly traffic: string;
+  readonly adapters: number;
+  readonly tokensPerSecond: number;
+  /** TTFT (ms) p50 / p99 and request count by where the adapter was when the request arrived. */
+  readonly ttft: Readonly<Record<AdapterTier, { readonly p50: number; readonly p99: number; readonly n: number }>>;
+  readonly loadsPerSecond: number;
+  readonly evictionsPerSecond: number;
+  /** Most bytes of adapter weights in the host cache at once (sampled after every request). */
+  readonly peakHostBytes: number;
+}
+
+export interface AdaptersScaleResult {
+  readonly config: {
+    readonly model: string;
+    readonly adapters: number;
+    readonly ranks: readonly number[];
+    readonly maxLoras: number;
+    readonly maxCpuLoras: number;
+    readonly maxCpuLoraBytes: number;
+    readonly requests: number;
+    readonly concurrency: number;
+    /** Bytes of all generated adapters, and of the largest one. */
+    readonly totalAdapterBytes: number;
+    readonly largestAdapterBytes: number;
+  };
+  readonly runs: readonly TrafficResult[];
+}
+
+const ATTENTION = ['q_proj', 'k_proj', 'v_proj', 'o_proj'];
+const MLP = ['gate_proj', 'up_proj', 'down_proj'];
+/** Target sets cycled over the adapters: attention only, MLP only, everything, q and v. */
+const TARGETS = [ATTENTION, MLP, [...ATTENTION, ...MLP], ['q_proj', 'v_proj']];
+
+function withDefaults(o: AdaptersScaleOptions) {
+  const maxLoras = o.maxLoras ?? 64;
+  return {
+    model: o.model ?? DEMO_PRESETS.default,
+    adapters: o.adapters ?? 1000,
+    ranks: o.ranks ?? [8, 16, 32, 64],
+    maxLoras,
+    maxCpuLoras: o.maxCpuLoras ?? 4 * maxLoras,
+    requests: o.requests ?? 512,
+    concurrency: o.concurrency ?? 16,
+    inputLength: o.inputLength ?? 32,
+    outputLength: o.outputLength ?? 16,
+    referenceAdapters: o.referenceAdapters ?? 8,
+  };
+}
+
+/** Progress lines {@link runAdaptersScaleBench} reports: generation, loading, the warm-up and three runs (a caller’s progress bar total). */
+export const adaptersScaleSteps = (): number => 6;
+
+/** Adapter index for request i: uniform, or Zipf(1.0) (P(k) ∝ 1/k) over a seeded permutation. */
+function picker(kind: 'uniform' | 'zipf', n: number, seed: number): () => number {
+  const next = seeded(seed);
+  if (kind === 'uniform') return () => Math.floor(next() * n);
+  const cdf = new Float64Array(n);
+  let sum = 0;
+  for (let k = 0; k < n; k++) cdf[k] = sum += 1 / (k + 1);
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [order[i], order[j]] = [order[j] as number, order[i] as number];
+  }
+  return () => {
+    const u = next() * sum;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((cdf[mid] as number) < u) lo = mid + 1;
+      else hi = mid;
+    }
+    return order[lo] as number;
+  };
+}
+
+export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}): Promise<AdaptersScaleResult> {
+  const o = withDefaults(options);
+  const log = options.onProgress ?? (() => {});
+  const checkpoint = buildCheckpoint(o.model);
+  const dir = await mkdtemp(join(tmpdir(), 'lora-adapters-scale-'));
+  let serving: Serving | undefined;
+  try {
+    // 1. Adapters on disk, as save_pretrained writes them.
+    let totalAdapterBytes = 0;
+    let largestAdapterBytes = 0;
+    const sizeOfRank = new Map<number, number>();
+    for (let i = 0; i < o.adapters; i++) {
+      const rank = o.ranks[i % o.ranks.length] as number;
+      const targets = TARGETS[Math.floor(i / o.ranks.length) % TARGETS.length] as string[];
+      const files = adapterFiles(checkpoint.config, { id: `a${i}`, rank, alpha: 2 * rank, targets }, 40_000 + i);
+      await writePeftAdapterDir(join(dir, `a${i}`), files);
+      totalAdapterBytes += files.safetensors.byteLength;
+      largestAdapterBytes = Math.max(largestAdapterBytes, files.safetensors.byteLength);
+      if (targets.length === 7) sizeOfRank.set(rank, files.safetensors.byteLength);
+    }
+    log(`adapters-scale: ${o.adapters} adapters written (${(totalAdapterBytes / 2 ** 20).toFixed(0)} MB)`);
+    const middle = [...o.ranks].sort((a, b) => a - b)[Math.floor(o.ranks.length / 2)] as number;
+    const maxCpuLoraBytes = options.maxCpuLoraBytes ?? o.maxCpuLoras * (sizeOfRank.get(middle) ?? largestAdapterBytes);
+    serving = await createServing({
+      modelFiles: checkpoint.files,
+      servedModelName: 'base',
+      maxLoras: o.maxLoras,
+      maxLoraRank: Math.max(...o.ranks),
+      maxCpuLoras: o.maxCpuLoras,
+      maxCpuLoraBytes,
+      maxNumSeqs: o.concurrency,
+      maxQueue: Math.max(256, o.requests),
+    });
+    const { models } = serving.app;
+    const resolve = await loraRootResolver(dir);
+    // 2. Served by name: each read, checked and registered once (vLLM's load_lora_adapter), then evicted as the cache fills.
+    for (let i = 0; i < o.adapters; i++) await models.add(`a${i}`, await resolve(`a${i}`));
+    log(`adapters-scale: ${o.adapters} adapters served`);
+    const s = serving;
+    const run = async (traffic: 'uniform' | 'zipf', adapters: number): Promise<TrafficResult> => {
+      const pick = picker(traffic, adapters, 7 * adapters + (traffic === 'zipf' ? 1 : 0));
+      const names = Array.from({ length: o.requests }, () => `a${pick()}`);
+      const prompts = names.map((_, i) => {
+        const next = seeded(1_000_003 + i);
+        return Array.from({ length: o.inputLength }, () => Math.floor(next() * checkpoint.config.vocabSize));
+      });
+      const before = models.counters;
+      const records: { tier: AdapterTier; ttftMs: number; tokens: number }[] = [];
+      let peakHostBytes = 0;
+      let next = 0;
+      const t0 = performance.now();
+      await Promise.all(
+        Array.from({ length: o.concurrency }, async () => {
+          while (next < o.requests) {
+            const i = next++;
+            const name = names[i] as string;
+            const tier = models.tierOf(name) as AdapterTier;
+            const start = performance.now();
+            const lease = await models.acquire(name);
+            try {
+              const handle = s.engine.add({
+                prompt: prompts[i] as number[],
+                adapter: lease.adapter,
+                sampling: { maxTokens: o.outputLength, ignoreEos: true, temperature: 0 },
+              });
+              let first: number | undefined;
+              let tokens = 0;
+              for await (const d of handle) {
+                if (d.tokenIds.length > 0) first ??= performance.now();
+                tokens += d.tokenIds.length;
+              }
+              records.push({ tier, ttftMs: (first ?? performance.now()) - start, tokens });
+            } finally {
+              lease.release();
+            }
+            peakHostBytes = Math.max(peakHostBytes, s.runtime.adapters.hostMemory);
+          }
+        }),
+      );
+      const seconds = (performance.now() - t0) / 1000;
+      const after = models.counters;
+      const ttftOf = (tier: AdapterTier) => {
+        const xs = records.filter((r) => r.tier === tier).map((r) => r.ttftMs);
+        return { p50: percentile(xs, 50), p99: percentile(xs, 99), n: xs.length };
+      };
+      const result: TrafficResult = {
+        traffic,
+        adapters,
+        tokensPerSecond: records.reduce((n, r) => n + r.tokens, 0) / seconds,
+        ttft: { device: ttftOf('device'), host: ttftOf('host'), source: ttftOf('source') },
+        loadsPerSecond: (after.loads - before.loads) / seconds,
+        evictionsPerSecond: (after.evictions - before.evictions) / seconds,
+        peakHostBytes,
+      };
+      log(`adapters-scale: ${traffic} over ${adapters} adapters, ${result.tokensPerSecond.toFixed(0)} tokens/s`);
+      return result;
+    };
+    // Warm-up (first prefill shapes, XNNPACK packing) on the reference adapters, then the runs.
+    await run('uniform', o.referenceAdapters);
+    const runs = [await run('uniform', o.referenceAdapters), await run('uniform', o.adapters), await run('zipf', o.adapters)];
+    return {
+      config: {
+        model: 'name' in o.model ? String((o.model as { name: string }).name) : o.model.architecture,
+        adapters: o.adapters,
+        ranks: o.ranks,
+        maxLoras: o.maxLoras,
+        maxCpuLoras: o.maxCpuLoras,
+        maxCpuLoraBytes,
+        requests: o.requests,
+        concurrency: o.concurrency,
+        totalAdapterBytes,
+        largestAdapterBytes,
+      },
+      runs,
+    };
+  } finally {
+    await serving?.dispose();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The runs as a markdown table, each against the reference run's tokens/s, and the #22 targets. */
+export function adaptersScaleTable(r: AdaptersScaleResult): string {
+  const [reference] = r.runs;
+  const ms = (x: number) => (Number.isNaN(x) ? '–' : x.toFixed(0));
+  const tier = (t: TrafficResult['ttft'][AdapterTier]) => (t.n === 0 ? '–' : `${ms(t.p50)} / ${ms(t.p99)} (${t.n})`);
+  const mb = (b: number) => (b / 2 ** 20).toFixed(1);
+  const c = r.config;
+  const rows = r.runs.map(
+    (run) =>
+      `| ${run.traffic} over ${run.adapters} | ${run.tokensPerSecond.toFixed(0)} | ${(run.tokensPerSecond / (reference?.tokensPerSecond ?? 1)).toFixed(2)}× | ${tier(run.ttft.device)} | ${tier(run.ttft.host)} | ${tier(run.ttft.source)} | ${run.loadsPerSecond.toFixed(1)} | ${run.evictionsPerSecond.toFixed(1)} | ${mb(run.peakHostBytes)} |`,
+  );
+  return [
+    `Model ${c.model}; ${c.adapters} adapters on disk (ranks ${c.ranks.join('/')}, ${mb(c.totalAdapterBytes)} MB, largest ${mb(c.largestAdapterBytes)} MB); ${c.maxLoras} device slots; host cache ${c.maxCpuLoras} adapters / ${mb(c.maxCpuLoraBytes)} MB; ${c.requests} requests per run from ${c.concurrency} clients.`,
+    '',
+    '| traffic | tokens/s | vs reference | TTFT ms p50 / p99 (n): adapter in a device slot | in host memory | on disk | loads/s | evictions/s | peak host MB |',
+    '| --- | ---: | ---: | --- | --- | --- | ---: | ---: | ---: |',
+    ...rows,
+  ].join('\n');
+}
