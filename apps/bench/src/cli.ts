@@ -8,12 +8,14 @@ import {
   type AdaptersScaleOptions,
   adaptersScaleSteps,
   adaptersScaleTable,
+  QUICK_ADAPTERS_SCALE,
   QUICK_SERVE_BENCH,
   runAdaptersScaleBench,
   runServeBench,
   type ServeBenchOptions,
   type ServeBenchResult,
   serveBenchSteps,
+  TINY_ADAPTERS_SCALE,
   TINY_SERVE_BENCH,
 } from '@lora/server/bench';
 import { CHROMIUM_PATH } from '@lora/test-tooling/chromium';
@@ -132,21 +134,7 @@ async function main(): Promise<void> {
   const runVariants = only.includes('variants');
   const runAdaptersScale = only.includes('adapters-scale');
   // Issue #22's shape at full size; smaller runs keep its proportions on the tiny model.
-  const adaptersScale: AdaptersScaleOptions = values.tiny
-    ? {
-        model: DEMO_PRESETS.tiny,
-        adapters: 24,
-        ranks: [2, 4, 8],
-        maxLoras: 2,
-        maxCpuLoras: 4,
-        requests: 24,
-        concurrency: 3,
-        outputLength: 2,
-        referenceAdapters: 2,
-      }
-    : values.quick
-      ? { model: DEMO_PRESETS.tiny, adapters: 200, maxLoras: 16, maxCpuLoras: 64, requests: 256, concurrency: 8 }
-      : {};
+  const adaptersScale: AdaptersScaleOptions = values.tiny ? TINY_ADAPTERS_SCALE : values.quick ? QUICK_ADAPTERS_SCALE : {};
   const serveOptions: ServeBenchOptions = values.tiny ? TINY_SERVE_BENCH : values.quick ? QUICK_SERVE_BENCH : {};
   const loadRounds = values.tiny ? 1 : Math.min(rounds, 5);
   const modelRequests = values.tiny ? 4 : 16;

@@ -1,20 +1,10 @@
 import { loadPeftAdapter } from '@lora/core';
-import { adapterFiles, buildCheckpoint } from '@lora/llama';
+import { adapterFiles } from '@lora/llama';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { post, startTestServer, type TestServer } from './test-support.js';
+import { chatModel, post, startTestServer, type TestServer } from './test-support.js';
 
 // Two servers on the same generated model (the cpu backend): one with --enable-prefix-caching, one without.
-const checkpoint = buildCheckpoint({
-  architecture: 'LlamaForCausalLM',
-  hiddenSize: 64,
-  intermediateSize: 128,
-  numHiddenLayers: 2,
-  numAttentionHeads: 4,
-  numKeyValueHeads: 2,
-  vocabSize: 256,
-  maxPositionEmbeddings: 512,
-  seed: 21,
-});
+const checkpoint = chatModel();
 const INVOCATION = [11, 12];
 const adapters = () => [
   loadPeftAdapter({
@@ -33,7 +23,7 @@ const adapters = () => [
 let cached: TestServer;
 let plain: TestServer;
 beforeAll(async () => {
-  const options = { modelFiles: checkpoint.files, adapters: [], extraAdapters: adapters() };
+  const options = { modelFiles: checkpoint.files, tokenizer: checkpoint.tokenizer, adapters: [], extraAdapters: adapters() };
   cached = await startTestServer({ ...options, enablePrefixCaching: true, blockSize: 8 });
   plain = await startTestServer({ ...options, extraAdapters: adapters() });
 }, 60_000);

@@ -251,7 +251,11 @@ export function adapterSuite(factory: BackendFactory, caps: BackendCapabilities)
         try {
           small.adapters.register(attn!);
           small.adapters.setBatch([attn!.id], [1]);
-          expectLoRAError(() => small.adapters.register(mlp!), 'E_CAPACITY', /not enough of them are unpinned and outside the current batch/);
+          expectLoRAError(
+            () => small.adapters.register(mlp!),
+            'E_CAPACITY',
+            /not enough of them are unpinned and outside the current batch/,
+          );
           small.adapters.setBatch([], []);
           small.adapters.register(mlp!);
           expect(small.adapters.registered).toEqual([mlp!.id]);

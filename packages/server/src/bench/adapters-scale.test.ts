@@ -1,21 +1,11 @@
-import { DEMO_PRESETS } from '@lora/llama/demo';
 import { describe, expect, it } from 'vitest';
-import { adaptersScaleSteps, adaptersScaleTable, runAdaptersScaleBench } from './adapters-scale.js';
+import { adaptersScaleSteps, adaptersScaleTable, runAdaptersScaleBench, TINY_ADAPTERS_SCALE } from './adapters-scale.js';
 
 describe('adapters-scale benchmark', () => {
   it('serves many adapters from disk through a small host cache: every tier seen, loads and evictions counted, memory within budget', async () => {
     const lines: string[] = [];
     const r = await runAdaptersScaleBench({
-      model: DEMO_PRESETS.tiny,
-      adapters: 24,
-      ranks: [2, 4, 8],
-      maxLoras: 2,
-      maxCpuLoras: 4,
-      requests: 24,
-      concurrency: 3,
-      inputLength: 6,
-      outputLength: 2,
-      referenceAdapters: 2,
+      ...TINY_ADAPTERS_SCALE,
       onProgress: (l) => lines.push(l),
     });
     expect(lines).toHaveLength(adaptersScaleSteps());

@@ -80,6 +80,30 @@ const MLP = ['gate_proj', 'up_proj', 'down_proj'];
 /** Target sets cycled over the adapters: attention only, MLP only, everything, q and v. */
 const TARGETS = [ATTENTION, MLP, [...ATTENTION, ...MLP], ['q_proj', 'v_proj']];
 
+/** Issue #22's proportions on the tiny model, in seconds: 200 adapters, 16 slots (`npm run bench -- --quick`). */
+export const QUICK_ADAPTERS_SCALE: AdaptersScaleOptions = {
+  model: DEMO_PRESETS.tiny,
+  adapters: 200,
+  maxLoras: 16,
+  maxCpuLoras: 64,
+  requests: 256,
+  concurrency: 8,
+};
+
+/** A couple of seconds, for tests and `npm run bench -- --tiny`: 24 adapters through 2 slots and a 4-adapter cache. */
+export const TINY_ADAPTERS_SCALE: AdaptersScaleOptions = {
+  model: DEMO_PRESETS.tiny,
+  adapters: 24,
+  ranks: [2, 4, 8],
+  maxLoras: 2,
+  maxCpuLoras: 4,
+  requests: 24,
+  concurrency: 3,
+  inputLength: 6,
+  outputLength: 2,
+  referenceAdapters: 2,
+};
+
 function withDefaults(o: AdaptersScaleOptions) {
   const maxLoras = o.maxLoras ?? 64;
   return {

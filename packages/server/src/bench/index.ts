@@ -9,7 +9,9 @@ export {
   type AdapterTier,
   adaptersScaleSteps,
   adaptersScaleTable,
+  QUICK_ADAPTERS_SCALE,
   runAdaptersScaleBench,
+  TINY_ADAPTERS_SCALE,
   type TrafficResult,
 } from './adapters-scale.js';
 export type { CellResult, Overhead, SlowdownCell } from './report.js';
