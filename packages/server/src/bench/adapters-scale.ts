@@ -39,22 +39,37 @@ export interface AdaptersScaleOptions {
   readonly outputLength?: number;
   /** The reference run's adapters (default 8). */
   readonly referenceAdapters?: number;
+  /** Rounds, each running the three traffic patterns back to back in a rotated order (default 3). */
+  readonly rounds?: number;
   readonly onProgress?: (line: string) => void;
 }
 
 /** Where a request's adapter was when the request arrived. */
 export type AdapterTier = 'device' | 'host' | 'source';
 
-/** One traffic pattern's run. */
+/** One traffic pattern over every round. */
 export interface TrafficResult {
   readonly traffic: string;
   readonly adapters: number;
+  /** Median over rounds. */
   readonly tokensPerSecond: number;
-  /** TTFT (ms) p50 / p99 and request count by where the adapter was when the request arrived. */
+  /** Its tokens/s over the reference pattern's in the same round: median and 25th / 75th percentiles over rounds. */
+  readonly ratio: { readonly median: number; readonly low: number; readonly high: number };
+  /** TTFT (ms) p50 / p99 and request count, every round's requests together, by where the adapter was when the request arrived. */
   readonly ttft: Readonly<Record<AdapterTier, { readonly p50: number; readonly p99: number; readonly n: number }>>;
+  /** Medians over rounds. */
   readonly loadsPerSecond: number;
   readonly evictionsPerSecond: number;
-  /** Most bytes of adapter weights in the host cache at once (sampled after every request). */
+  /** Most bytes of adapter weights in the host cache at once (sampled after every request, every round). */
+  readonly peakHostBytes: number;
+}
+
+/** One pattern's one round. */
+interface RoundRun {
+  readonly tokensPerSecond: number;
+  readonly records: readonly { readonly tier: AdapterTier; readonly ttftMs: number }[];
+  readonly loadsPerSecond: number;
+  readonly evictionsPerSecond: number;
   readonly peakHostBytes: number;
 }
 
@@ -68,6 +83,7 @@ export interface AdaptersScaleResult {
     readonly maxCpuLoraBytes: number;
     readonly requests: number;
     readonly concurrency: number;
+    readonly rounds: number;
     /** Bytes of all generated adapters, and of the largest one. */
     readonly totalAdapterBytes: number;
     readonly largestAdapterBytes: number;
@@ -102,6 +118,7 @@ export const TINY_ADAPTERS_SCALE: AdaptersScaleOptions = {
   inputLength: 6,
   outputLength: 2,
   referenceAdapters: 2,
+  rounds: 1,
 };
 
 function withDefaults(o: AdaptersScaleOptions) {
@@ -117,11 +134,12 @@ function withDefaults(o: AdaptersScaleOptions) {
     inputLength: o.inputLength ?? 32,
     outputLength: o.outputLength ?? 16,
     referenceAdapters: o.referenceAdapters ?? 8,
+    rounds: o.rounds ?? 3,
   };
 }
 
-/** Progress lines {@link runAdaptersScaleBench} reports: generation, loading, the warm-up and three runs (a caller’s progress bar total). */
-export const adaptersScaleSteps = (): number => 6;
+/** Progress lines {@link runAdaptersScaleBench} reports: generation, loading, the warm-up and three runs per round (a caller’s progress bar total). */
+export const adaptersScaleSteps = (options: AdaptersScaleOptions = {}): number => 3 + 3 * withDefaults(options).rounds;
 
 /** Adapter index for request i: uniform, or Zipf(1.0) (P(k) ∝ 1/k) over a seeded permutation. */
 function picker(kind: 'uniform' | 'zipf', n: number, seed: number): () => number {
@@ -187,7 +205,7 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
     for (let i = 0; i < o.adapters; i++) await models.add(`a${i}`, await resolve(`a${i}`));
     log(`adapters-scale: ${o.adapters} adapters served`);
     const s = serving;
-    const run = async (traffic: 'uniform' | 'zipf', adapters: number): Promise<TrafficResult> => {
+    const run = async (traffic: 'uniform' | 'zipf', adapters: number): Promise<RoundRun> => {
       const pick = picker(traffic, adapters, 7 * adapters + (traffic === 'zipf' ? 1 : 0));
       const names = Array.from({ length: o.requests }, () => `a${pick()}`);
       const prompts = names.map((_, i) => {
@@ -196,6 +214,7 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
       });
       const before = models.counters;
       const records: { tier: AdapterTier; ttftMs: number; tokens: number }[] = [];
+      // The same requests every round: the rounds differ only in what the cache holds and the machine does.
       let peakHostBytes = 0;
       let next = 0;
       const t0 = performance.now();
@@ -229,15 +248,9 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
       );
       const seconds = (performance.now() - t0) / 1000;
       const after = models.counters;
-      const ttftOf = (tier: AdapterTier) => {
-        const xs = records.filter((r) => r.tier === tier).map((r) => r.ttftMs);
-        return { p50: percentile(xs, 50), p99: percentile(xs, 99), n: xs.length };
-      };
-      const result: TrafficResult = {
-        traffic,
-        adapters,
+      const result: RoundRun = {
         tokensPerSecond: records.reduce((n, r) => n + r.tokens, 0) / seconds,
-        ttft: { device: ttftOf('device'), host: ttftOf('host'), source: ttftOf('source') },
+        records,
         loadsPerSecond: (after.loads - before.loads) / seconds,
         evictionsPerSecond: (after.evictions - before.evictions) / seconds,
         peakHostBytes,
@@ -245,9 +258,44 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
       log(`adapters-scale: ${traffic} over ${adapters} adapters, ${result.tokensPerSecond.toFixed(0)} tokens/s`);
       return result;
     };
-    // Warm-up (first prefill shapes, XNNPACK packing) on the reference adapters, then the runs.
+    // Warm-up (first prefill shapes, XNNPACK packing) on the reference adapters, then the rounds,
+    // each running the three patterns in a rotated order so that none always runs first.
     await run('uniform', o.referenceAdapters);
-    const runs = [await run('uniform', o.referenceAdapters), await run('uniform', o.adapters), await run('zipf', o.adapters)];
+    const patterns = [
+      ['uniform', o.referenceAdapters],
+      ['uniform', o.adapters],
+      ['zipf', o.adapters],
+    ] as const;
+    const rounds: RoundRun[][] = [];
+    for (let k = 0; k < o.rounds; k++) {
+      const round: RoundRun[] = new Array(patterns.length);
+      for (let j = 0; j < patterns.length; j++) {
+        const p = (j + k) % patterns.length;
+        const [traffic, adapters] = patterns[p] as (typeof patterns)[number];
+        round[p] = await run(traffic, adapters);
+      }
+      rounds.push(round);
+    }
+    const median = (xs: number[]) => percentile(xs, 50);
+    const runs = patterns.map(([traffic, adapters], p): TrafficResult => {
+      const mine = rounds.map((round) => round[p] as RoundRun);
+      const ratios = rounds.map((round) => (round[p] as RoundRun).tokensPerSecond / (round[0] as RoundRun).tokensPerSecond);
+      const records = mine.flatMap((r) => r.records);
+      const ttftOf = (tier: AdapterTier) => {
+        const xs = records.filter((r) => r.tier === tier).map((r) => r.ttftMs);
+        return { p50: percentile(xs, 50), p99: percentile(xs, 99), n: xs.length };
+      };
+      return {
+        traffic,
+        adapters,
+        tokensPerSecond: median(mine.map((r) => r.tokensPerSecond)),
+        ratio: { median: median(ratios), low: percentile(ratios, 25), high: percentile(ratios, 75) },
+        ttft: { device: ttftOf('device'), host: ttftOf('host'), source: ttftOf('source') },
+        loadsPerSecond: median(mine.map((r) => r.loadsPerSecond)),
+        evictionsPerSecond: median(mine.map((r) => r.evictionsPerSecond)),
+        peakHostBytes: Math.max(...mine.map((r) => r.peakHostBytes)),
+      };
+    });
     return {
       config: {
         model: 'name' in o.model ? String((o.model as { name: string }).name) : o.model.architecture,
@@ -258,6 +306,7 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
         maxCpuLoraBytes,
         requests: o.requests,
         concurrency: o.concurrency,
+        rounds: o.rounds,
         totalAdapterBytes,
         largestAdapterBytes,
       },
@@ -271,19 +320,18 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
 
 /** The runs as a markdown table, each against the reference run's tokens/s, and the #22 targets. */
 export function adaptersScaleTable(r: AdaptersScaleResult): string {
-  const [reference] = r.runs;
   const ms = (x: number) => (Number.isNaN(x) ? '–' : x.toFixed(0));
   const tier = (t: TrafficResult['ttft'][AdapterTier]) => (t.n === 0 ? '–' : `${ms(t.p50)} / ${ms(t.p99)} (${t.n})`);
   const mb = (b: number) => (b / 2 ** 20).toFixed(1);
   const c = r.config;
   const rows = r.runs.map(
     (run) =>
-      `| ${run.traffic} over ${run.adapters} | ${run.tokensPerSecond.toFixed(0)} | ${(run.tokensPerSecond / (reference?.tokensPerSecond ?? 1)).toFixed(2)}× | ${tier(run.ttft.device)} | ${tier(run.ttft.host)} | ${tier(run.ttft.source)} | ${run.loadsPerSecond.toFixed(1)} | ${run.evictionsPerSecond.toFixed(1)} | ${mb(run.peakHostBytes)} |`,
+      `| ${run.traffic} over ${run.adapters} | ${run.tokensPerSecond.toFixed(0)} | ${run.ratio.median.toFixed(2)}× [${run.ratio.low.toFixed(2)}, ${run.ratio.high.toFixed(2)}] | ${tier(run.ttft.device)} | ${tier(run.ttft.host)} | ${tier(run.ttft.source)} | ${run.loadsPerSecond.toFixed(1)} | ${run.evictionsPerSecond.toFixed(1)} | ${mb(run.peakHostBytes)} |`,
   );
   return [
-    `Model ${c.model}; ${c.adapters} adapters on disk (ranks ${c.ranks.join('/')}, ${mb(c.totalAdapterBytes)} MB, largest ${mb(c.largestAdapterBytes)} MB); ${c.maxLoras} device slots; host cache ${c.maxCpuLoras} adapters / ${mb(c.maxCpuLoraBytes)} MB; ${c.requests} requests per run from ${c.concurrency} clients.`,
+    `Model ${c.model}; ${c.adapters} adapters on disk (ranks ${c.ranks.join('/')}, ${mb(c.totalAdapterBytes)} MB, largest ${mb(c.largestAdapterBytes)} MB); ${c.maxLoras} device slots; host cache ${c.maxCpuLoras} adapters / ${mb(c.maxCpuLoraBytes)} MB; ${c.requests} requests per run from ${c.concurrency} clients; ${c.rounds} rounds of the three patterns in rotated order (medians; tokens/s against the reference run of the same round, median [25th, 75th percentile]).`,
     '',
-    '| traffic | tokens/s | vs reference | TTFT ms p50 / p99 (n): adapter in a device slot | in host memory | on disk | loads/s | evictions/s | peak host MB |',
+    '| traffic | tokens/s | vs reference [IQR] | TTFT ms p50 / p99 (n): adapter in a device slot | in host memory | on disk | loads/s | evictions/s | peak host MB |',
     '| --- | ---: | ---: | --- | --- | --- | ---: | ---: | ---: |',
     ...rows,
   ].join('\n');
