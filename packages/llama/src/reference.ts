@@ -175,14 +175,20 @@ function loraLinear(W: Float32Array, m: AdapterModuleWeights | undefined, x: Flo
 /** DoRA factors per module and base weight: they depend on neither the token nor the position. */
 const DORA_FACTORS = new WeakMap<AdapterModuleWeights, WeakMap<Float32Array, Float64Array>>();
 
-/** `m / ‖W + scale·B·A‖` per output row of a DoRA module, in float64, computed once per (module, W). */
-function doraFactors(W: Float32Array, m: AdapterModuleWeights): Float64Array {
+/** The factors of module `m` over weight `W`, made by `compute` the first time they are asked for. */
+function memoFactors(m: AdapterModuleWeights, W: Float32Array, compute: () => Float64Array): Float64Array {
   let byWeight = DORA_FACTORS.get(m);
   if (byWeight === undefined) DORA_FACTORS.set(m, (byWeight = new WeakMap()));
   let f = byWeight.get(W);
-  if (f === undefined) {
+  if (f === undefined) byWeight.set(W, (f = compute()));
+  return f;
+}
+
+/** `m / ‖W + scale·B·A‖` per output row of a DoRA module, in float64, computed once per (module, W). */
+function doraFactors(W: Float32Array, m: AdapterModuleWeights): Float64Array {
+  return memoFactors(m, W, () => {
     const { outFeatures: outF, inFeatures: inF, rank } = m;
-    f = new Float64Array(outF);
+    const f = new Float64Array(outF);
     for (let o = 0; o < outF; o++) {
       let n2 = 0;
       for (let i = 0; i < inF; i++) {
@@ -192,9 +198,8 @@ function doraFactors(W: Float32Array, m: AdapterModuleWeights): Float64Array {
       }
       f[o] = (m.magnitude?.[o] as number) / Math.sqrt(n2);
     }
-    byWeight.set(W, f);
-  }
-  return f;
+    return f;
+  });
 }
 
 /**
@@ -202,10 +207,7 @@ function doraFactors(W: Float32Array, m: AdapterModuleWeights): Float64Array {
  * `DoraEmbeddingLayer`: the norm over the vocabulary), in float64, once per (module, table).
  */
 function doraEmbeddingFactors(E: Float32Array, m: AdapterModuleWeights): Float64Array {
-  let byWeight = DORA_FACTORS.get(m);
-  if (byWeight === undefined) DORA_FACTORS.set(m, (byWeight = new WeakMap()));
-  let f = byWeight.get(E);
-  if (f === undefined) {
+  return memoFactors(m, E, () => {
     const { inFeatures: V, outFeatures: D, rank } = m;
     const n2 = new Float64Array(D);
     for (let v = 0; v < V; v++) {
@@ -215,10 +217,8 @@ function doraEmbeddingFactors(E: Float32Array, m: AdapterModuleWeights): Float64
         n2[d] = (n2[d] as number) + ((E[v * D + d] as number) + m.scale * delta) ** 2;
       }
     }
-    f = Float64Array.from(n2, (s, d) => (m.magnitude?.[d] as number) / Math.sqrt(s));
-    byWeight.set(E, f);
-  }
-  return f;
+    return Float64Array.from(n2, (s, d) => (m.magnitude?.[d] as number) / Math.sqrt(s));
+  });
 }
 
 /** `inv_freq` in float64 from the formulas (the model computes the same in float32, as torch does). */

@@ -1,6 +1,8 @@
 import { adapterBytes } from '@lora/core';
+import { seeded } from '@lora/llama';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
+import { closedLoop } from './bench/requests.js';
 import { type Lease, memoryAdapter } from './models.js';
 import { createServing } from './node/load.js';
 import { chatModel, seededAdapters } from './test-support.js';
@@ -26,43 +28,32 @@ describe('adapter churn: many adapters through two slots and a small host cache'
       try {
         const { models } = serving.app;
         for (const a of adapters) await models.add(a.id, memoryAdapter(a));
-        let next = 0;
         let refusals = 0;
-        let seed = 12345;
-        const random = () => {
-          seed = (seed * 1103515245 + 12345) % 2 ** 31;
-          return seed / 2 ** 31;
-        };
+        const random = seeded(12345);
         const drive = async (count: number) => {
-          const end = next + count;
-          await Promise.all(
-            Array.from({ length: 4 }, async () => {
-              while (next < end) {
-                next++;
-                const name = adapters[Math.floor(random() * adapters.length)]?.id as string;
-                // Every registered adapter held by a running request: 429, and a client tries again.
-                let lease: Lease | undefined;
-                while (lease === undefined) {
-                  lease = await models.acquire(name).catch(async (err: unknown) => {
-                    if ((err as { status?: number }).status !== 429) throw err;
-                    refusals++;
-                    await new Promise((resolve) => setTimeout(resolve, 1));
-                    return undefined;
-                  });
-                }
-                try {
-                  const handle = serving.engine.add({ prompt: [1, 2, 3], adapter: lease.adapter, sampling: { maxTokens: 1 } });
-                  const result = await handle.result;
-                  expect(result.finishReason).toBe('length');
-                } finally {
-                  lease.release();
-                }
-                const { hostMemory, registered } = serving.runtime.adapters;
-                expect(hostMemory).toBeLessThanOrEqual(budget);
-                expect(registered.length).toBeLessThanOrEqual(4);
-              }
-            }),
-          );
+          await closedLoop(count, 4, async () => {
+            const name = adapters[Math.floor(random() * adapters.length)]?.id as string;
+            // Every registered adapter held by a running request: 429, and a client tries again.
+            let lease: Lease | undefined;
+            while (lease === undefined) {
+              lease = await models.acquire(name).catch(async (err: unknown) => {
+                if ((err as { status?: number }).status !== 429) throw err;
+                refusals++;
+                await new Promise((resolve) => setTimeout(resolve, 1));
+                return undefined;
+              });
+            }
+            try {
+              const handle = serving.engine.add({ prompt: [1, 2, 3], adapter: lease.adapter, sampling: { maxTokens: 1 } });
+              const result = await handle.result;
+              expect(result.finishReason).toBe('length');
+            } finally {
+              lease.release();
+            }
+            const { hostMemory, registered } = serving.runtime.adapters;
+            expect(hostMemory).toBeLessThanOrEqual(budget);
+            expect(registered.length).toBeLessThanOrEqual(4);
+          });
           await serving.engine.drain();
         };
         await drive(40); // every slot stack made, every program shape seen

@@ -6,6 +6,7 @@ import { adapterFiles, buildCheckpoint, type CheckpointSpec, seeded } from '@lor
 import { DEMO_PRESETS } from '@lora/llama/demo';
 import { createServing, type Serving } from '../node/load.js';
 import { loraRootResolver } from '../node/lora-root.js';
+import { closedLoop } from './requests.js';
 import { percentile } from './stats.js';
 
 /**
@@ -212,41 +213,33 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
         const next = seeded(1_000_003 + i);
         return Array.from({ length: o.inputLength }, () => Math.floor(next() * checkpoint.config.vocabSize));
       });
-      const before = models.counters;
-      const records: { tier: AdapterTier; ttftMs: number; tokens: number }[] = [];
       // The same requests every round: the rounds differ only in what the cache holds and the machine does.
+      const before = models.counters;
       let peakHostBytes = 0;
-      let next = 0;
-      const t0 = performance.now();
-      await Promise.all(
-        Array.from({ length: o.concurrency }, async () => {
-          while (next < o.requests) {
-            const i = next++;
-            const name = names[i] as string;
-            const tier = models.tierOf(name) as AdapterTier;
-            const start = performance.now();
-            const lease = await models.acquire(name);
-            try {
-              const handle = s.engine.add({
-                prompt: prompts[i] as number[],
-                adapter: lease.adapter,
-                sampling: { maxTokens: o.outputLength, ignoreEos: true, temperature: 0 },
-              });
-              let first: number | undefined;
-              let tokens = 0;
-              for await (const d of handle) {
-                if (d.tokenIds.length > 0) first ??= performance.now();
-                tokens += d.tokenIds.length;
-              }
-              records.push({ tier, ttftMs: (first ?? performance.now()) - start, tokens });
-            } finally {
-              lease.release();
-            }
-            peakHostBytes = Math.max(peakHostBytes, s.runtime.adapters.hostMemory);
+      const { results: records, ms } = await closedLoop(o.requests, o.concurrency, async (i) => {
+        const name = names[i] as string;
+        const tier = models.tierOf(name) as AdapterTier;
+        const start = performance.now();
+        const lease = await models.acquire(name);
+        try {
+          const handle = s.engine.add({
+            prompt: prompts[i] as number[],
+            adapter: lease.adapter,
+            sampling: { maxTokens: o.outputLength, ignoreEos: true, temperature: 0 },
+          });
+          let first: number | undefined;
+          let tokens = 0;
+          for await (const d of handle) {
+            if (d.tokenIds.length > 0) first ??= performance.now();
+            tokens += d.tokenIds.length;
           }
-        }),
-      );
-      const seconds = (performance.now() - t0) / 1000;
+          return { tier, ttftMs: (first ?? performance.now()) - start, tokens };
+        } finally {
+          lease.release();
+          peakHostBytes = Math.max(peakHostBytes, s.runtime.adapters.hostMemory);
+        }
+      });
+      const seconds = ms / 1000;
       const after = models.counters;
       const result: RoundRun = {
         tokensPerSecond: records.reduce((n, r) => n + r.tokens, 0) / seconds,

@@ -1,12 +1,13 @@
 import { cpus } from 'node:os';
 import { type LoRAAdapter, loadPeftAdapter } from '@lora/core';
-import { adapterFiles, buildCheckpoint, type CheckpointSpec, type ModelConfig, seeded } from '@lora/llama';
+import { adapterFiles, buildCheckpoint, type CheckpointSpec, type ModelConfig } from '@lora/llama';
 import { DEMO_PRESETS } from '@lora/llama/demo';
 import { memoryAdapter } from '../models.js';
 import { createServing, type Serving } from '../node/load.js';
 import { type HttpServer, listen } from '../node/serve.js';
 import { type ClientLoop, startClientLoop } from './client-worker.js';
 import { type CellResult, heatmapSvg, markdownTable, type Overhead, type SlowdownCell } from './report.js';
+import { closedLoop, promptOf } from './requests.js';
 import { percentile, type StreamTiming } from './stats.js';
 
 /** What {@link runServeBench} measures: the model, the axes and the adapters; every field has a default. */
@@ -120,28 +121,6 @@ function benchAdapters(config: ModelConfig, n: number, rank: number): LoRAAdapte
     const spec = { id: `bench-lora-${i}`, rank, alpha: 2 * rank, targets: ALL_LINEAR };
     return loadPeftAdapter({ id: spec.id, ...adapterFiles(config, spec, 9000 + i) });
   });
-}
-
-/** A request's prompt: seeded token ids, different for every request (nothing is shared between requests). */
-function promptOf(length: number, index: number, vocab: number): number[] {
-  const next = seeded(1_000_003 * length + index);
-  return Array.from({ length }, () => Math.floor(next() * vocab));
-}
-
-/** Runs `total` jobs with `concurrency` workers, each taking the next job as soon as its last one ended (vLLM's --max-concurrency); the HTTP clients do the same in client-worker.ts. */
-async function closedLoop<T>(total: number, concurrency: number, job: (i: number) => Promise<T>): Promise<{ results: T[]; ms: number }> {
-  const results: T[] = new Array(total);
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, total) }, async () => {
-      while (next < total) {
-        const i = next++;
-        results[i] = await job(i);
-      }
-    }),
-  );
-  return { results, ms: performance.now() - t0 };
 }
 
 interface Setup {
