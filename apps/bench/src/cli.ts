@@ -309,9 +309,10 @@ async function main(): Promise<void> {
         met: value >= goal,
       });
     }
-    const cold = (uniform?.ttft.source.p99 ?? Number.NaN) / (uniform?.ttft.device.p99 ?? Number.NaN);
+    // "At the same load": probes taking turns under the reference run's traffic (see runAdaptersScaleBench).
+    const cold = scale.probe.cold.p99 / scale.probe.resident.p99;
     targets.push({
-      name: 'TTFT p99, adapter on disk / adapter in a device slot (uniform)',
+      name: `TTFT p99, ${(scale.probe.adapterBytes / 2 ** 20).toFixed(1)} MB adapter on disk / resident (probes)`,
       shape,
       value: cold,
       goal: '≤ 2×',

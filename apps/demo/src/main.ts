@@ -9,8 +9,9 @@ import { HELP, parseOptions } from './options.js';
 import { type PromptRun, runPrompts } from './prompts.js';
 import { runSession, type SessionRun } from './session.js';
 
-// tfjs prints an "install tfjs-node" banner on the cpu backend; the demo is about LoRA.
-tf.env().set('IS_TEST', true);
+// tfjs prints an "install tfjs-node" banner on the cpu backend; the demo is about LoRA. (PROD, not
+// IS_TEST: that one also runs tfjs' leak bookkeeping on every kernel, and its stack grows for ever.)
+tf.env().set('PROD', true);
 
 const out = (s = '') => process.stdout.write(`${s}\n`);
 /** One line of text for a table cell: control characters escaped, at most `n` characters. */

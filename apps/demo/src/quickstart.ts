@@ -4,8 +4,9 @@ import { isLoRAError } from '@lora/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { runMixedBatch } from './mixed-batch.js';
 
-// tfjs prints an "install tfjs-node" banner on the cpu backend; the demo is about LoRA.
-tf.env().set('IS_TEST', true);
+// tfjs prints an "install tfjs-node" banner on the cpu backend; the demo is about LoRA. (PROD, not
+// IS_TEST: that one also runs tfjs' leak bookkeeping on every kernel, and its stack grows for ever.)
+tf.env().set('PROD', true);
 
 // Swap backends by config value: --backend NAME, or LORA_BACKEND, default cpu.
 const flag = process.argv.indexOf('--backend');

@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { loadPeftAdapterFromHub } from './hub.js';
 import type { LoadProgress } from './source.js';
 import { hubSource } from './sources/hub.js';
+import { fakeCacheStorage } from './test-support.js';
 import { type HubServer, startHubServer } from './testing/hub-server.js';
 import { testAdapterFiles } from './testing/peft-fixture.js';
 import { testTokenizerFiles } from './testing/tokenizer-fixture.js';
@@ -258,21 +259,7 @@ describe('the cache is the Hugging Face cache', () => {
   });
 
   it('caches in Cache Storage by resolve URL where there is no disk (browsers)', async () => {
-    const stored = new Map<string, Response>();
-    const names: string[] = [];
-    const storage = {
-      async open(name: string) {
-        names.push(name);
-        return {
-          async match(key: string) {
-            return stored.get(key)?.clone();
-          },
-          async put(key: string, res: Response) {
-            stored.set(key, res);
-          },
-        };
-      },
-    } as unknown as CacheStorage;
+    const { storage, stored, names } = fakeCacheStorage();
     const options = { hubUrl: server.url, cacheDir: false as const, cacheStorage: storage };
     await loadPeftAdapterFromHub('org/other', options);
     expect([...stored.keys()].sort()).toEqual([

@@ -79,3 +79,30 @@ export async function loadSpec(spec: CheckpointSpec, weightLayout: 'out-in' | 'i
     },
   };
 }
+
+/**
+ * An in-memory Cache Storage (what browsers give as `caches`): the stored bodies by key, and the
+ * cache names opened. Like the real one, each `match` answers a new Response (not a clone of one
+ * kept unread: cancelling a tee'd clone's body would wait for the other branch for ever).
+ */
+export function fakeCacheStorage(): { storage: CacheStorage; stored: Map<string, Uint8Array>; names: string[] } {
+  const stored = new Map<string, Uint8Array>();
+  const headers = new Map<string, Headers>();
+  const names: string[] = [];
+  const storage = {
+    async open(name: string) {
+      names.push(name);
+      return {
+        async match(key: string) {
+          const body = stored.get(key);
+          return body === undefined ? undefined : new Response(body.slice(), { headers: headers.get(key) });
+        },
+        async put(key: string, res: Response) {
+          stored.set(key, new Uint8Array(await res.arrayBuffer()));
+          headers.set(key, res.headers);
+        },
+      };
+    },
+  } as unknown as CacheStorage;
+  return { storage, stored, names };
+}

@@ -51,3 +51,42 @@ describe('a model and an adapter from the Hub', () => {
     ).toEqual(expect.arrayContaining(['adapter_config.json', 'adapter_model.safetensors']));
   });
 });
+
+describe('--adapters from a URL and from the Hub, evicted from the host cache and loaded again', () => {
+  it('reloads from the local store (no second download), with the same tokens', async () => {
+    const adapterDownloads = () =>
+      hub.requests.filter((r) => r.path.includes('/test-org/sql-lora/') && r.path.endsWith('.safetensors')).length;
+    const t = await startTestServer({
+      model: 'test-org/chat-model',
+      adapters: [
+        { name: 'by-url', path: `${hub.url}/test-org/sql-lora/resolve/main` },
+        { name: 'by-hub', path: 'test-org/sql-lora' },
+      ],
+      maxLoras: 1,
+      maxCpuLoras: 1,
+    });
+    try {
+      const downloads = adapterDownloads();
+      const complete = async (model: string) =>
+        (
+          await t.client.completions.create({
+            model,
+            prompt: 'Hello there',
+            max_tokens: 4,
+            temperature: 0,
+            ...({ return_token_ids: true } as object),
+          })
+        ).choices[0] as unknown as { token_ids: number[] };
+      const first = await complete('by-url');
+      for (let i = 0; i < 3; i++) {
+        await complete('by-hub');
+        expect((await complete('by-url')).token_ids).toEqual(first.token_ids);
+      }
+      // One host-cache place for two adapters: every request after the first loaded its adapter again.
+      expect(t.serving.app.models.counters.loads).toBeGreaterThanOrEqual(8);
+      expect(adapterDownloads()).toBe(downloads);
+    } finally {
+      await t.close();
+    }
+  });
+});

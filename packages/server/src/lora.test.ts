@@ -191,6 +191,29 @@ describe('runtime LoRA loading (vLLM /v1/load_lora_adapter, /v1/unload_lora_adap
   });
 });
 
+describe('prefetch into a free device slot', () => {
+  it("a request's adapter, read again from its source, is in a device slot before any step runs; it never takes another's slot", async () => {
+    const { files, tokenizer, config } = chatModel();
+    const served = seededAdapters(config, 3, 'pre');
+    const t = await startTestServer({ modelFiles: files, tokenizer, extraAdapters: served, maxLoras: 1, maxCpuLoras: 2 });
+    try {
+      const { models, engine } = t.serving.app;
+      const { adapters } = t.serving.runtime;
+      // Three adapters through a 2-adapter host cache: the first one was pushed out to its source.
+      expect(models.tierOf('pre-0')).toBe('source');
+      for (const id of adapters.slots) if (id !== null) adapters.deactivate(id);
+      const lease = await models.acquire('pre-0');
+      expect([models.tierOf('pre-0'), engine.stats().running, engine.stats().waiting]).toEqual(['device', 0, 0]);
+      lease.release();
+      // The one slot is taken: an adapter in host memory stays there until a step needs it.
+      (await models.acquire('pre-2')).release();
+      expect([models.tierOf('pre-2'), models.tierOf('pre-0')]).toEqual(['host', 'device']);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('--max-cpu-lora-bytes', () => {
   it('keeps the registered adapters within the byte budget, loading evicted ones again; an adapter larger than the budget is 400', async () => {
     const { files, tokenizer, config } = chatModel();

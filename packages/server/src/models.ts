@@ -214,6 +214,7 @@ export class ServedModels {
     entry.refs++;
     try {
       await this.#ensureRegistered(entry);
+      this.#prefetchSlot(entry.runtimeId);
     } catch (err) {
       entry.refs--;
       this.#sweep();
@@ -246,6 +247,23 @@ export class ServedModels {
         }
       })();
       await entry.loading;
+    }
+  }
+
+  /**
+   * The last tier of a request's adapter moving up before the request runs (issue #22's prefetch):
+   * into a device slot now, between engine steps, when one is free — never evicting another
+   * adapter, which may be what the next step needs. The step that admits the request then finds
+   * it there (on a GPU the upload is queued while the current batch still runs). Where no slot is
+   * free the step's `setBatch` activates it as before, and so reports anything wrong with it.
+   */
+  #prefetchSlot(runtimeId: string): void {
+    const { adapters } = this.#engine.model.runtime;
+    if (adapters.slotOf(runtimeId) >= 0 || !adapters.slots.includes(null)) return;
+    try {
+      adapters.activate(runtimeId);
+    } catch {
+      // Left to the step (see above).
     }
   }
 

@@ -76,9 +76,24 @@ const positiveInt = (v: unknown): v is number => typeof v === 'number' && Number
 
 /** The index of the first NaN or ±Infinity, or -1. */
 function firstNonFinite(values: Float32Array): number {
-  for (let i = 0; i < values.length; i++) {
+  // Every adapter load scans all its weights (on the thread that runs engine steps too), so the
+  // common case — all finite — takes the fast path: a float32 is NaN or ±Infinity exactly when its
+  // 8 exponent bits are all ones, and then (bits & 0x7f800000) + 0x00800000 carries into bit 31.
+  // Integer ORs over four words per iteration run about twice as fast as float compares.
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const n = bits.length - (bits.length % 4);
+  let flags = 0;
+  for (let i = 0; i < n && flags >= 0; i += 4) {
+    flags |=
+      (((bits[i] as number) & 0x7f800000) + 0x00800000) |
+      (((bits[i + 1] as number) & 0x7f800000) + 0x00800000) |
+      (((bits[i + 2] as number) & 0x7f800000) + 0x00800000) |
+      (((bits[i + 3] as number) & 0x7f800000) + 0x00800000);
+  }
+  // All finite so far: only the last few (fewer than four) are left. Else find the first the plain way.
+  for (let i = flags >= 0 ? n : 0; i < values.length; i++) {
     const v = values[i] as number;
-    // v - v is NaN exactly for NaN and ±Infinity; cheaper than Number.isFinite in a hot loop.
+    // v - v is NaN exactly for NaN and ±Infinity.
     if (v - v !== 0) return i;
   }
   return -1;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSafetensors, serializeSafetensors } from '../formats/safetensors.js';
 import { codeOf } from '../test-support.js';
+import { createAdapter } from './adapter.js';
 import { loadPeftAdapter, loadPeftAdapterFromDir } from './peft.js';
 import { isTargeted, moduleScale, parsePeftConfig } from './peft-config.js';
 import { serializePeftAdapter } from './peft-writer.js';
@@ -136,6 +137,23 @@ describe('adapter files a stranger could send', () => {
     const bytes = weights();
     const adapter = loadPeftAdapter({ id: 'ab', config: { r: 2 }, safetensors: bytes.slice().buffer });
     expect(adapter.modules.get(q)?.rank).toBe(2);
+  });
+
+  it('finds a NaN or ±Infinity at any position of A (the four-at-a-time scan and its tail), and passes the largest finite values', () => {
+    for (let length = 1; length <= 11; length++) {
+      const ok = Float32Array.from({ length }, (_, i) => (i % 2 ? -3.4028234663852886e38 : 3.4028234663852886e38));
+      const module = (a: Float32Array) => [
+        { name: q, kind: 'linear' as const, rank: 1, scale: 1, a, b: seq(4), inFeatures: length, outFeatures: 4 },
+      ];
+      expect(createAdapter('ok', module(ok)).modules.get(q)?.a).toBe(ok);
+      for (let at = 0; at < length; at++) {
+        for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+          const a = ok.slice();
+          a[at] = bad;
+          expect(() => createAdapter('bad', module(a))).toThrow(`A[${at}] is ${bad}`);
+        }
+      }
+    }
   });
 
   it('refuses non-finite weights, bad ids, throwing getters and non-objects with a LoRAError and a bounded message', () => {

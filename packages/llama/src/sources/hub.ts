@@ -1,6 +1,6 @@
 import { describeValue, LoRAError } from '@lora/core';
 import { isNode } from '@lora/core/backend';
-import { readCached, writeCached } from '../hub-browser-cache.js';
+import { readCached, writeCached } from '../browser-cache.js';
 import { HubDiskCache, NO_EXIST } from '../hub-cache.js';
 import { DEFAULT_ENDPOINT, type HubEnvironment, hubEnvironment } from '../hub-env.js';
 import { downloadHubFile, type HubDownload } from '../hub-http.js';

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../checkpoint.js';
 import { buildCheckpoint, CHECKPOINT_PRESETS } from '../fixtures.js';
 import type { LoadProgress } from '../source.js';
-import { referenceRuntime } from '../test-support.js';
+import { fakeCacheStorage, referenceRuntime } from '../test-support.js';
 import { dirSource } from './dir.js';
 import { memorySource } from './memory.js';
 import { urlSource } from './url.js';
@@ -100,6 +100,24 @@ describe('urlSource', () => {
     await expect(source.read('lying', { maxBytes: MB })).rejects.toSatisfy(
       code('E_FORMAT', /\/lying is 10485760 bytes; at most maxBytes = 1048576/),
     );
+  });
+
+  it('keeps downloads in Cache Storage by URL (browsers): a second read asks the server nothing; cacheStorage false always downloads', async () => {
+    const { storage, stored, names } = fakeCacheStorage();
+    const cached = urlSource(`${base}/repo`, { cacheStorage: storage });
+    const from = requests.length;
+    const first = await cached.read('config.json', { maxBytes: MB });
+    const events: LoadProgress[] = [];
+    const again = await cached.read('config.json', { maxBytes: MB, onProgress: (e) => events.push(e) });
+    expect(again).toEqual(first);
+    expect(events.map((e) => [e.loaded, e.total])).toEqual([[first?.length, first?.length]]);
+    expect(requests.slice(from)).toEqual(['/repo/config.json']);
+    expect([...stored.keys()]).toEqual([`${base}/repo/config.json`]);
+    expect(new Set(names)).toEqual(new Set(['transformers-cache']));
+    // A cached file larger than this read allows is refused like a download would be.
+    await expect(cached.read('config.json', { maxBytes: 8 })).rejects.toSatisfy(code('E_FORMAT', /config\.json \(cached\) is \d+ bytes/));
+    await urlSource(`${base}/repo`, { cacheStorage: false }).read('config.json', { maxBytes: MB });
+    expect(requests.slice(from)).toEqual(['/repo/config.json', '/repo/config.json']);
   });
 
   it('404 is an absent file; other statuses and bad URLs are errors naming the URL', async () => {

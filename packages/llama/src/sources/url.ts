@@ -1,4 +1,6 @@
 import { describeValue, LoRAError } from '@lora/core';
+import { isNode } from '@lora/core/backend';
+import { readCached, writeCached } from '../browser-cache.js';
 import type { FileSource, ReadOptions } from '../source.js';
 import { checkFileName, checkSize } from './names.js';
 
@@ -8,6 +10,12 @@ export interface UrlSourceOptions {
   readonly fetch?: typeof fetch;
   /** Extra request headers, e.g. `{ authorization: 'Bearer …' }`. */
   readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * Browsers: the Cache Storage that keeps each downloaded file under its URL (default `caches`, as
+   * `hubSource` and transformers.js do), so a page loads an adapter over the network once; a file
+   * is taken from there without asking the server again — pass false when the URL's content changes.
+   */
+  readonly cacheStorage?: CacheStorage | false;
 }
 
 /**
@@ -33,6 +41,12 @@ export function urlSource(baseUrl: string, options: UrlSourceOptions = {}): File
     async read(name: string, read: ReadOptions): Promise<Uint8Array | undefined> {
       checkFileName(name, description);
       const url = new URL(encodeURIComponent(name), base).href;
+      const storage = options.cacheStorage === false ? undefined : (options.cacheStorage ?? (isNode() ? undefined : globalThis.caches));
+      const hit = storage === undefined ? undefined : await readCached(storage, url, read.maxBytes, url);
+      if (hit !== undefined) {
+        read.onProgress?.({ file: name, loaded: hit.length, total: hit.length });
+        return hit;
+      }
       const fetchImpl = options.fetch ?? globalThis.fetch;
       let response: Response;
       try {
@@ -48,7 +62,9 @@ export function urlSource(baseUrl: string, options: UrlSourceOptions = {}): File
         await response.body?.cancel();
         throw new LoRAError('E_NOT_FOUND', `GET ${url} answered HTTP ${response.status} ${response.statusText}`.trim());
       }
-      return readBody(response, url, name, read);
+      const bytes = await readBody(response, url, name, read);
+      if (storage !== undefined) await writeCached(storage, url, bytes);
+      return bytes;
     },
   };
 }

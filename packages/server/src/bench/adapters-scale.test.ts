@@ -24,6 +24,11 @@ describe('adapters-scale benchmark', () => {
     }
     // Zipf traffic repeats its popular adapters: fewer reads from disk than uniform traffic.
     expect(zipf?.ttft.source.n).toBeLessThan(uniform?.ttft.source.n as number);
+    // The probes: each cold one read its adapter from disk, each resident one found it in memory.
+    expect([r.probe.cold.n, r.probe.resident.n]).toEqual([TINY_ADAPTERS_SCALE.probes, TINY_ADAPTERS_SCALE.probes]);
+    expect(r.probe.loadMs.p50).toBeGreaterThan(0);
+    expect(r.probe.adapterBytes).toBeGreaterThan(r.config.largestAdapterBytes / 2);
+    expect(adaptersScaleTable(r)).toMatch(/Cold start at the reference run's load .* on disk, \d+ \/ \d+ \(3\) ms/);
     expect(adaptersScaleTable(r)).toMatch(/\| zipf over 24 \| \d+ \| \d\.\d\d× \[\d\.\d\d, \d\.\d\d\] \|/);
   }, 120_000);
 });

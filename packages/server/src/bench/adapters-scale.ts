@@ -42,6 +42,11 @@ export interface AdaptersScaleOptions {
   readonly referenceAdapters?: number;
   /** Rounds, each running the three traffic patterns back to back in a rotated order (default 3). */
   readonly rounds?: number;
+  /**
+   * Cold-start probes (default 40): under the reference run's load, one client alternates a request
+   * on a resident adapter with one on a cold adapter of the largest size, read from disk.
+   */
+  readonly probes?: number;
   readonly onProgress?: (line: string) => void;
 }
 
@@ -74,6 +79,17 @@ interface RoundRun {
   readonly peakHostBytes: number;
 }
 
+/** TTFT of the probes, each request alone on its client while the reference traffic runs. */
+export interface ColdStartProbe {
+  /** Bytes of each cold probe's adapter (the largest rank, every projection). */
+  readonly adapterBytes: number;
+  /** TTFT (ms) p50 / p99 of the probes on a resident adapter (in a device slot or the host cache), and on one read from disk. */
+  readonly resident: { readonly p50: number; readonly p99: number; readonly n: number };
+  readonly cold: { readonly p50: number; readonly p99: number; readonly n: number };
+  /** How long the cold probes waited for their adapter (read, parse, check, register), ms p50 / p99. */
+  readonly loadMs: { readonly p50: number; readonly p99: number };
+}
+
 export interface AdaptersScaleResult {
   readonly config: {
     readonly model: string;
@@ -90,6 +106,7 @@ export interface AdaptersScaleResult {
     readonly largestAdapterBytes: number;
   };
   readonly runs: readonly TrafficResult[];
+  readonly probe: ColdStartProbe;
 }
 
 const ATTENTION = ['q_proj', 'k_proj', 'v_proj', 'o_proj'];
@@ -105,6 +122,7 @@ export const QUICK_ADAPTERS_SCALE: AdaptersScaleOptions = {
   maxCpuLoras: 64,
   requests: 256,
   concurrency: 8,
+  probes: 16,
 };
 
 /** A couple of seconds, for tests and `npm run bench -- --tiny`: 24 adapters through 2 slots and a 4-adapter cache. */
@@ -120,6 +138,7 @@ export const TINY_ADAPTERS_SCALE: AdaptersScaleOptions = {
   outputLength: 2,
   referenceAdapters: 2,
   rounds: 1,
+  probes: 3,
 };
 
 function withDefaults(o: AdaptersScaleOptions) {
@@ -136,11 +155,12 @@ function withDefaults(o: AdaptersScaleOptions) {
     outputLength: o.outputLength ?? 16,
     referenceAdapters: o.referenceAdapters ?? 8,
     rounds: o.rounds ?? 3,
+    probes: o.probes ?? 40,
   };
 }
 
-/** Progress lines {@link runAdaptersScaleBench} reports: generation, loading, the warm-up and three runs per round (a caller’s progress bar total). */
-export const adaptersScaleSteps = (options: AdaptersScaleOptions = {}): number => 3 + 3 * withDefaults(options).rounds;
+/** Progress lines {@link runAdaptersScaleBench} reports: generation, loading, the warm-up, three runs per round and the probes (a caller’s progress bar total). */
+export const adaptersScaleSteps = (options: AdaptersScaleOptions = {}): number => 4 + 3 * withDefaults(options).rounds;
 
 /** Adapter index for request i: uniform, or Zipf(1.0) (P(k) ∝ 1/k) over a seeded permutation. */
 function picker(kind: 'uniform' | 'zipf', n: number, seed: number): () => number {
@@ -187,6 +207,18 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
       largestAdapterBytes = Math.max(largestAdapterBytes, files.safetensors.byteLength);
       if (targets.length === 7) sizeOfRank.set(rank, files.safetensors.byteLength);
     }
+    // The cold-start probes' adapters: the largest rank on every projection, each used once.
+    const largestRank = Math.max(...o.ranks);
+    let probeBytes = 0;
+    for (let i = 0; i < o.probes; i++) {
+      const files = adapterFiles(
+        checkpoint.config,
+        { id: `p${i}`, rank: largestRank, alpha: 2 * largestRank, targets: TARGETS[2] as string[] },
+        90_000 + i,
+      );
+      await writePeftAdapterDir(join(dir, `p${i}`), files);
+      probeBytes = files.safetensors.byteLength;
+    }
     log(`adapters-scale: ${o.adapters} adapters written (${(totalAdapterBytes / 2 ** 20).toFixed(0)} MB)`);
     const middle = [...o.ranks].sort((a, b) => a - b)[Math.floor(o.ranks.length / 2)] as number;
     const maxCpuLoraBytes = options.maxCpuLoraBytes ?? o.maxCpuLoras * (sizeOfRank.get(middle) ?? largestAdapterBytes);
@@ -201,41 +233,50 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
       maxQueue: Math.max(256, o.requests),
     });
     const { models } = serving.app;
-    const resolve = await loraRootResolver(dir);
-    // 2. Served by name: each read, checked and registered once (vLLM's load_lora_adapter), then evicted as the cache fills.
+    const resolve = await loraRootResolver(dir, { loader: serving.loader });
+    // 2. Served by name: each read, checked and registered once (vLLM's load_lora_adapter), then evicted as the cache fills
+    // (the probes' adapters first, so that the others push them out to disk).
+    for (let i = 0; i < o.probes; i++) await models.add(`p${i}`, await resolve(`p${i}`));
     for (let i = 0; i < o.adapters; i++) await models.add(`a${i}`, await resolve(`a${i}`));
     log(`adapters-scale: ${o.adapters} adapters served`);
     const s = serving;
+    /** One request as a client sends it: its adapter's tier on arrival, the wait for the adapter, TTFT from arrival. */
+    const timed = async (name: string, prompt: number[]) => {
+      const tier = models.tierOf(name) as AdapterTier;
+      const start = performance.now();
+      const lease = await models.acquire(name);
+      const acquireMs = performance.now() - start;
+      try {
+        const handle = s.engine.add({
+          prompt,
+          adapter: lease.adapter,
+          sampling: { maxTokens: o.outputLength, ignoreEos: true, temperature: 0 },
+        });
+        let first: number | undefined;
+        let tokens = 0;
+        for await (const d of handle) {
+          if (d.tokenIds.length > 0) first ??= performance.now();
+          tokens += d.tokenIds.length;
+        }
+        return { tier, acquireMs, ttftMs: (first ?? performance.now()) - start, tokens };
+      } finally {
+        lease.release();
+      }
+    };
+    const promptFor = (i: number) => {
+      const next = seeded(1_000_003 + i);
+      return Array.from({ length: o.inputLength }, () => Math.floor(next() * checkpoint.config.vocabSize));
+    };
     const run = async (traffic: 'uniform' | 'zipf', adapters: number): Promise<RoundRun> => {
       const pick = picker(traffic, adapters, 7 * adapters + (traffic === 'zipf' ? 1 : 0));
       const names = Array.from({ length: o.requests }, () => `a${pick()}`);
-      const prompts = names.map((_, i) => {
-        const next = seeded(1_000_003 + i);
-        return Array.from({ length: o.inputLength }, () => Math.floor(next() * checkpoint.config.vocabSize));
-      });
       // The same requests every round: the rounds differ only in what the cache holds and the machine does.
       const before = models.counters;
       let peakHostBytes = 0;
       const { results: records, ms } = await closedLoop(o.requests, o.concurrency, async (i) => {
-        const name = names[i] as string;
-        const tier = models.tierOf(name) as AdapterTier;
-        const start = performance.now();
-        const lease = await models.acquire(name);
         try {
-          const handle = s.engine.add({
-            prompt: prompts[i] as number[],
-            adapter: lease.adapter,
-            sampling: { maxTokens: o.outputLength, ignoreEos: true, temperature: 0 },
-          });
-          let first: number | undefined;
-          let tokens = 0;
-          for await (const d of handle) {
-            if (d.tokenIds.length > 0) first ??= performance.now();
-            tokens += d.tokenIds.length;
-          }
-          return { tier, ttftMs: (first ?? performance.now()) - start, tokens };
+          return await timed(names[i] as string, promptFor(i));
         } finally {
-          lease.release();
           peakHostBytes = Math.max(peakHostBytes, s.runtime.adapters.hostMemory);
         }
       });
@@ -269,15 +310,47 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
       }
       rounds.push(round);
     }
+    const summary = (xs: number[]) => ({ p50: percentile(xs, 50), p99: percentile(xs, 99), n: xs.length });
+    // 3. Cold-start probes at the reference run's load: its traffic from all clients but one, and
+    // on the last one a request on a resident adapter (one of the reference run's, in memory) and one on a cold adapter, in turn (which goes
+    // first alternates), each after a short seeded pause so that arrivals fall anywhere in a step.
+    const resident = `a0`;
+    const probes: { cold: boolean; tier: AdapterTier; ttftMs: number; acquireMs: number }[] = [];
+    let stop = false;
+    const background = Promise.all(
+      Array.from({ length: Math.max(1, o.concurrency - 1) }, async (_, c) => {
+        for (let i = c; !stop; i += o.concurrency) await timed(`a${i % o.referenceAdapters}`, promptFor(i));
+      }),
+    );
+    const pause = seeded(31);
+    try {
+      for (let k = 0; k < o.probes; k++) {
+        for (const cold of k % 2 === 0 ? [false, true] : [true, false]) {
+          await new Promise((r) => setTimeout(r, 5 + pause() * 45));
+          probes.push({ cold, ...(await timed(cold ? `p${k}` : resident, promptFor(o.requests + 2 * k + (cold ? 1 : 0)))) });
+        }
+      }
+    } finally {
+      stop = true;
+      await background;
+    }
+    // Only probes that found their adapter where they were meant to count (each cold one was pushed to disk by later adds).
+    const coldProbes = probes.filter((p) => p.cold && p.tier === 'source');
+    const probe: ColdStartProbe = {
+      adapterBytes: probeBytes,
+      resident: summary(probes.filter((p) => !p.cold && p.tier !== 'source').map((p) => p.ttftMs)),
+      cold: summary(coldProbes.map((p) => p.ttftMs)),
+      loadMs: summary(coldProbes.map((p) => p.acquireMs)),
+    };
+    log(
+      `adapters-scale: ${coldProbes.length} cold-start probes, TTFT p99 ${probe.cold.p99.toFixed(0)} ms vs ${probe.resident.p99.toFixed(0)} ms resident`,
+    );
     const median = (xs: number[]) => percentile(xs, 50);
     const runs = patterns.map(([traffic, adapters], p): TrafficResult => {
       const mine = rounds.map((round) => round[p] as RoundRun);
       const ratios = rounds.map((round) => (round[p] as RoundRun).tokensPerSecond / (round[0] as RoundRun).tokensPerSecond);
       const records = mine.flatMap((r) => r.records);
-      const ttftOf = (tier: AdapterTier) => {
-        const xs = records.filter((r) => r.tier === tier).map((r) => r.ttftMs);
-        return { p50: percentile(xs, 50), p99: percentile(xs, 99), n: xs.length };
-      };
+      const ttftOf = (tier: AdapterTier) => summary(records.filter((r) => r.tier === tier).map((r) => r.ttftMs));
       return {
         traffic,
         adapters,
@@ -304,6 +377,7 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
         largestAdapterBytes,
       },
       runs,
+      probe,
     };
   } finally {
     await serving?.dispose();
@@ -327,5 +401,7 @@ export function adaptersScaleTable(r: AdaptersScaleResult): string {
     '| traffic | tokens/s | vs reference [IQR] | TTFT ms p50 / p99 (n): adapter in a device slot | in host memory | on disk | loads/s | evictions/s | peak host MB |',
     '| --- | ---: | ---: | --- | --- | --- | ---: | ---: | ---: |',
     ...rows,
+    '',
+    `Cold start at the reference run's load (${c.concurrency - 1} clients on its ${r.runs[0]?.adapters} adapters, one probe client): TTFT of a request whose ${mb(r.probe.adapterBytes)} MB adapter is on disk, ${tier(r.probe.cold)} ms (p50 / p99 (n)), against one on a resident adapter (in memory), ${tier(r.probe.resident)} ms; the cold ones waited ${ms(r.probe.loadMs.p50)} / ${ms(r.probe.loadMs.p99)} ms for their adapter (read, parse and check in the adapter-load thread, then registered).`,
   ].join('\n');
 }

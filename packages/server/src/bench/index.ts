@@ -9,6 +9,7 @@ export {
   type AdapterTier,
   adaptersScaleSteps,
   adaptersScaleTable,
+  type ColdStartProbe,
   QUICK_ADAPTERS_SCALE,
   runAdaptersScaleBench,
   TINY_ADAPTERS_SCALE,

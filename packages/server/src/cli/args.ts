@@ -31,6 +31,8 @@ LoRA and batching (vLLM's flags)
   --max-lora-rank R          largest adapter rank (default: the largest served at start, at least 16)
   --max-cpu-loras N          adapters registered in host memory at once (default: 2 × max-loras, or the number served)
   --max-cpu-lora-bytes N     bytes of adapter weights registered in host memory at once (default: no limit)
+  --lora-load-workers N      threads that read and parse adapters while steps run; also how many
+                             load at once (default: 1; 0: on the main thread)
   --max-num-seqs N           requests running at once (default: 16)
   --max-num-batched-tokens N tokens per engine step (default: 2048)
   --max-queue N              requests that may wait; past it 429 with Retry-After (default: 256)
@@ -61,6 +63,7 @@ const FLAGS: Record<string, Spec> = {
   '--max-lora-rank': { kind: 'int', key: 'maxLoraRank', min: 1 },
   '--max-cpu-loras': { kind: 'int', key: 'maxCpuLoras', min: 1 },
   '--max-cpu-lora-bytes': { kind: 'int', key: 'maxCpuLoraBytes', min: 1 },
+  '--lora-load-workers': { kind: 'int', key: 'loraLoadWorkers', min: 0, max: 64 },
   '--max-num-seqs': { kind: 'int', key: 'maxNumSeqs', min: 1 },
   '--max-num-batched-tokens': { kind: 'int', key: 'maxNumBatchedTokens', min: 1 },
   '--max-queue': { kind: 'int', key: 'maxQueue', min: 1 },

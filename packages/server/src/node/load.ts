@@ -1,21 +1,17 @@
 import '@tensorflow/tfjs-backend-cpu';
 import '@lora/backend-cpu';
-import { createLoRA, isLoRAError, LoRAError, type LoRARuntime, type PeftAdapter } from '@lora/core';
-import {
-  type CausalLM,
-  Engine,
-  type FileSource,
-  loadModel,
-  loadPeftAdapterFrom,
-  loadTokenizer,
-  locateSource,
-  type Tokenizer,
-} from '@lora/llama';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLoRA, isLoRAError, type LoRAAdapter, LoRAError, type LoRARuntime } from '@lora/core';
+import { type CausalLM, Engine, type FileSource, loadModel, loadTokenizer, locateSource, type Tokenizer } from '@lora/llama';
 import { DEMO_PRESETS, demoAdapters, loadDemoModel } from '@lora/llama/demo';
 import * as tf from '@tensorflow/tfjs-core';
 import { createApp, type LoraApp } from '../app.js';
-import { memoryAdapter, ServedModels } from '../models.js';
+import { type AdapterSource, memoryAdapter, ServedModels } from '../models.js';
+import { type AdapterLoader, createAdapterLoader } from './adapter-loader.js';
 import { loraRootResolver } from './lora-root.js';
+import { loadPathAdapter } from './path-adapter.js';
 import { promMetrics } from './prom-metrics.js';
 
 /** An adapter to serve from the start: `name=path`, the path a PEFT directory or a Hub repository id. */
@@ -65,6 +61,11 @@ export interface ServingOptions {
   readonly allowRuntimeLora?: boolean;
   /** The only directory /v1/load_lora_adapter may read adapters from (`--lora-root`, through `loraRootResolver`); without it every `lora_path` is 403. */
   readonly loraRoot?: string;
+  /**
+   * Threads that read, parse and check adapters off the main thread (`--lora-load-workers`; default
+   * 1): also how many adapter loads run at once. 0 loads them on the main thread, between steps.
+   */
+  readonly loraLoadWorkers?: number;
   /** Largest request body in bytes (`--max-body-bytes`; default 1 MiB); larger is 413. */
   readonly maxBodyBytes?: number;
   /** A tokenizer to use instead of the model's (tests: a generated model with a generated tokenizer). */
@@ -85,14 +86,13 @@ export interface Serving {
   readonly runtime: LoRARuntime;
   /** The base model, its layers on `runtime` (`model.config` gives its shape). */
   readonly model: CausalLM;
+  /** Reads adapter directories off the main thread (`--lora-root` loads, reloads after an eviction); pass it to `loraRootResolver`. */
+  readonly loader: AdapterLoader;
   /** Closes the engine (aborting what runs) and frees the model and the runtime. */
   dispose(): Promise<void>;
 }
 
 const DEFAULT_QUEUE = 256;
-async function loadAdapterArg(a: AdapterArg): Promise<PeftAdapter> {
-  return loadPeftAdapterFrom(await locateSource(a.path), a.name);
-}
 
 /**
  * Loads what `lora-serve` serves — the model (a directory, a Hub id, or the embedded demo model),
@@ -103,26 +103,48 @@ async function loadAdapterArg(a: AdapterArg): Promise<PeftAdapter> {
 export async function createServing(options: ServingOptions = {}): Promise<Serving> {
   const log = options.log ?? (() => {});
   // tfjs prints an "install tfjs-node" banner on the cpu backend; it is not what this server is about.
-  tf.env().set('IS_TEST', true);
+  // PROD silences it; IS_TEST would too, but also turns on tfjs' per-kernel leak bookkeeping, whose
+  // stack (EngineState.numDataMovesStack) grows by one entry per kernel for ever: a heap leak.
+  tf.env().set('PROD', true);
   const demo = options.model === undefined && options.modelFiles === undefined;
   const preset = options.preset ?? 'default';
-  let userAdapters: PeftAdapter[] = [];
-  if (options.adapters?.length) {
-    log(`loading ${options.adapters.length} adapter(s)`);
-    userAdapters = await Promise.all(options.adapters.map(loadAdapterArg));
+  const loader = createAdapterLoader({ ...(options.loraLoadWorkers !== undefined ? { workers: options.loraLoadWorkers } : {}), log });
+  // The local store of adapters that came over the network (see loadPathAdapter): one folder for this server, removed with it.
+  let storeRoot: Promise<string> | undefined;
+  let stored = 0;
+  const storeDir = async () => join(await (storeRoot ??= mkdtemp(join(tmpdir(), 'lora-serve-adapters-'))), String(stored++));
+  const cleanUp = async () => {
+    await loader.close();
+    if (storeRoot !== undefined) await rm(await storeRoot, { recursive: true, force: true });
+  };
+  let userAdapters: { adapter: LoRAAdapter; source: AdapterSource }[] = [];
+  try {
+    if (options.adapters?.length) {
+      log(`loading ${options.adapters.length} adapter(s)`);
+      userAdapters = await Promise.all(options.adapters.map((a) => loadPathAdapter(a.name, a.path, { loader, storeDir })));
+    }
+  } catch (err) {
+    await cleanUp();
+    throw err;
   }
   const maxLoras = options.maxLoras ?? 4;
   const demoRank = demo && userAdapters.length === 0 ? 32 : 0;
-  const maxLoraRank = options.maxLoraRank ?? Math.max(16, demoRank, ...userAdapters.map((a) => a.rank));
+  const maxLoraRank = options.maxLoraRank ?? Math.max(16, demoRank, ...userAdapters.map((a) => a.adapter.rank));
   const served = demo && userAdapters.length === 0 ? 4 : userAdapters.length;
   const maxCpuLoras = options.maxCpuLoras ?? Math.max(2 * maxLoras, served);
-  const runtime = await createLoRA({
-    backend: options.backend ?? 'cpu',
-    maxLoras,
-    maxLoraRank,
-    maxCpuLoras,
-    ...(options.maxCpuLoraBytes !== undefined ? { maxCpuLoraBytes: options.maxCpuLoraBytes } : {}),
-  });
+  let runtime: LoRARuntime;
+  try {
+    runtime = await createLoRA({
+      backend: options.backend ?? 'cpu',
+      maxLoras,
+      maxLoraRank,
+      maxCpuLoras,
+      ...(options.maxCpuLoraBytes !== undefined ? { maxCpuLoraBytes: options.maxCpuLoraBytes } : {}),
+    });
+  } catch (err) {
+    await cleanUp();
+    throw err;
+  }
   try {
     let model: CausalLM;
     let tokenizer = options.tokenizer;
@@ -136,7 +158,9 @@ export async function createServing(options: ServingOptions = {}): Promise<Servi
       log(`building the embedded ${preset} model (seeded weights, nothing downloaded)`);
       const loaded = await loadDemoModel(preset, runtime);
       model = loaded.model;
-      if (adapters.length === 0) adapters = demoAdapters(loaded.config);
+      if (adapters.length === 0) {
+        adapters = demoAdapters(loaded.config).map((a) => ({ adapter: a, source: memoryAdapter(a, `@lora/llama/demo:${a.id}`) }));
+      }
       baseModel = options.servedModelName ?? `demo-${preset}`;
       baseRoot = `@lora/llama/demo:${preset}`;
     } else {
@@ -168,11 +192,8 @@ export async function createServing(options: ServingOptions = {}): Promise<Servi
       onStep: (step) => metrics.step(step, runtime.adapters.slots),
     });
     const models = new ServedModels({ engine, baseModel, baseRoot });
-    for (const adapter of adapters) {
-      const arg = options.adapters?.find((a) => a.name === adapter.id);
-      await models.add(adapter.id, memoryAdapter(adapter, arg?.path ?? `@lora/llama/demo:${adapter.id}`));
-    }
-    const resolveLoraPath = options.loraRoot !== undefined ? await loraRootResolver(options.loraRoot) : undefined;
+    for (const { adapter, source } of adapters) await models.add(adapter.id, source);
+    const resolveLoraPath = options.loraRoot !== undefined ? await loraRootResolver(options.loraRoot, { loader }) : undefined;
     const app = createApp({
       engine,
       models,
@@ -187,14 +208,17 @@ export async function createServing(options: ServingOptions = {}): Promise<Servi
       engine,
       runtime,
       model,
+      loader,
       async dispose() {
         await engine.close();
         model.dispose();
         runtime.dispose();
+        await cleanUp();
       },
     };
   } catch (err) {
     runtime.dispose();
+    await cleanUp();
     throw err;
   }
 }

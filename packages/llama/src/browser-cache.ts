@@ -1,7 +1,8 @@
 import { LoRAError } from '@lora/core';
 
 /**
- * Browsers: downloads kept in Cache Storage, keyed by their resolve URL. transformers.js does the
+ * Browsers: downloads kept in Cache Storage, keyed by the URL they came from (a Hub file's resolve
+ * URL, a `urlSource` file's URL): the local store between memory and the network. transformers.js does the
  * same (`src/utils/hub.js` `getModelFile`: `caches.open('transformers-cache')`, key = the remote
  * URL), so a page that already loaded a model with transformers.js reuses its files and the other
  * way round.
