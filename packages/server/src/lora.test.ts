@@ -6,6 +6,7 @@ import { adapterFiles, type ModelConfig } from '@lora/llama';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from './app.js';
 import { memoryAdapter } from './models.js';
+import { loraRootResolver } from './node/lora-root.js';
 import { chatModel, idle, post, seededAdapters, startTestServer, type TestServer, until } from './test-support.js';
 
 // A --lora-root with good and bad adapters, and an adapter outside it reachable through `..`, absolute paths and symlinks.
@@ -191,7 +192,7 @@ describe('runtime LoRA loading (vLLM /v1/load_lora_adapter, /v1/unload_lora_adap
   });
 });
 
-describe('prefetch into a free device slot', () => {
+describe('loading on demand: one load per cold adapter, then a free device slot', () => {
   it("a request's adapter, read again from its source, is in a device slot before any step runs; it never takes another's slot", async () => {
     const { files, tokenizer, config } = chatModel();
     const served = seededAdapters(config, 3, 'pre');
@@ -210,6 +211,32 @@ describe('prefetch into a free device slot', () => {
       expect([models.tierOf('pre-2'), models.tierOf('pre-0')]).toEqual(['host', 'device']);
     } finally {
       await t.close();
+    }
+  });
+
+  it('100 requests at once for one adapter on disk load it once (through the adapter-load thread), and all of them run', async () => {
+    const t = await startTestServer({ preset: 'tiny', maxLoras: 2, maxCpuLoras: 2 });
+    const dir = mkdtempSync(join(tmpdir(), 'lora-once-'));
+    try {
+      const { models } = t.serving.app;
+      const resolve = await loraRootResolver(dir, { loader: t.serving.loader });
+      for (const name of ['once-0', 'once-1', 'once-2']) {
+        const spec = { id: name, rank: 8, alpha: 16, targets: ['q_proj', 'v_proj'] };
+        await writePeftAdapterDir(join(dir, name), adapterFiles(t.serving.model.config, spec, name.length));
+        await models.add(name, await resolve(name));
+      }
+      expect(models.tierOf('once-0')).toBe('source');
+      const loads = models.counters.loads;
+      const results = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          post(`${t.url}/v1/completions`, { model: 'once-0', prompt: [1, 2, 3 + (i % 7)], max_tokens: 1 }),
+        ),
+      );
+      expect(results.map((r) => r.status)).toEqual(results.map(() => 200));
+      expect(models.counters.loads - loads).toBe(1);
+    } finally {
+      await t.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
