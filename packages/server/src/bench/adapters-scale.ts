@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { writePeftAdapterDir } from '@lora/core';
 import { adapterFiles, buildCheckpoint, type CheckpointSpec, seeded } from '@lora/llama';
 import { DEMO_PRESETS } from '@lora/llama/demo';
+import type { Lease } from '../models.js';
 import { createServing, type Serving } from '../node/load.js';
 import { loraRootResolver } from '../node/lora-root.js';
 import { closedLoop } from './requests.js';
@@ -44,9 +45,15 @@ export interface AdaptersScaleOptions {
   readonly rounds?: number;
   /**
    * Cold-start probes (default 40): under the reference run's load, one client alternates a request
-   * on a resident adapter with one on a cold adapter of the largest size, read from disk.
+   * on a resident adapter with one on a cold adapter read from disk.
    */
   readonly probes?: number;
+  /**
+   * Size of each cold probe's adapter file (default 16 MiB, issue #22's "16 MB adapter"): every
+   * projection at the rank that reaches it. The probes run on a server of their own whose
+   * `maxLoraRank` covers that rank (so the main runs keep theirs), with the reference adapters.
+   */
+  readonly probeAdapterBytes?: number;
   readonly onProgress?: (line: string) => void;
 }
 
@@ -68,12 +75,14 @@ export interface TrafficResult {
   readonly evictionsPerSecond: number;
   /** Most bytes of adapter weights in the host cache at once (sampled after every request, every round). */
   readonly peakHostBytes: number;
+  /** Requests refused with 429 (host cache full of adapters in use) and sent again, every round together. */
+  readonly refusals: number;
 }
 
 /** One pattern's one round. */
 interface RoundRun {
   readonly tokensPerSecond: number;
-  readonly records: readonly { readonly tier: AdapterTier; readonly ttftMs: number }[];
+  readonly records: readonly { readonly tier: AdapterTier; readonly ttftMs: number; readonly refusals: number }[];
   readonly loadsPerSecond: number;
   readonly evictionsPerSecond: number;
   readonly peakHostBytes: number;
@@ -123,6 +132,7 @@ export const QUICK_ADAPTERS_SCALE: AdaptersScaleOptions = {
   requests: 256,
   concurrency: 8,
   probes: 16,
+  probeAdapterBytes: 2 ** 20,
 };
 
 /** A couple of seconds, for tests and `npm run bench -- --tiny`: 24 adapters through 2 slots and a 4-adapter cache. */
@@ -139,6 +149,7 @@ export const TINY_ADAPTERS_SCALE: AdaptersScaleOptions = {
   referenceAdapters: 2,
   rounds: 1,
   probes: 3,
+  probeAdapterBytes: 2 ** 16,
 };
 
 function withDefaults(o: AdaptersScaleOptions) {
@@ -156,6 +167,7 @@ function withDefaults(o: AdaptersScaleOptions) {
     referenceAdapters: o.referenceAdapters ?? 8,
     rounds: o.rounds ?? 3,
     probes: o.probes ?? 40,
+    probeAdapterBytes: o.probeAdapterBytes ?? 16 * 2 ** 20,
   };
 }
 
@@ -187,6 +199,104 @@ function picker(kind: 'uniform' | 'zipf', n: number, seed: number): () => number
   };
 }
 
+interface RequestShape {
+  readonly inputLength: number;
+  readonly outputLength: number;
+  readonly vocab: number;
+}
+
+const summary = (xs: number[]) => ({ p50: percentile(xs, 50), p99: percentile(xs, 99), n: xs.length });
+
+/** Request `i`'s prompt: seeded token ids, the same for request `i` in every run and round. */
+function promptFor(i: number, shape: RequestShape): number[] {
+  const next = seeded(1_000_003 + i);
+  return Array.from({ length: shape.inputLength }, () => Math.floor(next() * shape.vocab));
+}
+
+/** One request as a client sends it: its adapter's tier on arrival, the wait for the adapter, TTFT from arrival, tokens. */
+async function timedRequest(serving: Serving, name: string, i: number, shape: RequestShape) {
+  const { models } = serving.app;
+  const tier = models.tierOf(name) as AdapterTier;
+  const start = performance.now();
+  // A full host cache (every adapter in it held by a request or the last step) is 429 with Retry-After: a client tries again.
+  let refusals = 0;
+  let lease: Lease | undefined;
+  while (lease === undefined) {
+    lease = await models.acquire(name).catch(async (err: unknown) => {
+      if ((err as { status?: number }).status !== 429) throw err;
+      refusals++;
+      await new Promise((r) => setTimeout(r, 1));
+      return undefined;
+    });
+  }
+  const acquireMs = performance.now() - start;
+  try {
+    const handle = serving.engine.add({
+      prompt: promptFor(i, shape),
+      adapter: lease.adapter,
+      sampling: { maxTokens: shape.outputLength, ignoreEos: true, temperature: 0 },
+    });
+    let first: number | undefined;
+    let tokens = 0;
+    for await (const d of handle) {
+      if (d.tokenIds.length > 0) first ??= performance.now();
+      tokens += d.tokenIds.length;
+    }
+    return { tier, acquireMs, ttftMs: (first ?? performance.now()) - start, tokens, refusals };
+  } finally {
+    lease.release();
+  }
+}
+
+/**
+ * Cold-start probes at the reference run's load: the reference traffic from all clients but one,
+ * and on the last one a request on a resident adapter (one of the reference run's, in memory) and
+ * one on a cold adapter (read from disk), in turn — which goes first alternates — each after a
+ * short seeded pause so that arrivals fall anywhere in a step. `serving` serves nothing yet.
+ */
+async function probeColdStarts(
+  serving: Serving,
+  dir: string,
+  o: { referenceAdapters: number; probes: number; concurrency: number; requests: number; probeBytes: number; request: RequestShape },
+): Promise<ColdStartProbe> {
+  const { models } = serving.app;
+  const resolve = await loraRootResolver(dir, { loader: serving.loader });
+  // The probes' adapters first: the reference ones, added after them, push them out to disk.
+  for (let i = 0; i < o.probes; i++) await models.add(`p${i}`, await resolve(`p${i}`));
+  for (let i = 0; i < o.referenceAdapters; i++) await models.add(`a${i}`, await resolve(`a${i}`));
+  const reference = (i: number) => timedRequest(serving, `a${i % o.referenceAdapters}`, i, o.request);
+  // Warm-up: this server's first prefill shapes and packing.
+  await closedLoop(2 * o.concurrency, o.concurrency, reference);
+  const probes: { cold: boolean; tier: AdapterTier; ttftMs: number; acquireMs: number }[] = [];
+  let stop = false;
+  const background = Promise.all(
+    Array.from({ length: Math.max(1, o.concurrency - 1) }, async (_, c) => {
+      for (let i = c; !stop; i += o.concurrency) await reference(i);
+    }),
+  );
+  const pause = seeded(31);
+  try {
+    for (let k = 0; k < o.probes; k++) {
+      for (const cold of k % 2 === 0 ? [false, true] : [true, false]) {
+        await new Promise((r) => setTimeout(r, 5 + pause() * 45));
+        const at = o.requests + 2 * k + (cold ? 1 : 0);
+        probes.push({ cold, ...(await timedRequest(serving, cold ? `p${k}` : 'a0', at, o.request)) });
+      }
+    }
+  } finally {
+    stop = true;
+    await background;
+  }
+  // Only probes that found their adapter where they were meant to count.
+  const coldProbes = probes.filter((p) => p.cold && p.tier === 'source');
+  return {
+    adapterBytes: o.probeBytes,
+    resident: summary(probes.filter((p) => !p.cold && p.tier !== 'source').map((p) => p.ttftMs)),
+    cold: summary(coldProbes.map((p) => p.ttftMs)),
+    loadMs: summary(coldProbes.map((p) => p.acquireMs)),
+  };
+}
+
 export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}): Promise<AdaptersScaleResult> {
   const o = withDefaults(options);
   const log = options.onProgress ?? (() => {});
@@ -207,13 +317,14 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
       largestAdapterBytes = Math.max(largestAdapterBytes, files.safetensors.byteLength);
       if (targets.length === 7) sizeOfRank.set(rank, files.safetensors.byteLength);
     }
-    // The cold-start probes' adapters: the largest rank on every projection, each used once.
-    const largestRank = Math.max(...o.ranks);
+    // The cold-start probes' adapters: every projection, at the rank that makes them probeAdapterBytes, each used once.
+    const perRank = (sizeOfRank.get(Math.max(...o.ranks)) ?? largestAdapterBytes) / Math.max(...o.ranks);
+    const probeRank = Math.ceil(o.probeAdapterBytes / perRank);
     let probeBytes = 0;
     for (let i = 0; i < o.probes; i++) {
       const files = adapterFiles(
         checkpoint.config,
-        { id: `p${i}`, rank: largestRank, alpha: 2 * largestRank, targets: TARGETS[2] as string[] },
+        { id: `p${i}`, rank: probeRank, alpha: 2 * probeRank, targets: TARGETS[2] as string[] },
         90_000 + i,
       );
       await writePeftAdapterDir(join(dir, `p${i}`), files);
@@ -222,51 +333,25 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
     log(`adapters-scale: ${o.adapters} adapters written (${(totalAdapterBytes / 2 ** 20).toFixed(0)} MB)`);
     const middle = [...o.ranks].sort((a, b) => a - b)[Math.floor(o.ranks.length / 2)] as number;
     const maxCpuLoraBytes = options.maxCpuLoraBytes ?? o.maxCpuLoras * (sizeOfRank.get(middle) ?? largestAdapterBytes);
-    serving = await createServing({
-      modelFiles: checkpoint.files,
-      servedModelName: 'base',
-      maxLoras: o.maxLoras,
-      maxLoraRank: Math.max(...o.ranks),
-      maxCpuLoras: o.maxCpuLoras,
-      maxCpuLoraBytes,
-      maxNumSeqs: o.concurrency,
-      maxQueue: Math.max(256, o.requests),
-    });
+    const serve = (maxLoras: number, maxLoraRank: number, maxCpuLoras: number, bytes?: number) =>
+      createServing({
+        modelFiles: checkpoint.files,
+        servedModelName: 'base',
+        maxLoras,
+        maxLoraRank,
+        maxCpuLoras,
+        ...(bytes !== undefined ? { maxCpuLoraBytes: bytes } : {}),
+        maxNumSeqs: o.concurrency,
+        maxQueue: Math.max(256, o.requests),
+      });
+    serving = await serve(o.maxLoras, Math.max(...o.ranks), o.maxCpuLoras, maxCpuLoraBytes);
     const { models } = serving.app;
     const resolve = await loraRootResolver(dir, { loader: serving.loader });
-    // 2. Served by name: each read, checked and registered once (vLLM's load_lora_adapter), then evicted as the cache fills
-    // (the probes' adapters first, so that the others push them out to disk).
-    for (let i = 0; i < o.probes; i++) await models.add(`p${i}`, await resolve(`p${i}`));
+    // 2. Served by name: each read, checked and registered once (vLLM's load_lora_adapter), then evicted as the cache fills.
     for (let i = 0; i < o.adapters; i++) await models.add(`a${i}`, await resolve(`a${i}`));
     log(`adapters-scale: ${o.adapters} adapters served`);
     const s = serving;
-    /** One request as a client sends it: its adapter's tier on arrival, the wait for the adapter, TTFT from arrival. */
-    const timed = async (name: string, prompt: number[]) => {
-      const tier = models.tierOf(name) as AdapterTier;
-      const start = performance.now();
-      const lease = await models.acquire(name);
-      const acquireMs = performance.now() - start;
-      try {
-        const handle = s.engine.add({
-          prompt,
-          adapter: lease.adapter,
-          sampling: { maxTokens: o.outputLength, ignoreEos: true, temperature: 0 },
-        });
-        let first: number | undefined;
-        let tokens = 0;
-        for await (const d of handle) {
-          if (d.tokenIds.length > 0) first ??= performance.now();
-          tokens += d.tokenIds.length;
-        }
-        return { tier, acquireMs, ttftMs: (first ?? performance.now()) - start, tokens };
-      } finally {
-        lease.release();
-      }
-    };
-    const promptFor = (i: number) => {
-      const next = seeded(1_000_003 + i);
-      return Array.from({ length: o.inputLength }, () => Math.floor(next() * checkpoint.config.vocabSize));
-    };
+    const request = { inputLength: o.inputLength, outputLength: o.outputLength, vocab: checkpoint.config.vocabSize };
     const run = async (traffic: 'uniform' | 'zipf', adapters: number): Promise<RoundRun> => {
       const pick = picker(traffic, adapters, 7 * adapters + (traffic === 'zipf' ? 1 : 0));
       const names = Array.from({ length: o.requests }, () => `a${pick()}`);
@@ -275,7 +360,7 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
       let peakHostBytes = 0;
       const { results: records, ms } = await closedLoop(o.requests, o.concurrency, async (i) => {
         try {
-          return await timed(names[i] as string, promptFor(i));
+          return await timedRequest(s, names[i] as string, i, request);
         } finally {
           peakHostBytes = Math.max(peakHostBytes, s.runtime.adapters.hostMemory);
         }
@@ -310,40 +395,13 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
       }
       rounds.push(round);
     }
-    const summary = (xs: number[]) => ({ p50: percentile(xs, 50), p99: percentile(xs, 99), n: xs.length });
-    // 3. Cold-start probes at the reference run's load: its traffic from all clients but one, and
-    // on the last one a request on a resident adapter (one of the reference run's, in memory) and one on a cold adapter, in turn (which goes
-    // first alternates), each after a short seeded pause so that arrivals fall anywhere in a step.
-    const resident = `a0`;
-    const probes: { cold: boolean; tier: AdapterTier; ttftMs: number; acquireMs: number }[] = [];
-    let stop = false;
-    const background = Promise.all(
-      Array.from({ length: Math.max(1, o.concurrency - 1) }, async (_, c) => {
-        for (let i = c; !stop; i += o.concurrency) await timed(`a${i % o.referenceAdapters}`, promptFor(i));
-      }),
-    );
-    const pause = seeded(31);
-    try {
-      for (let k = 0; k < o.probes; k++) {
-        for (const cold of k % 2 === 0 ? [false, true] : [true, false]) {
-          await new Promise((r) => setTimeout(r, 5 + pause() * 45));
-          probes.push({ cold, ...(await timed(cold ? `p${k}` : resident, promptFor(o.requests + 2 * k + (cold ? 1 : 0)))) });
-        }
-      }
-    } finally {
-      stop = true;
-      await background;
-    }
-    // Only probes that found their adapter where they were meant to count (each cold one was pushed to disk by later adds).
-    const coldProbes = probes.filter((p) => p.cold && p.tier === 'source');
-    const probe: ColdStartProbe = {
-      adapterBytes: probeBytes,
-      resident: summary(probes.filter((p) => !p.cold && p.tier !== 'source').map((p) => p.ttftMs)),
-      cold: summary(coldProbes.map((p) => p.ttftMs)),
-      loadMs: summary(coldProbes.map((p) => p.acquireMs)),
-    };
+    // 3. Cold-start probes, on a server of their own: a maxLoraRank that covers their rank, slots for
+    // the reference adapters and a probe, a host cache one larger (so every probe's adapter is on disk when asked for).
+    await serving.dispose();
+    serving = await serve(o.referenceAdapters + 1, Math.max(probeRank, ...o.ranks), o.referenceAdapters + 2);
+    const probe = await probeColdStarts(serving, dir, { ...o, probeBytes, request });
     log(
-      `adapters-scale: ${coldProbes.length} cold-start probes, TTFT p99 ${probe.cold.p99.toFixed(0)} ms vs ${probe.resident.p99.toFixed(0)} ms resident`,
+      `adapters-scale: ${probe.cold.n} cold-start probes, TTFT p99 ${probe.cold.p99.toFixed(0)} ms vs ${probe.resident.p99.toFixed(0)} ms resident`,
     );
     const median = (xs: number[]) => percentile(xs, 50);
     const runs = patterns.map(([traffic, adapters], p): TrafficResult => {
@@ -360,6 +418,7 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
         loadsPerSecond: median(mine.map((r) => r.loadsPerSecond)),
         evictionsPerSecond: median(mine.map((r) => r.evictionsPerSecond)),
         peakHostBytes: Math.max(...mine.map((r) => r.peakHostBytes)),
+        refusals: records.reduce((n, r) => n + r.refusals, 0),
       };
     });
     return {
@@ -393,15 +452,15 @@ export function adaptersScaleTable(r: AdaptersScaleResult): string {
   const c = r.config;
   const rows = r.runs.map(
     (run) =>
-      `| ${run.traffic} over ${run.adapters} | ${run.tokensPerSecond.toFixed(0)} | ${run.ratio.median.toFixed(2)}× [${run.ratio.low.toFixed(2)}, ${run.ratio.high.toFixed(2)}] | ${tier(run.ttft.device)} | ${tier(run.ttft.host)} | ${tier(run.ttft.source)} | ${run.loadsPerSecond.toFixed(1)} | ${run.evictionsPerSecond.toFixed(1)} | ${mb(run.peakHostBytes)} |`,
+      `| ${run.traffic} over ${run.adapters} | ${run.tokensPerSecond.toFixed(0)} | ${run.ratio.median.toFixed(2)}× [${run.ratio.low.toFixed(2)}, ${run.ratio.high.toFixed(2)}] | ${tier(run.ttft.device)} | ${tier(run.ttft.host)} | ${tier(run.ttft.source)} | ${run.loadsPerSecond.toFixed(1)} | ${run.evictionsPerSecond.toFixed(1)} | ${mb(run.peakHostBytes)} | ${run.refusals} |`,
   );
   return [
     `Model ${c.model}; ${c.adapters} adapters on disk (ranks ${c.ranks.join('/')}, ${mb(c.totalAdapterBytes)} MB, largest ${mb(c.largestAdapterBytes)} MB); ${c.maxLoras} device slots; host cache ${c.maxCpuLoras} adapters / ${mb(c.maxCpuLoraBytes)} MB; ${c.requests} requests per run from ${c.concurrency} clients; ${c.rounds} rounds of the three patterns in rotated order (medians; tokens/s against the reference run of the same round, median [25th, 75th percentile]).`,
     '',
-    '| traffic | tokens/s | vs reference [IQR] | TTFT ms p50 / p99 (n): adapter in a device slot | in host memory | on disk | loads/s | evictions/s | peak host MB |',
-    '| --- | ---: | ---: | --- | --- | --- | ---: | ---: | ---: |',
+    '| traffic | tokens/s | vs reference [IQR] | TTFT ms p50 / p99 (n): adapter in a device slot | in host memory | on disk | loads/s | evictions/s | peak host MB | 429s, sent again |',
+    '| --- | ---: | ---: | --- | --- | --- | ---: | ---: | ---: | ---: |',
     ...rows,
     '',
-    `Cold start at the reference run's load (${c.concurrency - 1} clients on its ${r.runs[0]?.adapters} adapters, one probe client): TTFT of a request whose ${mb(r.probe.adapterBytes)} MB adapter is on disk, ${tier(r.probe.cold)} ms (p50 / p99 (n)), against one on a resident adapter (in memory), ${tier(r.probe.resident)} ms; the cold ones waited ${ms(r.probe.loadMs.p50)} / ${ms(r.probe.loadMs.p99)} ms for their adapter (read, parse and check in the adapter-load thread, then registered).`,
+    `Cold start at the reference run's load (on a server of its own: ${c.concurrency - 1} clients on the reference run's ${r.runs[0]?.adapters} adapters, one probe client): TTFT of a request whose ${mb(r.probe.adapterBytes)} MB adapter is on disk, ${tier(r.probe.cold)} ms (p50 / p99 (n)), against one on a resident adapter (in memory), ${tier(r.probe.resident)} ms; the cold ones waited ${ms(r.probe.loadMs.p50)} / ${ms(r.probe.loadMs.p99)} ms for their adapter (read, parse and check in the adapter-load thread, then registered).`,
   ].join('\n');
 }

@@ -74,9 +74,12 @@ describe('the adapter loader (worker threads)', () => {
     expect((await adapterOf(loader.load(job('alora')))).invocationTokens).toEqual([5, 6]);
   });
 
-  it('runs many loads at once through two threads, each result its own adapter', async () => {
+  it('runs many loads through two threads, at most two at a time and the rest queued, each result its own adapter', async () => {
     const names = Array.from({ length: 18 }, (_, i) => `a${i % 6}`);
-    const got = await Promise.all(names.map((n, i) => adapterOf(loader.load(job(n, `${n}-${i}`)))));
+    const pending = names.map((n, i) => adapterOf(loader.load(job(n, `${n}-${i}`))));
+    expect([loader.running, loader.queued]).toEqual([2, 16]);
+    const got = await Promise.all(pending);
+    expect([loader.running, loader.queued]).toEqual([0, 0]);
     expect(got.map((a) => [a.id, a.rank])).toEqual(names.map((n, i) => [`${n}-${i}`, 4 + Number(n.slice(1))]));
     // Both threads still up: nothing fell back to the main thread.
     expect([loader.workers, logged]).toEqual([2, []]);

@@ -14,6 +14,9 @@ export interface AdapterLoader {
   load(job: AdapterDirJob): Promise<AdapterDirResult>;
   /** Loader threads running now (0: loads run on the main thread). */
   readonly workers: number;
+  /** Loads being read in a thread now (at most `workers`), and loads queued behind them. */
+  readonly running: number;
+  readonly queued: number;
   /** Stops the threads; loads queued or running fail with E_DISPOSED. */
   close(): Promise<void>;
 }
@@ -152,6 +155,14 @@ export function createAdapterLoader(options: AdapterLoaderOptions = {}): Adapter
     },
     get workers() {
       return threads.size;
+    },
+    get running() {
+      let n = 0;
+      for (const t of threads) if (t.running !== undefined) n++;
+      return n;
+    },
+    get queued() {
+      return queue.length;
     },
     async close() {
       closed = true;
