@@ -12,7 +12,7 @@ describe('adapters-scale benchmark', () => {
     const [reference, uniform, zipf] = r.runs;
     expect(r.runs.map((x) => `${x.traffic}/${x.adapters}`)).toEqual(['uniform/2', 'uniform/24', 'zipf/24']);
     // Two adapters in two slots: after the warm-up every request finds its adapter on the device.
-    expect(reference?.ttft.device.n).toBe(24);
+    expect(reference?.ttft.device.n).toBe(TINY_ADAPTERS_SCALE.requests);
     expect(reference?.loadsPerSecond).toBe(0);
     // 24 adapters through a 4-adapter cache: most requests read their adapter from disk, evicting another.
     for (const run of [uniform, zipf]) {

@@ -142,7 +142,7 @@ export const TINY_ADAPTERS_SCALE: AdaptersScaleOptions = {
   ranks: [2, 4, 8],
   maxLoras: 2,
   maxCpuLoras: 4,
-  requests: 24,
+  requests: 64,
   concurrency: 3,
   inputLength: 6,
   outputLength: 2,
