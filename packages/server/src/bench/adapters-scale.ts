@@ -396,9 +396,9 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
       rounds.push(round);
     }
     // 3. Cold-start probes, on a server of their own: a maxLoraRank that covers their rank, slots for
-    // the reference adapters and a probe, a host cache one larger (so every probe's adapter is on disk when asked for).
+    // the reference adapters and one probe, a host cache as large (so each probe load evicts the last probe: every one is on disk when asked for).
     await serving.dispose();
-    serving = await serve(o.referenceAdapters + 1, Math.max(probeRank, ...o.ranks), o.referenceAdapters + 2);
+    serving = await serve(o.referenceAdapters + 1, Math.max(probeRank, ...o.ranks), o.referenceAdapters + 1);
     const probe = await probeColdStarts(serving, dir, { ...o, probeBytes, request });
     log(
       `adapters-scale: ${probe.cold.n} cold-start probes, TTFT p99 ${probe.cold.p99.toFixed(0)} ms vs ${probe.resident.p99.toFixed(0)} ms resident`,
