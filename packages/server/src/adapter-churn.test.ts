@@ -7,8 +7,7 @@ import { adapterBytes, loadPeftAdapter, writePeftAdapterDir } from '@lora/core';
 import { adapterFiles, seeded } from '@lora/llama';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { closedLoop } from './bench/requests.js';
-import type { Lease } from './models.js';
+import { acquireRetrying, closedLoop } from './bench/requests.js';
 import { createServing } from './node/load.js';
 import { loraRootResolver } from './node/lora-root.js';
 import { chatModel } from './test-support.js';
@@ -61,15 +60,8 @@ describe('adapter churn: many adapters through two slots and a small host cache'
           await closedLoop(count, 4, async () => {
             const name = names[Math.floor(random() * names.length)] as string;
             // Every registered adapter held by a running request: 429, and a client tries again.
-            let lease: Lease | undefined;
-            while (lease === undefined) {
-              lease = await models.acquire(name).catch(async (err: unknown) => {
-                if ((err as { status?: number }).status !== 429) throw err;
-                refusals++;
-                await new Promise((resolve) => setTimeout(resolve, 1));
-                return undefined;
-              });
-            }
+            const { lease, refusals: refused } = await acquireRetrying(models, name);
+            refusals += refused;
             try {
               const handle = serving.engine.add({ prompt: [1, 2, 3], adapter: lease.adapter, sampling: { maxTokens: 1 } });
               const result = await handle.result;

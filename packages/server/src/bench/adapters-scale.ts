@@ -4,10 +4,9 @@ import { join } from 'node:path';
 import { writePeftAdapterDir } from '@lora/core';
 import { adapterFiles, buildCheckpoint, type CheckpointSpec, seeded } from '@lora/llama';
 import { DEMO_PRESETS } from '@lora/llama/demo';
-import type { Lease } from '../models.js';
 import { createServing, type Serving } from '../node/load.js';
 import { loraRootResolver } from '../node/lora-root.js';
-import { closedLoop } from './requests.js';
+import { acquireRetrying, closedLoop } from './requests.js';
 import { percentile } from './stats.js';
 
 /**
@@ -218,17 +217,7 @@ async function timedRequest(serving: Serving, name: string, i: number, shape: Re
   const { models } = serving.app;
   const tier = models.tierOf(name) as AdapterTier;
   const start = performance.now();
-  // A full host cache (every adapter in it held by a request or the last step) is 429 with Retry-After: a client tries again.
-  let refusals = 0;
-  let lease: Lease | undefined;
-  while (lease === undefined) {
-    lease = await models.acquire(name).catch(async (err: unknown) => {
-      if ((err as { status?: number }).status !== 429) throw err;
-      refusals++;
-      await new Promise((r) => setTimeout(r, 1));
-      return undefined;
-    });
-  }
+  const { lease, refusals } = await acquireRetrying(models, name);
   const acquireMs = performance.now() - start;
   try {
     const handle = serving.engine.add({

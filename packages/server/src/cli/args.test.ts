@@ -21,6 +21,7 @@ describe('lora-serve flags', () => {
       '--max-lora-rank=64',
       '--max-cpu-loras',
       '16',
+      '--lora-load-workers=0',
       '--max-num-seqs',
       '32',
       '--max-queue',
@@ -45,6 +46,7 @@ describe('lora-serve flags', () => {
       maxLoras: 8,
       maxLoraRank: 64,
       maxCpuLoras: 16,
+      loraLoadWorkers: 0,
       maxNumSeqs: 32,
       maxQueue: 100,
       apiKey: 'k',
@@ -52,6 +54,12 @@ describe('lora-serve flags', () => {
       loraRoot: '/srv/loras',
       servedModelName: 'smol',
     });
+  });
+
+  it('--lora-load-workers takes 0 to 64 threads', () => {
+    expect(parseArgs(['--lora-load-workers', '2']).loraLoadWorkers).toBe(2);
+    expect(() => parseArgs(['--lora-load-workers', '-1'])).toThrow(UsageError);
+    expect(() => parseArgs(['--lora-load-workers', '65'])).toThrow(/--lora-load-workers/);
   });
 
   it('takes the API key from LORA_API_KEY when the flag is not given', () => {

@@ -75,6 +75,7 @@ describe('the adapter loader (worker threads)', () => {
   });
 
   it('runs many loads through two threads, at most two at a time and the rest queued, each result its own adapter', async () => {
+    await loader.ready();
     const names = Array.from({ length: 18 }, (_, i) => `a${i % 6}`);
     const pending = names.map((n, i) => adapterOf(loader.load(job(n, `${n}-${i}`))));
     expect([loader.running, loader.queued]).toEqual([2, 16]);

@@ -14,6 +14,8 @@ export interface AdapterLoader {
   load(job: AdapterDirJob): Promise<AdapterDirResult>;
   /** Loader threads running now (0: loads run on the main thread). */
   readonly workers: number;
+  /** Resolves once every thread has started (or failed to, its loads then on the others or the main thread). */
+  ready(): Promise<void>;
   /** Loads being read in a thread now (at most `workers`), and loads queued behind them. */
   readonly running: number;
   readonly queued: number;
@@ -27,7 +29,7 @@ export interface AdapterLoaderOptions {
    * once, the rest wait in order. 0 reads on the main thread, between engine steps.
    */
   readonly workers?: number;
-  /** Told once when the threads cannot start or stop, and loads move to the main thread. */
+  /** Told when the threads cannot start or one stops (loads then run on the others, or on the main thread). */
   readonly log?: (line: string) => void;
 }
 
@@ -71,7 +73,7 @@ function workerEntry(): { code: string | URL; options: WorkerOptions } {
  * file operation, plus core's check of the weights (`createAdapter`). Loads are queued in order
  * and at most `workers` run at once (issue #22: bounded load concurrency). When the threads
  * cannot start — a bundle that left the worker file behind, a runtime without worker threads —
- * or one stops, loads run on the main thread and `log` says so once: slower, never wrong.
+ * or every one stopped, loads run on the main thread and `log` says so: slower, never wrong.
  */
 export function createAdapterLoader(options: AdapterLoaderOptions = {}): AdapterLoader {
   const count = options.workers ?? 1;
@@ -82,10 +84,12 @@ export function createAdapterLoader(options: AdapterLoaderOptions = {}): Adapter
   const threads = new Set<Thread>();
   let seq = 0;
   let closed = false;
-  let warned = false;
 
   const onMainThread = (p: Pending) => readAdapterDir(p.job).then(p.resolve, p.reject);
+  const waiting: (() => void)[] = [];
+  const started = () => [...threads].every((t) => t.ready);
   const pump = () => {
+    if (started()) for (const wake of waiting.splice(0)) wake();
     for (const t of threads) {
       if (!t.ready || t.running !== undefined) continue;
       const next = queue.shift();
@@ -103,8 +107,7 @@ export function createAdapterLoader(options: AdapterLoaderOptions = {}): Adapter
     if (t.running !== undefined) {
       t.running.reject(new LoRAError('E_FORMAT', `the adapter-load thread stopped while it read ${t.running.job.source}: ${why}`));
     }
-    if (!warned && !closed) {
-      warned = true;
+    if (!closed) {
       options.log?.(
         `an adapter-load thread stopped (${why}); ${threads.size > 0 ? 'the others go on' : 'adapters load on the main thread'}`,
       );
@@ -140,7 +143,6 @@ export function createAdapterLoader(options: AdapterLoaderOptions = {}): Adapter
       const entry = workerEntry();
       for (let i = 0; i < count; i++) spawn(entry);
     } catch (err) {
-      warned = true;
       options.log?.(`adapter-load threads unavailable (${(err as Error).message}); adapters load on the main thread`);
     }
   }
@@ -156,6 +158,9 @@ export function createAdapterLoader(options: AdapterLoaderOptions = {}): Adapter
     get workers() {
       return threads.size;
     },
+    ready() {
+      return started() ? Promise.resolve() : new Promise<void>((resolve) => waiting.push(resolve));
+    },
     get running() {
       let n = 0;
       for (const t of threads) if (t.running !== undefined) n++;
@@ -170,6 +175,7 @@ export function createAdapterLoader(options: AdapterLoaderOptions = {}): Adapter
       for (const p of queue.splice(0)) p.reject(disposed);
       const all = [...threads];
       threads.clear();
+      for (const wake of waiting.splice(0)) wake();
       for (const t of all) t.running?.reject(disposed);
       await Promise.all(all.map((t) => t.worker.terminate()));
     },
