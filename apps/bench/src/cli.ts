@@ -302,7 +302,7 @@ async function main(): Promise<void> {
       // The median over rounds of the ratio within a round (both patterns saw the same machine state).
       const value = run?.ratio.median ?? 0;
       targets.push({
-        name: `${run?.traffic} traffic tokens/s over the ${reference?.adapters}-adapter run`,
+        name: `${run?.traffic} traffic tokens/s over the ${reference?.adapters}-adapter run (its LoRA bytes allow ${run?.mustRatio.toFixed(2)}×)`,
         shape,
         value,
         goal: `≥ ${goal}×`,

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writePeftAdapterDir } from '@lora/core';
-import { adapterFiles, buildCheckpoint, type CheckpointSpec, seeded } from '@lora/llama';
+import { adapterFiles, buildCheckpoint, type CheckpointSpec, decodeLoRAShare, seeded } from '@lora/llama';
 import { DEMO_PRESETS } from '@lora/llama/demo';
 import { createServing, type Serving } from '../node/load.js';
 import { loraRootResolver } from '../node/lora-root.js';
@@ -76,6 +76,16 @@ export interface TrafficResult {
   readonly peakHostBytes: number;
   /** Requests refused with 429 (host cache full of adapters in use) and sent again, every round together. */
   readonly refusals: number;
+  /**
+   * What LoRA must cost here: the running adapters' bytes (true ranks, sampled after every
+   * request) over a decode step's base bytes (@lora/llama `decodeLoRAShare`), mean over the run.
+   */
+  readonly loraShare: number;
+  /**
+   * The tokens/s ratio to the reference that those bytes allow, (1 + reference share) / (1 + this
+   * share): where LoRA bytes are a large part of a step, more distinct adapters per step must cost.
+   */
+  readonly mustRatio: number;
 }
 
 /** One pattern's one round. */
@@ -85,6 +95,7 @@ interface RoundRun {
   readonly loadsPerSecond: number;
   readonly evictionsPerSecond: number;
   readonly peakHostBytes: number;
+  readonly loraShare: number;
 }
 
 /** TTFT of the probes, each request alone on its client while the reference traffic runs. */
@@ -237,6 +248,14 @@ async function timedRequest(serving: Serving, name: string, i: number, shape: Re
   }
 }
 
+/** The LoRA bytes share of a decode step over the requests running now (each adapter once, at its true rank). */
+function runningShare(serving: Serving, length: number): number {
+  const { runningAdapters, running } = serving.engine.stats();
+  const adapters = runningAdapters.map((id) => serving.runtime.adapters.get(id) ?? null);
+  const step = { length, adapters: [...adapters, ...new Array<null>(Math.max(0, running - adapters.length)).fill(null)] };
+  return decodeLoRAShare(serving.model.config, step).bytes;
+}
+
 /**
  * Cold-start probes at the reference run's load: the reference traffic from all clients but one,
  * and on the last one a request on a resident adapter (one of the reference run's, in memory) and
@@ -347,11 +366,13 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
       // The same requests every round: the rounds differ only in what the cache holds and the machine does.
       const before = models.counters;
       let peakHostBytes = 0;
+      const shares: number[] = [];
       const { results: records, ms } = await closedLoop(o.requests, o.concurrency, async (i) => {
         try {
           return await timedRequest(s, names[i] as string, i, request);
         } finally {
           peakHostBytes = Math.max(peakHostBytes, s.runtime.adapters.hostMemory);
+          shares.push(runningShare(s, o.inputLength + o.outputLength / 2));
         }
       });
       const seconds = ms / 1000;
@@ -362,6 +383,7 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
         loadsPerSecond: (after.loads - before.loads) / seconds,
         evictionsPerSecond: (after.evictions - before.evictions) / seconds,
         peakHostBytes,
+        loraShare: shares.reduce((a, b) => a + b, 0) / shares.length,
       };
       log(`adapters-scale: ${traffic} over ${adapters} adapters, ${result.tokensPerSecond.toFixed(0)} tokens/s`);
       return result;
@@ -408,6 +430,8 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
         evictionsPerSecond: median(mine.map((r) => r.evictionsPerSecond)),
         peakHostBytes: Math.max(...mine.map((r) => r.peakHostBytes)),
         refusals: records.reduce((n, r) => n + r.refusals, 0),
+        loraShare: median(mine.map((r) => r.loraShare)),
+        mustRatio: median(rounds.map((round) => (1 + (round[0] as RoundRun).loraShare) / (1 + (round[p] as RoundRun).loraShare))),
       };
     });
     return {
@@ -441,13 +465,13 @@ export function adaptersScaleTable(r: AdaptersScaleResult): string {
   const c = r.config;
   const rows = r.runs.map(
     (run) =>
-      `| ${run.traffic} over ${run.adapters} | ${run.tokensPerSecond.toFixed(0)} | ${run.ratio.median.toFixed(2)}× [${run.ratio.low.toFixed(2)}, ${run.ratio.high.toFixed(2)}] | ${tier(run.ttft.device)} | ${tier(run.ttft.host)} | ${tier(run.ttft.source)} | ${run.loadsPerSecond.toFixed(1)} | ${run.evictionsPerSecond.toFixed(1)} | ${mb(run.peakHostBytes)} | ${run.refusals} |`,
+      `| ${run.traffic} over ${run.adapters} | ${run.tokensPerSecond.toFixed(0)} | ${run.ratio.median.toFixed(2)}× [${run.ratio.low.toFixed(2)}, ${run.ratio.high.toFixed(2)}] | ${tier(run.ttft.device)} | ${tier(run.ttft.host)} | ${tier(run.ttft.source)} | ${run.loadsPerSecond.toFixed(1)} | ${run.evictionsPerSecond.toFixed(1)} | ${mb(run.peakHostBytes)} | ${run.refusals} | ${(100 * run.loraShare).toFixed(0)} % · ${run.mustRatio.toFixed(2)}× |`,
   );
   return [
     `Model ${c.model}; ${c.adapters} adapters on disk (ranks ${c.ranks.join('/')}, ${mb(c.totalAdapterBytes)} MB, largest ${mb(c.largestAdapterBytes)} MB); ${c.maxLoras} device slots; host cache ${c.maxCpuLoras} adapters / ${mb(c.maxCpuLoraBytes)} MB; ${c.requests} requests per run from ${c.concurrency} clients; ${c.rounds} rounds of the three patterns in rotated order (medians; tokens/s against the reference run of the same round, median [25th, 75th percentile]).`,
     '',
-    '| traffic | tokens/s | vs reference [IQR] | TTFT ms p50 / p99 (n): adapter in a device slot | in host memory | on disk | loads/s | evictions/s | peak host MB | 429s, sent again |',
-    '| --- | ---: | ---: | --- | --- | --- | ---: | ---: | ---: | ---: |',
+    '| traffic | tokens/s | vs reference [IQR] | TTFT ms p50 / p99 (n): adapter in a device slot | in host memory | on disk | loads/s | evictions/s | peak host MB | 429s, sent again | LoRA bytes / base step · ratio they allow |',
+    '| --- | ---: | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |',
     ...rows,
     '',
     `Cold start at the reference run's load (on a server of its own: ${c.concurrency - 1} clients on the reference run's ${r.runs[0]?.adapters} adapters, one probe client): TTFT of a request whose ${mb(r.probe.adapterBytes)} MB adapter is on disk, ${tier(r.probe.cold)} ms (p50 / p99 (n)), against one on a resident adapter (in memory), ${tier(r.probe.resident)} ms; the cold ones waited ${ms(r.probe.loadMs.p50)} / ${ms(r.probe.loadMs.p99)} ms for their adapter (read, parse and check in the adapter-load thread, then registered).`,
