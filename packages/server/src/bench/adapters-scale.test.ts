@@ -14,6 +14,9 @@ describe('adapters-scale benchmark', () => {
     // Two adapters in two slots: after the warm-up every request finds its adapter on the device.
     expect(reference?.ttft.device.n).toBe(TINY_ADAPTERS_SCALE.requests);
     expect(reference?.loadsPerSecond).toBe(0);
+    // What LoRA must cost: the running adapters' bytes, sampled while requests run (never 0 with adapters running).
+    for (const run of r.runs) expect(run.loraShare).toBeGreaterThan(0);
+    expect(reference?.mustRatio).toBe(1);
     // 24 adapters through a 4-adapter cache: most requests read their adapter from disk, evicting another.
     for (const run of [uniform, zipf]) {
       expect(run?.ttft.source.n).toBeGreaterThan(0);

@@ -77,8 +77,8 @@ export interface TrafficResult {
   /** Requests refused with 429 (host cache full of adapters in use) and sent again, every round together. */
   readonly refusals: number;
   /**
-   * What LoRA must cost here: the running adapters' bytes (true ranks, sampled after every
-   * request) over a decode step's base bytes (@lora/llama `decodeLoRAShare`), mean over the run.
+   * What LoRA must cost here: the running adapters' bytes (true ranks, sampled at every request's
+   * first token) over a decode step's base bytes (@lora/llama `decodeLoRAShare`), mean over the run.
    */
   readonly loraShare: number;
   /**
@@ -91,7 +91,7 @@ export interface TrafficResult {
 /** One pattern's one round. */
 interface RoundRun {
   readonly tokensPerSecond: number;
-  readonly records: readonly { readonly tier: AdapterTier; readonly ttftMs: number; readonly refusals: number }[];
+  readonly records: readonly { readonly tier: AdapterTier; readonly ttftMs: number; readonly refusals: number; readonly share: number }[];
   readonly loadsPerSecond: number;
   readonly evictionsPerSecond: number;
   readonly peakHostBytes: number;
@@ -237,12 +237,17 @@ async function timedRequest(serving: Serving, name: string, i: number, shape: Re
       sampling: { maxTokens: shape.outputLength, ignoreEos: true, temperature: 0 },
     });
     let first: number | undefined;
+    let share = 0;
     let tokens = 0;
     for await (const d of handle) {
-      if (d.tokenIds.length > 0) first ??= performance.now();
+      if (d.tokenIds.length > 0 && first === undefined) {
+        first = performance.now();
+        // Sampled while this request runs (at its end, in lock-step traffic, nothing would be running).
+        share = runningShare(serving, shape.inputLength + shape.outputLength / 2);
+      }
       tokens += d.tokenIds.length;
     }
-    return { tier, acquireMs, ttftMs: (first ?? performance.now()) - start, tokens, refusals };
+    return { tier, acquireMs, ttftMs: (first ?? performance.now()) - start, tokens, refusals, share };
   } finally {
     lease.release();
   }
@@ -366,13 +371,11 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
       // The same requests every round: the rounds differ only in what the cache holds and the machine does.
       const before = models.counters;
       let peakHostBytes = 0;
-      const shares: number[] = [];
       const { results: records, ms } = await closedLoop(o.requests, o.concurrency, async (i) => {
         try {
           return await timedRequest(s, names[i] as string, i, request);
         } finally {
           peakHostBytes = Math.max(peakHostBytes, s.runtime.adapters.hostMemory);
-          shares.push(runningShare(s, o.inputLength + o.outputLength / 2));
         }
       });
       const seconds = ms / 1000;
@@ -383,7 +386,7 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
         loadsPerSecond: (after.loads - before.loads) / seconds,
         evictionsPerSecond: (after.evictions - before.evictions) / seconds,
         peakHostBytes,
-        loraShare: shares.reduce((a, b) => a + b, 0) / shares.length,
+        loraShare: records.reduce((n, r) => n + r.share, 0) / records.length,
       };
       log(`adapters-scale: ${traffic} over ${adapters} adapters, ${result.tokensPerSecond.toFixed(0)} tokens/s`);
       return result;
