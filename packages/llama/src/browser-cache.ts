@@ -1,4 +1,5 @@
 import { LoRAError } from '@lora/core';
+import { isNode } from '@lora/core/backend';
 
 /**
  * Browsers: downloads kept in Cache Storage, keyed by the URL they came from (a Hub file's resolve
@@ -8,6 +9,14 @@ import { LoRAError } from '@lora/core';
  * way round.
  */
 const CACHE_NAME = 'transformers-cache';
+
+/**
+ * The Cache Storage a source keeps its downloads in: the one given, none for `false`, else the
+ * browser's `caches` (none in Node, where the Hub source has its disk cache).
+ */
+export function cacheStorageOf(option: CacheStorage | false | undefined): CacheStorage | undefined {
+  return option === false ? undefined : (option ?? (isNode() ? undefined : globalThis.caches));
+}
 
 export async function readCached(storage: CacheStorage, key: string, maxBytes: number, what: string): Promise<Uint8Array | undefined> {
   const cache = await storage.open(CACHE_NAME);

@@ -1,6 +1,6 @@
 import { describeValue, LoRAError } from '@lora/core';
 import { isNode } from '@lora/core/backend';
-import { readCached, writeCached } from '../browser-cache.js';
+import { cacheStorageOf, readCached, writeCached } from '../browser-cache.js';
 import { HubDiskCache, NO_EXIST } from '../hub-cache.js';
 import { DEFAULT_ENDPOINT, type HubEnvironment, hubEnvironment } from '../hub-env.js';
 import { downloadHubFile, type HubDownload } from '../hub-http.js';
@@ -172,7 +172,7 @@ export function hubSource(repo: string, options: HubSourceOptions = {}): HubSour
       return result.kind === 'file' ? result.bytes : undefined;
     }
 
-    const storage = options.cacheStorage === false ? undefined : (options.cacheStorage ?? (isNode() ? undefined : globalThis.caches));
+    const storage = cacheStorageOf(options.cacheStorage);
     if (storage !== undefined) {
       const key = resolveUrl(hubUrl, repo, revision, name);
       const hit = await readCached(storage, key, maxBytes, label);

@@ -1,6 +1,5 @@
 import { describeValue, LoRAError } from '@lora/core';
-import { isNode } from '@lora/core/backend';
-import { readCached, writeCached } from '../browser-cache.js';
+import { cacheStorageOf, readCached, writeCached } from '../browser-cache.js';
 import type { FileSource, ReadOptions } from '../source.js';
 import { checkFileName, checkSize } from './names.js';
 
@@ -41,7 +40,7 @@ export function urlSource(baseUrl: string, options: UrlSourceOptions = {}): File
     async read(name: string, read: ReadOptions): Promise<Uint8Array | undefined> {
       checkFileName(name, description);
       const url = new URL(encodeURIComponent(name), base).href;
-      const storage = options.cacheStorage === false ? undefined : (options.cacheStorage ?? (isNode() ? undefined : globalThis.caches));
+      const storage = cacheStorageOf(options.cacheStorage);
       const hit = storage === undefined ? undefined : await readCached(storage, url, read.maxBytes, url);
       if (hit !== undefined) {
         read.onProgress?.({ file: name, loaded: hit.length, total: hit.length });

@@ -100,7 +100,7 @@ interface RoundRun {
 
 /** TTFT of the probes, each request alone on its client while the reference traffic runs. */
 export interface ColdStartProbe {
-  /** Bytes of each cold probe's adapter (the largest rank, every projection). */
+  /** Bytes of each cold probe's adapter (every projection, at the rank that reaches `probeAdapterBytes`). */
   readonly adapterBytes: number;
   /** TTFT (ms) p50 / p99 of the probes on a resident adapter (in a device slot or the host cache), and on one read from disk. */
   readonly resident: { readonly p50: number; readonly p99: number; readonly n: number };

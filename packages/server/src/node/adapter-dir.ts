@@ -5,6 +5,8 @@ import { loadPeftAdapter, type PeftAdapter, readLocalFile } from '@lora/core';
 /** The two files of a PEFT adapter directory, in the order they are reported missing. */
 export const PEFT_FILES = ['adapter_config.json', 'adapter_model.safetensors'] as const;
 const MAX_CONFIG_BYTES = 4 * 1024 ** 2;
+/** Largest adapter_model.safetensors the server reads unless told otherwise (as core's `loadPeftAdapterFromDir`). */
+export const DEFAULT_MAX_ADAPTER_BYTES = 2 * 1024 ** 3;
 
 /** One adapter directory to read: plain data, so that a worker thread can be sent it. */
 export interface AdapterDirJob {

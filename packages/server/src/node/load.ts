@@ -118,27 +118,21 @@ export async function createServing(options: ServingOptions = {}): Promise<Servi
     if (storeRoot !== undefined) await rm(await storeRoot, { recursive: true, force: true });
   };
   let userAdapters: { adapter: LoRAAdapter; source: AdapterSource }[] = [];
+  let runtime: LoRARuntime;
   try {
     if (options.adapters?.length) {
       log(`loading ${options.adapters.length} adapter(s)`);
       userAdapters = await Promise.all(options.adapters.map((a) => loadPathAdapter(a.name, a.path, { loader, storeDir })));
     }
-  } catch (err) {
-    await cleanUp();
-    throw err;
-  }
-  const maxLoras = options.maxLoras ?? 4;
-  const demoRank = demo && userAdapters.length === 0 ? 32 : 0;
-  const maxLoraRank = options.maxLoraRank ?? Math.max(16, demoRank, ...userAdapters.map((a) => a.adapter.rank));
-  const served = demo && userAdapters.length === 0 ? 4 : userAdapters.length;
-  const maxCpuLoras = options.maxCpuLoras ?? Math.max(2 * maxLoras, served);
-  let runtime: LoRARuntime;
-  try {
+    const maxLoras = options.maxLoras ?? 4;
+    const demoRank = demo && userAdapters.length === 0 ? 32 : 0;
+    const maxLoraRank = options.maxLoraRank ?? Math.max(16, demoRank, ...userAdapters.map((a) => a.adapter.rank));
+    const served = demo && userAdapters.length === 0 ? 4 : userAdapters.length;
     runtime = await createLoRA({
       backend: options.backend ?? 'cpu',
       maxLoras,
       maxLoraRank,
-      maxCpuLoras,
+      maxCpuLoras: options.maxCpuLoras ?? Math.max(2 * maxLoras, served),
       ...(options.maxCpuLoraBytes !== undefined ? { maxCpuLoraBytes: options.maxCpuLoraBytes } : {}),
     });
   } catch (err) {

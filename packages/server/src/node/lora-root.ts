@@ -4,10 +4,8 @@ import { describeValue, LoRAError } from '@lora/core';
 import { ApiError } from '../http/errors.js';
 import type { AdapterSource } from '../models.js';
 import type { LoraPathResolver } from '../routes/lora.js';
-import { inside, readAdapterDir, real } from './adapter-dir.js';
+import { DEFAULT_MAX_ADAPTER_BYTES, inside, readAdapterDir, real } from './adapter-dir.js';
 import type { AdapterLoader } from './adapter-loader.js';
-
-const DEFAULT_MAX_ADAPTER_BYTES = 2 * 1024 ** 3;
 
 /** Reads on the calling thread: the loader {@link loraRootResolver} uses when none is given. */
 const MAIN_THREAD: Pick<AdapterLoader, 'load'> = { load: readAdapterDir };

@@ -3,10 +3,8 @@ import { join } from 'node:path';
 import { LoRAError, type PeftAdapter } from '@lora/core';
 import { type FileSource, loadPeftAdapterFrom, locateSource } from '@lora/llama';
 import type { AdapterSource } from '../models.js';
-import { PEFT_FILES, real } from './adapter-dir.js';
+import { DEFAULT_MAX_ADAPTER_BYTES, PEFT_FILES, real } from './adapter-dir.js';
 import type { AdapterLoader } from './adapter-loader.js';
-
-const DEFAULT_MAX_ADAPTER_BYTES = 2 * 1024 ** 3;
 
 /** A `--adapters name=path` adapter: loaded once at start, and the source that loads it again after the host cache evicted it. */
 export interface PathAdapter {
