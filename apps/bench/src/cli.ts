@@ -8,6 +8,7 @@ import {
   type AdaptersScaleOptions,
   adaptersScaleSteps,
   adaptersScaleTable,
+  cellsFile,
   QUICK_ADAPTERS_SCALE,
   QUICK_SERVE_BENCH,
   runAdaptersScaleBench,
@@ -61,6 +62,7 @@ serve     the OpenAI-compatible server (@lora/server) through HTTP with streamin
           {128, 512, 2048} x concurrency {1, 4, 16, 64}, 32 output tokens, every request with its
           own adapter of 8 vs no LoRA; tokens/s, TTFT, ITL p50/p99, the LoRA slowdown heatmap and
           the server's overhead against the engine in-process at concurrency 16 (goal <= 5 %).
+          Each cell is appended to serve-cells.jsonl as it ends (the full grid takes hours).
           --quick/--tiny: the tiny model on small axes.
 variants  what adapter variants cost over plain LoRA: addLoRALinear with every request at its own
           strength (lora_scale), mixing two adapters (lora_mix, one mix lane: must cost +100 %) or
@@ -78,7 +80,7 @@ adapters-scale  1,000 adapters on disk (ranks 8/16/32/64, different target modul
           16 slots; --tiny: 24 adapters; --preset NAME: that model instead of the default preset.
 
 Progress goes to stderr; tables and the targets (met or not) to stdout; files to
-bench-results/: report.{md,json} and SVG figures (grid-*, heatmap-*, roofline-cpu). --json prints
+bench-results/: report.{md,json}, SVG figures (grid-*, heatmap-*, roofline-cpu), serve-cells.jsonl. --json prints
 the ratios (stable keys, no absolute times) on stdout for comparing two commits.`;
 
 /** `--ranks 8,16,32`: the bench adapters' ranks, cycled over the adapters (default 16). */
@@ -260,7 +262,11 @@ async function main(): Promise<void> {
     ? await runLoadBench({ spec: values.tiny ? LOAD_MODELS.tiny : LOAD_MODELS.full, backends: loadBackends, rounds: loadRounds, progress })
     : [];
   const serve: ServeBenchResult | undefined = runServe
-    ? await runServeBench({ ...serveOptions, onProgress: (l) => progress.step(l.replace(/^serve bench: /, 'serve: ')) })
+    ? await runServeBench({
+        ...serveOptions,
+        onProgress: (l) => progress.step(l.replace(/^serve bench: /, 'serve: ')),
+        onCell: cellsFile(join(resolve(values.out), 'serve-cells.jsonl')),
+      })
     : undefined;
   const variants = runVariants ? await runVariantBench({ ...variantOptions, progress }) : [];
   const prefixReuse = runVariants

@@ -70,6 +70,8 @@ describe('lora-serve CLI', () => {
   it.each([
     [['--max-loras', 'zero'], /--max-loras must be an integer/],
     [['--model', '/nonexistent/model', '--port', '0'], /is neither a local directory nor a Hugging Face Hub repository id/],
+    // The budget reaches core's createLoRA: the first LoRA layer that does not fit names it.
+    [['--preset', 'tiny', '--max-slot-memory', '1000', '--port', '0'], /needs \d+ bytes of adapter slots.*passes maxSlotMemory = 1000/],
   ])(
     'bad flags %j: one line on stderr, exit 2, no stack trace',
     async (args, message) => {

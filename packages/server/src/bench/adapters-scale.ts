@@ -31,6 +31,12 @@ export interface AdaptersScaleOptions {
   readonly maxCpuLoras?: number;
   /** Host cache in bytes (default: what `maxCpuLoras` adapters of the middle rank take). */
   readonly maxCpuLoraBytes?: number;
+  /**
+   * The servers' slot budget, `--max-slot-memory` (default 8 GiB): 64 slots of rank 64 on a 49k
+   * vocabulary (the smollm2 preset) need ~4.4 GB, the embedding's and LM head's slots most of it,
+   * past core's 2 GiB default. A budget, not an allocation: the slots take what their shapes need.
+   */
+  readonly maxSlotMemory?: number;
   /** Requests per traffic pattern (default 512). */
   readonly requests?: number;
   /** Clients sending at once (default 16); also the engine's maxNumSeqs. */
@@ -178,6 +184,7 @@ function withDefaults(o: AdaptersScaleOptions) {
     rounds: o.rounds ?? 3,
     probes: o.probes ?? 40,
     probeAdapterBytes: o.probeAdapterBytes ?? 16 * 2 ** 20,
+    maxSlotMemory: o.maxSlotMemory ?? 8 * 2 ** 30,
   };
 }
 
@@ -353,6 +360,7 @@ export async function runAdaptersScaleBench(options: AdaptersScaleOptions = {}):
         maxLoras,
         maxLoraRank,
         maxCpuLoras,
+        maxSlotMemory: o.maxSlotMemory,
         ...(bytes !== undefined ? { maxCpuLoraBytes: bytes } : {}),
         maxNumSeqs: o.concurrency,
         maxQueue: Math.max(256, o.requests),

@@ -1,4 +1,8 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { cellsFile } from './cells-file.js';
 import { runServeBench, serveBenchSteps, TINY_SERVE_BENCH } from './serve-bench.js';
 import { percentile } from './stats.js';
 
@@ -12,10 +16,20 @@ describe('serve benchmark', () => {
 
   it('the quick setting runs through HTTP and reports every cell, the slowdown grid and the server overhead', async () => {
     const lines: string[] = [];
+    const dir = await mkdtemp(join(tmpdir(), 'serve-cells-'));
+    const file = join(dir, 'out', 'serve-cells.jsonl');
     const options = TINY_SERVE_BENCH;
-    const r = await runServeBench({ ...options, onProgress: (l) => lines.push(l) });
+    const r = await runServeBench({ ...options, onProgress: (l) => lines.push(l), onCell: cellsFile(file) });
     expect(lines).toHaveLength(serveBenchSteps(options));
     const { cells, slowdown, overhead, config } = r.json;
+    // Every cell was written as it ended: the same results the report holds, one JSON line each.
+    const streamed = (await readFile(file, 'utf8'))
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(streamed).toHaveLength(cells.length);
+    expect(new Set(streamed.map((c) => JSON.stringify(c)))).toEqual(new Set(cells.map((c) => JSON.stringify(c))));
+    await rm(dir, { recursive: true });
     expect(config).toMatchObject({ adapters: 8, outputLength: 3, inputLengths: [8, 24], concurrencies: [1, 3] });
     expect(cells).toHaveLength(2 * 2 * 2);
     for (const c of cells) {

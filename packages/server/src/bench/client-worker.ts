@@ -13,30 +13,46 @@ import type { StreamTiming } from './stats.js';
  */
 const SOURCE = String.raw`
 const { parentPort, workerData } = require('node:worker_threads');
+const http = require('node:http');
+// node:http, not fetch: fetch (undici) gives up on a response whose next bytes take more than 300 s
+// (its bodyTimeout), and a 2048-token prompt at concurrency 64 waits longer than that for its first
+// token on a CPU. benchmark_serving.py gives each request 6 hours (aiohttp's ClientTimeout); this
+// client waits as long as the server streams. Connections are kept alive between requests.
+const agent = new http.Agent({ keepAlive: true });
+function post(url, payload) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, {
+      method: 'POST',
+      agent,
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+    }, resolve);
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
 async function timedStream(url, body) {
   const t0 = performance.now();
-  const res = await fetch(url + '/v1/completions', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ ...body, stream: true, return_token_ids: true }),
-  });
-  if (!res.ok || res.body === null) throw new Error('benchmark request failed: HTTP ' + res.status + ' ' + (await res.text()));
-  const decoder = new TextDecoder();
-  const reader = res.body.getReader();
+  const res = await post(url + '/v1/completions', JSON.stringify({ ...body, stream: true, return_token_ids: true }));
+  res.setEncoding('utf8');
+  if (res.statusCode !== 200) {
+    let text = '';
+    for await (const piece of res) text += piece;
+    throw new Error('benchmark request failed: HTTP ' + res.statusCode + ' ' + text);
+  }
   let buffer = '';
   let first;
   let last = 0;
   let tokens = 0;
+  let done = false;
   const itlMs = [];
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
+  for await (const piece of res) {
+    buffer += piece;
     let end = buffer.indexOf('\n\n');
     while (end >= 0) {
       const event = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
       end = buffer.indexOf('\n\n');
+      if (event === 'data: [DONE]') done = true;
       if (!event.startsWith('data: {')) continue;
       const chunk = JSON.parse(event.slice(6));
       if (chunk.error) throw new Error('benchmark request failed mid-stream: ' + chunk.error.message);
@@ -49,6 +65,8 @@ async function timedStream(url, body) {
       tokens += n;
     }
   }
+  // A stream that ends without its [DONE] was cut off: a failed request, not a short one.
+  if (!done) throw new Error('benchmark request failed: the stream ended before data: [DONE]');
   return { ttftMs: (first === undefined ? performance.now() : first) - t0, itlMs, e2eMs: performance.now() - t0, tokens };
 }
 parentPort.on('message', async ({ bodies, concurrency }) => {
@@ -63,8 +81,8 @@ parentPort.on('message', async ({ bodies, concurrency }) => {
         try {
           timings[i] = await timedStream(workerData.url, bodies[i]);
         } catch (err) {
-          // fetch's own message is just "fetch failed": the socket-level reason is in its cause.
-          const cause = err && err.cause ? ' (' + String(err.cause.code || err.cause.message || err.cause) + ')' : '';
+          // A socket error's message can be as bare as "socket hang up": its code says more.
+          const cause = err && err.code ? ' (' + String(err.code) + ')' : '';
           timings[i] = { ttftMs: NaN, itlMs: [], e2eMs: performance.now() - t0, tokens: 0, error: String(err && err.message || err) + cause };
         }
       }

@@ -15,6 +15,7 @@ export {
   TINY_ADAPTERS_SCALE,
   type TrafficResult,
 } from './adapters-scale.js';
+export { cellsFile } from './cells-file.js';
 export type { CellResult, Overhead, SlowdownCell } from './report.js';
 export {
   QUICK_SERVE_BENCH,

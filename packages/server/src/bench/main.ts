@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { cellsFile } from './cells-file.js';
 import { QUICK_SERVE_BENCH, runServeBench } from './serve-bench.js';
 
 const HELP = `npm run serve-bench -- [--quick] [--out DIR]
@@ -10,7 +11,8 @@ The serving benchmark through HTTP: input length {128, 512, 2048} x concurrency 
 default-size model; tokens/s, TTFT and ITL p50/p99, the LoRA slowdown ((LoRA / baseline) - 1) and
 the server's overhead against the engine in-process at concurrency 16 (goal <= 5 %).
 --quick (or LORA_BENCH_QUICK=1): the tiny model, inputs {16, 64} x concurrency {1, 4}, 8 tokens.
-The table goes to stdout, progress to stderr; DIR/serve.{svg,json} (default bench-results/).`;
+The table goes to stdout, progress to stderr; DIR/serve.{svg,json} (default bench-results/), and
+each cell to DIR/serve-cells.jsonl as soon as it is measured (the full grid runs for hours).`;
 
 const { values } = parseArgs({
   options: {
@@ -23,9 +25,13 @@ if (values.help) {
   console.log(HELP);
 } else {
   const quick = values.quick || process.env.LORA_BENCH_QUICK === '1';
-  const result = await runServeBench({ ...(quick ? QUICK_SERVE_BENCH : {}), onProgress: (line) => process.stderr.write(`${line}\n`) });
-  process.stdout.write(result.table);
   const out = resolve(values.out);
+  const result = await runServeBench({
+    ...(quick ? QUICK_SERVE_BENCH : {}),
+    onProgress: (line) => process.stderr.write(`${line}\n`),
+    onCell: cellsFile(join(out, 'serve-cells.jsonl')),
+  });
+  process.stdout.write(result.table);
   await mkdir(out, { recursive: true });
   await writeFile(join(out, 'serve.svg'), result.svg);
   await writeFile(join(out, 'serve.json'), `${JSON.stringify(result.json, null, 2)}\n`);

@@ -36,6 +36,8 @@ export interface ServeBenchOptions {
   readonly backend?: string;
   /** Progress lines (stderr in the CLI). */
   readonly onProgress?: (line: string) => void;
+  /** Each cell's result as soon as it is measured, so that a run stopped part way keeps what it measured (the CLI appends them to serve-cells.jsonl). */
+  readonly onCell?: (cell: CellResult) => void;
 }
 
 /** Small axes and the tiny model: seconds, for tests and a first look (`--quick`). */
@@ -200,9 +202,29 @@ function summarize(
 }
 
 /**
+ * Waits for the engine to finish every request of a cell whose clients have all ended: a request
+ * outliving its client (an abort that did not reach the engine) would slow every later cell, so
+ * it stops the run instead of being measured (each step re-checks, so a request that is
+ * retiring right now is given a moment).
+ */
+async function settled(serving: Serving, ms = 10_000): Promise<void> {
+  const end = performance.now() + ms;
+  for (;;) {
+    const { running, waiting } = serving.engine.stats();
+    if (running + waiting === 0) return;
+    if (performance.now() > end) {
+      throw new Error(
+        `serve bench: ${running} running and ${waiting} waiting request(s) are still in the engine ${ms} ms after their clients ended`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
  * The end-to-end serving benchmark, through HTTP with a real client loop: a server on 127.0.0.1
  * (the same createServing as `lora-serve`), then for each input length × concurrency a closed
- * loop of streaming clients (fetch, in a worker thread so that they do not share the server's
+ * loop of streaming clients (node:http, in a worker thread so that they do not share the server's
  * event loop) — every request with its own adapter of 8 in turn, then the same
  * requests on the base model — with the output length fixed (ignore_eos). Reports output
  * tokens/s, TTFT and inter-token latency p50/p99, the LoRA slowdown as the vLLM TPU multi-LoRA
@@ -255,8 +277,10 @@ export async function runServeBench(options: ServeBenchOptions = {}): Promise<Se
     let flip = false;
     for (const inputLength of inputLengths) {
       // Warm-up at this length (JIT, heap growth, XNNPACK packing at these shapes) with and without LoRA.
-      for (const mode of ['lora', 'base'] as const)
+      for (const mode of ['lora', 'base'] as const) {
         await httpCell({ ...s, outputLength: 2 }, inputLength, Math.min(4, maxConcurrency), mode, Math.min(4, maxConcurrency));
+        await settled(serving);
+      }
       for (const concurrency of concurrencies) {
         const requests = Math.max(minRequests, rounds * concurrency);
         const measured: Partial<Record<'lora' | 'base', CellResult>> = {};
@@ -265,7 +289,10 @@ export async function runServeBench(options: ServeBenchOptions = {}): Promise<Se
           log(
             `serve bench: input ${inputLength}, concurrency ${concurrency}, ${mode === 'lora' ? `${adapterCount} adapters` : 'no LoRA'}, ${requests} requests`,
           );
-          measured[mode] = summarize(inputLength, concurrency, mode, await httpCell(s, inputLength, concurrency, mode, requests));
+          const cell = summarize(inputLength, concurrency, mode, await httpCell(s, inputLength, concurrency, mode, requests));
+          await settled(serving);
+          options.onCell?.(cell);
+          measured[mode] = cell;
         }
         flip = !flip;
         const lora = measured.lora as CellResult;
@@ -287,6 +314,7 @@ export async function runServeBench(options: ServeBenchOptions = {}): Promise<Se
     for (let r = 0; r < overheadRepeats; r++) {
       log(`serve bench: overhead at concurrency ${oc}, input ${ol}: HTTP vs in-process, round ${r + 1}`);
       const h = await httpCell(s, ol, oc, 'lora', requests);
+      await settled(serving);
       httpBest = Math.max(httpBest, h.timings.reduce((n, t) => n + t.tokens, 0) / (h.ms / 1000));
       const e = await engineCell(s, ol, oc, requests);
       engineBest = Math.max(engineBest, e.tokens / (e.ms / 1000));

@@ -56,6 +56,11 @@ describe('lora-serve flags', () => {
     });
   });
 
+  it("--max-slot-memory sets the slot budget in bytes (core's maxSlotMemory)", () => {
+    expect(parseArgs(['--max-slot-memory', '8589934592']).maxSlotMemory).toBe(8589934592);
+    expect(() => parseArgs(['--max-slot-memory', '0'])).toThrow(/--max-slot-memory/);
+  });
+
   it('--lora-load-workers takes 0 to 64 threads', () => {
     expect(parseArgs(['--lora-load-workers', '2']).loraLoadWorkers).toBe(2);
     expect(() => parseArgs(['--lora-load-workers', '-1'])).toThrow(UsageError);

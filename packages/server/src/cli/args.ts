@@ -20,7 +20,7 @@ Usage: lora-serve [options]            (in this repository: npm run serve -- [op
 Model
   --model DIR|ORG/NAME       a Hugging Face checkpoint directory or Hub repository id
                              (default: the embedded demo model, nothing downloaded)
-  --preset tiny|default|small  size of the embedded model (default: default)
+  --preset NAME              the embedded model: tiny, default, small, smollm2 or qwen2.5 (default: default)
   --served-model-name NAME   the base model's name in requests (default: the --model value, or demo-<preset>)
   --adapters NAME=DIR|ORG/NAME,...  LoRA adapters to serve; requests select one with "model": NAME
                              (default with the embedded model: its four demo adapters)
@@ -31,6 +31,8 @@ LoRA and batching (vLLM's flags)
   --max-lora-rank R          largest adapter rank (default: the largest served at start, at least 16)
   --max-cpu-loras N          adapters registered in host memory at once (default: 2 × max-loras, or the number served)
   --max-cpu-lora-bytes N     bytes of adapter weights registered in host memory at once (default: no limit)
+  --max-slot-memory N        bytes the adapter slots may take, every LoRA layer's max-loras × max-lora-rank
+                             slots (default: 2147483648; the embedding's and LM head's grow with the vocabulary)
   --lora-load-workers N      threads that read and parse adapters while steps run; also how many
                              load at once (default: 1; 0: on the main thread)
   --max-num-seqs N           requests running at once (default: 16)
@@ -63,6 +65,7 @@ const FLAGS: Record<string, Spec> = {
   '--max-lora-rank': { kind: 'int', key: 'maxLoraRank', min: 1 },
   '--max-cpu-loras': { kind: 'int', key: 'maxCpuLoras', min: 1 },
   '--max-cpu-lora-bytes': { kind: 'int', key: 'maxCpuLoraBytes', min: 1 },
+  '--max-slot-memory': { kind: 'int', key: 'maxSlotMemory', min: 1 },
   '--lora-load-workers': { kind: 'int', key: 'loraLoadWorkers', min: 0, max: 64 },
   '--max-num-seqs': { kind: 'int', key: 'maxNumSeqs', min: 1 },
   '--max-num-batched-tokens': { kind: 'int', key: 'maxNumBatchedTokens', min: 1 },

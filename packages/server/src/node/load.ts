@@ -45,6 +45,13 @@ export interface ServingOptions {
   readonly maxCpuLoras?: number;
   /** Bytes of adapter weights registered in host memory at once (`--max-cpu-lora-bytes`; default: no limit but maxCpuLoras). */
   readonly maxCpuLoraBytes?: number;
+  /**
+   * Bytes the runtime's adapter slot stacks may take, every LoRA layer's `maxLoras × maxLoraRank`
+   * slots with host mirror and device copy (`--max-slot-memory`; core's `maxSlotMemory`, default
+   * 2 GiB). The embedding's and LM head's slots grow with the vocabulary: a large vocabulary at a
+   * high `maxLoras × maxLoraRank` needs more.
+   */
+  readonly maxSlotMemory?: number;
   /** Requests running at once (vLLM `--max-num-seqs`; default the engine's, 16). */
   readonly maxNumSeqs?: number;
   /** Tokens per engine step, prefill and decode together; longer prompts are prefilled in chunks (vLLM `--max-num-batched-tokens`; default 2048). */
@@ -134,6 +141,7 @@ export async function createServing(options: ServingOptions = {}): Promise<Servi
       maxLoraRank,
       maxCpuLoras: options.maxCpuLoras ?? Math.max(2 * maxLoras, served),
       ...(options.maxCpuLoraBytes !== undefined ? { maxCpuLoraBytes: options.maxCpuLoraBytes } : {}),
+      ...(options.maxSlotMemory !== undefined ? { maxSlotMemory: options.maxSlotMemory } : {}),
     });
   } catch (err) {
     await cleanUp();
