@@ -6,7 +6,9 @@ import {
   reshape,
   slice,
   softmax,
+  stack,
   sub,
+  type Tensor,
   type Tensor2D,
   type Tensor3D,
   tensor3d,
@@ -74,6 +76,17 @@ export function spans(): (row: number, n: number, p0: number, window: number | n
 }
 
 /**
+ * How attention's two matmuls are issued. `batched`: one batched matmul over the KV heads, Kᵀ taken
+ * by the matmul itself (`transposeB`). `per-head`: a plain 2-D matmul per KV head on an explicitly
+ * transposed K — batch 1 and no transposed operand, the only shape tfjs-wasm hands to XNNPACK (the
+ * backends that say `weightLayout: 'in-out'` have that path); the batched form runs there on a
+ * scalar loop, which made a 2048-token prefill spend two thirds of its time in attention. Either
+ * way each query row's scores, mask, softmax and weighted sum are computed in the same order
+ * whatever else is in the step, so a sequence's logits stay bit-identical alone and in a batch.
+ */
+export type AttentionMatmul = 'batched' | 'per-head';
+
+/**
  * Causal grouped-query attention of n new queries over a sequence's whole cache
  * `[kvHeads, L, head_dim]` (the new keys included), reading keys from `span.start` on.
  * transformers `repeat_kv` gives query head h the KV head `h // (heads / kvHeads)`; here the query
@@ -81,7 +94,7 @@ export function spans(): (row: number, n: number, p0: number, window: number | n
  * read once, not copied per query head. Scores are scaled by 1/√head_dim (`self.scaling`) and
  * softmaxed in float32.
  */
-export function attend(q: Tensor3D, K: Tensor3D, V: Tensor3D, span: AttentionSpan): Tensor2D {
+export function attend(q: Tensor3D, K: Tensor3D, V: Tensor3D, span: AttentionSpan, matmul: AttentionMatmul = 'batched'): Tensor2D {
   const [n, heads, hd] = q.shape;
   const [kvHeads, L] = K.shape;
   const group = heads / kvHeads;
@@ -90,12 +103,21 @@ export function attend(q: Tensor3D, K: Tensor3D, V: Tensor3D, span: AttentionSpa
   const Ks = start > 0 ? slice(K, [0, start, 0], [kvHeads, keys, hd]) : K;
   const Vs = start > 0 ? slice(V, [0, start, 0], [kvHeads, keys, hd]) : V;
   // [n, heads, hd] → [kvHeads, n·group, hd]; row i·group + g is query i of head kvh·group + g.
-  const qg = reshape(transpose(reshape(q, [n, kvHeads, group, hd]), [1, 0, 2, 3]), [kvHeads, n * group, hd]);
-  let scores = mul(matMul(qg, Ks, false, true), 1 / Math.sqrt(hd));
-  if (mask !== null) {
-    // One mask row per query, broadcast over the KV heads and the query heads of a group.
-    scores = reshape(add(reshape(scores, [kvHeads, n, group, keys]), mask), [kvHeads, n * group, keys]);
+  const qg = reshape(transpose(reshape(q, [n, kvHeads, group, hd]), [1, 0, 2, 3]), [kvHeads, n * group, hd]) as Tensor3D;
+  const scale = 1 / Math.sqrt(hd);
+  // One mask row per query, broadcast over the query heads of a group (and the KV heads).
+  const masked = (scores: Tensor) => (mask === null ? scores : reshape(add(reshape(scores, [-1, n, group, keys]), mask), scores.shape));
+  let out: Tensor3D; // [kvHeads, n·group, hd]
+  if (matmul === 'batched') {
+    out = matMul(softmax(masked(mul(matMul(qg, Ks, false, true), scale))), Vs) as Tensor3D;
+  } else {
+    const head = (x: Tensor3D, h: number, rows: number) => reshape(slice(x, [h, 0, 0], [1, rows, hd]), [rows, hd]) as Tensor2D;
+    const perHead: Tensor2D[] = [];
+    for (let h = 0; h < kvHeads; h++) {
+      const scores = mul(matMul(head(qg, h, n * group), transpose(head(Ks, h, keys))), scale) as Tensor2D;
+      perHead.push(matMul(softmax(masked(scores)) as Tensor2D, head(Vs, h, keys)));
+    }
+    out = stack(perHead) as Tensor3D;
   }
-  const out = matMul(softmax(scores), Vs); // [kvHeads, n·group, hd]
   return reshape(transpose(reshape(out, [kvHeads, n, group, hd]), [1, 0, 2, 3]), [n, heads * hd]) as Tensor2D;
 }

@@ -17,7 +17,7 @@ import {
   tensor2d,
   transpose,
 } from '@tensorflow/tfjs-core';
-import { applyRotary, attend, type spans } from './attention.js';
+import { type AttentionMatmul, applyRotary, attend, type spans } from './attention.js';
 import type { ModelConfig } from './config.js';
 import { kvWidth, layerModules, qWidth } from './modules.js';
 import { rmsNorm } from './rms-norm.js';
@@ -54,6 +54,8 @@ export class DecoderLayer {
   readonly index: number;
   readonly #config: ModelConfig;
   readonly #window: number | null;
+  /** Per-head plain matmuls where the backend has an untransposed fast path ('in-out' weights): see `AttentionMatmul`. */
+  readonly #attentionMatmul: AttentionMatmul;
   readonly #qkv: MergedLoRALinear;
   readonly #o: LoRALinear;
   readonly #gateUp: MergedLoRALinear;
@@ -69,6 +71,7 @@ export class DecoderLayer {
     this.index = index;
     this.#config = config;
     this.#window = config.layerTypes[index] === 'sliding_attention' ? config.slidingWindow : null;
+    this.#attentionMatmul = runtime.backend.weightLayout === 'in-out' ? 'per-head' : 'batched';
     const c = config;
     const m = layerModules(index);
     const made: Tensor[] = [];
@@ -139,7 +142,7 @@ export class DecoderLayer {
     const outs = step.rows.map((r, i) => {
       const { k: K, v: V } = this.#extend(r, kr, vr);
       const span = step.span(i, r.count, r.position, this.#window);
-      return attend(slice(qr, [r.start, 0, 0], [r.count, c.numAttentionHeads, hd]), K, V, span);
+      return attend(slice(qr, [r.start, 0, 0], [r.count, c.numAttentionHeads, hd]), K, V, span, this.#attentionMatmul);
     });
     const attended = add(h, this.#o.forward(concat(outs, 0) as Tensor2D)) as Tensor2D;
     const [gate, up] = split(this.#gateUp.forward(rmsNorm(attended, this.#postNorm, c.rmsNormEps)), 2, 1) as [Tensor2D, Tensor2D];
