@@ -60,9 +60,11 @@ load      loadModel(dir) of a seeded ~100 M-parameter Llama checkpoint (F32 and 
           peak memory against float32 model + largest file + 10 %.
 serve     the OpenAI-compatible server (@lora/server) through HTTP with streaming clients: input
           {128, 512, 2048} x concurrency {1, 4, 16, 64}, 32 output tokens, every request with its
-          own adapter of 8 vs no LoRA; tokens/s, TTFT, ITL p50/p99, the LoRA slowdown heatmap and
-          the server's overhead against the engine in-process at concurrency 16 (goal <= 5 %).
-          Each cell is appended to serve-cells.jsonl as it ends (the full grid takes hours).
+          own adapter of 8 vs no LoRA, 3 pairs per cell in alternating order; tokens/s, TTFT,
+          ITL p50/p99, the LoRA slowdown heatmap (median and range of the pairs, "within noise"
+          where the range reaches 0) and the server's overhead against the engine in-process at
+          concurrency 16 (goal <= 5 %). Each measurement is appended to serve-cells.jsonl as it
+          ends (the full grid takes about an hour).
           --quick/--tiny: the tiny model on small axes.
 variants  what adapter variants cost over plain LoRA: addLoRALinear with every request at its own
           strength (lora_scale), mixing two adapters (lora_mix, one mix lane: must cost +100 %) or
@@ -404,6 +406,7 @@ async function main(): Promise<void> {
           config: serve.json.config,
           overhead: serve.json.overhead.overhead,
           slowdown: Object.fromEntries(serve.json.slowdown.map((c) => [`${c.inputLength}x${c.concurrency}`, c.slowdown])),
+          withinNoise: serve.json.slowdown.filter((c) => c.withinNoise).map((c) => `${c.inputLength}x${c.concurrency}`),
         }
       : undefined,
     variants: variants.map((v) => ({

@@ -7,9 +7,10 @@ import { QUICK_SERVE_BENCH, runServeBench } from './serve-bench.js';
 const HELP = `npm run serve-bench -- [--quick] [--out DIR]
 
 The serving benchmark through HTTP: input length {128, 512, 2048} x concurrency {1, 4, 16, 64},
-32 output tokens (ignore_eos), every request with its own adapter of 8 vs no LoRA, on the demo's
-default-size model; tokens/s, TTFT and ITL p50/p99, the LoRA slowdown ((LoRA / baseline) - 1) and
-the server's overhead against the engine in-process at concurrency 16 (goal <= 5 %).
+32 output tokens (ignore_eos), every request with its own adapter of 8 vs no LoRA, 3 pairs per
+cell in alternating order, on the demo's default-size model; tokens/s, TTFT and ITL p50/p99, the
+LoRA slowdown ((LoRA / baseline) - 1; median and range of the pairs, "within noise" where the range
+reaches 0) and the server's overhead against the engine in-process at concurrency 16 (goal <= 5 %).
 --quick (or LORA_BENCH_QUICK=1): the tiny model, inputs {16, 64} x concurrency {1, 4}, 8 tokens.
 The table goes to stdout, progress to stderr; DIR/serve.{svg,json} (default bench-results/), and
 each cell to DIR/serve-cells.jsonl as soon as it is measured (the full grid runs for hours).`;

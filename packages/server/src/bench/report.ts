@@ -6,15 +6,17 @@ export interface CellResult {
   readonly concurrency: number;
   /** `lora`: every request names one of the benchmark's adapters, in turn; `base`: the same requests on the base model. */
   readonly mode: 'lora' | 'base';
-  /** Requests that completed; only theirs are in the latency percentiles. */
+  /** Requests that completed, every repeat together; only theirs are in the latency percentiles. */
   readonly requests: number;
   /** Requests that failed (left out of the latencies, as vLLM's benchmark_serving.py does). */
   readonly failed: number;
   /** The first failure's message, present when `failed` > 0. */
   readonly firstError?: string;
-  /** Output tokens per second of wall time (vLLM's "output token throughput"). */
+  /** How many times the cell was measured in this mode (`repeats`). */
+  readonly repeats: number;
+  /** Output tokens per second of wall time (vLLM's "output token throughput"), the median repeat's. */
   readonly tokensPerSecond: number;
-  /** Median time to first token in ms, from sending the request (completed requests). */
+  /** Median time to first token in ms, from sending the request (completed requests of every repeat). */
   readonly ttftP50Ms: number;
   /** 99th-percentile time to first token in ms (completed requests). */
   readonly ttftP99Ms: number;
@@ -30,9 +32,17 @@ export interface SlowdownCell {
   readonly inputLength: number;
   /** Clients sending at once, as in {@link CellResult.concurrency}. */
   readonly concurrency: number;
-  /** As the vLLM TPU multi-LoRA report computes it: (LoRA / baseline) − 1 of the time per output token (= baseline tokens/s ÷ LoRA tokens/s − 1). */
+  /**
+   * As the vLLM TPU multi-LoRA report computes it: (LoRA / baseline) − 1 of the time per output
+   * token (= baseline tokens/s ÷ LoRA tokens/s − 1), the median over the cell's LoRA / no-LoRA pairs.
+   */
   readonly slowdown: number;
-  /** The same for the median inter-token latency. */
+  /** The 25th and 75th percentiles of the pairs' slowdowns. */
+  readonly low: number;
+  readonly high: number;
+  /** The range reaches 0: the pairs do not tell LoRA's cost apart from noise, reported as such, never as a (negative) slowdown. */
+  readonly withinNoise: boolean;
+  /** The same for the median inter-token latency (median over the pairs). */
   readonly itlSlowdown: number;
 }
 
@@ -74,7 +84,7 @@ export function markdownTable(args: {
         `| ${c.inputLength} | ${c.concurrency} | ${c.mode === 'lora' ? '8 adapters' : 'none'} | ${c.requests} | ${c.failed} | ${f1(c.tokensPerSecond)} | ${f1(c.ttftP50Ms)} | ${f1(c.ttftP99Ms)} | ${f1(c.itlP50Ms)} | ${f1(c.itlP99Ms)} |`,
     ),
     '',
-    'LoRA slowdown, (LoRA / baseline) − 1 of the time per output token:',
+    'LoRA slowdown, (LoRA / baseline) − 1 of the time per output token: the median over the LoRA / no-LoRA pairs [25th, 75th percentile]; "within noise" where that range reaches 0:',
     '',
     `| input \\ concurrency | ${args.concurrencies.join(' | ')} |`,
     `| ---: | ${args.concurrencies.map(() => '---:').join(' | ')} |`,
@@ -82,7 +92,7 @@ export function markdownTable(args: {
       (l) =>
         `| ${l} | ${args.concurrencies
           .map((c) => args.slowdown.find((s) => s.inputLength === l && s.concurrency === c))
-          .map((s) => (s ? pct(s.slowdown) : '–'))
+          .map((s) => (s ? slowdownText(s) : '–'))
           .join(' | ')} |`,
     ),
   ];
@@ -101,6 +111,12 @@ export function markdownTable(args: {
     );
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** A slowdown cell in words: the median and its range, or "within noise" with the range. */
+function slowdownText(s: SlowdownCell): string {
+  const range = `[${pct(s.low)}, ${pct(s.high)}]`.replaceAll(' %', '');
+  return s.withinNoise ? `within noise ${range}` : `${pct(s.slowdown)} ${range}`;
 }
 
 const xml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -142,14 +158,15 @@ export function heatmapSvg(args: {
     parts.push(`<text x="${left - 8}" y="${y + ch / 2 + 4}" text-anchor="end">${l}</text>`);
     args.concurrencies.forEach((c, j) => {
       const s = args.slowdown.find((x) => x.inputLength === l && x.concurrency === c);
-      const v = s?.slowdown ?? Number.NaN;
+      // A cell within noise is grey and says so: never a colour for a cost the pairs did not show.
+      const v = s === undefined || s.withinNoise ? Number.NaN : s.slowdown;
       const x = left + j * cw;
       parts.push(`<rect x="${x}" y="${y}" width="${cw}" height="${ch}" fill="${color(v)}" stroke="white"/>`);
-      parts.push(`<text x="${x + cw / 2}" y="${y + ch / 2 + 4}" text-anchor="middle">${xml(pct(v))}</text>`);
+      parts.push(`<text x="${x + cw / 2}" y="${y + ch / 2 + 4}" text-anchor="middle">${xml(s?.withinNoise ? 'noise' : pct(v))}</text>`);
     });
   });
   parts.push(
-    `<text x="${left}" y="${height - 16}" font-size="11">LoRA slowdown = (LoRA / baseline) − 1 of the time per output token; every request its own adapter of 8</text>`,
+    `<text x="${left}" y="${height - 16}" font-size="11">LoRA slowdown = (LoRA / baseline) − 1 of the time per output token, median of the pairs; every request its own adapter of 8; grey: within noise</text>`,
     '</svg>',
   );
   return `${parts.join('\n')}\n`;

@@ -1,7 +1,7 @@
 import { cpus } from 'node:os';
 import { type LoRAAdapter, loadPeftAdapter } from '@lora/core';
 import { adapterFiles, buildCheckpoint, type CheckpointSpec, type ModelConfig } from '@lora/llama';
-import { DEMO_PRESETS } from '@lora/llama/demo';
+import { DEMO_PRESETS, median, roundSpread } from '@lora/llama/demo';
 import { memoryAdapter } from '../models.js';
 import { createServing, type Serving } from '../node/load.js';
 import { type HttpServer, listen } from '../node/serve.js';
@@ -24,8 +24,14 @@ export interface ServeBenchOptions {
   readonly adapters?: number;
   /** Rank of every benchmark adapter, each on all seven linear projections (default 16); also the server's `maxLoraRank`. */
   readonly adapterRank?: number;
-  /** Requests per cell = max(minRequests, rounds × concurrency) (default 2). */
+  /** Requests per measurement = max(minRequests, rounds × concurrency) (default 1: one wave of every client). */
   readonly rounds?: number;
+  /**
+   * LoRA / no-LoRA pairs measured per cell, alternating which goes first (default 3). The slowdown
+   * is the median of the pairs' slowdowns with its interquartile range, "within noise" when that
+   * range reaches 0; a single pair on this machine moves by tens of points.
+   */
+  readonly repeats?: number;
   /** The fewest requests a cell sends, whatever its concurrency (default 4). */
   readonly minRequests?: number;
   /** The concurrency of the HTTP-vs-in-process overhead measurement (default 16; clipped to the largest concurrency). */
@@ -36,8 +42,8 @@ export interface ServeBenchOptions {
   readonly backend?: string;
   /** Progress lines (stderr in the CLI). */
   readonly onProgress?: (line: string) => void;
-  /** Each cell's result as soon as it is measured, so that a run stopped part way keeps what it measured (the CLI appends them to serve-cells.jsonl). */
-  readonly onCell?: (cell: CellResult) => void;
+  /** Each measurement (one mode of one repeat of a cell) as soon as it ends, so that a run stopped part way keeps what it measured (the CLI appends them to serve-cells.jsonl). */
+  readonly onCell?: (cell: CellResult & { readonly repeat: number }) => void;
 }
 
 /** Small axes and the tiny model: seconds, for tests and a first look (`--quick`). */
@@ -47,13 +53,20 @@ export const QUICK_SERVE_BENCH: ServeBenchOptions = {
   concurrencies: [1, 4],
   outputLength: 8,
   rounds: 1,
+  repeats: 3,
   minRequests: 4,
   overheadConcurrency: 4,
   overheadRepeats: 1,
 };
 
 /** The quick setting on even smaller axes: a second or two, for tests and `npm run bench -- --tiny`. */
-export const TINY_SERVE_BENCH: ServeBenchOptions = { ...QUICK_SERVE_BENCH, inputLengths: [8, 24], concurrencies: [1, 3], outputLength: 3 };
+export const TINY_SERVE_BENCH: ServeBenchOptions = {
+  ...QUICK_SERVE_BENCH,
+  inputLengths: [8, 24],
+  concurrencies: [1, 3],
+  outputLength: 3,
+  repeats: 2,
+};
 
 /** The results as data: what `npm run serve-bench` writes to serve.json. */
 export interface ServeBenchJson {
@@ -104,16 +117,17 @@ function withDefaults(options: ServeBenchOptions) {
     outputLength: options.outputLength ?? 32,
     adapters: options.adapters ?? 8,
     adapterRank: options.adapterRank ?? 16,
-    rounds: options.rounds ?? 2,
+    rounds: options.rounds ?? 1,
+    repeats: options.repeats ?? 3,
     minRequests: options.minRequests ?? 4,
     overheadRepeats: options.overheadRepeats ?? 3,
   };
 }
 
-/** How many progress lines `runServeBench` reports with these options (two per cell, one per overhead round): a caller's progress bar total. */
+/** How many progress lines `runServeBench` reports with these options (two per repeat of a cell, one per overhead round): a caller's progress bar total. */
 export function serveBenchSteps(options: ServeBenchOptions = {}): number {
-  const { inputLengths, concurrencies, overheadRepeats } = withDefaults(options);
-  return 2 * inputLengths.length * concurrencies.length + overheadRepeats;
+  const { inputLengths, concurrencies, repeats, overheadRepeats } = withDefaults(options);
+  return 2 * repeats * inputLengths.length * concurrencies.length + overheadRepeats;
 }
 
 const ALL_LINEAR = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
@@ -175,15 +189,15 @@ async function engineCell(s: Setup, inputLength: number, concurrency: number, re
   return { tokens: results.reduce((a, b) => a + b, 0), ms };
 }
 
-function summarize(
-  inputLength: number,
-  concurrency: number,
-  mode: 'lora' | 'base',
-  cell: { timings: StreamTiming[]; ms: number },
-): CellResult {
-  const tokens = cell.timings.reduce((n, t) => n + t.tokens, 0);
-  const ok = cell.timings.filter((t) => t.error === undefined);
-  const failed = cell.timings.filter((t) => t.error !== undefined);
+type Measured = { timings: StreamTiming[]; ms: number };
+
+const tokensPerSecond = (m: Measured) => m.timings.reduce((n, t) => n + t.tokens, 0) / (m.ms / 1000);
+
+/** One mode of a cell over its repeats: the median repeat's tokens/s, latency percentiles over every request of every repeat. */
+function summarize(inputLength: number, concurrency: number, mode: 'lora' | 'base', runs: readonly Measured[]): CellResult {
+  const timings = runs.flatMap((r) => r.timings);
+  const ok = timings.filter((t) => t.error === undefined);
+  const failed = timings.filter((t) => t.error !== undefined);
   const ttft = ok.map((t) => t.ttftMs);
   const itl = ok.flatMap((t) => t.itlMs);
   return {
@@ -193,7 +207,8 @@ function summarize(
     requests: ok.length,
     failed: failed.length,
     ...(failed.length > 0 ? { firstError: failed[0]?.error } : {}),
-    tokensPerSecond: tokens / (cell.ms / 1000),
+    repeats: runs.length,
+    tokensPerSecond: median(runs.map(tokensPerSecond)),
     ttftP50Ms: percentile(ttft, 50),
     ttftP99Ms: percentile(ttft, 99),
     itlP50Ms: percentile(itl, 50),
@@ -239,6 +254,7 @@ export async function runServeBench(options: ServeBenchOptions = {}): Promise<Se
     adapters: adapterCount,
     adapterRank,
     rounds,
+    repeats,
     minRequests,
     overheadRepeats,
   } = withDefaults(options);
@@ -283,26 +299,37 @@ export async function runServeBench(options: ServeBenchOptions = {}): Promise<Se
       }
       for (const concurrency of concurrencies) {
         const requests = Math.max(minRequests, rounds * concurrency);
-        const measured: Partial<Record<'lora' | 'base', CellResult>> = {};
-        // Alternate which mode goes first, so drift (thermal, other load) does not always favour one.
-        for (const mode of flip ? (['base', 'lora'] as const) : (['lora', 'base'] as const)) {
-          log(
-            `serve bench: input ${inputLength}, concurrency ${concurrency}, ${mode === 'lora' ? `${adapterCount} adapters` : 'no LoRA'}, ${requests} requests`,
+        const runs: Record<'lora' | 'base', Measured[]> = { lora: [], base: [] };
+        const pairs: number[] = [];
+        const itlPairs: number[] = [];
+        for (let repeat = 0; repeat < repeats; repeat++) {
+          // Alternate which mode goes first, so drift (thermal, other load) does not always favour one.
+          for (const mode of flip ? (['base', 'lora'] as const) : (['lora', 'base'] as const)) {
+            log(
+              `serve bench: input ${inputLength}, concurrency ${concurrency}, ${mode === 'lora' ? `${adapterCount} adapters` : 'no LoRA'}, ${requests} requests${repeats > 1 ? `, repeat ${repeat + 1}/${repeats}` : ''}`,
+            );
+            const measured = await httpCell(s, inputLength, concurrency, mode, requests);
+            await settled(serving);
+            options.onCell?.({ ...summarize(inputLength, concurrency, mode, [measured]), repeat });
+            runs[mode].push(measured);
+          }
+          flip = !flip;
+          const [lora, base] = [runs.lora.at(-1), runs.base.at(-1)] as [Measured, Measured];
+          pairs.push(tokensPerSecond(base) / tokensPerSecond(lora) - 1);
+          itlPairs.push(
+            summarize(inputLength, concurrency, 'lora', [lora]).itlP50Ms / summarize(inputLength, concurrency, 'base', [base]).itlP50Ms - 1,
           );
-          const cell = summarize(inputLength, concurrency, mode, await httpCell(s, inputLength, concurrency, mode, requests));
-          await settled(serving);
-          options.onCell?.(cell);
-          measured[mode] = cell;
         }
-        flip = !flip;
-        const lora = measured.lora as CellResult;
-        const base = measured.base as CellResult;
-        cells.push(lora, base);
+        cells.push(summarize(inputLength, concurrency, 'lora', runs.lora), summarize(inputLength, concurrency, 'base', runs.base));
+        const spread = roundSpread(pairs);
         slowdown.push({
           inputLength,
           concurrency,
-          slowdown: base.tokensPerSecond / lora.tokensPerSecond - 1,
-          itlSlowdown: lora.itlP50Ms / base.itlP50Ms - 1,
+          slowdown: spread.median,
+          low: spread.low,
+          high: spread.high,
+          withinNoise: spread.withinNoise,
+          itlSlowdown: median(itlPairs),
         });
       }
     }
