@@ -12,6 +12,7 @@ import {
   type Tensor2D,
   type Tensor3D,
   tensor3d,
+  tidy,
   transpose,
 } from '@tensorflow/tfjs-core';
 
@@ -114,8 +115,13 @@ export function attend(q: Tensor3D, K: Tensor3D, V: Tensor3D, span: AttentionSpa
     const head = (x: Tensor3D, h: number, rows: number) => reshape(slice(x, [h, 0, 0], [1, rows, hd]), [rows, hd]) as Tensor2D;
     const perHead: Tensor2D[] = [];
     for (let h = 0; h < kvHeads; h++) {
-      const scores = mul(matMul(head(qg, h, n * group), transpose(head(Ks, h, keys))), scale) as Tensor2D;
-      perHead.push(matMul(softmax(masked(scores)) as Tensor2D, head(Vs, h, keys)));
+      // A scope per head: one head's scores and packed copies are live at a time.
+      perHead.push(
+        tidy(() => {
+          const scores = mul(matMul(head(qg, h, n * group), transpose(head(Ks, h, keys))), scale) as Tensor2D;
+          return matMul(softmax(masked(scores)) as Tensor2D, head(Vs, h, keys));
+        }),
+      );
     }
     out = stack(perHead) as Tensor3D;
   }

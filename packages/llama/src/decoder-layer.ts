@@ -15,6 +15,7 @@ import {
   type Tensor3D,
   tensor1d,
   tensor2d,
+  tidy,
   transpose,
 } from '@tensorflow/tfjs-core';
 import { type AttentionMatmul, applyRotary, attend, type spans } from './attention.js';
@@ -140,9 +141,15 @@ export class DecoderLayer {
     const kr = applyRotary(reshape(k as Tensor, [T, c.numKeyValueHeads, hd]) as Tensor3D, step.cos, step.sin);
     const vr = reshape(v as Tensor, [T, c.numKeyValueHeads, hd]) as Tensor3D;
     const outs = step.rows.map((r, i) => {
-      const { k: K, v: V } = this.#extend(r, kr, vr);
+      // The span (its mask) is shared by every layer: made in the step's scope, not the sequence's.
       const span = step.span(i, r.count, r.position, this.#window);
-      return attend(slice(qr, [r.start, 0, 0], [r.count, c.numAttentionHeads, hd]), K, V, span, this.#attentionMatmul);
+      // A scope per sequence: its attention's scores and copies are freed as soon as its output is
+      // made, not at the end of the step — 64 sequences of 2048 tokens otherwise hold gigabytes
+      // of them at once, past what the wasm heap can grow to.
+      return tidy(() => {
+        const { k: K, v: V } = this.#extend(r, kr, vr);
+        return attend(slice(qr, [r.start, 0, 0], [r.count, c.numAttentionHeads, hd]), K, V, span, this.#attentionMatmul);
+      });
     });
     const attended = add(h, this.#o.forward(concat(outs, 0) as Tensor2D)) as Tensor2D;
     const [gate, up] = split(this.#gateUp.forward(rmsNorm(attended, this.#postNorm, c.rmsNormEps)), 2, 1) as [Tensor2D, Tensor2D];
