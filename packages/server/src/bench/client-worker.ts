@@ -19,14 +19,25 @@ const http = require('node:http');
 // token on a CPU. benchmark_serving.py gives each request 6 hours (aiohttp's ClientTimeout); this
 // client waits as long as the server streams. Connections are kept alive between requests.
 const agent = new http.Agent({ keepAlive: true });
-function post(url, payload) {
+function post(url, payload, retried = false) {
   return new Promise((resolve, reject) => {
+    let responded = false;
     const req = http.request(url, {
       method: 'POST',
       agent,
       headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-    }, resolve);
-    req.on('error', reject);
+    }, (res) => {
+      responded = true;
+      resolve(res);
+    });
+    req.on('error', (err) => {
+      if (responded) return; // the response's own stream reports it
+      // A kept-alive socket the server closed as idle (its keepAliveTimeout) just as this request
+      // took it: the request never reached the server, so it is sent again once, on a new socket
+      // (the retry Node's http docs give for request.reusedSocket).
+      if (!retried && req.reusedSocket && err.code === 'ECONNRESET') post(url, payload, true).then(resolve, reject);
+      else reject(err);
+    });
     req.end(payload);
   });
 }
