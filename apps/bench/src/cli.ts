@@ -64,7 +64,7 @@ serve     the OpenAI-compatible server (@lora/server) through HTTP with streamin
           ITL p50/p99, the LoRA slowdown heatmap (median and range of the pairs, "within noise"
           where the range reaches 0) and the server's overhead against the engine in-process at
           concurrency 16 (goal <= 5 %). Each measurement is appended to serve-cells.jsonl as it
-          ends (the full grid takes about an hour).
+          ends (the full grid takes about 75 minutes here).
           --quick/--tiny: the tiny model on small axes.
 variants  what adapter variants cost over plain LoRA: addLoRALinear with every request at its own
           strength (lora_scale), mixing two adapters (lora_mix, one mix lane: must cost +100 %) or
