@@ -13,7 +13,7 @@ LoRA slowdown ((LoRA / baseline) - 1; median and range of the pairs, "within noi
 reaches 0) and the server's overhead against the engine in-process at concurrency 16 (goal <= 5 %).
 --quick (or LORA_BENCH_QUICK=1): the tiny model, inputs {16, 64} x concurrency {1, 4}, 8 tokens.
 The table goes to stdout, progress to stderr; DIR/serve.{svg,json} (default bench-results/), and
-each cell to DIR/serve-cells.jsonl as soon as it is measured (the full grid runs for hours).`;
+each measurement to DIR/serve-cells.jsonl as soon as it ends (the full grid runs about 75 minutes).`;
 
 const { values } = parseArgs({
   options: {

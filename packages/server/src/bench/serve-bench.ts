@@ -300,8 +300,8 @@ export async function runServeBench(options: ServeBenchOptions = {}): Promise<Se
       for (const concurrency of concurrencies) {
         const requests = Math.max(minRequests, rounds * concurrency);
         const runs: Record<'lora' | 'base', Measured[]> = { lora: [], base: [] };
-        const pairs: number[] = [];
-        const itlPairs: number[] = [];
+        // Each measurement summarised once: written out as it ends, then paired with its other mode.
+        const each: Record<'lora' | 'base', CellResult[]> = { lora: [], base: [] };
         for (let repeat = 0; repeat < repeats; repeat++) {
           // Alternate which mode goes first, so drift (thermal, other load) does not always favour one.
           for (const mode of flip ? (['base', 'lora'] as const) : (['lora', 'base'] as const)) {
@@ -310,16 +310,15 @@ export async function runServeBench(options: ServeBenchOptions = {}): Promise<Se
             );
             const measured = await httpCell(s, inputLength, concurrency, mode, requests);
             await settled(serving);
-            options.onCell?.({ ...summarize(inputLength, concurrency, mode, [measured]), repeat });
+            const cell = summarize(inputLength, concurrency, mode, [measured]);
+            options.onCell?.({ ...cell, repeat });
             runs[mode].push(measured);
+            each[mode].push(cell);
           }
           flip = !flip;
-          const [lora, base] = [runs.lora.at(-1), runs.base.at(-1)] as [Measured, Measured];
-          pairs.push(tokensPerSecond(base) / tokensPerSecond(lora) - 1);
-          itlPairs.push(
-            summarize(inputLength, concurrency, 'lora', [lora]).itlP50Ms / summarize(inputLength, concurrency, 'base', [base]).itlP50Ms - 1,
-          );
         }
+        const pairs = each.lora.map((lora, i) => (each.base[i] as CellResult).tokensPerSecond / lora.tokensPerSecond - 1);
+        const itlPairs = each.lora.map((lora, i) => lora.itlP50Ms / (each.base[i] as CellResult).itlP50Ms - 1);
         cells.push(summarize(inputLength, concurrency, 'lora', runs.lora), summarize(inputLength, concurrency, 'base', runs.base));
         const spread = roundSpread(pairs);
         slowdown.push({

@@ -1,3 +1,5 @@
+import { quantile } from '@lora/llama/demo';
+
 /** One streamed completion as a benchmark client sees it. */
 export interface StreamTiming {
   /** Request sent → first token (ms). */
@@ -12,12 +14,7 @@ export interface StreamTiming {
   readonly error?: string;
 }
 
-/** The p-th percentile (0–100), interpolating linearly between the closest ranks (numpy's default). */
+/** The p-th percentile (0–100), interpolating linearly between the closest ranks (numpy's default); NaN for no values. */
 export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (p / 100) * (sorted.length - 1);
-  const lo = Math.floor(at);
-  const hi = Math.ceil(at);
-  return (sorted[lo] as number) + ((sorted[hi] as number) - (sorted[lo] as number)) * (at - lo);
+  return values.length === 0 ? Number.NaN : quantile(values, p / 100);
 }
