@@ -3,7 +3,7 @@ import { type Context, Hono } from 'hono';
 import { InFlight, type ServerContext } from './context.js';
 import { bearerKeyCheck } from './http/auth.js';
 import { DEFAULT_MAX_BODY_BYTES } from './http/body.js';
-import { ApiError, fromLoRAError } from './http/errors.js';
+import { ApiError, fromLoRAError, plainMessage } from './http/errors.js';
 import type { ServerMetrics } from './metrics.js';
 import { ServedModels } from './models.js';
 import { chatCompletions } from './routes/chat.js';
@@ -95,7 +95,11 @@ export function createApp(options: AppOptions): LoraApp {
   app.notFound((c) => new ApiError(404, `no route for ${c.req.method} ${new URL(c.req.url).pathname}`, { code: 'not_found' }).response());
 
   // vLLM's api_server: /health is open; the API key guards /v1 only (its AuthenticationMiddleware skips other paths).
-  app.get('/health', () => (draining ? draining503() : new Response(null, { status: 200 })));
+  // …and answers 503 once the engine has stopped after a backend failure (vLLM: EngineDeadError), so that a liveness probe restarts the server.
+  app.get('/health', () => {
+    if (engine.error !== undefined) return new ApiError(503, plainMessage(engine.error), { code: 'engine_dead' }).response();
+    return draining ? draining503() : new Response(null, { status: 200 });
+  });
   app.get('/metrics', async () => {
     if (metrics === undefined) throw new ApiError(404, 'metrics are not enabled on this server', { code: 'not_found' });
     const s = engine.stats();

@@ -1,14 +1,15 @@
 #!/usr/bin/env node
-import { isLoRAError } from '@lora/core';
+import { isLoRAError, type LoRAError } from '@lora/core';
 import { HELP, isLoopback, parseArgs, UsageError } from './cli/args.js';
-import { ApiError } from './http/errors.js';
+import { ApiError, plainMessage } from './http/errors.js';
 import { createServing, type Serving } from './node/load.js';
 import { type HttpServer, listen } from './node/serve.js';
 
 /**
  * `lora-serve` (`npm run serve`): listens first, answering 503 while the model loads, then serves
  * the app; SIGTERM/SIGINT drain in-flight requests (new ones get 503) and exit 0. Mistakes in the
- * flags or the model are one line on stderr and exit status 2, without a stack trace.
+ * flags or the model are one line on stderr and exit status 2, without a stack trace; an engine
+ * stopped by a backend failure is one line and exit status 1.
  */
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2), process.env);
@@ -45,8 +46,13 @@ async function main(): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // vLLM's api_server exits on EngineDeadError (unless told to keep alive): every request would fail from then on.
+  const onEngineFailure = (error: LoRAError) => {
+    log(`${plainMessage(error)}; exiting with status 1 so that a supervisor restarts the server`);
+    stopping ??= http.shutdown({ graceMs: 1_000 }).then(() => process.exit(1));
+  };
   try {
-    serving = await createServing({ ...opts, log });
+    serving = await createServing({ ...opts, log, onEngineFailure });
   } catch (err) {
     http.server.close();
     http.server.closeAllConnections();

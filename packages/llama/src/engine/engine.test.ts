@@ -1,3 +1,4 @@
+import { LoRAError } from '@lora/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadModel } from '../checkpoint.js';
@@ -316,5 +317,53 @@ describe('Engine: continuous batching with one adapter per request', () => {
     expect(ra.finishReason).toBe('length');
     expect(rb.finishReason).toBe('error');
     expect(rb.error?.message).toMatch(/E_NOT_FOUND.*"third" was removed/);
+  });
+
+  /** The model with its forward replaced on the given calls (1-based) by a throw of `fault()`. */
+  const failingOn = (model: CausalLM, calls: readonly number[], fault: () => unknown): CausalLM => {
+    let n = 0;
+    const forward: CausalLM['forward'] = (chunks) => (calls.includes(++n) ? Promise.reject(fault()) : model.forward(chunks));
+    return new Proxy(model, { get: (target, key) => (key === 'forward' ? forward : Reflect.get(target, key, target)) });
+  };
+
+  it("a LoRAError in a step fails only that step's requests; the engine goes on", async () => {
+    const w = await setup();
+    cleanup = w.dispose;
+    const engine = new Engine({ model: failingOn(w.model, [1], () => new LoRAError('E_SHAPE', 'checked and refused')) });
+    const first = await engine.add({ prompt: [1, 2], sampling: { maxTokens: 2 } }).result;
+    expect(first.finishReason).toBe('error');
+    expect(first.error?.message).toMatch(/E_SHAPE.*checked and refused/);
+    const later = await engine.add({ prompt: [1, 2], sampling: { maxTokens: 2, ignoreEos: true } }).result;
+    expect(later.finishReason).toBe('length');
+    expect(engine.error).toBeUndefined();
+  });
+
+  it('any other failure in a step stops the engine (vLLM EngineDeadError): every request fails, add throws, onFailure once', async () => {
+    const w = await setup();
+    cleanup = w.dispose;
+    await new Engine({ model: w.model }).add({ prompt: [1], sampling: { maxTokens: 1 } }).result; // device slots made
+    const before = tf.memory().numTensors;
+    const failures: LoRAError[] = [];
+    const engine = new Engine({
+      model: failingOn(w.model, [3, 4], () => new Error('Aborted()')),
+      maxNumSeqs: 1,
+      onFailure: (e) => failures.push(e),
+    });
+    const running = engine.add({ prompt: [1, 2], sampling: { maxTokens: 8, ignoreEos: true } });
+    const waiting = engine.add({ prompt: [3], adapter: 'third', sampling: { maxTokens: 2, ignoreEos: true } });
+    const [r, q] = await Promise.all([running.result, waiting.result]);
+    for (const res of [r, q]) {
+      expect(res.finishReason).toBe('error');
+      expect(res.error?.code).toBe('E_BACKEND');
+      expect(res.error?.message).toMatch(/engine stopped after a backend failure in step 3: "?Aborted\(\)"?; restart it/);
+    }
+    expect(r.tokenIds).toHaveLength(2);
+    expect(q.tokenIds).toHaveLength(0);
+    expect(engine.error).toBe(r.error);
+    expect(failures).toEqual([r.error]);
+    expect(() => engine.add({ prompt: [1] })).toThrow(r.error);
+    await engine.drain();
+    expect(engine.stats()).toMatchObject({ waiting: 0, running: 0, steps: 2 });
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -28,6 +28,11 @@ export interface EngineOptions {
   /** Called after every step (progress bars, metrics, benchmarks). */
   readonly onStep?: (step: StepInfo) => void;
   /**
+   * Called once when the engine stops for good ({@link Engine.error}): a server reports itself
+   * unhealthy or exits so that its supervisor restarts it, as vLLM does on `EngineDeadError`.
+   */
+  readonly onFailure?: (error: LoRAError) => void;
+  /**
    * Steps in which requests that arrived later may be admitted ahead of a waiting request (its
    * adapters did not fit, or others' adapters were already in device slots) before admission
    * stops at it, first come first served, until it runs (default 16). Bounds how long a request for
@@ -200,6 +205,8 @@ export class Engine {
   readonly #idle: (() => void)[] = [];
   #wake: (() => void) | undefined;
   readonly #onStep: ((step: StepInfo) => void) | undefined;
+  readonly #onFailure: ((error: LoRAError) => void) | undefined;
+  #error: LoRAError | undefined;
   readonly #withoutLoRA: boolean;
   readonly #prefixCache: PrefixCache | null;
 
@@ -230,6 +237,7 @@ export class Engine {
     this.maxBypassSteps = positiveInt(options.maxBypassSteps, 'maxBypassSteps', 16);
     this.#eos = new Set([...c.eosTokenIds, ...(options.tokenizer?.eosTokenIds ?? [])]);
     this.#onStep = options.onStep;
+    this.#onFailure = options.onFailure;
     this.#withoutLoRA = options.withoutLoRA === true;
     if (options.enablePrefixCaching !== undefined && typeof options.enablePrefixCaching !== 'boolean')
       throw new LoRAError('E_CONFIG', `enablePrefixCaching must be a boolean, got ${describeValue(options.enablePrefixCaching)}`);
@@ -244,6 +252,7 @@ export class Engine {
    * LoRAError and never reaches a batch.
    */
   add(request: GenerateRequest): RequestHandle {
+    if (this.#error !== undefined) throw this.#error;
     if (this.#closed) throw new LoRAError('E_DISPOSED', 'Engine.add: the engine was closed');
     if (request === null || typeof request !== 'object') {
       throw new LoRAError('E_CONFIG', `Engine.add expects { prompt, adapter?, sampling?, id? }, got ${describeValue(request)}`);
@@ -343,6 +352,17 @@ export class Engine {
     };
   }
 
+  /**
+   * The backend failure that stopped the engine (vLLM's `EngineDeadError`), or undefined while it
+   * works. A step whose forward throws anything but a LoRAError — a wasm module that aborted, a
+   * lost GPU device — leaves the backend's state (KV caches, the wasm heap) untrustworthy: every
+   * request then fails with this E_BACKEND error and `add` throws it. A LoRAError from a step
+   * fails only that step's requests (the library checks before it changes state).
+   */
+  get error(): LoRAError | undefined {
+    return this.#error;
+  }
+
   /** Resolves when no request is waiting or running. */
   drain(): Promise<void> {
     if (!this.#looping && this.#waiting.length === 0 && this.#running.length === 0) return Promise.resolve();
@@ -431,11 +451,36 @@ export class Engine {
         this.#wake = undefined;
       }
       // Idle: release the batch mapping, so the last batch's adapters can be removed or evicted.
-      if (!this.#runtime.punica.isDisposed) this.#runtime.adapters.setBatch([], []);
+      if (!this.#runtime.punica.isDisposed) {
+        try {
+          this.#runtime.adapters.setBatch([], []);
+        } catch (err) {
+          if (this.#error === undefined) throw err; // else: the backend that failed may not free anything
+        }
+      }
     } finally {
       this.#looping = false;
       for (const resolve of this.#idle.splice(0)) resolve();
     }
+  }
+
+  /** Stops the engine for good after a backend failure (see {@link Engine.error}): every request fails with it. */
+  #stop(err: unknown): void {
+    this.#error = new LoRAError(
+      'E_BACKEND',
+      `the engine stopped after a backend failure in step ${this.#steps + 1}: ${describeValue((err as Error)?.message ?? err)}; restart it (a new model and engine)`,
+      { cause: err },
+    );
+    for (const r of [...this.#waiting, ...this.#running]) {
+      try {
+        r.fail('error', this.#error);
+      } catch {
+        // Its KV cache lived on the backend that failed and cannot be freed; the request has its result.
+      }
+    }
+    this.#waiting.length = 0;
+    this.#running.length = 0;
+    this.#onFailure?.(this.#error);
   }
 
   /** Drops aborted requests and those whose adapter left the runtime, before a step is planned. */
@@ -539,12 +584,11 @@ export class Engine {
       const chunks: Chunk[] = plan.map((p) => ({ seq: p.request.seq as Sequence, tokens: p.tokens }));
       logits = await this.model.forward(chunks);
     } catch (err) {
-      // The step's requests cannot go on (their caches may be half-written); others are unaffected.
-      const error = isLoRAError(err)
-        ? err
-        : new LoRAError('E_BACKEND', `a step failed: ${describeValue((err as Error)?.message)}`, { cause: err });
-      for (const p of plan) p.request.fail('error', error);
-      this.#prune();
+      if (isLoRAError(err)) {
+        // The step's requests cannot go on (their caches may be half-written); others are unaffected.
+        for (const p of plan) p.request.fail('error', err);
+        this.#prune();
+      } else this.#stop(err);
       return true;
     }
     this.#steps++;

@@ -147,7 +147,7 @@ export class LiveRequest {
 
   #end(finishReason: FinishReason, stoppedBy: string | number | undefined, error?: LoRAError): void {
     this.finished = true;
-    this.seq?.dispose();
+    const seq = this.seq;
     this.seq = null;
     const now = performance.now();
     this.#settle({
@@ -167,5 +167,7 @@ export class LiveRequest {
         totalMs: now - this.#addedAt,
       },
     });
+    // Last, so that the request has its result even when freeing its KV cache throws (a backend that died, Engine.error).
+    seq?.dispose();
   }
 }

@@ -81,6 +81,12 @@ export interface ServingOptions {
   readonly modelFiles?: Record<string, Uint8Array>;
   /** Progress lines (loading, warnings). */
   readonly log?: (line: string) => void;
+  /**
+   * Called once if the engine stops after a backend failure (the engine's `onFailure`; /health is
+   * 503 from then on). `lora-serve` exits with status 1 then, as `vllm serve` does on
+   * `EngineDeadError`, so that its supervisor restarts it.
+   */
+  readonly onEngineFailure?: (error: LoRAError) => void;
 }
 
 /** What {@link createServing} built, ready to serve: hand `app` to `listen`, call `dispose` when done. */
@@ -192,6 +198,7 @@ export async function createServing(options: ServingOptions = {}): Promise<Servi
       ...(options.enablePrefixCaching === true ? { enablePrefixCaching: true } : {}),
       ...(options.blockSize !== undefined ? { blockSize: options.blockSize } : {}),
       onStep: (step) => metrics.step(step, runtime.adapters.slots),
+      ...(options.onEngineFailure !== undefined ? { onFailure: options.onEngineFailure } : {}),
     });
     const models = new ServedModels({ engine, baseModel, baseRoot });
     for (const { adapter, source } of adapters) await models.add(adapter.id, source);
