@@ -165,8 +165,8 @@ export interface Target {
   value: number;
   goal: string;
   met: boolean;
-  /** How `value` reads: a ratio (×, the default), a share (%, when the goal has one), a count or a rate. */
-  unit?: 'count' | 'MB/s';
+  /** How `value` reads: a ratio (×, the default), a share (%, when the goal has one), a count, a rate or a time. */
+  unit?: 'count' | 'MB/s' | 'µs';
 }
 
 /** The speed targets of the backend issues (#3 for engine js, #5 for engine wasm), evaluated on one run's ratios. */
@@ -181,7 +181,8 @@ export function kernelTargets(results: readonly ShapeResult[]): Target[] {
     if (shape.name === 'decode') add('engine js: share of wasm base matmul', shape.name, r.loraShareOfBaseWasm, '≤ 4 %', (v) => v <= 0.04);
     add('engine wasm: share of wasm base matmul', shape.name, r.simdShareOfBaseWasm, '≤ 2 %', (v) => v <= 0.02);
     add('engine wasm vs engine js (scalar)', shape.name, r.simdOverJs, '≥ 3×', (v) => v >= 3);
-    if (shape.name === 'decode') add('engine wasm: bandwidth / copy rate', shape.name, r.simdBandwidthOfCopy, '≥ 50 %', (v) => v >= 0.5);
+    // Issue #17: a decode call streams its adapters' A and B at ≥ 70 % of the copy rate.
+    if (shape.name === 'decode') add('engine wasm: bandwidth / copy rate', shape.name, r.simdBandwidthOfCopy, '≥ 70 %', (v) => v >= 0.7);
   }
   for (const { shape, gpu, browser } of results) {
     for (const g of [...(gpu ? [gpu] : []), ...(browser ?? [])]) {

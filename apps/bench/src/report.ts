@@ -65,9 +65,11 @@ export function targetTable(targets: readonly Target[]): string {
         ? String(t.value)
         : t.unit === 'MB/s'
           ? `${t.value.toFixed(0)} MB/s`
-          : t.goal.includes('%')
-            ? pct(t.value)
-            : `${t.value.toFixed(1)}×`;
+          : t.unit === 'µs'
+            ? `${t.value.toFixed(1)} µs`
+            : t.goal.includes('%')
+              ? pct(t.value)
+              : `${t.value.toFixed(1)}×`;
     rows.push([t.name, t.shape, value, t.goal, t.met ? 'yes' : 'NO']);
   }
   return markdownTable(rows);

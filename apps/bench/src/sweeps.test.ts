@@ -2,8 +2,9 @@ import { FIRST_PARTY_BACKENDS } from '@lora/core';
 import { describe, expect, it } from 'vitest';
 import { probeNodeBackends } from './backends.js';
 import type { GridPoint, GridResult } from './grid.js';
+import type { HeatmapResult } from './heatmap.js';
 import type { Sample } from './measure.js';
-import { nodeGridSteps, sweepTargets } from './sweeps.js';
+import { nodeGridSteps, sweepTargets, worstCellOverInherent } from './sweeps.js';
 
 const sample = (median: number): Sample => ({ id: 's', label: 's', tfBackend: 'cpu', times: [median], median, min: median, max: median });
 const point = (naiveOverLoRA: number | undefined, loopOverLoRA: number): GridPoint => ({
@@ -51,6 +52,63 @@ describe('grid targets', () => {
       ['webgpu (node): worst point vs per-adapter loop', 3, true],
       ['webgpu (node): programs compiled (whole run)', 12, false],
     ]);
+  });
+});
+
+describe('the T = 1 fixed-cost target (issue #17)', () => {
+  const at = (numTokens: number, ms: number, bytes: number): GridPoint => ({
+    ...point(2, 2),
+    shape: { ...point(2, 2).shape, numTokens },
+    lora: sample(ms),
+    bytes,
+  });
+  it('is the worst T = 1 point: its time minus its bytes at the copy rate, at most 10 µs; other token counts do not count', () => {
+    // 113 kB at 11.3 GB/s take 10 µs: 0.019 ms leaves 9 µs, 0.0215 ms leaves 11.5 µs.
+    const cpu = grid('cpu (engine wasm)', [at(1, 0.019, 113_000), at(8, 5, 113_000)]);
+    const one = sweepTargets({ grids: [cpu], heatmaps: [], cpuGrid: cpu, copyGBps: 11.3 }).at(-1);
+    expect(one).toMatchObject({ name: 'cpu (engine wasm): one call at T = 1, beyond its bytes at the copy rate', unit: 'µs', met: true });
+    expect(one?.value).toBeCloseTo(9, 6);
+    const slow = grid('cpu (engine wasm)', [at(1, 0.019, 113_000), at(1, 0.0215, 113_000)]);
+    const worst = sweepTargets({ grids: [slow], heatmaps: [], cpuGrid: slow, copyGBps: 11.3 }).at(-1);
+    expect(worst?.value).toBeCloseTo(11.5, 6);
+    expect(worst?.met).toBe(false);
+    expect(worst?.shape).toBe('grid, worst of 2 T = 1 points');
+    // Without a copy rate (no grid on cpu) there is no such target.
+    expect(sweepTargets({ grids: [cpu], heatmaps: [] }).some((t) => t.unit === 'µs')).toBe(false);
+  });
+});
+
+describe('the heatmap target (issue #17): slowdown ≤ 1.5 × must + 1 point', () => {
+  const cell = (length: number, slowdown: number, must: number, withinNoise = false) => ({
+    length,
+    concurrency: 4,
+    loraMs: 1 + slowdown,
+    baseMs: 1,
+    slowdown,
+    spread: { low: withinNoise ? -0.01 : slowdown / 2, high: slowdown * 2, rounds: 5 },
+    withinNoise,
+    inherent: { bytes: must, flops: must / 2 },
+  });
+  const heatmap = (cells: ReturnType<typeof cell>[]): HeatmapResult => ({
+    backend: 'cpu (engine wasm)',
+    preset: 'smollm2',
+    adapters: 8,
+    rank: 32,
+    axes: { lengths: cells.map((c) => c.length), concurrency: [4] },
+    cells,
+    skipped: [],
+  });
+  it('reports the worst cell against its own bound; within noise counts as zero; cells without a spread (priced) are not read', () => {
+    // Bounds: 1.5 × 0.1 + 0.01 = 0.16 and 1.5 × 0.02 + 0.01 = 0.04.
+    const h = heatmap([cell(128, 0.08, 0.1), cell(512, 0.05, 0.02), cell(1024, 0.9, 0.02, true)]);
+    expect(worstCellOverInherent(h)?.ratio).toBeCloseTo(0.05 / 0.04, 9);
+    expect(worstCellOverInherent(h)?.where).toBe('input 512 × 4');
+    const target = sweepTargets({ grids: [], heatmaps: [h], cpuHeatmap: h }).at(-1);
+    expect(target).toMatchObject({ shape: 'model "smollm2", worst of 3 cells (input 512 × 4)', goal: '≤ 1×', met: false });
+    const fine = heatmap([cell(128, 0.08, 0.1), cell(1024, 0.9, 0.02, true)]);
+    expect(sweepTargets({ grids: [], heatmaps: [fine], cpuHeatmap: fine }).at(-1)?.met).toBe(true);
+    const { spread: _, ...priced } = cell(128, 5, 0.01);
+    expect(worstCellOverInherent({ ...h, cells: [priced] })).toBeUndefined();
   });
 });
 

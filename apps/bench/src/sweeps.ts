@@ -32,6 +32,8 @@ export interface SweepResults {
   heatmaps: HeatmapResult[];
   /** The CPU backend's grid and the copy rate measured beside it: the roofline's inputs. */
   cpuGrid?: GridResult;
+  /** The CPU backend's heatmap (also in `heatmaps`): issue #17's slowdown-vs-inherent-share target reads it. */
+  cpuHeatmap?: HeatmapResult;
   copyGBps?: number;
 }
 
@@ -90,7 +92,8 @@ export async function runGridsAndHeatmaps(plan: SweepPlan, progress: Progress, l
     const { preset, ranks } = plan.heatmap;
     const mixed = ranks.length > 1 ? { ranks } : {};
     const sizes = { rounds: plan.rounds, adapters: 8, rank: Math.max(...ranks), ...mixed, kvLimitBytes: KV_LIMIT_BYTES };
-    out.heatmaps.push(await runHeatmap(cpu, preset, plan.heatmap.cpu, { ...sizes, onCell: step }));
+    out.cpuHeatmap = await runHeatmap(cpu, preset, plan.heatmap.cpu, { ...sizes, onCell: step });
+    out.heatmaps.push(out.cpuHeatmap);
     // Priced, not timed: milliseconds for the whole grid.
     out.heatmaps.push(tpuSimHeatmap(HEATMAPS.full, 'all-on'), tpuSimHeatmap(HEATMAPS.full, 'einsum'));
     // webgpu's heatmap comes from Chromium: in Node, Dawn's read-back after each decode step (the
@@ -138,5 +141,56 @@ export function sweepTargets(s: SweepResults): Target[] {
       unit: 'count',
     });
   }
+  const fixed = s.cpuGrid && s.copyGBps ? fixedCostAtOneToken(s.cpuGrid, s.copyGBps) : undefined;
+  if (fixed !== undefined && s.cpuGrid) {
+    targets.push({
+      name: `${s.cpuGrid.backend}: one call at T = 1, beyond its bytes at the copy rate`,
+      shape: `grid, worst of ${fixed.points} T = 1 points`,
+      value: fixed.micros,
+      goal: '≤ 10 µs',
+      met: fixed.micros <= 10,
+      unit: 'µs',
+    });
+  }
+  const worst = s.cpuHeatmap ? worstCellOverInherent(s.cpuHeatmap) : undefined;
+  if (worst !== undefined && s.cpuHeatmap) {
+    targets.push({
+      name: `${s.cpuHeatmap.backend}: heatmap slowdown / (1.5 × must + 1 point)`,
+      shape: `model "${s.cpuHeatmap.preset}", worst of ${worst.cells} cells (${worst.where})`,
+      value: worst.ratio,
+      goal: '≤ 1×',
+      met: worst.ratio <= 1,
+    });
+  }
   return targets;
+}
+
+/**
+ * Issue #17's model-level target: in every measured heatmap cell the slowdown is at most 1.5 × what
+ * LoRA must cost there (its inherent share, the larger of bytes and FLOPs) + 1 point. The worst
+ * cell as slowdown over that bound; a cell "within noise" counts as no slowdown.
+ */
+export function worstCellOverInherent(h: HeatmapResult): { ratio: number; cells: number; where: string } | undefined {
+  const cells = h.cells.filter((c) => c.inherent !== undefined && c.spread !== undefined);
+  if (cells.length === 0) return undefined;
+  let ratio = -Infinity;
+  let where = '';
+  for (const c of cells) {
+    const inherent = c.inherent as NonNullable<typeof c.inherent>;
+    const r = (c.withinNoise ? 0 : c.slowdown) / (1.5 * Math.max(inherent.bytes, inherent.flops) + 0.01);
+    if (r > ratio) [ratio, where] = [r, `input ${c.length} × ${c.concurrency}`];
+  }
+  return { ratio, cells: cells.length, where };
+}
+
+/**
+ * Issue #17's decode target: at T = 1 a call costs its bytes (A and B of its adapter, x, y) at the
+ * copy rate plus a fixed cost (dispatch, checks, the segment walk) of at most 10 µs. The worst of
+ * the grid's T = 1 points: median time minus bytes / copy rate, in µs.
+ */
+export function fixedCostAtOneToken(g: GridResult, copyGBps: number): { micros: number; points: number } | undefined {
+  const ones = g.points.filter((p) => p.shape.numTokens === 1);
+  if (ones.length === 0) return undefined;
+  const micros = Math.max(...ones.map((p) => p.lora.median * 1000 - (p.bytes / (copyGBps * 1e9)) * 1e6));
+  return { micros, points: ones.length };
 }
