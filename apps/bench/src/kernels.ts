@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initWasm } from './backends.js';
 import { loraBytes } from './grid.js';
-import { measure, median, type Sample } from './measure.js';
+import { type Method, measure, median, type Sample } from './measure.js';
 import { buildContenders, buildGpuContenders, type KernelShape } from './methods.js';
 import type { Progress } from './progress.js';
 
@@ -86,9 +86,30 @@ export interface KernelBenchOptions {
   progress?: Progress;
 }
 
-/** Steps the progress bar takes per shape (warm-ups + rounds), for sizing it. */
+/** Steps the progress bar takes per shape (warm-ups of the contenders and the copy + rounds), for sizing it. */
 export const progressSteps = (o: Pick<KernelBenchOptions, 'rounds' | 'wasm' | 'base'>): number =>
-  3 + (o.base ? 1 : 0) + (o.wasm ? 1 : 0) + (o.base && o.wasm ? 1 : 0) + o.rounds;
+  4 + (o.base ? 1 : 0) + (o.wasm ? 1 : 0) + (o.base && o.wasm ? 1 : 0) + o.rounds;
+
+const COPY_FLOATS = 8 * 1024 * 1024;
+
+/**
+ * Float32Array.set over 32 MB as a contender of the kernel contest: timed in the same interleaved
+ * rounds as the kernels, so the bandwidth ratio compares like with like (measured apart, after the
+ * contest, the copy rate of one run swung 6.5–8 GB/s here and the ratio with it).
+ */
+function copyMethod(): Method {
+  const src = new Float32Array(COPY_FLOATS).fill(1);
+  const dst = new Float32Array(COPY_FLOATS);
+  return {
+    id: 'copy',
+    label: 'Float32Array.set, 32 MB (the copy rate)',
+    tfBackend: 'cpu',
+    run: () => {
+      dst.set(src);
+      return tf.scalar(dst[COPY_FLOATS - 1] as number);
+    },
+  };
+}
 
 /** Float32Array.set over 32 MB, the machine's copy rate in bytes copied per second (median of 5). */
 export function copyRate(): number {
@@ -125,14 +146,15 @@ export async function runKernelBench(opts: KernelBenchOptions): Promise<ShapeRes
       const loop = c.methods.find((m) => m.id === 'loop')!.run();
       const off = disagreement(lora, loop);
       tf.dispose([lora, loop]);
-      const samples = await measure(c.methods, { ...opts, prefix: `${shape.name}: ` });
+      const samples = await measure([...c.methods, copyMethod()], { ...opts, prefix: `${shape.name}: ` });
       const med = (id: string) => samples.get(id)?.median;
       const l = med('lora')!;
       const ratios: Ratios = { naiveOverLoRA: med('naive')! / l, loopOverLoRA: med('loop')! / l };
       if (med('base-cpu') !== undefined) ratios.loraShareOfBaseCpu = l / med('base-cpu')!;
       if (med('base-wasm') !== undefined) ratios.loraShareOfBaseWasm = l / med('base-wasm')!;
       const bytes = loraBytes(shape);
-      const copyGBps = copyRate();
+      const copyGBps = (4 * COPY_FLOATS) / ((med('copy') as number) / 1000) / 1e9;
+      samples.delete('copy');
       const simd = med('lora-wasm');
       if (simd !== undefined) {
         ratios.simdOverJs = l / simd;

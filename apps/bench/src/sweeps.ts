@@ -188,7 +188,7 @@ export function worstCellOverInherent(h: HeatmapResult): { ratio: number; cells:
  * copy rate plus a fixed cost (dispatch, checks, the segment walk) of at most 10 µs. The worst of
  * the grid's T = 1 points: median time minus bytes / copy rate, in µs.
  */
-export function fixedCostAtOneToken(g: GridResult, copyGBps: number): { micros: number; points: number } | undefined {
+function fixedCostAtOneToken(g: GridResult, copyGBps: number): { micros: number; points: number } | undefined {
   const ones = g.points.filter((p) => p.shape.numTokens === 1);
   if (ones.length === 0) return undefined;
   const micros = Math.max(...ones.map((p) => p.lora.median * 1000 - (p.bytes / (copyGBps * 1e9)) * 1e6));

@@ -26,52 +26,14 @@ function hsum(a: v128): f32 {
 
 /**
  * Shrink for four tokens of one slot: out_t[r] = scale · Σ_h x_t[h] · a[r, h] for r < R.
- * Register block: 4 tokens × 2 rank rows (8 vector accumulators) over H in steps of 4.
+ * Register block: 4 tokens × 2 rank rows (8 vector accumulators, 2 rows and a token's x live:
+ * 11 registers). A 4 × 4 block (16 accumulators) outgrew the 15 vector registers V8 allocates on
+ * x64 and spilled every step: 12 % slower on a cold-cache decode call (docs/perf-notes.md).
  */
 export function shrink4(o0: usize, o1: usize, o2: usize, o3: usize, x0: usize, x1: usize, x2: usize, x3: usize, a: usize, H: i32, R: i32, scale: f32): void {
   const H4 = H & ~3;
   const rowBytes = <usize>H << 2;
   let r = 0;
-  for (; r + 4 <= R; r += 4) {
-    const ar0 = a + <usize>r * rowBytes;
-    const ar1 = ar0 + rowBytes;
-    const ar2 = ar1 + rowBytes;
-    const ar3 = ar2 + rowBytes;
-    let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
-    let c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0), c13 = f32x4.splat(0);
-    let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c22 = f32x4.splat(0), c23 = f32x4.splat(0);
-    let c30 = f32x4.splat(0), c31 = f32x4.splat(0), c32 = f32x4.splat(0), c33 = f32x4.splat(0);
-    for (let h = 0; h < H4; h += 4) {
-      const off = <usize>h << 2;
-      const w0 = v128.load(ar0 + off), w1 = v128.load(ar1 + off), w2 = v128.load(ar2 + off), w3 = v128.load(ar3 + off);
-      let v = v128.load(x0 + off);
-      c00 = f32x4.add(c00, f32x4.mul(v, w0)); c01 = f32x4.add(c01, f32x4.mul(v, w1)); c02 = f32x4.add(c02, f32x4.mul(v, w2)); c03 = f32x4.add(c03, f32x4.mul(v, w3));
-      v = v128.load(x1 + off);
-      c10 = f32x4.add(c10, f32x4.mul(v, w0)); c11 = f32x4.add(c11, f32x4.mul(v, w1)); c12 = f32x4.add(c12, f32x4.mul(v, w2)); c13 = f32x4.add(c13, f32x4.mul(v, w3));
-      v = v128.load(x2 + off);
-      c20 = f32x4.add(c20, f32x4.mul(v, w0)); c21 = f32x4.add(c21, f32x4.mul(v, w1)); c22 = f32x4.add(c22, f32x4.mul(v, w2)); c23 = f32x4.add(c23, f32x4.mul(v, w3));
-      v = v128.load(x3 + off);
-      c30 = f32x4.add(c30, f32x4.mul(v, w0)); c31 = f32x4.add(c31, f32x4.mul(v, w1)); c32 = f32x4.add(c32, f32x4.mul(v, w2)); c33 = f32x4.add(c33, f32x4.mul(v, w3));
-    }
-    const ro = <usize>r << 2;
-    // Lanes reduced four at a time. Without an H % 4 tail the result is scale · sum; with one, the
-    // sums are stored unscaled and shrinkTail adds the tail, then scales (the order shrink1 uses).
-    if (H4 == H) {
-      v128.store(o0 + ro, f32x4.mul(f32x4.splat(scale), hsum4(c00, c01, c02, c03)));
-      v128.store(o1 + ro, f32x4.mul(f32x4.splat(scale), hsum4(c10, c11, c12, c13)));
-      v128.store(o2 + ro, f32x4.mul(f32x4.splat(scale), hsum4(c20, c21, c22, c23)));
-      v128.store(o3 + ro, f32x4.mul(f32x4.splat(scale), hsum4(c30, c31, c32, c33)));
-    } else {
-      v128.store(o0 + ro, hsum4(c00, c01, c02, c03));
-      v128.store(o1 + ro, hsum4(c10, c11, c12, c13));
-      v128.store(o2 + ro, hsum4(c20, c21, c22, c23));
-      v128.store(o3 + ro, hsum4(c30, c31, c32, c33));
-      shrinkTail(o0 + ro, x0, ar0, H4, H, rowBytes, scale);
-      shrinkTail(o1 + ro, x1, ar0, H4, H, rowBytes, scale);
-      shrinkTail(o2 + ro, x2, ar0, H4, H, rowBytes, scale);
-      shrinkTail(o3 + ro, x3, ar0, H4, H, rowBytes, scale);
-    }
-  }
   for (; r + 2 <= R; r += 2) {
     const ar0 = a + <usize>r * rowBytes;
     const ar1 = ar0 + rowBytes;
@@ -111,16 +73,6 @@ export function shrink4(o0: usize, o1: usize, o2: usize, o3: usize, x0: usize, x
     shrink1(o1 + (<usize>r << 2), x1, a + <usize>r * rowBytes, H, 1, scale);
     shrink1(o2 + (<usize>r << 2), x2, a + <usize>r * rowBytes, H, 1, scale);
     shrink1(o3 + (<usize>r << 2), x3, a + <usize>r * rowBytes, H, 1, scale);
-  }
-}
-
-/** Four consecutive outputs (rank rows k = 0..3 from ar0) hold unscaled lane sums: add Σ_{h ∈ [H4, H)} x[h] · a_k[h] in order, then scale. */
-function shrinkTail(o: usize, x: usize, ar0: usize, H4: i32, H: i32, rowBytes: usize, scale: f32): void {
-  for (let k: usize = 0; k < 4; k++) {
-    let s: f32 = load<f32>(o + (k << 2));
-    const ar = ar0 + k * rowBytes;
-    for (let h = H4; h < H; h++) s += load<f32>(x + (<usize>h << 2)) * load<f32>(ar + (<usize>h << 2));
-    store<f32>(o + (k << 2), scale * s);
   }
 }
 
@@ -246,44 +198,4 @@ export function copy(dst: usize, src: usize, bytes: usize): void {
 /** Zeroes a range (shrink output rows of tokens without LoRA). */
 export function fill0(dst: usize, bytes: usize): void {
   memory.fill(dst, 0, bytes);
-}
-
-/** Expand for four tokens of one slot: every B load feeds all four (B read once per segment). */
-export function expand4(out0: usize, out1: usize, out2: usize, out3: usize, src0: usize, src1: usize, src2: usize, src3: usize, add: i32, b: usize, R: i32, K: i32, o0: i32, o1: i32, v0: usize, v1: usize, v2: usize, v3: usize): void {
-  const R4 = K & ~3;
-  const rowBytes = <usize>R << 2;
-  let o = o0;
-  for (; o + 4 <= o1 && R4 == K; o += 4) {
-    const b0 = b + <usize>o * rowBytes;
-    const b1 = b0 + rowBytes;
-    const b2 = b1 + rowBytes;
-    const b3 = b2 + rowBytes;
-    let p0 = f32x4.splat(0), p1 = f32x4.splat(0), p2 = f32x4.splat(0), p3 = f32x4.splat(0);
-    let q0 = f32x4.splat(0), q1 = f32x4.splat(0), q2 = f32x4.splat(0), q3 = f32x4.splat(0);
-    let u0 = f32x4.splat(0), u1 = f32x4.splat(0), u2 = f32x4.splat(0), u3 = f32x4.splat(0);
-    let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-    for (let r = 0; r < R4; r += 4) {
-      const off = <usize>r << 2;
-      const w0 = v128.load(b0 + off), w1 = v128.load(b1 + off), w2 = v128.load(b2 + off), w3 = v128.load(b3 + off);
-      let v = v128.load(v0 + off);
-      p0 = f32x4.add(p0, f32x4.mul(w0, v)); p1 = f32x4.add(p1, f32x4.mul(w1, v)); p2 = f32x4.add(p2, f32x4.mul(w2, v)); p3 = f32x4.add(p3, f32x4.mul(w3, v));
-      v = v128.load(v1 + off);
-      q0 = f32x4.add(q0, f32x4.mul(w0, v)); q1 = f32x4.add(q1, f32x4.mul(w1, v)); q2 = f32x4.add(q2, f32x4.mul(w2, v)); q3 = f32x4.add(q3, f32x4.mul(w3, v));
-      v = v128.load(v2 + off);
-      u0 = f32x4.add(u0, f32x4.mul(w0, v)); u1 = f32x4.add(u1, f32x4.mul(w1, v)); u2 = f32x4.add(u2, f32x4.mul(w2, v)); u3 = f32x4.add(u3, f32x4.mul(w3, v));
-      v = v128.load(v3 + off);
-      s0 = f32x4.add(s0, f32x4.mul(w0, v)); s1 = f32x4.add(s1, f32x4.mul(w1, v)); s2 = f32x4.add(s2, f32x4.mul(w2, v)); s3 = f32x4.add(s3, f32x4.mul(w3, v));
-    }
-    const at = <usize>o << 2;
-    const sp = hsum4(p0, p1, p2, p3), sq = hsum4(q0, q1, q2, q3), su = hsum4(u0, u1, u2, u3), ss = hsum4(s0, s1, s2, s3);
-    v128.store(out0 + at, add ? f32x4.add(v128.load(src0 + at), sp) : sp);
-    v128.store(out1 + at, add ? f32x4.add(v128.load(src1 + at), sq) : sq);
-    v128.store(out2 + at, add ? f32x4.add(v128.load(src2 + at), su) : su);
-    v128.store(out3 + at, add ? f32x4.add(v128.load(src3 + at), ss) : ss);
-  }
-  // Ranks not a multiple of 4, and the O % 4 tail: two pairs.
-  if (o < o1) {
-    expand2(out0, out1, src0, src1, add, b, R, K, o, o1, v0, v1);
-    expand2(out2, out3, src2, src3, add, b, R, K, o, o1, v2, v3);
-  }
 }

@@ -34,6 +34,50 @@ describe.each(['bgmv', 'sgmv'] as const)('webgpu %s: the slices of a packed call
   }, 120_000);
 });
 
+// A packed call writes each slice's plane and columns from its own run: they must be what five
+// one-slice calls give, bit for bit, and y's value in the columns around and between them.
+describe.each(['single', 'mixed'] as const)('webgpu bgmv: a call of five slices at an offset (%s batch)', (batch) => {
+  it.each([true, false])(
+    'five slices between untouched columns are the five one-slice results, bit for bit (addInputs %s)',
+    async (addInputs) => {
+      const rt = await createLoRA({ backend: createWebGPUBackend({ path: 'bgmv' }), maxLoras: 3, maxLoraRank: 8, maxNumTokens: 16 });
+      const [T, H, R] = [5, 12, 8];
+      const widths = [4, 8, 4, 12, 4];
+      const x = tf.randomNormal<tf.Rank.R2>([T, H]);
+      const a = widths.map(() => tf.randomNormal<tf.Rank.R3>([3, R, H]));
+      const b = widths.map((O) => tf.randomNormal<tf.Rank.R3>([3, O, R]));
+      const W = 3 + widths.reduce((n, o) => n + o, 0) + 2;
+      const y = tf.randomNormal<tf.Rank.R2>([T, W]);
+      try {
+        rt.punica.updateMetadata({ tokenLoraIndices: Int32Array.from({ length: T }, (_, i) => (batch === 'single' ? 1 : (i % 3) - 1)) });
+        const xs = rt.punica.shrink(x, a, 0.5);
+        const all = rt.punica.addExpand(y, xs, b, widths, { offsetStart: 3, addInputs });
+        const [gotPlanes, got] = [await xs.data(), await all.data()];
+        const wantPlanes = new Float32Array(gotPlanes.length);
+        const want = Float32Array.from(await y.data());
+        let col = 3;
+        for (const [s, O] of widths.entries()) {
+          const plane = rt.punica.shrink(x, [a[s]!], 0.5);
+          const ys = tf.slice(y, [0, col], [T, O]);
+          const one = rt.punica.addExpand(ys, plane, [b[s]!], [O], { addInputs });
+          wantPlanes.set(await plane.data(), s * T * R);
+          const v = await one.data();
+          for (let t = 0; t < T; t++) want.set(v.subarray(t * O, (t + 1) * O), t * W + col);
+          tf.dispose([plane, ys, one]);
+          col += O;
+        }
+        tf.dispose([xs, all]);
+        expect(Array.from(gotPlanes)).toEqual(Array.from(wantPlanes));
+        expect(Array.from(got)).toEqual(Array.from(want));
+      } finally {
+        tf.dispose([x, y, ...a, ...b]);
+        rt.dispose();
+      }
+    },
+    120_000,
+  );
+});
+
 describe('webgpu: batches the device cannot dispatch', () => {
   it('a maxNumTokens above maxComputeWorkgroupsPerDimension is refused at createLoRA, not at the first big batch', async () => {
     const rt = await createLoRA({ backend: 'webgpu' });

@@ -4,8 +4,8 @@ import type { SimdKernels } from './module.js';
 
 /**
  * Walks the SGMV segments and hands the SIMD kernels row pointers: 4-token blocks for shrink,
- * 4- and 2-token blocks for expand, O tiled by 256 so a slot's B tile stays in L1 across the
- * tokens. Pointers are byte offsets into the tfjs-backend-wasm heap; nothing is copied in or out.
+ * 2-token blocks for expand (a 4-token block's 16 accumulators spilled: see assembly/kernels.ts),
+ * O tiled by 256 so a slot's B tile stays in L1 across the tokens. Pointers are byte offsets into the tfjs-backend-wasm heap; nothing is copied in or out.
  * Each slot is read up to its true rank (`slotRanks`): padded rows are never read.
  *
  * Plain loops and locals only: at decode (T = 1…8) this walk runs twice per layer and token step,
@@ -107,36 +107,6 @@ export function expandOnHeap(k: SimdKernels, a: HeapExpandArgs): void {
       for (let o0 = 0; o0 < O; o0 += O_TILE) {
         const o1 = Math.min(O, o0 + O_TILE);
         let i = start;
-        for (; i + 4 <= last; i += 4) {
-          const t0 = order === null ? i : (order[i] as number);
-          const t1 = order === null ? i + 1 : (order[i + 1] as number);
-          const t2 = order === null ? i + 2 : (order[i + 2] as number);
-          const t3 = order === null ? i + 3 : (order[i + 3] as number);
-          const c0 = t0 * rowBytes + col0;
-          const c1 = t1 * rowBytes + col0;
-          const c2 = t2 * rowBytes + col0;
-          const c3 = t3 * rowBytes + col0;
-          k.expand4(
-            out + c0,
-            out + c1,
-            out + c2,
-            out + c3,
-            y + c0,
-            y + c1,
-            y + c2,
-            y + c3,
-            add,
-            bSlot,
-            R,
-            K,
-            o0,
-            o1,
-            xS + t0 * vBytes,
-            xS + t1 * vBytes,
-            xS + t2 * vBytes,
-            xS + t3 * vBytes,
-          );
-        }
         for (; i + 2 <= last; i += 2) {
           const t0 = order === null ? i : (order[i] as number);
           const t1 = order === null ? i + 1 : (order[i + 1] as number);

@@ -35,26 +35,6 @@ export interface SimdKernels {
     v1: number,
   ): void;
   expand1(out0: number, src0: number, add: number, b: number, R: number, K: number, o0: number, o1: number, v0: number): void;
-  expand4(
-    out0: number,
-    out1: number,
-    out2: number,
-    out3: number,
-    src0: number,
-    src1: number,
-    src2: number,
-    src3: number,
-    add: number,
-    b: number,
-    R: number,
-    K: number,
-    o0: number,
-    o1: number,
-    v0: number,
-    v1: number,
-    v2: number,
-    v3: number,
-  ): void;
   copy(dst: number, src: number, bytes: number): void;
   fill0(dst: number, bytes: number): void;
 }
