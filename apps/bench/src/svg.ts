@@ -39,6 +39,7 @@ export function heatmapSvg(h: HeatmapInput): string {
   const max = h.max ?? Math.max(...finite.map(Math.abs), 1e-9);
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT}>`,
+    `<title>${esc(h.title)}</title>`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${width / 2}" y="24" text-anchor="middle" font-size="15" font-weight="600">${esc(h.title)}</text>`,
     `<text x="${left + (cell.w * h.cols.length) / 2}" y="${top - 26}" text-anchor="middle" font-size="12">${esc(h.colLabel)}</text>`,
@@ -98,6 +99,7 @@ export function rooflineSvg(r: RooflineInput): string {
   const ridge = r.peakGflops / r.bandwidthGBps;
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" ${FONT}>`,
+    `<title>${esc(r.title)}</title>`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="600">${esc(r.title)}</text>`,
   ];

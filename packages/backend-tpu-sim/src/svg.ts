@@ -59,6 +59,7 @@ export function slowdownHeatmapSvg(h: SlowdownHeatmap): string {
   const worst = Math.min(-0.5, ...h.panels.flatMap((p) => p.values.flat()), h.measured[1]);
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<title>${esc(h.title)}</title>`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
     `<text x="${left}" y="18" font-size="14" font-weight="bold">${esc(h.title)}</text>`,
   ];
@@ -156,6 +157,7 @@ export function crossoverSvg(title: string, panels: readonly CrossoverPanelData[
   };
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="10">`,
+    `<title>${esc(title)}</title>`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
     `<text x="${left}" y="18" font-size="14" font-weight="bold">${esc(title)}</text>`,
   ];

@@ -145,6 +145,7 @@ export function heatmapSvg(args: {
   const height = top + ch * args.inputLengths.length + 50;
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="13">`,
+    `<title>${xml(args.title)}</title>`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
     `<text x="${width / 2}" y="22" text-anchor="middle" font-size="14" font-weight="bold">${xml(args.title)}</text>`,
     `<text x="${left + (cw * args.concurrencies.length) / 2}" y="40" text-anchor="middle">concurrency</text>`,
