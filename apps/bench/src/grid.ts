@@ -43,6 +43,9 @@ export function gridShapes(axes: GridAxes): KernelShape[] {
   return shapes;
 }
 
+/** GB/s (10⁹ bytes per second) at which `bytes` were moved in `milliseconds`. */
+export const gbps = (bytes: number, milliseconds: number): number => bytes / (milliseconds / 1000) / 1e9;
+
 /** What one addLoRALinear must read and write at least: A and B of the active slots, x, y and the output. */
 export function loraBytes(shape: KernelShape): number {
   const { numTokens: T, numAdapters: n, hidden: H, out: O, rank: R } = shape;

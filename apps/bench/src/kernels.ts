@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initWasm } from './backends.js';
-import { loraBytes } from './grid.js';
+import { gbps, loraBytes } from './grid.js';
 import { type Method, measure, median, type Sample } from './measure.js';
 import { buildContenders, buildGpuContenders, type KernelShape } from './methods.js';
 import type { Progress } from './progress.js';
@@ -111,9 +111,9 @@ function copyMethod(): Method {
   };
 }
 
-/** Float32Array.set over 32 MB, the machine's copy rate in bytes copied per second (median of 5). */
+/** Float32Array.set over 32 MB, the machine's copy rate in GB/s (median of 5), measured on its own (the grid's roofline). */
 export function copyRate(): number {
-  const src = new Float32Array(8 * 1024 * 1024).fill(1);
+  const src = new Float32Array(COPY_FLOATS).fill(1);
   const dst = new Float32Array(src.length);
   const times: number[] = [];
   for (let i = 0; i < 6; i++) {
@@ -121,7 +121,7 @@ export function copyRate(): number {
     dst.set(src);
     times.push(performance.now() - t0);
   }
-  return src.byteLength / (median(times.slice(1)) / 1000) / 1e9;
+  return gbps(src.byteLength, median(times.slice(1)));
 }
 
 function disagreement(a: tf.Tensor, b: tf.Tensor): number {
@@ -153,12 +153,12 @@ export async function runKernelBench(opts: KernelBenchOptions): Promise<ShapeRes
       if (med('base-cpu') !== undefined) ratios.loraShareOfBaseCpu = l / med('base-cpu')!;
       if (med('base-wasm') !== undefined) ratios.loraShareOfBaseWasm = l / med('base-wasm')!;
       const bytes = loraBytes(shape);
-      const copyGBps = (4 * COPY_FLOATS) / ((med('copy') as number) / 1000) / 1e9;
+      const copyGBps = gbps(4 * COPY_FLOATS, med('copy') as number);
       samples.delete('copy');
       const simd = med('lora-wasm');
       if (simd !== undefined) {
         ratios.simdOverJs = l / simd;
-        ratios.simdBandwidthOfCopy = bytes / (simd / 1000) / 1e9 / copyGBps;
+        ratios.simdBandwidthOfCopy = gbps(bytes, simd) / copyGBps;
         if (med('base-wasm') !== undefined) ratios.simdShareOfBaseWasm = simd / med('base-wasm')!;
       }
       results.push({ shape, samples: Object.fromEntries(samples), ratios, disagreement: off, bytes, copyGBps });

@@ -1,13 +1,11 @@
-import { baseFlops, type GridResult } from './grid.js';
+import { inherentShare } from '@lora/llama';
+import { baseFlops, type GridResult, gbps } from './grid.js';
 import type { HeatmapResult } from './heatmap.js';
 import { ranksLabel } from './model-adapters.js';
 import { markdownTable, ms, pct } from './report.js';
 import { heatmapSvg, type RooflineInput, rooflineSvg } from './svg.js';
 
 const times = (x: number | undefined): string => (x === undefined ? '—' : `${x.toFixed(1)}×`);
-
-/** GB/s the kernel moved its minimum bytes at. */
-const gbps = (bytes: number, milliseconds: number): number => bytes / (milliseconds / 1000) / 1e9;
 
 /** One row per grid point: our kernel's time, the ratios to the naive composition, the loop and the base matmul. */
 export function gridTable(g: GridResult, copyGBps?: number): string {
@@ -97,7 +95,7 @@ const points = (v: number) => (100 * v).toFixed(1);
 export function heatmapCellText(cell: HeatmapResult['cells'][number]): string {
   const range = cell.spread ? ` [${points(cell.spread.low)}, ${points(cell.spread.high)}]` : '';
   const measured = cell.withinNoise ? `within noise${range}` : `${points(cell.slowdown)} %${range}`;
-  return cell.inherent ? `${measured} · must ${points(Math.max(cell.inherent.bytes, cell.inherent.flops))} %` : measured;
+  return cell.inherent ? `${measured} · must ${points(inherentShare(cell.inherent))} %` : measured;
 }
 
 export function heatmapSvgOf(h: HeatmapResult): string {

@@ -1,4 +1,5 @@
 import { tokenBuckets } from '@lora/core/backend';
+import { inherentShare, type LoRAStepShare } from '@lora/llama';
 import type { DemoPreset } from '@lora/llama/demo';
 import { type GridKind, initWasm, type NodeBackend } from './backends.js';
 import { runInChromium } from './browser.js';
@@ -176,8 +177,7 @@ export function worstCellOverInherent(h: HeatmapResult): { ratio: number; cells:
   let ratio = -Infinity;
   let where = '';
   for (const c of cells) {
-    const inherent = c.inherent as NonNullable<typeof c.inherent>;
-    const r = (c.withinNoise ? 0 : c.slowdown) / (1.5 * Math.max(inherent.bytes, inherent.flops) + 0.01);
+    const r = (c.withinNoise ? 0 : c.slowdown) / (1.5 * inherentShare(c.inherent as LoRAStepShare) + 0.01);
     if (r > ratio) [ratio, where] = [r, `input ${c.length} × ${c.concurrency}`];
   }
   return { ratio, cells: cells.length, where };

@@ -41,7 +41,7 @@ export {
 } from './fixtures.js';
 export { greedy } from './greedy.js';
 export { type LoadPeftAdapterFromHubOptions, loadPeftAdapterFromHub } from './hub.js';
-export { type DecodeStep, decodeLoRAShare, type LoRAStepShare, queueDecodeStep } from './lora-share.js';
+export { type DecodeStep, decodeLoRAShare, inherentShare, type LoRAStepShare, queueDecodeStep } from './lora-share.js';
 export {
   CausalLM,
   type CausalLMOptions,

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseModelConfig } from './config.js';
 import { adapterFiles } from './fixture-adapters.js';
 import { CHECKPOINT_PRESETS, checkpointConfigJson } from './fixtures.js';
-import { decodeLoRAShare, queueDecodeStep } from './lora-share.js';
+import { decodeLoRAShare, inherentShare, queueDecodeStep } from './lora-share.js';
 
 // llama-untied: hidden 64, 4 query heads over 1 KV head of 16, intermediate 96, vocab 128, 2 layers.
 const config = parseModelConfig(checkpointConfigJson(CHECKPOINT_PRESETS['llama-untied']), 'test');
@@ -24,6 +24,9 @@ describe('what LoRA must cost in a decode step', () => {
     expect(share.bytes).toBeCloseTo((4 * (perToken(4) + perToken(8))) / (4 * weights + kvBytes), 12);
     const attention = 2 * 2 * 2 * 4 * 16 * 8 * 4;
     expect(share.flops).toBeCloseTo((2 * (2 * perToken(4) + perToken(8))) / (2 * weights * 4 + attention), 12);
+    // What it must cost: the larger of the two (a CPU decode step is bound by memory here).
+    expect(inherentShare(share)).toBe(share.bytes);
+    expect(inherentShare({ bytes: 0.01, flops: 0.03 })).toBe(0.03);
   });
 
   it('true ranks and targets count, not the padded rank; longer caches and shared adapters dilute it', () => {

@@ -18,6 +18,12 @@ export interface LoRAStepShare {
   readonly flops: number;
 }
 
+/**
+ * What LoRA must cost in the step, as one fraction of the base step: the larger of its bytes and
+ * FLOPs shares (the step is bound by whichever of memory and arithmetic it runs out of first).
+ */
+export const inherentShare = (share: LoRAStepShare): number => Math.max(share.bytes, share.flops);
+
 /** The decode step whose LoRA share {@link decodeLoRAShare} computes. */
 export interface DecodeStep {
   /** Tokens already in each sequence's KV cache (the step attends over these plus its own). */
