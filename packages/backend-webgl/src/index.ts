@@ -64,6 +64,7 @@ export function createWebGLBackend(options: Readonly<Record<string, unknown>> = 
     name: 'webgl',
     tfBackend: 'webgl',
     compilesPrograms: true,
+    skipsPaddedRanks: true,
     kernels: webglKernels(),
     install: '@tensorflow/tfjs-backend-webgl',
     async prepare() {

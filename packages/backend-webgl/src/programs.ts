@@ -21,8 +21,10 @@ export const PROGRAM_MARKER = '// lora-kernels program';
 export type Uniform = {
   /** The GLSL identifier the program's source reads. */
   name: string;
-  /** Its GLSL type: `int` for sizes, offsets, flags and slots, `float` for `scale`. */
+  /** Its GLSL type: `int` for sizes, offsets, flags, slots and ranks, `float` for `scale`. */
   type: 'int' | 'float';
+  /** Declares an array, `uniform <type> <name>[arrayIndex];` (the slots' ranks), set from one value list. */
+  arrayIndex?: number;
 };
 
 /**
@@ -33,17 +35,54 @@ const slotsOf = (single: boolean) =>
   single ? 'int slot0 = slot; int slot1 = slot;' : 'vec4 ix = getIdx(t); int slot0 = int(round(ix.x)); int slot1 = int(round(ix.y));';
 
 /**
+ * The true rank of slot `a` (issue #17: a slot is read only up to it, so a rank-8 adapter in a
+ * `maxLoraRank` 32 runtime costs rank 8, and its zero padding is never used): the `slotRank`
+ * uniform for single-adapter batches, else the slot's entry of the `ranks` uniform array (one int
+ * per slot, an array uniform: ranks never change the program's source).
+ */
+const rankOf = (single: boolean, a: string) => (single ? 'slotRank' : `ranks[${a}]`);
+
+/** The rank uniforms {@link rankOf} reads: `slotRank`, or `ranks[L]`. */
+const rankUniforms = (single: boolean, slots: number): Uniform[] =>
+  single ? [{ name: 'slotRank', type: 'int' }] : [{ name: 'ranks', type: 'int', arrayIndex: slots }];
+
+/**
+ * GLSL helper: texel \`v\` of rank pair i (components: first row at ranks 2i, 2i+1, then the second
+ * row at the same ranks) with the components past each row's true rank replaced by 0. \`mix\` with a
+ * bvec selects, so a NaN in the padding is dropped, not multiplied (0 · NaN is NaN).
+ */
+const KEEP_RANKS = `vec4 keepRanks(vec4 v, int i, int kFirst, int kSecond) {
+        return mix(vec4(0.0), v, bvec4(2 * i < kFirst, 2 * i + 1 < kFirst, 2 * i < kSecond, 2 * i + 1 < kSecond));
+      }`;
+
+/**
  * One reduction step over a pair of the shared dimension, for the two tokens of a block: `x` is
  * the tokens' texel (t, t+1 × k, k+1), `p` and `q` the weight texels (rows j, j+1 × k, k+1) of
  * token t's and token t+1's adapter. Result components: (t, j), (t, j+1), (t+1, j), (t+1, j+1).
  * When both tokens share an adapter (most blocks: tokens arrive grouped by request) `q` is `p`
  * and the second fetch is skipped.
  */
-function pairLoop(count: string, xFetch: string, wFetch: (slot: string) => string): string {
+function pairLoop(count: string, xFetch: string, wFetch: (slot: string) => string, masked = false): string {
+  // Expand reduces over the rank: where a pair reaches past a token's rank (the last pairs of the
+  // smaller rank), both operands are masked (B's padding, and Xs's, which an embedding's gathered
+  // A row fills). Shrink reduces over H and zeroes its rows past the rank afterwards instead.
+  const mask = (p: string, q: string | null) =>
+    masked
+      ? `if (2 * i + 2 > kMin) {
+                x = keepRanks(x, i, kA, kB);
+                ${p} = keepRanks(${p}, i, kA, kA);${
+                  q
+                    ? `
+                ${q} = keepRanks(${q}, i, kB, kB);`
+                    : ''
+                }
+              }`
+      : '';
   return `if (a0 == a1) {
             for (int i = 0; i < ${count}; i++) {
               vec4 x = ${xFetch};
               vec4 p = ${wFetch('a0')};
+              ${mask('p', null)}
               sum += x.xxzz * p.xzxz + x.yyww * p.ywyw;
             }
           } else {
@@ -51,6 +90,7 @@ function pairLoop(count: string, xFetch: string, wFetch: (slot: string) => strin
               vec4 x = ${xFetch};
               vec4 p = ${wFetch('a0')};
               vec4 q = ${wFetch('a1')};
+              ${mask('p', 'q')}
               sum += x.xxzz * vec4(p.xz, q.xz) + x.yyww * vec4(p.yw, q.yw);
             }
           }`;
@@ -80,8 +120,8 @@ export class ShrinkProgram implements GPGPUProgram {
   readonly packedInputs = true;
   readonly packedOutput = true;
   /**
-   * `hiddenPairs` (⌈H / 2⌉, the reduction's texel count), `scale`, and for single-adapter batches
-   * `slot`; values come from the kernel in this order.
+   * `hiddenPairs` (⌈H / 2⌉, the reduction's texel count), `scale`, for single-adapter batches
+   * `slot`, then the true ranks (`slotRank`, or `ranks[L]`); values come from the kernel in this order.
    */
   readonly customUniforms: Uniform[];
 
@@ -91,8 +131,9 @@ export class ShrinkProgram implements GPGPUProgram {
    * @param rank - R, the LoRA rank.
    * @param single - True when every token uses one adapter: the slot is the `slot` uniform and no
    *   index texture is bound; false reads each token's slot from `Idx`.
+   * @param slots - L, the slots per stack: the length of the `ranks` uniform (unused when `single`).
    */
-  constructor(numSlices: number, numTokens: number, rank: number, single: boolean) {
+  constructor(numSlices: number, numTokens: number, rank: number, single: boolean, slots: number) {
     this.outputShape = [numSlices, numTokens, rank];
     const slices = Array.from({ length: numSlices }, (_, s) => `A${s}`);
     this.variableNames = ['X', ...slices, ...(single ? [] : ['Idx'])];
@@ -100,6 +141,7 @@ export class ShrinkProgram implements GPGPUProgram {
       { name: 'hiddenPairs', type: 'int' },
       { name: 'scale', type: 'float' },
       ...(single ? [{ name: 'slot', type: 'int' as const }] : []),
+      ...rankUniforms(single, slots),
     ];
     const perSlice = slices
       .map(
@@ -119,14 +161,19 @@ export class ShrinkProgram implements GPGPUProgram {
         // A token without an adapter borrows its neighbour's (its result is zeroed below).
         int a0 = slot0 >= 0 ? slot0 : max(slot1, 0);
         int a1 = slot1 >= 0 ? slot1 : a0;
+        // Each token's rows past its slot's true rank are padding (0 for a token without LoRA).
+        int k0 = slot0 >= 0 ? ${rankOf(single, 'slot0')} : 0;
+        int k1 = slot1 >= 0 ? ${rankOf(single, 'slot1')} : 0;
         vec4 sum = vec4(0.0);
-        if (slot0 >= 0 || slot1 >= 0) {
+        if (r < k0 || r < k1) {
         ${perSlice}
         }
         vec4 result = scale * sum;
-        // Assigned, not multiplied by a mask: 0 · inf would be NaN.
-        if (slot0 < 0) result.xy = vec2(0.0);
-        if (slot1 < 0) result.zw = vec2(0.0);
+        // Assigned, not multiplied by a mask: 0 · inf (or the padding's NaN) would be NaN.
+        if (r >= k0) result.x = 0.0;
+        if (r + 1 >= k0) result.y = 0.0;
+        if (r >= k1) result.z = 0.0;
+        if (r + 1 >= k1) result.w = 0.0;
         setOutput(result);
       }
     `;
@@ -163,9 +210,9 @@ export class ExpandProgram implements GPGPUProgram {
   readonly packedInputs = true;
   readonly packedOutput = true;
   /**
-   * `rankPairs` (⌈R / 2⌉, the reduction's texel count), `offsetStart`, `addInputs` (0 or 1), one
-   * `width<s>` per slice (its column count O_s), and for single-adapter batches `slot`; values come
-   * from the kernel in this order.
+   * `offsetStart`, `addInputs` (0 or 1), one `width<s>` per slice (its column count O_s), for
+   * single-adapter batches `slot`, then the true ranks (`slotRank`, or `ranks[L]`), which bound the
+   * reduction; values come from the kernel in this order.
    */
   readonly customUniforms: Uniform[];
 
@@ -174,17 +221,18 @@ export class ExpandProgram implements GPGPUProgram {
    * @param numSlices - S: how many B stacks, whose column ranges follow each other from `offsetStart`.
    * @param single - True when every token uses one adapter: the slot is the `slot` uniform and no
    *   index texture is bound; false reads each token's slot from `Idx`.
+   * @param slots - L, the slots per stack: the length of the `ranks` uniform (unused when `single`).
    */
-  constructor(outputShape: number[], numSlices: number, single: boolean) {
+  constructor(outputShape: number[], numSlices: number, single: boolean, slots: number) {
     this.outputShape = outputShape;
     const slices = Array.from({ length: numSlices }, (_, s) => `B${s}`);
     this.variableNames = ['Y', 'Xs', ...slices, ...(single ? [] : ['Idx'])];
     this.customUniforms = [
-      { name: 'rankPairs', type: 'int' },
       { name: 'offsetStart', type: 'int' },
       { name: 'addInputs', type: 'int' },
       ...slices.map((_, s) => ({ name: `width${s}`, type: 'int' as const })),
       ...(single ? [{ name: 'slot', type: 'int' as const }] : []),
+      ...rankUniforms(single, slots),
     ];
     const perSlice = slices
       .map(
@@ -193,7 +241,7 @@ export class ExpandProgram implements GPGPUProgram {
           if (col >= start && col + 1 < end && ((col - start) & 1) == 0) {
             int o = col - start;
             vec4 sum = vec4(0.0);
-            ${pairLoop('rankPairs', `getXs(${s}, t, 2 * i)`, (slot) => `get${b}(${slot}, o, 2 * i)`)}
+            ${pairLoop('rankPairs', `getXs(${s}, t, 2 * i)`, (slot) => `get${b}(${slot}, o, 2 * i)`, true)}
             delta = sum;
             inSlice = bvec2(true);
           } else {
@@ -203,9 +251,9 @@ export class ExpandProgram implements GPGPUProgram {
                 bool odd = (o & 1) == 1;
                 vec2 d = vec2(0.0);
                 for (int i = 0; i < rankPairs; i++) {
-                  vec4 x = getXs(${s}, t, 2 * i);
-                  vec4 p = get${b}(a0, o, 2 * i);
-                  vec4 q = get${b}(a1, o, 2 * i);
+                  vec4 x = keepRanks(getXs(${s}, t, 2 * i), i, kA, kB);
+                  vec4 p = keepRanks(get${b}(a0, o, 2 * i), i, kA, kA);
+                  vec4 q = keepRanks(get${b}(a1, o, 2 * i), i, kB, kB);
                   d += vec2(dot(x.xy, odd ? p.zw : p.xy), dot(x.zw, odd ? q.zw : q.xy));
                 }
                 if (j == 0) { delta.xz = d; inSlice.x = true; } else { delta.yw = d; inSlice.y = true; }
@@ -218,6 +266,7 @@ export class ExpandProgram implements GPGPUProgram {
       .join('\n          ');
     this.userCode = `
       ${PROGRAM_MARKER}: expand
+      ${KEEP_RANKS}
       void main() {
         ivec2 c = getOutputCoords();
         int t = c.x;
@@ -228,6 +277,12 @@ export class ExpandProgram implements GPGPUProgram {
         if (slot0 >= 0 || slot1 >= 0) {
           int a0 = slot0 >= 0 ? slot0 : slot1;
           int a1 = slot1 >= 0 ? slot1 : a0;
+          // The reduction stops at the larger of the two slots' true ranks; pairs past the smaller
+          // one are masked (keepRanks).
+          int kA = ${rankOf(single, 'a0')};
+          int kB = ${rankOf(single, 'a1')};
+          int kMin = min(kA, kB);
+          int rankPairs = (max(kA, kB) + 1) / 2;
           vec4 delta = vec4(0.0);
           bvec2 inSlice = bvec2(false);
           int start = offsetStart;

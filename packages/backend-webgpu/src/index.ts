@@ -11,6 +11,7 @@ import { findBackend } from '@tensorflow/tfjs-core';
 import { type BatchLayout, batchLayout, useSegments, type WebGPUBatchAttrs } from './batch-layout.js';
 import { webgpuKernels } from './kernels.js';
 import { initNodeWebGPU } from './node.js';
+import { overwriteOnGpu } from './overwrite.js';
 import { SHADER_PREFIX } from './programs.js';
 
 export { type BatchLayout, batchLayout, TOKEN_TILE, useSegments, type WebGPUBatchAttrs } from './batch-layout.js';
@@ -61,6 +62,8 @@ export function createWebGPUBackend(options: Readonly<Record<string, unknown>> =
     name: 'webgpu',
     tfBackend: 'webgpu',
     compilesPrograms: true,
+    skipsPaddedRanks: true,
+    overwrite: overwriteOnGpu,
     kernels: webgpuKernels(),
     install: '@tensorflow/tfjs-backend-webgpu',
     async prepare() {

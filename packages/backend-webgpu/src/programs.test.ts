@@ -89,3 +89,57 @@ describe('webgpu: batches the device cannot dispatch', () => {
     expect(err).toMatchObject({ code: 'E_CONFIG', message: expect.stringMatching(/backend "webgpu" .*at most \d+ tokens/) });
   }, 120_000);
 });
+
+// Each program reads a slot only up to its true rank (the rank uniforms): NaN past it must change
+// nothing, on every path and in both the vec4 and the scalar variants (the conformance suite's
+// padded-rank batches are mixed, so the single-adapter programs are checked here).
+describe.each([
+  ['single', 'bgmv'],
+  ['mixed', 'bgmv'],
+  ['mixed', 'sgmv'],
+] as const)('webgpu %s batch, %s: padding past a slot’s rank is never read', (batch, path) => {
+  it.each([
+    ['vec4', 32, 8],
+    ['scalar', 30, 6],
+  ] as const)(
+    '%s programs (H = %i, R = %i): NaN padding gives the zero padding’s result, bit for bit',
+    async (_, H, R) => {
+      const rt = await createLoRA({ backend: createWebGPUBackend({ path }), maxLoras: 5, maxLoraRank: R, maxNumTokens: 64 });
+      const [T, O, L] = [20, 12, 5];
+      const ranks = [R, 3, 5, 1, 0];
+      // Slot l's rank rows of A and rank columns of B hold weights; the rest is `fill`.
+      const stack = (rows: number, cols: number, rankAxis: 1 | 2, fill: number, values: Float32Array) =>
+        tf.tensor3d(
+          values.map((v, i) => {
+            const [l, rest] = [Math.floor(i / (rows * cols)), i % (rows * cols)];
+            const at = rankAxis === 1 ? Math.floor(rest / cols) : rest % cols;
+            return at < (ranks[l] as number) ? v : fill;
+          }),
+          [L, rows, cols],
+        );
+      const [aValues, bValues] = [tf.randomNormal([L * R * H]).dataSync(), tf.randomNormal([L * O * R]).dataSync()] as Float32Array[];
+      const x = tf.randomNormal<tf.Rank.R2>([T, H]);
+      const y = tf.randomNormal<tf.Rank.R2>([T, O]);
+      const run = async (fill: number) => {
+        const a = stack(R, H, 1, fill, aValues as Float32Array);
+        const b = stack(O, R, 2, fill, bValues as Float32Array);
+        const out = rt.punica.addLoRALinear(y, x, [a], [b], 0.5, [O], ranks);
+        const values = await out.data();
+        tf.dispose([a, b, out]);
+        return Array.from(values);
+      };
+      try {
+        rt.punica.updateMetadata({
+          tokenLoraIndices: Int32Array.from({ length: T }, (_, i) => (batch === 'single' ? 1 : (i % 6) - 1)),
+        });
+        const zeros = await run(0);
+        expect(zeros.every(Number.isFinite)).toBe(true);
+        expect(await run(Number.NaN)).toEqual(zeros);
+      } finally {
+        tf.dispose([x, y]);
+        rt.dispose();
+      }
+    },
+    120_000,
+  );
+});

@@ -23,6 +23,25 @@ export type Dispatch = [number, number, number];
 const slotExpr = (single: boolean, t: string) => (single ? 'uniforms.slot' : `Meta[${t}]`);
 
 /**
+ * The true rank of `slot` (issue #17: a slot is read only up to it, so a rank-8 adapter in a
+ * `maxLoraRank` 32 runtime costs rank 8 and its zero padding is never read): the `slotRank` uniform
+ * for single-adapter batches, else the slot's lane of the `ranks` uniform array (4 slots per vec4;
+ * 0 for slot -1). A uniform, not a constant, so ranks never multiply the programs compiled.
+ */
+const rankExpr = (single: boolean, slot: string) =>
+  single ? 'uniforms.slotRank' : `select(0, uniforms.ranks[max(${slot}, 0) / 4][max(${slot}, 0) % 4], ${slot} >= 0)`;
+
+/**
+ * The uniform field `rankExpr` reads: `slotRank` (one i32), or `ranks`, the slots' ranks as
+ * `⌈L / 4⌉` vec4s (the kernel passes one int32 ×4 uniform entry per vec4: tfjs aligns each to 16
+ * bytes, as WGSL lays out `array<vec4<i32>, N>`).
+ */
+const rankUniform = (single: boolean, rankVecs: number) => (single ? ' slotRank : i32,' : ` ranks : array<vec4<i32>, ${rankVecs}>,`);
+
+/** The shader-key suffix of the rank uniform: its array length is part of the generated code. */
+const rankKey = (single: boolean, rankVecs: number) => (single ? '' : `_r${rankVecs}`);
+
+/**
  * Shrink, BGMV-style: one workgroup per (token, tile of 8 rank rows); 8 lanes split H (split-K)
  * and reduce through workgroup memory. `out[s, t, r] = scale · A[slot(t), r] · x[t]`, zero for -1.
  */
@@ -62,9 +81,10 @@ export class ShrinkProgram implements WebGPUProgram {
   readonly workgroupSize: Dispatch = [RANK_TILE * K_SPLIT, 1, 1];
   /**
    * Fields appended to tfjs' `Uniforms` struct, passed by the kernel in this order: T, H, R, the
-   * slice this run writes, the adapter's slot (single-adapter batches; -1 otherwise, unused), and `scale`.
+   * slice this run writes, the adapter's slot (single-adapter batches; -1 otherwise, unused), `scale`,
+   * and the true ranks (`rankExpr` in this file).
    */
-  readonly uniforms = 'numTokens : i32, hidden : i32, rank : i32, slice : i32, slot : i32, scale : f32,';
+  readonly uniforms: string;
   readonly #vec4: boolean;
   readonly #single: boolean;
 
@@ -74,14 +94,16 @@ export class ShrinkProgram implements WebGPUProgram {
    * @param rank - R, the LoRA rank.
    * @param vec4 - Load X and A as `vec4<f32>`; only valid when H is a multiple of 4.
    * @param single - Every token uses one adapter: its slot is a uniform and `Meta` is not bound.
+   * @param rankVecs - ⌈L / 4⌉: the vec4s of slot ranks an indexed batch's program reads (unused when `single`).
    */
-  constructor(outputShape: number[], numTokens: number, rank: number, vec4: boolean, single: boolean) {
+  constructor(outputShape: number[], numTokens: number, rank: number, vec4: boolean, single: boolean, rankVecs: number) {
     this.outputShape = outputShape;
     this.#vec4 = vec4;
     this.#single = single;
     this.variableNames = single ? ['X', 'A'] : ['X', 'A', 'Meta'];
     this.variableComponents = vec4 ? [4, 4, 1].slice(0, this.variableNames.length) : this.variableNames.map(() => 1);
-    this.shaderKey = `${SHADER_PREFIX}shrink_${vec4 ? 'vec4' : 'scalar'}_${single ? 'single' : 'indexed'}`;
+    this.uniforms = `numTokens : i32, hidden : i32, rank : i32, slice : i32, slot : i32, scale : f32,${rankUniform(single, rankVecs)}`;
+    this.shaderKey = `${SHADER_PREFIX}shrink_${vec4 ? 'vec4' : 'scalar'}_${single ? 'single' : 'indexed'}${rankKey(single, rankVecs)}`;
     this.dispatch = [Math.ceil(rank / RANK_TILE), numTokens, 1];
   }
 
@@ -101,7 +123,8 @@ export class ShrinkProgram implements WebGPUProgram {
         var sum = 0.0;
         if (live) {
           let slot = ${slotExpr(this.#single, 't')};
-          if (slot >= 0) {
+          // Rows past the slot's true rank are padding: never read, their result is 0.
+          if (slot >= 0 && r < ${rankExpr(this.#single, 'slot')}) {
             ${
               v
                 ? `let h4 = uniforms.hidden / 4;
@@ -164,9 +187,10 @@ export class ExpandProgram implements WebGPUProgram {
   /**
    * Fields appended to tfjs' `Uniforms` struct, passed by the kernel in this order: T, W, the slice's
    * column count O, its first column (`offsetStart + Σ_{j<s} O_j`), R, the slice (plane of Xs), the
-   * adapter's slot (single-adapter batches; -1 otherwise, unused), and `addInputs` (1: add y, 0: write the term alone).
+   * adapter's slot (single-adapter batches; -1 otherwise, unused), `addInputs` (1: add y, 0: write the
+   * term alone), and the true ranks (`rankExpr` in this file).
    */
-  readonly uniforms = 'numTokens : i32, width : i32, outSlice : i32, col0 : i32, rank : i32, slice : i32, slot : i32, addInputs : i32,';
+  readonly uniforms: string;
   readonly #vec4: boolean;
   readonly #single: boolean;
 
@@ -176,14 +200,16 @@ export class ExpandProgram implements WebGPUProgram {
    * @param outSlice - O, the column count of the slice this program writes.
    * @param vec4 - Load Xs and B as `vec4<f32>`; only valid when R is a multiple of 4.
    * @param single - Every token uses one adapter: its slot is a uniform and `Meta` is not bound.
+   * @param rankVecs - ⌈L / 4⌉: the vec4s of slot ranks an indexed batch's program reads (unused when `single`).
    */
-  constructor(outputShape: number[], numTokens: number, outSlice: number, vec4: boolean, single: boolean) {
+  constructor(outputShape: number[], numTokens: number, outSlice: number, vec4: boolean, single: boolean, rankVecs: number) {
     this.outputShape = outputShape;
     this.#vec4 = vec4;
     this.#single = single;
     this.variableNames = single ? ['Y', 'Xs', 'B'] : ['Y', 'Xs', 'B', 'Meta'];
     this.variableComponents = (vec4 ? [1, 4, 4, 1] : [1, 1, 1, 1]).slice(0, this.variableNames.length);
-    this.shaderKey = `${SHADER_PREFIX}expand_${vec4 ? 'vec4' : 'scalar'}_${single ? 'single' : 'indexed'}`;
+    this.uniforms = `numTokens : i32, width : i32, outSlice : i32, col0 : i32, rank : i32, slice : i32, slot : i32, addInputs : i32,${rankUniform(single, rankVecs)}`;
+    this.shaderKey = `${SHADER_PREFIX}expand_${vec4 ? 'vec4' : 'scalar'}_${single ? 'single' : 'indexed'}${rankKey(single, rankVecs)}`;
     this.dispatch = [Math.ceil((numTokens * outSlice) / FLAT_WORKGROUP), 1, 1];
   }
 
@@ -200,16 +226,24 @@ export class ExpandProgram implements WebGPUProgram {
         let o = index % uniforms.outSlice;
         let slot = ${slotExpr(this.#single, 't')};
         if (slot < 0) { return; }
+        // Columns of B (and of Xs) past the slot's true rank are padding and never read.
+        let K = ${rankExpr(this.#single, 'slot')};
         var sum = 0.0;
         ${
           v
             ? `let r4 = uniforms.rank / 4;
         let bBase = (slot * uniforms.outSlice + o) * r4;
         let xBase = (uniforms.slice * uniforms.numTokens + t) * r4;
-        for (var r = 0; r < r4; r = r + 1) { sum = sum + dot(B[bBase + r], Xs[xBase + r]); }`
+        let full = K / 4;
+        for (var r = 0; r < full; r = r + 1) { sum = sum + dot(B[bBase + r], Xs[xBase + r]); }
+        if (full * 4 < K) {
+          // The last 1–3 ranks: lanes past K selected away, not multiplied by 0 (0 · NaN is NaN).
+          let m = vec4<i32>(0, 1, 2, 3) < vec4<i32>(K - full * 4);
+          sum = sum + dot(select(vec4<f32>(0.0), B[bBase + full], m), select(vec4<f32>(0.0), Xs[xBase + full], m));
+        }`
             : `let bBase = (slot * uniforms.outSlice + o) * uniforms.rank;
         let xBase = (uniforms.slice * uniforms.numTokens + t) * uniforms.rank;
-        for (var r = 0; r < uniforms.rank; r = r + 1) { sum = sum + B[bBase + r] * Xs[xBase + r]; }`
+        for (var r = 0; r < K; r = r + 1) { sum = sum + B[bBase + r] * Xs[xBase + r]; }`
         }
         let at = t * uniforms.width + uniforms.col0 + o;
         if (uniforms.addInputs == 1) { sum = sum + Y[at]; }
@@ -287,7 +321,7 @@ export class SegmentShrinkProgram implements WebGPUProgram {
    * pipelines. tfjs `runWebGPUProgram` replaces it with the full pipeline-cache key (this plus the
    * workgroup size, input ranks, dtypes and names).
    */
-  readonly shaderKey = `${SHADER_PREFIX}shrink_segments`;
+  readonly shaderKey: string;
   /**
    * Which output dimensions tfjs maps to which grid axis for its `getOutputCoords()`, which this
    * shader does not call: it places itself by `workgroupId` and `localId`. What the layout decides is
@@ -308,18 +342,22 @@ export class SegmentShrinkProgram implements WebGPUProgram {
   readonly workgroupSize: Dispatch = [TT * RANK_TILE, 1, 1];
   /**
    * Fields appended to tfjs' `Uniforms` struct, passed by the kernel in this order: T, H, R, the
-   * slice this run writes, the layout's `sortedOffset` and `tilesOffset`, and `scale`.
+   * slice this run writes, the layout's `sortedOffset` and `tilesOffset`, `scale`, and the slots' true
+   * ranks (`rankExpr` in this file).
    */
-  readonly uniforms = 'numTokens : i32, hidden : i32, rank : i32, slice : i32, sortedOffset : i32, tilesOffset : i32, scale : f32,';
+  readonly uniforms: string;
 
   /**
    * @param outputShape - `[S, T, R]`, the shape of the shrink output.
    * @param numTiles - The layout's tile count (`BatchLayout.numTiles`), slot -1 tiles included.
    * @param rank - R, the LoRA rank.
+   * @param rankVecs - ⌈L / 4⌉: the vec4s of slot ranks the program reads.
    */
-  constructor(outputShape: number[], numTiles: number, rank: number) {
+  constructor(outputShape: number[], numTiles: number, rank: number, rankVecs: number) {
     this.outputShape = outputShape;
     this.dispatch = [Math.ceil(rank / RANK_TILE), numTiles, 1];
+    this.uniforms = `numTokens : i32, hidden : i32, rank : i32, slice : i32, sortedOffset : i32, tilesOffset : i32, scale : f32,${rankUniform(false, rankVecs)}`;
+    this.shaderKey = `${SHADER_PREFIX}shrink_segments${rankKey(false, rankVecs)}`;
   }
 
   /**
@@ -341,6 +379,8 @@ export class SegmentShrinkProgram implements WebGPUProgram {
         let r0 = i32(workgroupId.x) * ${RANK_TILE};
         let H = uniforms.hidden;
         let R = uniforms.rank;
+        // Rows past the slot's true rank are padding: never read (staged as 0, so their result is 0).
+        let K = ${rankExpr(false, 'slot')};
         var acc = 0.0;
         for (var h0 = 0; h0 < H; h0 = h0 + ${KC}) {
           for (var k = 0; k < ${(TT * KC) / (TT * RANK_TILE)}; k = k + 1) {
@@ -351,7 +391,7 @@ export class SegmentShrinkProgram implements WebGPUProgram {
             if (row < count && h < H) { xv = X[Meta[uniforms.sortedOffset + start + row] * H + h]; }
             xs[e] = xv;
             var wv = 0.0;
-            if (slot >= 0 && r0 + row < R && h < H) { wv = A[(slot * R + r0 + row) * H + h]; }
+            if (r0 + row < K && h < H) { wv = A[(slot * R + r0 + row) * H + h]; }
             ws[e] = wv;
           }
           workgroupBarrier();
@@ -385,7 +425,7 @@ export class SegmentExpandProgram implements WebGPUProgram {
    * pipelines. tfjs `runWebGPUProgram` replaces it with the full pipeline-cache key (this plus the
    * workgroup size, input ranks, dtypes and names).
    */
-  readonly shaderKey = `${SHADER_PREFIX}expand_segments`;
+  readonly shaderKey: string;
   /**
    * Not flat (y and z are set), so tfjs calls `main()` without an index: the shader places itself by
    * `workgroupId` and `localId`. tfjs throws rather than reshapes a grid over the device's
@@ -407,19 +447,22 @@ export class SegmentExpandProgram implements WebGPUProgram {
   /**
    * Fields appended to tfjs' `Uniforms` struct, passed by the kernel in this order: T, W, the slice's
    * column count O, its first column (`offsetStart + Σ_{j<s} O_j`), R, the slice (plane of Xs),
-   * `addInputs` (1: add y, 0: write the term alone), and the layout's `sortedOffset` and `tilesOffset`.
+   * `addInputs` (1: add y, 0: write the term alone), the layout's `sortedOffset` and `tilesOffset`, and
+   * the slots' true ranks (`rankExpr` in this file).
    */
-  readonly uniforms =
-    'numTokens : i32, width : i32, outSlice : i32, col0 : i32, rank : i32, slice : i32, addInputs : i32, sortedOffset : i32, tilesOffset : i32,';
+  readonly uniforms: string;
 
   /**
    * @param outputShape - `[T, W]`, the shape of y.
    * @param numTiles - The layout's tile count (`BatchLayout.numTiles`); slot -1 tiles write nothing.
    * @param outSlice - O, the column count of the slice this program writes.
+   * @param rankVecs - ⌈L / 4⌉: the vec4s of slot ranks the program reads.
    */
-  constructor(outputShape: number[], numTiles: number, outSlice: number) {
+  constructor(outputShape: number[], numTiles: number, outSlice: number, rankVecs: number) {
     this.outputShape = outputShape;
     this.dispatch = [Math.ceil(outSlice / FLAT_WORKGROUP), numTiles, 1];
+    this.uniforms = `numTokens : i32, width : i32, outSlice : i32, col0 : i32, rank : i32, slice : i32, addInputs : i32, sortedOffset : i32, tilesOffset : i32,${rankUniform(false, rankVecs)}`;
+    this.shaderKey = `${SHADER_PREFIX}expand_segments${rankKey(false, rankVecs)}`;
   }
 
   /**
@@ -438,6 +481,8 @@ export class SegmentExpandProgram implements WebGPUProgram {
         let o = i32(workgroupId.x) * ${FLAT_WORKGROUP} + li;
         let O = uniforms.outSlice;
         let R = uniforms.rank;
+        // Ranks past the slot's true rank are padding: neither B nor Xs is read there.
+        let K = ${rankExpr(false, 'slot')};
         // Eight named accumulators: an indexed private array is spilled to memory by some compilers.
         var a0 = 0.0; var a1 = 0.0; var a2 = 0.0; var a3 = 0.0; var a4 = 0.0; var a5 = 0.0; var a6 = 0.0; var a7 = 0.0;
         for (var r0 = 0; r0 < R; r0 = r0 + ${RC}) {
@@ -446,14 +491,14 @@ export class SegmentExpandProgram implements WebGPUProgram {
             let tt = e / ${RC};
             let r = r0 + e % ${RC};
             var v = 0.0;
-            if (slot >= 0 && tt < count && r < R) {
+            if (tt < count && r < K) {
               v = Xs[(uniforms.slice * uniforms.numTokens + Meta[uniforms.sortedOffset + start + tt]) * R + r];
             }
             vs[e] = v;
           }
           workgroupBarrier();
           if (slot >= 0 && o < O) {
-            let rEnd = min(${RC}, R - r0);
+            let rEnd = min(${RC}, K - r0);
             let row = (slot * O + o) * R + r0;
             for (var rc = 0; rc < rEnd; rc = rc + 1) {
               let b = B[row + rc];

@@ -47,126 +47,135 @@ function paddedStack(
 
 /**
  * True ranks (`slotRanks`, what the layers pass with every call): adapters of ranks 3, 8 and 5
- * padded to `maxLoraRank` 8, in one mixed batch with base-only rows, against the float64
- * reference. With zero padding every backend must match it; with NaN in the padding, a backend that
- * declares `skipsPaddedRanks` must still match it (it never reads a padded row), others skip.
+ * padded to `maxLoraRank` 8, in one mixed batch with base-only rows, and every row on the rank-5
+ * adapter (the single-adapter programs GPU backends run), against the float64 reference. With zero
+ * padding every backend must match it; with NaN in the padding, a backend that declares
+ * `skipsPaddedRanks` must still match it (it never reads a padded row), others skip.
  */
 export function rankSuite(factory: BackendFactory, caps: BackendCapabilities): void {
   const tolerance = caps.tolerance ?? DEFAULT_TOLERANCE;
   const timeout = caps.timeoutMs ?? 60_000;
-  describe('true ranks (slotRanks): ranks 3, 8, 5 padded to 8 in one mixed batch vs float64 reference', () => {
-    for (const fill of [0, Number.NaN]) {
-      for (const T of [7, 300]) {
-        it(
-          `T=${T}, padding ${fill}: packed linear, embedding and logits`,
-          async ({ skip }) => {
-            const [H, L, V, N] = [24, SLOT_RANKS.length, 29, Math.min(T, 6)];
-            const slices = [16, 8, 8];
-            const width = sum(slices);
-            const rng = new Random(100 + T);
-            const slots = slotIndices(rng, 'random', T, L);
-            const samplerSlots = slotIndices(rng, 'random', N, L);
-            const a = slices.map(() => paddedStack(rng, R, H, 1, fill));
-            const b = slices.map((O) => paddedStack(rng, O, R, 2, fill));
-            const [embA, embB] = [paddedStack(rng, V, R, 2, fill), paddedStack(rng, H, R, 2, fill)];
-            const [headA, headB] = [paddedStack(rng, R, H, 1, fill), paddedStack(rng, V, R, 2, fill)];
-            const [xData, yData, embY, headX, headY] = [
-              rng.floats(T * H),
-              rng.floats(T * width),
-              rng.floats(T * H),
-              rng.floats(N * H),
-              rng.floats(N * V),
-            ];
-            const ids = Int32Array.from({ length: T }, () => rng.int(0, V - 1));
+  describe('true ranks (slotRanks): ranks 3, 8, 5 padded to 8 vs float64 reference', () => {
+    for (const [fill, T, batch] of [
+      [0, 7, 'mixed'],
+      [0, 300, 'mixed'],
+      [Number.NaN, 7, 'mixed'],
+      [Number.NaN, 300, 'mixed'],
+      [Number.NaN, 9, 'single'],
+    ] as const) {
+      it(
+        `T=${T}, padding ${fill}, ${batch === 'mixed' ? 'one mixed batch' : 'every row on the rank-5 slot'}: packed linear, embedding and logits`,
+        async ({ skip }) => {
+          const [H, L, V, N] = [24, SLOT_RANKS.length, 29, Math.min(T, 6)];
+          const slices = [16, 8, 8];
+          const width = sum(slices);
+          const rng = new Random(100 + T);
+          const slots = batch === 'mixed' ? slotIndices(rng, 'random', T, L) : new Int32Array(T).fill(2);
+          const samplerSlots = batch === 'mixed' ? slotIndices(rng, 'random', N, L) : new Int32Array(N).fill(2);
+          const a = slices.map(() => paddedStack(rng, R, H, 1, fill));
+          const b = slices.map((O) => paddedStack(rng, O, R, 2, fill));
+          const [embA, embB] = [paddedStack(rng, V, R, 2, fill), paddedStack(rng, H, R, 2, fill)];
+          const [headA, headB] = [paddedStack(rng, R, H, 1, fill), paddedStack(rng, V, R, 2, fill)];
+          const [xData, yData, embY, headX, headY] = [
+            rng.floats(T * H),
+            rng.floats(T * width),
+            rng.floats(T * H),
+            rng.floats(N * H),
+            rng.floats(N * V),
+          ];
+          const ids = Int32Array.from({ length: T }, () => rng.int(0, V - 1));
 
-            const rt = await makeRuntime(factory, { maxLoras: L, maxLoraRank: R, maxNumTokens: 512 });
-            const before = tf.memory().numTensors;
-            try {
-              if (Number.isNaN(fill) && rt.backend.skipsPaddedRanks !== true) {
-                skip(`${rt.backend.name} multiplies the whole padded rank (it does not declare skipsPaddedRanks)`);
-              }
-              const loraA = stacks(
-                a.map((s) => s.padded),
-                a.map(() => [L, R, H]),
-              );
-              const loraB = stacks(
-                b.map((s) => s.padded),
-                slices.map((O) => [L, O, R]),
-              );
-              const inputs = [
-                tf.tensor2d(xData, [T, H]),
-                tf.tensor2d(yData, [T, width]),
-                tf.tensor1d(ids, 'int32'),
-                tf.tensor3d(embA.padded, [L, V, R]),
-                tf.tensor3d(embB.padded, [L, H, R]),
-                tf.tensor2d(embY, [T, H]),
-                tf.tensor2d(headX, [N, H]),
-                tf.tensor3d(headA.padded, [L, R, H]),
-                tf.tensor3d(headB.padded, [L, V, R]),
-                tf.tensor2d(headY, [N, V]),
-              ] as const;
-              const [x, y, tokenIds, ea, eb, ey, hx, ha, hb, hy] = inputs;
-              try {
-                rt.punica.updateMetadata({ tokenLoraIndices: slots, samplerLoraIndices: samplerSlots });
-                const common = { numTokens: T, rank: R, tokenLoraIndices: slots };
-
-                const linear = await readOnce(rt.punica.addLoRALinear(y, x, loraA, loraB, 0.5, slices, SLOT_RANKS));
-                const linearRef = reference.referenceLoRALinear({
-                  ...common,
-                  x: xData,
-                  hidden: H,
-                  loraA: a.map((s) => s.exact),
-                  scale: 0.5,
-                  y: yData,
-                  width,
-                  loraB: b.map((s) => s.exact),
-                  outputSlices: slices,
-                });
-                expectAccurate(linear, linearRef, tolerance, 'addLoRALinear');
-                // The same through the two separate calls (a backend that fuses them has both paths).
-                const shrunk = rt.punica.shrink(x, loraA, 0.5, SLOT_RANKS);
-                const expanded = await readOnce(rt.punica.addExpand(y, shrunk, loraB, slices, { slotRanks: SLOT_RANKS }));
-                shrunk.dispose();
-                expectAccurate(expanded, linearRef, tolerance, 'shrink + addExpand');
-
-                const embedding = await readOnce(rt.punica.addLoRAEmbedding(ey, tokenIds, ea, eb, SLOT_RANKS));
-                const embeddingRef = reference.referenceEmbedding({
-                  ...common,
-                  y: embY,
-                  width: H,
-                  tokenIds: ids,
-                  loraA: embA.exact,
-                  vocab: V,
-                  loraB: embB.exact,
-                });
-                expectAccurate(embedding, embeddingRef, tolerance, 'addLoRAEmbedding');
-
-                const logits = await readOnce(rt.punica.addLoRALogits(hy, hx, ha, hb, 1, SLOT_RANKS));
-                const logitsRef = reference.referenceLoRALinear({
-                  x: headX,
-                  numTokens: N,
-                  hidden: H,
-                  loraA: [headA.exact],
-                  rank: R,
-                  tokenLoraIndices: samplerSlots,
-                  scale: 1,
-                  y: headY,
-                  width: V,
-                  loraB: [headB.exact],
-                  outputSlices: [V],
-                });
-                expectAccurate(logits, logitsRef, tolerance, 'addLoRALogits');
-              } finally {
-                tf.dispose([...inputs, ...loraA, ...loraB]);
-              }
-            } finally {
-              rt.dispose(); // GPU backends hold the batch's index uploads until then
+          const rt = await makeRuntime(factory, { maxLoras: L, maxLoraRank: R, maxNumTokens: 512 });
+          const before = tf.memory().numTensors;
+          try {
+            if (Number.isNaN(fill) && rt.backend.skipsPaddedRanks !== true) {
+              skip(`${rt.backend.name} multiplies the whole padded rank (it does not declare skipsPaddedRanks)`);
             }
-            expect(tf.memory().numTensors, 'tensors leaked').toBe(before);
-          },
-          timeout,
-        );
-      }
+            const loraA = stacks(
+              a.map((s) => s.padded),
+              a.map(() => [L, R, H]),
+            );
+            const loraB = stacks(
+              b.map((s) => s.padded),
+              slices.map((O) => [L, O, R]),
+            );
+            const inputs = [
+              tf.tensor2d(xData, [T, H]),
+              tf.tensor2d(yData, [T, width]),
+              tf.tensor1d(ids, 'int32'),
+              tf.tensor3d(embA.padded, [L, V, R]),
+              tf.tensor3d(embB.padded, [L, H, R]),
+              tf.tensor2d(embY, [T, H]),
+              tf.tensor2d(headX, [N, H]),
+              tf.tensor3d(headA.padded, [L, R, H]),
+              tf.tensor3d(headB.padded, [L, V, R]),
+              tf.tensor2d(headY, [N, V]),
+            ] as const;
+            const [x, y, tokenIds, ea, eb, ey, hx, ha, hb, hy] = inputs;
+            try {
+              rt.punica.updateMetadata({ tokenLoraIndices: slots, samplerLoraIndices: samplerSlots });
+              const common = { numTokens: T, rank: R, tokenLoraIndices: slots };
+
+              const linear = await readOnce(rt.punica.addLoRALinear(y, x, loraA, loraB, 0.5, slices, SLOT_RANKS));
+              const linearRef = reference.referenceLoRALinear({
+                ...common,
+                x: xData,
+                hidden: H,
+                loraA: a.map((s) => s.exact),
+                scale: 0.5,
+                y: yData,
+                width,
+                loraB: b.map((s) => s.exact),
+                outputSlices: slices,
+              });
+              expectAccurate(linear, linearRef, tolerance, 'addLoRALinear');
+              // The same through the two separate calls (a backend that fuses them has both paths).
+              const shrunk = rt.punica.shrink(x, loraA, 0.5, SLOT_RANKS);
+              const shrunkValues = (await shrunk.data()) as Float32Array;
+              const expanded = await readOnce(rt.punica.addExpand(y, shrunk, loraB, slices, { slotRanks: SLOT_RANKS }));
+              shrunk.dispose();
+              expectAccurate(expanded, linearRef, tolerance, 'shrink + addExpand');
+              // Rows past a slot's rank are 0, whatever its padding holds: the padding is not the adapter's.
+              const shrinkRef = reference.referenceShrink({ ...common, x: xData, hidden: H, loraA: a.map((s) => s.exact), scale: 0.5 });
+              expectAccurate(shrunkValues, shrinkRef, tolerance, 'shrink');
+
+              const embedding = await readOnce(rt.punica.addLoRAEmbedding(ey, tokenIds, ea, eb, SLOT_RANKS));
+              const embeddingRef = reference.referenceEmbedding({
+                ...common,
+                y: embY,
+                width: H,
+                tokenIds: ids,
+                loraA: embA.exact,
+                vocab: V,
+                loraB: embB.exact,
+              });
+              expectAccurate(embedding, embeddingRef, tolerance, 'addLoRAEmbedding');
+
+              const logits = await readOnce(rt.punica.addLoRALogits(hy, hx, ha, hb, 1, SLOT_RANKS));
+              const logitsRef = reference.referenceLoRALinear({
+                x: headX,
+                numTokens: N,
+                hidden: H,
+                loraA: [headA.exact],
+                rank: R,
+                tokenLoraIndices: samplerSlots,
+                scale: 1,
+                y: headY,
+                width: V,
+                loraB: [headB.exact],
+                outputSlices: [V],
+              });
+              expectAccurate(logits, logitsRef, tolerance, 'addLoRALogits');
+            } finally {
+              tf.dispose([...inputs, ...loraA, ...loraB]);
+            }
+          } finally {
+            rt.dispose(); // GPU backends hold the batch's index uploads until then
+          }
+          expect(tf.memory().numTensors, 'tensors leaked').toBe(before);
+        },
+        timeout,
+      );
     }
   });
 }
