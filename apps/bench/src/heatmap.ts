@@ -70,7 +70,15 @@ export interface HeatmapOptions {
   onCell?: (label: string) => void;
 }
 
-const MAX_ROUNDS = 20;
+/**
+ * Rounds a short cell may take. A decode step of one sequence on the SmolLM2 preset (40 ms, most
+ * of it the 113 MB LM head) varies by ±7 % from one step to the next: with at most 20 rounds the
+ * 256 × 1 cell read +6.4 % [2.4, 11.8], where 200 rounds of the same step read 2.7 % and 3.0 % (two
+ * runs) and 60 rounds 2.3 % (issue #17's concurrency-1 cells, docs/perf-notes.md).
+ */
+const MAX_ROUNDS = 60;
+/** Milliseconds of LoRA steps a cell takes rounds for, up to {@link MAX_ROUNDS}: long cells stop at {@link MIN_ROUNDS}. */
+const CELL_BUDGET_MS = 2000;
 /** Fewer rounds give no spread worth the name (issue #17: ≥ 5 interleaved rounds). */
 const MIN_ROUNDS = 5;
 
@@ -184,10 +192,10 @@ async function measureCell(
     await step(false);
     const lora: number[] = [];
     const base: number[] = [];
-    // Short steps take more rounds (at least 5, up to 20, until 300 ms of LoRA steps): a 2 ms
-    // step's noise would otherwise swamp a slowdown of a few percent. The order alternates, so
-    // neither kind always runs second (warmer caches, a frequency step).
-    for (let r = 0, spent = 0; r < Math.max(rounds, MIN_ROUNDS) || (spent < 300 && r < MAX_ROUNDS); r++) {
+    // Short steps take more rounds (at least 5, up to MAX_ROUNDS, until CELL_BUDGET_MS of LoRA
+    // steps): a short step's noise would otherwise swamp a slowdown of a few percent. The order
+    // alternates, so neither kind always runs second (warmer caches, a frequency step).
+    for (let r = 0, spent = 0; r < Math.max(rounds, MIN_ROUNDS) || (spent < CELL_BUDGET_MS && r < MAX_ROUNDS); r++) {
       if (r % 2 === 0) {
         lora.push(await step(true));
         base.push(await step(false));

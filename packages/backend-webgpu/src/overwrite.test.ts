@@ -30,6 +30,14 @@ describe('webgpu slot-only uploads (overwrite)', () => {
       tf.dispose([early, late]);
       expect(Array.from(await after.data())).toEqual([10, 20, 30, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 8, 9, 10, 11, 12]);
       expect(Array.from(await (layer.loraB[0] as tf.Tensor3D).data()).slice(16)).toEqual(new Array(8).fill(2));
+      // Read back, tfjs keeps the values on the host beside the buffer: a write must reach both.
+      layer.setLoRA(0, Float32Array.of(100, 200, 300), new Float32Array(4).fill(1));
+      expect(layer.loraA[0]).toBe(before);
+      const third = layer.forward(x);
+      expect(Array.from(await third.data())).toEqual([603, 603, 603, 603]);
+      third.dispose();
+      expect(Array.from(await before.data()).slice(0, 3)).toEqual([100, 200, 300]);
+      layer.setLoRA(0, Float32Array.of(10, 20, 30), new Float32Array(4).fill(1));
       // A stack someone disposed cannot be written in place: the next read makes it anew from the mirror.
       before.dispose();
       layer.resetLoRA(2);

@@ -13,7 +13,8 @@ interface WebGPUInternals {
  * `LoRABackend.overwrite` on tfjs-backend-webgpu: an activated adapter goes into its slot of a
  * stack with one `queue.writeBuffer` of its own bytes (issue #17: slot-only uploads), the way vLLM
  * copies an adapter into its slot of the stacked weights, instead of a new `[L, R, H]` stack
- * uploaded whole. A stack not yet uploaded has its values on the host: they are written there.
+ * uploaded whole. Values tfjs holds on the host (a stack not uploaded yet, or one read back, which
+ * tfjs caches there beside its buffer) are written too.
  *
  * tfjs records dispatches in a command encoder it submits later, and `writeBuffer` runs on the
  * queue at once: the pending commands are submitted first, so a dispatch recorded before this
@@ -28,15 +29,19 @@ export function overwriteOnGpu(t: Tensor, offset: number, values: Float32Array):
   const data = gpu?.tensorMap.get(t.dataId);
   if (gpu == null || data === undefined || data.refCount !== 1 || data.external === true) return false;
   if (t.dtype !== 'float32' || !Number.isSafeInteger(offset) || offset < 0 || offset + values.length > t.size) return false;
-  if (data.values != null) {
-    if (!(data.values instanceof Float32Array) || data.values.length !== t.size) return false;
-    data.values.set(values, offset);
-    return true;
+  // Values on the host (not uploaded yet, or cached there by a read: tfjs keeps both), a buffer on
+  // the GPU, or both: every copy that exists is written, so none goes stale.
+  const host = data.values;
+  const buffer = data.resource;
+  const onHost = host instanceof Float32Array && host.length === t.size;
+  const onGpu = typeof GPUBuffer !== 'undefined' && buffer instanceof GPUBuffer;
+  if ((host != null && !onHost) || (buffer != null && !onGpu) || (!onHost && !onGpu)) return false;
+  if (onGpu) {
+    gpu.ensureCommandEncoderReady();
+    gpu.endComputePassEncoder();
+    gpu.submitQueue();
+    gpu.queue.writeBuffer(buffer, offset * 4, values);
   }
-  if (typeof GPUBuffer === 'undefined' || !(data.resource instanceof GPUBuffer)) return false;
-  gpu.ensureCommandEncoderReady();
-  gpu.endComputePassEncoder();
-  gpu.submitQueue();
-  gpu.queue.writeBuffer(data.resource, offset * 4, values);
+  if (onHost) host.set(values, offset);
   return true;
 }
