@@ -77,13 +77,46 @@ export function shrink4(o0: usize, o1: usize, o2: usize, o3: usize, x0: usize, x
 }
 
 /**
- * Shrink for one token (the segment-length remainder), one rank row at a time, with the same
- * arithmetic per (token, row) as shrink4: one lane accumulator over H, hsum, the H % 4 tail, scale.
+ * Shrink for one token (the segment-length remainder, and every decode step of one sequence), with
+ * the same arithmetic per (token, row) as shrink4: one lane accumulator over H, hsum, the H % 4
+ * tail, scale. Four rank rows at a time: one row's accumulator is a chain of dependent adds (4
+ * cycles each), four independent chains keep the adder busy and share each load of x: 24 rows at
+ * H = 576 (a q/k/v call at rank 8) 3.9 → 2.2 µs in cache, bit for bit the same (docs/perf-notes.md).
  */
 export function shrink1(o: usize, x: usize, a: usize, H: i32, R: i32, scale: f32): void {
   const H4 = H & ~3;
   const rowBytes = <usize>H << 2;
-  for (let r = 0; r < R; r++) {
+  let r = 0;
+  for (; r + 4 <= R; r += 4) {
+    const ar0 = a + <usize>r * rowBytes;
+    const ar1 = ar0 + rowBytes;
+    const ar2 = ar1 + rowBytes;
+    const ar3 = ar2 + rowBytes;
+    let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+    for (let h = 0; h < H4; h += 4) {
+      const off = <usize>h << 2;
+      const v = v128.load(x + off);
+      c0 = f32x4.add(c0, f32x4.mul(v, v128.load(ar0 + off)));
+      c1 = f32x4.add(c1, f32x4.mul(v, v128.load(ar1 + off)));
+      c2 = f32x4.add(c2, f32x4.mul(v, v128.load(ar2 + off)));
+      c3 = f32x4.add(c3, f32x4.mul(v, v128.load(ar3 + off)));
+    }
+    let s0 = hsum(c0), s1 = hsum(c1), s2 = hsum(c2), s3 = hsum(c3);
+    for (let h = H4; h < H; h++) {
+      const off = <usize>h << 2;
+      const v = load<f32>(x + off);
+      s0 += v * load<f32>(ar0 + off);
+      s1 += v * load<f32>(ar1 + off);
+      s2 += v * load<f32>(ar2 + off);
+      s3 += v * load<f32>(ar3 + off);
+    }
+    const ro = <usize>r << 2;
+    store<f32>(o + ro, scale * s0);
+    store<f32>(o + ro + 4, scale * s1);
+    store<f32>(o + ro + 8, scale * s2);
+    store<f32>(o + ro + 12, scale * s3);
+  }
+  for (; r < R; r++) {
     const ar = a + <usize>r * rowBytes;
     let c = f32x4.splat(0);
     for (let h = 0; h < H4; h += 4) {

@@ -47,6 +47,25 @@ export function snapshotArray(
   }
 }
 
+/** Dimensions a layout such as `[L, R, H]` names (its commas + 1), without allocating. */
+function layoutRank(layout: string): number {
+  let rank = 1;
+  for (let i = 0; i < layout.length; i++) if (layout.charCodeAt(i) === 44) rank++;
+  return rank;
+}
+
+/**
+ * The common case of {@link checkStack}, answered without building a name or a message (a layer
+ * call checks six stacks: at decode their labels cost more than the comparisons): a live float32
+ * `[maxLoras, d1, d2]` tensor, `d1` -1 for any. False sends the caller to `checkStack`, which
+ * throws the error that names what is wrong.
+ */
+function isStack(value: unknown, ctx: CheckContext, d1: number, d2: number): value is Tensor3D {
+  if (!isTensorLike(value) || value.isDisposed || value.dtype !== 'float32') return false;
+  const shape = value.shape;
+  return shape.length === 3 && shape[0] === ctx.maxLoras && (d1 < 0 || shape[1] === d1) && shape[2] === d2;
+}
+
 function isTensorLike(value: unknown): value is Tensor {
   return (
     value !== null &&
@@ -59,7 +78,7 @@ function isTensorLike(value: unknown): value is Tensor {
 
 /** A live tensor of the given rank and dtype; `layout` names the dimensions for the message. */
 export function checkTensor(value: unknown, name: string, layout: string, dtype: 'float32' | 'int32' = 'float32'): Tensor {
-  const rank = layout.split(',').length;
+  const rank = layoutRank(layout);
   if (!isTensorLike(value)) {
     throw new LoRAError('E_SHAPE', `${name} must be a tf.Tensor of shape ${layout}, got ${describeValue(value)}`);
   }
@@ -199,10 +218,13 @@ export function checkShrink(ctx: CheckContext, numTokens: number, x: unknown, lo
   checkTokens(xt.shape[0], numTokens, 'x', xt);
   const hidden = xt.shape[1];
   const slices = checkSliceList(loraA, 'loraA');
-  const a0 = checkStack(slices[0], 'loraA[0]', '[L, R, H]', ctx, [[2, hidden, 'H (x.shape[1])']]);
+  const a0 = isStack(slices[0], ctx, -1, hidden)
+    ? slices[0]
+    : checkStack(slices[0], 'loraA[0]', '[L, R, H]', ctx, [[2, hidden, 'H (x.shape[1])']]);
   const rank = a0.shape[1];
   checkRank(rank, ctx, 'loraA[0]', a0);
   for (let s = 1; s < slices.length; s++) {
+    if (isStack(slices[s], ctx, rank, hidden)) continue;
     checkStack(slices[s], `loraA[${s}]`, '[L, R, H]', ctx, [
       [1, rank, 'R (as loraA[0])'],
       [2, hidden, 'H (x.shape[1])'],
@@ -281,10 +303,12 @@ export function checkExpandTargets(
     if (!Number.isSafeInteger(width) || width < 1) {
       throw new LoRAError('E_SHAPE', `outputSlices[${s}] must be a positive integer, got ${describeValue(width)}`);
     }
-    checkStack(slices[s], `loraB[${s}]`, '[L, O_s, R]', ctx, [
-      [1, width, `O_s (outputSlices[${s}])`],
-      [2, rank, `R (of ${shrunk.from})`],
-    ]);
+    if (!isStack(slices[s], ctx, width, rank)) {
+      checkStack(slices[s], `loraB[${s}]`, '[L, O_s, R]', ctx, [
+        [1, width, `O_s (outputSlices[${s}])`],
+        [2, rank, `R (of ${shrunk.from})`],
+      ]);
+    }
     total += width;
   }
   if (!Number.isSafeInteger(offsetStart) || (offsetStart as number) < 0) {
