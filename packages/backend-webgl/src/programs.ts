@@ -47,8 +47,8 @@ const rankUniforms = (single: boolean, slots: number): Uniform[] =>
   single ? [{ name: 'slotRank', type: 'int' }] : [{ name: 'ranks', type: 'int', arrayIndex: slots }];
 
 /**
- * GLSL helper: texel \`v\` of rank pair i (components: first row at ranks 2i, 2i+1, then the second
- * row at the same ranks) with the components past each row's true rank replaced by 0. \`mix\` with a
+ * GLSL helper: texel `v` of rank pair i (components: first row at ranks 2i, 2i+1, then the second
+ * row at the same ranks) with the components past each row's true rank replaced by 0. `mix` with a
  * bvec selects, so a NaN in the padding is dropped, not multiplied (0 · NaN is NaN).
  */
 const KEEP_RANKS = `vec4 keepRanks(vec4 v, int i, int kFirst, int kSecond) {
