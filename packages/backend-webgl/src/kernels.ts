@@ -1,4 +1,4 @@
-import { expandKernelArgs, LORA_EXPAND, LORA_SHRINK, shrinkKernelArgs } from '@lora/core/backend';
+import { expandKernelArgs, LORA_EXPAND, LORA_SHRINK, shrinkKernelArgs, slotRank } from '@lora/core/backend';
 import type { MathBackendWebGL } from '@tensorflow/tfjs-backend-webgl';
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { ExpandProgram, ShrinkProgram } from './programs.js';
@@ -8,8 +8,7 @@ import { ExpandProgram, ShrinkProgram } from './programs.js';
  * the call has no `slotRanks`): `slotRank` for a single-adapter batch, else `ranks[L]`.
  */
 function rankValues(slotRanks: Int32Array | undefined, R: number, slots: number, single: number | null): number[][] {
-  const rankOf = (s: number) => Math.min(R, slotRanks === undefined ? R : (slotRanks[s] as number));
-  return single !== null ? [[rankOf(single)]] : [Array.from({ length: slots }, (_, s) => rankOf(s))];
+  return single !== null ? [[slotRank(slotRanks, single, R)]] : [Array.from({ length: slots }, (_, s) => slotRank(slotRanks, s, R))];
 }
 
 /**

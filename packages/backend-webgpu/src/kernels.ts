@@ -1,4 +1,4 @@
-import { expandKernelArgs, LORA_EXPAND, LORA_SHRINK, shrinkKernelArgs } from '@lora/core/backend';
+import { expandKernelArgs, LORA_EXPAND, LORA_SHRINK, shrinkKernelArgs, slotRank } from '@lora/core/backend';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { KernelConfig, TensorInfo } from '@tensorflow/tfjs-core';
 import type { WebGPUBatchAttrs } from './batch-layout.js';
@@ -14,7 +14,7 @@ const f32 = (...data: number[]) => ({ type: 'float32', data });
  * `array<vec4<i32>, ⌈L / 4⌉>`.
  */
 function rankUniforms(slotRanks: Int32Array | undefined, R: number, slots: number, single: number | null) {
-  const rankOf = (s: number) => (s >= slots ? 0 : Math.min(R, slotRanks === undefined ? R : (slotRanks[s] as number)));
+  const rankOf = (s: number) => (s >= slots ? 0 : slotRank(slotRanks, s, R));
   if (single !== null) return [i32(rankOf(single))];
   const vecs = [];
   for (let s = 0; s < slots; s += 4) vecs.push(i32(rankOf(s), rankOf(s + 1), rankOf(s + 2), rankOf(s + 3)));

@@ -16,6 +16,7 @@ export {
   type ShrinkCall,
   type ShrinkDims,
   shrinkCall,
+  slotRank,
 } from './calls.js';
 export { checkBackendOptions } from './config.js';
 export { describeValue, LoRAError, type LoRAErrorCode } from './errors.js';

@@ -54,6 +54,15 @@ export interface ShrinkCall {
   readonly dims: ShrinkDims;
 }
 
+/**
+ * The rank a kernel reads slot `slot` up to: the call's `slotRanks` entry (core validated it to lie
+ * in `[0, maxLoraRank]`) capped at the stacks' `rank`, or `rank` itself when the call has no
+ * `slotRanks`. Rows of A and columns of B past it are padding that `skipsPaddedRanks` kernels skip.
+ */
+export function slotRank(slotRanks: Int32Array | undefined, slot: number, rank: number): number {
+  return slotRanks === undefined ? rank : Math.min(rank, slotRanks[slot] as number);
+}
+
 /** `y` with slice s of `B_s[slot(t)] · x[s, t]` written (or added) from column `offsetStart + Σ_{j<s} outputSlices[j]`. */
 export interface ExpandCall {
   /** The base output `[T, width]`; never modified: the kernel returns a new tensor. */

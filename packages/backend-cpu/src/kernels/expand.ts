@@ -1,6 +1,7 @@
 // biome-ignore-all format: register-blocked kernels read best as grids, one row per token
 
 import type { LoRAMapping } from '@lora/core';
+import { slotRank } from '@lora/core/backend';
 
 /**
  * The operands of one expand over row-major float32 buffers, for {@link expandSegments} and for the
@@ -60,7 +61,7 @@ export function expandSegments(args: ExpandArgs): void {
     const xBase = s * T * R;
     for (const { slot, start, length } of meta.segments) {
       // Columns of B past the slot's true rank are zero padding: not read.
-      const K = slotRanks === undefined ? R : Math.min(R, slotRanks[slot] as number);
+      const K = slotRank(slotRanks, slot, R);
       const end = start + length;
       if (!addInputs) {
         for (let i = start; i < end; i++) out.fill(0, token(i) * W + col0, token(i) * W + col0 + O);

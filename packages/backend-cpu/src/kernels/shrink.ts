@@ -1,6 +1,7 @@
 // biome-ignore-all format: register-blocked kernels read best as grids, one row per token
 
 import type { LoRAMapping } from '@lora/core';
+import { slotRank } from '@lora/core/backend';
 
 /**
  * The operands of one shrink over row-major float32 buffers, for {@link shrinkSegments} and for the
@@ -53,7 +54,7 @@ export function shrinkSegments({ out, x, loraA, hidden: H, rank: R, meta, scale,
     for (const { slot, start, length } of meta.segments) {
       const aSlot = slot * R * H;
       // Rows past the slot's true rank are zero padding: they stay zero in out (caller-filled).
-      const K = slotRanks === undefined ? R : Math.min(R, slotRanks[slot] as number);
+      const K = slotRank(slotRanks, slot, R);
       const end = start + length;
       let i = start;
       for (; i + 4 <= end; i += 4) {

@@ -1,3 +1,4 @@
+import { slotRank } from '@lora/core/backend';
 import type { ExpandArgs } from '../kernels/expand.js';
 import type { ShrinkArgs } from '../kernels/shrink.js';
 import type { SimdKernels } from './module.js';
@@ -28,7 +29,7 @@ export function shrinkOnHeap(k: SimdKernels, a: ShrinkArgs<number>): void {
     const outS = out + s * T * rowBytes;
     for (let g = 0; g < segments.length; g++) {
       const { slot, start, length } = segments[g] as (typeof segments)[number];
-      const K = slotRanks === undefined ? R : Math.min(R, slotRanks[slot] as number);
+      const K = slotRank(slotRanks, slot, R);
       const aSlot = stack + slot * R * xBytes;
       const end = start + length;
       let i = start;
@@ -91,7 +92,7 @@ export function expandOnHeap(k: SimdKernels, a: HeapExpandArgs): void {
     const xS = x + s * T * vBytes;
     for (let g = 0; g < segments.length; g++) {
       const { slot, start, length } = segments[g] as (typeof segments)[number];
-      const K = slotRanks === undefined ? R : Math.min(R, slotRanks[slot] as number);
+      const K = slotRank(slotRanks, slot, R);
       const last = start + length;
       if (K === 0) {
         // An empty slot adds nothing: its tokens' columns are y's (or zero), exactly as the scalar
