@@ -113,15 +113,14 @@ function copyMethod(): Method {
 
 /** Float32Array.set over 32 MB, the machine's copy rate in GB/s (median of 5), measured on its own (the grid's roofline). */
 export function copyRate(): number {
-  const src = new Float32Array(COPY_FLOATS).fill(1);
-  const dst = new Float32Array(src.length);
+  const copy = copyMethod();
   const times: number[] = [];
   for (let i = 0; i < 6; i++) {
     const t0 = performance.now();
-    dst.set(src);
+    copy.run().dispose();
     times.push(performance.now() - t0);
   }
-  return gbps(src.byteLength, median(times.slice(1)));
+  return gbps(4 * COPY_FLOATS, median(times.slice(1)));
 }
 
 function disagreement(a: tf.Tensor, b: tf.Tensor): number {
