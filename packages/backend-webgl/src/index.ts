@@ -8,6 +8,7 @@ import {
 } from '@lora/core/backend';
 import { findBackend } from '@tensorflow/tfjs-core';
 import { webglKernels } from './kernels.js';
+import { overwriteOnTexture } from './overwrite.js';
 import { PROGRAM_MARKER } from './programs.js';
 
 export { webglKernels } from './kernels.js';
@@ -55,7 +56,8 @@ export function paddedIndex(tokenLoraIndices: Int32Array): Int32Array {
  * EXT_color_buffer_float; packed float32 RGBA textures throughout, no half floats). The token→slot
  * index is uploaded once per batch; single-adapter batches read the slot from a uniform; batches
  * without LoRA launch nothing (core). Weight stacks need no preparation: tfjs uploads a tensor
- * packed when a packed program is the first to read it, which these are.
+ * packed when a packed program is the first to read it, which these are. An activated adapter is
+ * written into its slot of a live stack in place (`overwriteOnTexture`).
  */
 export function createWebGLBackend(options: Readonly<Record<string, unknown>> = {}): LoRABackend {
   checkBackendOptions('webgl', options, []);
@@ -66,6 +68,7 @@ export function createWebGLBackend(options: Readonly<Record<string, unknown>> = 
     compilesPrograms: true,
     skipsPaddedRanks: true,
     kernels: webglKernels(),
+    overwrite: overwriteOnTexture,
     install: '@tensorflow/tfjs-backend-webgl',
     async prepare() {
       const problem = webglProblem();
