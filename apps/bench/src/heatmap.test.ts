@@ -2,11 +2,25 @@ import './backends.js';
 import { DEMO_PRESETS } from '@lora/llama/demo';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { HEATMAPS, runHeatmap } from './heatmap.js';
+import { anotherRound, HEATMAPS, runHeatmap } from './heatmap.js';
 import { tpuSimHeatmap } from './heatmap-tpu.js';
 import { heatmapCellText, heatmapSvgOf, heatmapTable } from './report-grid.js';
 
 describe('slowdown heatmap', () => {
+  it('takes rounds by a budget fixed in advance: ≥ 5, then 20 or a minute of LoRA steps, short cells up to 60 or 2 s', () => {
+    const rounds = (stepMs: number) => {
+      let r = 0;
+      while (anotherRound(r, r * stepMs, 1)) r++;
+      return r;
+    };
+    expect(rounds(15_000)).toBe(5); // a minute is spent by then, but 5 is the floor
+    expect(rounds(3_600)).toBe(17); // 2048 × 64 on SmolLM2: 17 × 3.6 s passes the minute
+    expect(rounds(400)).toBe(20);
+    expect(rounds(40)).toBe(50); // 2 s of 40 ms steps
+    expect(rounds(1)).toBe(60);
+    expect(anotherRound(6, 0, 7)).toBe(true); // asked-for rounds count too
+  });
+
   it('times a decode forward with and without LoRA per cell, skips cells over the KV limit, leaks nothing', async () => {
     const cpu = { id: 'cpu', label: 'cpu (engine js)', backend: 'cpu', backendOptions: { engine: 'js' } };
     const axes = { lengths: [8, 64], concurrency: [1, 4] };

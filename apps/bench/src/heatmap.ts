@@ -77,10 +77,25 @@ export interface HeatmapOptions {
  * runs) and 60 rounds 2.3 % (issue #17's concurrency-1 cells, docs/perf-notes.md).
  */
 const MAX_ROUNDS = 60;
-/** Milliseconds of LoRA steps a cell takes rounds for, up to {@link MAX_ROUNDS}: long cells stop at {@link MIN_ROUNDS}. */
+/** Milliseconds of LoRA steps a short cell takes rounds for, up to {@link MAX_ROUNDS}. */
 const CELL_BUDGET_MS = 2000;
+/**
+ * Rounds a long cell takes, unless {@link LONG_CELL_BUDGET_MS} of LoRA steps run out first. Steps of
+ * 0.4–4 s (many sequences, long caches) vary by ±10–25 % from round to round: with 5 rounds the
+ * SmolLM2 heatmap read 24.4 % [7.1, 27.4] at 1024 × 16 and 26.3 % [12.9, 49.9] at 2048 × 64, where
+ * 20 rounds of the same steps read 0.6 % [−2.6, 4.8] and −0.5 % [−2.8, 4.3] (docs/perf-notes.md).
+ */
+const LONG_CELL_ROUNDS = 20;
+const LONG_CELL_BUDGET_MS = 60_000;
 /** Fewer rounds give no spread worth the name (issue #17: ≥ 5 interleaved rounds). */
 const MIN_ROUNDS = 5;
+
+/** Whether a cell takes another round, after `r` rounds whose LoRA steps took `spent` ms: a budget fixed in advance, never the result so far. */
+export function anotherRound(r: number, spent: number, rounds: number): boolean {
+  if (r < Math.max(rounds, MIN_ROUNDS)) return true;
+  if (r < LONG_CELL_ROUNDS && spent < LONG_CELL_BUDGET_MS) return true;
+  return r < MAX_ROUNDS && spent < CELL_BUDGET_MS;
+}
 
 const kvBytes = (c: ModelConfig, length: number, concurrency: number): number =>
   4 * 2 * c.numHiddenLayers * c.numKeyValueHeads * c.headDim * (length + 1) * concurrency;
@@ -192,10 +207,11 @@ async function measureCell(
     await step(false);
     const lora: number[] = [];
     const base: number[] = [];
-    // Short steps take more rounds (at least 5, up to MAX_ROUNDS, until CELL_BUDGET_MS of LoRA
-    // steps): a short step's noise would otherwise swamp a slowdown of a few percent. The order
-    // alternates, so neither kind always runs second (warmer caches, a frequency step).
-    for (let r = 0, spent = 0; r < Math.max(rounds, MIN_ROUNDS) || (spent < CELL_BUDGET_MS && r < MAX_ROUNDS); r++) {
+    // Every cell takes at least 20 rounds unless a minute of LoRA steps runs out first (then at
+    // least 5), short ones up to 60 while they take under 2 s: a step's noise would otherwise swamp
+    // a slowdown of a few percent. The order alternates, so neither kind always runs second
+    // (warmer caches, a frequency step).
+    for (let r = 0, spent = 0; anotherRound(r, spent, rounds); r++) {
       if (r % 2 === 0) {
         lora.push(await step(true));
         base.push(await step(false));

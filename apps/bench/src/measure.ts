@@ -74,13 +74,15 @@ async function timeOnce(m: Method, depth = 1): Promise<number> {
 /**
  * A fast CPU method runs its JavaScript (core's checks, the kernel driver) in V8's baseline tiers
  * until it has been called a few hundred times: one warm-up call left a T = 1 `addLoRALinear` at
- * ~300 µs per sample, against ~50 µs once optimised — in a model it is called thousands of times. So
- * it is called until 200 calls or 200 ms have passed, whichever comes first.
+ * ~300 µs per sample, against ~50 µs once optimised — in a model it is called thousands of times.
+ * 200 calls were not enough either: the grid's T = 1 points, first in the process, read 90–110 µs
+ * per call at H = 1024 where the same calls after 3,000 read 20–60 µs. So it is called until
+ * 2,000 calls or 300 ms have passed, whichever comes first.
  */
 async function warmUpJit(m: Method): Promise<void> {
   await tf.setBackend(m.tfBackend);
-  const end = performance.now() + 200;
-  for (let i = 0; i < 200 && performance.now() < end; i++) m.run().dispose();
+  const end = performance.now() + 300;
+  for (let i = 0; i < 2000 && performance.now() < end; i++) m.run().dispose();
 }
 
 /** Queue depth for a GPU method: about 100 ms of work per sample, 1 to 8 calls. */

@@ -83,7 +83,7 @@ export function heatmapTable(h: HeatmapResult): string {
 
 const MEASURED_NOTE =
   'Each cell: one decode step of that many sequences whose KV caches hold that many tokens, time with LoRA / time on the base model − 1 ' +
-  '(the median over ≥ 5 rounds, each round timing both back to back in alternating order); in brackets the interquartile range of the ' +
+  '(the median over 20 rounds, or ≥ 5 where a minute of LoRA steps runs out first, each round timing both back to back in alternating order); in brackets the interquartile range of the ' +
   'per-round slowdowns. A cell whose range reaches 0 % says "within noise": its rounds do not tell the cost apart from zero. ' +
   '"must": what LoRA has to cost in that step — the larger of its bytes (the distinct adapters\' A and B at their true rank) over the ' +
   "base step's bytes (weights and KV cache) and its FLOPs over the base step's (issue #17's inherent share).";
