@@ -24,6 +24,8 @@ interface PhysicalTexture {
 /** What this file reads of tfjs-backend-webgl's backend object. */
 interface WebGLInternals {
   texData: { get(id: object): TexData | undefined };
+  /** Views that share a tensor's texture (tfjs' shallow slices), counted by the tensor's data id; absent when none. */
+  dataRefCount?: { get(id: object): number | undefined };
   gpgpu: { gl: WebGLRenderingContext | WebGL2RenderingContext; textureConfig: { textureFormatFloat: number } };
 }
 
@@ -51,7 +53,7 @@ interface TexelRun {
  * slot's old values, as on the other backends.
  *
  * Returns false (the caller makes the stack anew) where the write would reach more than this tensor
- * (data shared with another tensor, a slice view), where the texture is not float32 (half-float
+ * (data shared with another tensor, a slice view of it or one it is), where the texture is not float32 (half-float
  * devices, WebGL1), where a packed write would not cover whole matrices, or for a range past the
  * tensor. Nothing is written then.
  */
@@ -59,6 +61,8 @@ export function overwriteOnTexture(t: Tensor, offset: number, values: Float32Arr
   const webgl = findBackend('webgl') as unknown as WebGLInternals | null;
   const data = webgl?.texData.get(t.dataId);
   if (webgl == null || data === undefined || data.refCount !== 1 || data.slice != null) return false;
+  // A continuous tf.slice of a texture is a view on it (same texture, same host array): it would change too.
+  if ((webgl.dataRefCount?.get(t.dataId) ?? 1) > 1) return false;
   if (t.dtype !== 'float32' || !Number.isSafeInteger(offset) || offset < 0 || offset + values.length > t.size) return false;
   const host = data.values;
   const onHost = host instanceof Float32Array && host.length === t.size;

@@ -10,6 +10,7 @@ import { leakSuite } from './suites/leaks.js';
 import { mixSuite } from './suites/mixes.js';
 import { programSuite } from './suites/programs.js';
 import { rankSuite } from './suites/ranks.js';
+import { slotWriteSuite } from './suites/slot-writes.js';
 import { strengthSuite } from './suites/strength.js';
 
 export { EMBEDDING_CASES, type EmbeddingCase, LINEAR_CASES, type LinearCase, LOGITS_CASES, type LogitsCase } from './cases.js';
@@ -36,6 +37,7 @@ export function describeBackend(factory: BackendFactory, capabilities: BackendCa
     correctnessSuite(factory, capabilities);
     strengthSuite(factory, capabilities);
     rankSuite(factory, capabilities);
+    slotWriteSuite(factory, capabilities);
     doraSuite(factory, capabilities);
     mixSuite(factory, capabilities);
     errorSuite(factory, capabilities);
