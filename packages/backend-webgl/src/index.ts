@@ -57,7 +57,7 @@ export function paddedIndex(tokenLoraIndices: Int32Array): Int32Array {
  * index is uploaded once per batch; single-adapter batches read the slot from a uniform; batches
  * without LoRA launch nothing (core). Weight stacks need no preparation: tfjs uploads a tensor
  * packed when a packed program is the first to read it, which these are. An activated adapter is
- * written into its slot of a live stack in place (`overwriteOnTexture`).
+ * written into its slot of a live stack in place (`overwrite`, with `texSubImage2D`).
  */
 export function createWebGLBackend(options: Readonly<Record<string, unknown>> = {}): LoRABackend {
   checkBackendOptions('webgl', options, []);
