@@ -27,6 +27,7 @@ describe('webgl slot-only uploads (overwrite)', () => {
   // (more texels than fit one row) splits a slot into a partial row, whole rows and a partial row.
   for (const [label, shape] of [
     ['odd rows and columns', [3, 5, 7]],
+    ['one slot (tfjs samples it as a matrix)', [1, 3, 5]],
     ['one texel column', [4, 3, 1]],
     ['a texture wider than one slot', [5, 2, 3]],
     ['a texture wider than the maximum (squarish: slots split across rows)', [3, 2, 33000]],
@@ -52,8 +53,9 @@ describe('webgl slot-only uploads (overwrite)', () => {
         }
         // After a read-back tfjs holds the values on the host too: both must change.
         const again = range(size, 5000);
-        expect(overwriteOnTexture(t, size, again)).toBe(true);
-        expected.set(again, size);
+        const last = (L - 1) * size;
+        expect(overwriteOnTexture(t, last, again)).toBe(true);
+        expected.set(again, last);
         const doubled = tf.tidy(() => tf.mul(t, tf.scalar(2))); // a program reads the texture, not the host copy
         expect(Array.from(await doubled.data())).toEqual(Array.from(expected, (v) => 2 * v));
         expect(Array.from(await t.data())).toEqual(Array.from(expected));

@@ -53,9 +53,9 @@ interface TexelRun {
  * slot's old values, as on the other backends.
  *
  * Returns false (the caller makes the stack anew) where the write would reach more than this tensor
- * (data shared with another tensor, a slice view of it or one it is), where the texture is not float32 (half-float
- * devices, WebGL1), where a packed write would not cover whole matrices, or for a range past the
- * tensor. Nothing is written then.
+ * (data shared with another tensor, a slice view of it or one it is), where the texture is not
+ * float32 (half-float devices, WebGL1), where a packed write would not cover whole matrices, or for
+ * a range past the tensor. Nothing is written then.
  */
 export function overwriteOnTexture(t: Tensor, offset: number, values: Float32Array): boolean {
   const webgl = findBackend('webgl') as unknown as WebGLInternals | null;
@@ -111,6 +111,7 @@ function texelRun(webgl: WebGLInternals, t: Tensor, data: TexData, offset: numbe
   const texelRows = Math.ceil(rows / 2);
   const texelCols = Math.ceil(cols / 2);
   const texelsPerMatrix = texelRows * texelCols;
+  if ((t.size / matrix) * texelsPerMatrix > physical[0] * physical[1]) return null;
   const matrices = values.length / matrix;
   const out = new Float32Array(matrices * texelsPerMatrix * 4);
   for (let m = 0; m < matrices; m++) {
@@ -120,7 +121,6 @@ function texelRun(webgl: WebGLInternals, t: Tensor, data: TexData, offset: numbe
       for (let c = 0; c < cols; c++) out[texelRow + (c >> 1) * 4 + (c & 1)] = values[src + c] as number;
     }
   }
-  if ((t.size / matrix) * texelsPerMatrix > physical[0] * physical[1]) return null;
   return { start: (offset / matrix) * texelsPerMatrix, data: out, channels: 4, format: gl.RGBA };
 }
 
