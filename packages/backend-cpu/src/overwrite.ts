@@ -1,3 +1,4 @@
+import { overwriteFits } from '@lora/core/backend';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { findBackend, type Tensor } from '@tensorflow/tfjs-core';
 
@@ -6,14 +7,11 @@ import { findBackend, type Tensor } from '@tensorflow/tfjs-core';
 // tensor's own size and return false where the memory is not what they expect (the caller then makes
 // a new tensor), so a wrong offset can never write outside the tensor.
 
-const fits = (t: Tensor, offset: number, values: Float32Array) =>
-  t.dtype === 'float32' && Number.isSafeInteger(offset) && offset >= 0 && offset + values.length <= t.size;
-
 /** tfjs "cpu": the tensor's values are a Float32Array in the backend's data map. */
 export function overwriteOnHost(t: Tensor, offset: number, values: Float32Array): boolean {
   const backend = findBackend('cpu') as unknown as { data: { get(id: object): { values?: unknown } | undefined } } | null;
   const data = backend?.data.get(t.dataId)?.values;
-  if (!(data instanceof Float32Array) || data.length !== t.size || !fits(t, offset, values)) return false;
+  if (!(data instanceof Float32Array) || data.length !== t.size || !overwriteFits(t, offset, values)) return false;
   data.set(values, offset);
   return true;
 }
@@ -22,7 +20,7 @@ export function overwriteOnHost(t: Tensor, offset: number, values: Float32Array)
 export function overwriteOnHeap(t: Tensor, offset: number, values: Float32Array): boolean {
   const backend = findBackend('wasm') as (BackendWasm & { wasm: { HEAPF32: Float32Array } }) | null;
   const info = backend?.dataIdMap.get(t.dataId);
-  if (backend == null || info === undefined || !fits(t, offset, values)) return false;
+  if (backend == null || info === undefined || !overwriteFits(t, offset, values)) return false;
   // A view made now: heap growth replaces the buffer, so none is kept.
   new Float32Array(backend.wasm.HEAPF32.buffer, info.memoryOffset + offset * 4, values.length).set(values);
   return true;

@@ -1,3 +1,4 @@
+import { overwriteFits } from '@lora/core/backend';
 import { env, findBackend, type Tensor } from '@tensorflow/tfjs-core';
 
 /** What this file reads of tfjs-backend-webgl's per-tensor record (not in its typings). */
@@ -63,18 +64,14 @@ export function overwriteOnTexture(t: Tensor, offset: number, values: Float32Arr
   if (webgl == null || data === undefined || data.refCount !== 1 || data.slice != null) return false;
   // A continuous tf.slice of a texture is a view on it (same texture, same host array): it would change too.
   if ((webgl.dataRefCount?.get(t.dataId) ?? 1) > 1) return false;
-  if (t.dtype !== 'float32' || !Number.isSafeInteger(offset) || offset < 0 || offset + values.length > t.size) return false;
+  if (!overwriteFits(t, offset, values)) return false;
   const host = data.values;
   const onHost = host instanceof Float32Array && host.length === t.size;
   if (host != null && !onHost) return false;
+  // Every copy that exists is written, or none: a texture this file cannot write refuses the whole write.
   const texture = data.texture ?? null;
-  let run: TexelRun | null = null;
-  if (texture !== null) {
-    run = texelRun(webgl, t, data, offset, values);
-    if (run === null) return false;
-  } else if (!onHost) {
-    return false;
-  }
+  const run = texture === null ? null : texelRun(webgl, t, data, offset, values);
+  if (texture === null ? !onHost : run === null) return false;
   if (texture !== null && run !== null) writeTexels(webgl.gpgpu.gl as WebGL2RenderingContext, texture, run);
   if (onHost) host.set(values, offset);
   return true;

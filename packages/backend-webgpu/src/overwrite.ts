@@ -1,3 +1,4 @@
+import { overwriteFits } from '@lora/core/backend';
 import { findBackend, type Tensor } from '@tensorflow/tfjs-core';
 
 /** What this file reads of tfjs-backend-webgpu's backend object (not in its typings). */
@@ -28,7 +29,7 @@ export function overwriteOnGpu(t: Tensor, offset: number, values: Float32Array):
   const gpu = findBackend('webgpu') as unknown as WebGPUInternals | null;
   const data = gpu?.tensorMap.get(t.dataId);
   if (gpu == null || data === undefined || data.refCount !== 1 || data.external === true) return false;
-  if (t.dtype !== 'float32' || !Number.isSafeInteger(offset) || offset < 0 || offset + values.length > t.size) return false;
+  if (!overwriteFits(t, offset, values)) return false;
   // Values on the host (not uploaded yet, or cached there by a read: tfjs keeps both), a buffer on
   // the GPU, or both: every copy that exists is written, so none goes stale.
   const host = data.values;

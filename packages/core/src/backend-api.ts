@@ -43,6 +43,7 @@ export {
   type ShrinkKernelCall,
   shrinkKernelArgs,
 } from './kernels.js';
+export { overwriteFits } from './layers/stack.js';
 export { computeMapping, computeMetadata, type LoRAMapping, type LoRAMetadata, type LoRASegment } from './metadata.js';
 export { isNode, type NodeBuiltins, nodeBuiltins } from './node.js';
 export { registerLoRABackend, unregisterLoRABackend } from './registry.js';

@@ -1,8 +1,7 @@
 import { LoRALinear } from '@lora/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import type { BackendCapabilities, BackendFactory } from '../harness.js';
-import { makeRuntime } from '../harness.js';
+import { type BackendCapabilities, type BackendFactory, makeRuntime } from '../harness.js';
 
 const read = async (t: tf.Tensor): Promise<number[]> => Array.from(await t.data());
 

@@ -4,6 +4,15 @@ import { keep, type Tensor, type Tensor3D, tensor3d } from '@tensorflow/tfjs-cor
 export type Overwrite = (tensor: Tensor, offset: number, values: Float32Array) => boolean;
 
 /**
+ * For `LoRABackend.overwrite` implementations: `values` written from flat element `offset` on stay
+ * inside `tensor`, a float32 tensor. Each backend checks it against the tensor's own size before
+ * touching memory, so a wrong offset can never write past the tensor (it returns false instead).
+ */
+export function overwriteFits(tensor: Tensor, offset: number, values: Float32Array): boolean {
+  return tensor.dtype === 'float32' && Number.isSafeInteger(offset) && offset >= 0 && offset + values.length <= tensor.size;
+}
+
+/**
  * One stacked `[L, d1, d2]` weight with a host mirror. Writing a slot touches only the mirror; the
  * next forward that asks for the tensor gets the written slots. Where the backend writes tensors in
  * place (`overwrite`: the cpu backend), only those slots are copied into the live tensor (an
