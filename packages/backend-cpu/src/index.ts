@@ -43,6 +43,7 @@ export async function createCpuBackend(options: Readonly<Record<string, unknown>
       hostMemory: true,
       appliesTokenScales: true,
       skipsPaddedRanks: true,
+      readsSlotRankB: true,
       overwrite: overwriteOnHost,
     });
   }
@@ -57,6 +58,7 @@ export async function createCpuBackend(options: Readonly<Record<string, unknown>
     hostMemory: true,
     appliesTokenScales: true,
     skipsPaddedRanks: true,
+    readsSlotRankB: true,
     overwrite: overwriteOnHeap,
     stats: () => ({ programsCompiled: 0, simd: simdSupported() ? 1 : 0 }),
   });

@@ -7,6 +7,8 @@
 export type { LoRABackend, LoRABackendFactory, LoRABackendStats } from './backend.js';
 export { bucketSize, bucketTokens, MIN_TOKEN_BUCKET, nextPowerOfTwo, roundUp, tokenBuckets } from './bucketing.js';
 export {
+  type BLayout,
+  bRowStride,
   type ExpandCall,
   type ExpandDims,
   expandCall,

@@ -68,6 +68,12 @@ export interface LoRABackend {
    */
   readonly skipsPaddedRanks?: boolean;
   /**
+   * Its expand kernels read B stacks in the 'slot-rank' layout (`BLayout`: each slot's rows at its own
+   * rank) when a call says so; the layers then write their B stacks that way. Absent or false: calls
+   * with that layout are refused (E_UNSUPPORTED) and every stack is 'padded'.
+   */
+  readonly readsSlotRankB?: boolean;
+  /**
    * The accuracy it promises: max error per output row relative to the root-sum-square of the
    * row's products (README "Accuracy"). Default 1e-4 (float32 arithmetic); tpu-sim, which rounds
    * LoRA operands to bfloat16, promises 3e-2. Callers that compare against float64 read it here

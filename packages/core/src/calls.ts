@@ -63,6 +63,21 @@ export function slotRank(slotRanks: Int32Array | undefined, slot: number, rank: 
   return slotRanks === undefined ? rank : Math.min(rank, slotRanks[slot] as number);
 }
 
+/**
+ * How the slots of a B stack `[L, O_s, R]` hold their rows (docs/contract.md, "B layouts"):
+ * - `'padded'` (vLLM's `lora_b_stacked`): slot l is `[O_s, R]`, its columns past the slot's rank zero.
+ * - `'slot-rank'`: slot l's `[O_s, K_l]`, K_l = `slotRanks[l]`, fills the first `O_s·K_l` values of
+ *   its `O_s·R`; the rest is never read. A rank-8 adapter in `maxLoraRank` 32 stacks is then 32
+ *   contiguous bytes per output row instead of 32 useful bytes every 128, a quarter of the cache
+ *   lines. Only for backends that declare `readsSlotRankB`, and only in calls that pass `slotRanks`.
+ */
+export type BLayout = 'padded' | 'slot-rank';
+
+/** The row stride a kernel reads slot `slot` of a B stack with: the slot's rank in the 'slot-rank' layout, else the stacks' R. */
+export function bRowStride(layout: BLayout, slotRanks: Int32Array | undefined, slot: number, rank: number): number {
+  return layout === 'slot-rank' ? slotRank(slotRanks, slot, rank) : rank;
+}
+
 /** `y` with slice s of `B_s[slot(t)] · x[s, t]` written (or added) from column `offsetStart + Σ_{j<s} outputSlices[j]`. */
 export interface ExpandCall {
   /** The base output `[T, width]`; never modified: the kernel returns a new tensor. */
@@ -84,6 +99,8 @@ export interface ExpandCall {
    * columns of B past it are zero padding, which kernels that declare `skipsPaddedRanks` do not read.
    */
   readonly slotRanks: Int32Array | undefined;
+  /** How the B stacks' slots hold their rows ({@link BLayout}); 'slot-rank' only with `slotRanks`. */
+  readonly bLayout: BLayout;
   /** The sizes, read off the shapes core validated. */
   readonly dims: ExpandDims;
 }
@@ -115,6 +132,8 @@ export interface LinearCall {
    * columns of B past it are zero padding, which kernels that declare `skipsPaddedRanks` do not read.
    */
   readonly slotRanks: Int32Array | undefined;
+  /** How the B stacks' slots hold their rows ({@link BLayout}); 'slot-rank' only with `slotRanks`. */
+  readonly bLayout: BLayout;
   /** The sizes, read off the shapes core validated. */
   readonly dims: LinearDims;
 }
@@ -138,12 +157,12 @@ export function expandCall(
   loraB: readonly Tensor3D[],
   meta: LoRAMapping,
   outputSlices: readonly number[],
-  options: { offsetStart?: number; addInputs?: boolean; slotRanks?: Int32Array | undefined } = {},
+  options: { offsetStart?: number; addInputs?: boolean; slotRanks?: Int32Array | undefined; bLayout?: BLayout } = {},
 ): ExpandCall {
   const [tokens, width] = y.shape;
-  const { offsetStart = 0, addInputs = true, slotRanks } = options;
+  const { offsetStart = 0, addInputs = true, slotRanks, bLayout = 'padded' } = options;
   const dims = { tokens, width, rank: x.shape[2], slots: (loraB[0] as Tensor3D).shape[0], slices: loraB.length };
-  return { y, x, loraB, meta, outputSlices, offsetStart, addInputs, slotRanks, dims };
+  return { y, x, loraB, meta, outputSlices, offsetStart, addInputs, slotRanks, bLayout, dims };
 }
 
 /** A fused shrink + expand call (see {@link LinearCall}) with its dims read off shapes core has already checked. */
@@ -156,8 +175,9 @@ export function linearCall(
   scale: number,
   outputSlices: readonly number[],
   slotRanks: Int32Array | undefined,
+  bLayout: BLayout = 'padded',
 ): LinearCall {
   const [slots, rank, hidden] = (loraA[0] as Tensor3D).shape;
   const dims = { tokens: x.shape[0], hidden, rank, slots, slices: loraA.length, width: y.shape[1] };
-  return { y, x, loraA, loraB, meta, scale, outputSlices, slotRanks, dims };
+  return { y, x, loraA, loraB, meta, scale, outputSlices, slotRanks, bLayout, dims };
 }

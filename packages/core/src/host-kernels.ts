@@ -118,6 +118,7 @@ export function hostMemoryKernels(spec: HostKernelSpec): KernelConfig[] {
         offsetStart: c.offsetStart,
         addInputs: c.addInputs,
         slotRanks: c.slotRanks,
+        bLayout: c.bLayout,
         dims: c.dims,
         batch: c.batch,
         target: c.target,
@@ -133,7 +134,7 @@ export function hostMemoryKernels(spec: HostKernelSpec): KernelConfig[] {
       const host = backend as unknown as HostBackend;
       const c = linearKernelArgs(inputs, attrs);
       const shrunk = shrinkOnHost(host, c);
-      const { meta, slotRanks, dims, batch, target } = c;
+      const { meta, slotRanks, bLayout, dims, batch, target } = c;
       const y = values(host, c.y);
       const loraB = c.loraB.map((b) => values(host, b));
       const out = spec.expand({
@@ -145,6 +146,7 @@ export function hostMemoryKernels(spec: HostKernelSpec): KernelConfig[] {
         offsetStart: 0,
         addInputs: true,
         slotRanks,
+        bLayout,
         dims,
         batch,
         target,

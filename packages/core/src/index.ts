@@ -16,6 +16,7 @@ export { isTargeted, moduleScale, type PeftAdapterConfig, parsePeftConfig } from
 export { type ModuleToWrite, type PeftFiles, serializePeftAdapter, writePeftAdapterDir } from './adapters/peft-writer.js';
 export type { LoRABackend, LoRABackendFactory, LoRABackendStats } from './backend.js';
 export type { BackendImporter } from './backend-import.js';
+export type { BLayout } from './calls.js';
 export {
   type BackendCandidate,
   type BackendChoice,
@@ -54,7 +55,7 @@ export { LoRAEmbedding } from './layers/embedding.js';
 export type { LoRALayer, MatrixInput } from './layers/layer.js';
 export { type LinearLayerOptions, LoRALinear, LoRALogits, MergedLoRALinear } from './layers/linear.js';
 export type { BatchMapping, IndexArray, LoRAMapping, LoRAMetadata, LoRASegment, ScaleArray } from './metadata.js';
-export { type ExpandOptions, PunicaWrapper, type PunicaWrapperConfig, type SlotRankArray } from './punica.js';
+export { type ExpandOptions, type LinearOptions, PunicaWrapper, type PunicaWrapperConfig, type SlotRankArray } from './punica.js';
 export type { Floats, ReferenceResult } from './reference.js';
 export * as reference from './reference.js';
 export { createReferenceBackend } from './reference-backend.js';

@@ -15,7 +15,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import type { LoRABackend, LoRABackendStats } from './backend.js';
-import type { ExpandCall, ExpandDims, LinearCall, LinearDims, ShrinkCall, ShrinkDims } from './calls.js';
+import type { BLayout, ExpandCall, ExpandDims, LinearCall, LinearDims, ShrinkCall, ShrinkDims } from './calls.js';
 import { LoRAError } from './errors.js';
 import type { LoRAMapping } from './metadata.js';
 
@@ -73,6 +73,8 @@ export interface LoRAExpandAttrs {
   readonly addInputs: boolean;
   /** Each slot's true rank, undefined for the stacks' full rank (`ExpandCall.slotRanks`). */
   readonly slotRanks: Int32Array | undefined;
+  /** How B's slots hold their rows (`ExpandCall.bLayout`): always 'padded' unless the backend declares `readsSlotRankB`. */
+  readonly bLayout: BLayout;
   /** Sizes of the call (`ExpandCall.dims`): a kernel reads these instead of tensor shapes. */
   readonly dims: ExpandDims;
   /** `KernelBatch.attrs` of this batch, `{}` when the backend gave none. */
@@ -91,6 +93,8 @@ export interface LoRALinearAttrs {
   readonly outputSlices: readonly number[];
   /** Each slot's true rank, undefined for the stacks' full rank (`LinearCall.slotRanks`). */
   readonly slotRanks: Int32Array | undefined;
+  /** How B's slots hold their rows (`LinearCall.bLayout`): always 'padded' unless the backend declares `readsSlotRankB`. */
+  readonly bLayout: BLayout;
   /** Sizes of the call (`LinearCall.dims`). */
   readonly dims: LinearDims;
   /** `KernelBatch.attrs` of this batch, `{}` when the backend gave none. */
@@ -183,13 +187,14 @@ export function runShrinkKernel(call: ShrinkCall, batch: KernelBatch = {}, targe
 
 /** Runs an expand call through the tfjs engine under the target's kernel name. */
 export function runExpandKernel(call: ExpandCall, batch: KernelBatch = {}, target: KernelTarget = {}): Tensor2D {
-  const { y, x, loraB, meta, outputSlices, offsetStart, addInputs, slotRanks, dims } = call;
+  const { y, x, loraB, meta, outputSlices, offsetStart, addInputs, slotRanks, bLayout, dims } = call;
   const attrs: LoRAExpandAttrs = {
     meta,
     outputSlices,
     offsetStart,
     addInputs,
     slotRanks,
+    bLayout,
     dims,
     batch: batch.attrs ?? NO_ATTRS,
     target: target.attrs ?? NO_ATTRS,
@@ -203,12 +208,13 @@ export function runExpandKernel(call: ExpandCall, batch: KernelBatch = {}, targe
 
 /** Runs a fused shrink + expand call through the tfjs engine under the target's kernel name. */
 export function runLinearKernel(call: LinearCall, batch: KernelBatch = {}, target: KernelTarget = {}): Tensor2D {
-  const { y, x, loraA, loraB, meta, scale, outputSlices, slotRanks, dims } = call;
+  const { y, x, loraA, loraB, meta, scale, outputSlices, slotRanks, bLayout, dims } = call;
   const attrs: LoRALinearAttrs = {
     meta,
     scale,
     outputSlices,
     slotRanks,
+    bLayout,
     dims,
     batch: batch.attrs ?? NO_ATTRS,
     target: target.attrs ?? NO_ATTRS,
@@ -242,6 +248,7 @@ export function expandKernelArgs(inputs: NamedTensorInfoMap, attrs: NamedAttrMap
     offsetStart: a.offsetStart,
     addInputs: a.addInputs,
     slotRanks: a.slotRanks,
+    bLayout: a.bLayout,
     dims: a.dims,
     batch: a.batch,
     target: a.target,
@@ -260,6 +267,7 @@ export function linearKernelArgs(inputs: NamedTensorInfoMap, attrs: NamedAttrMap
     scale: a.scale,
     outputSlices: a.outputSlices,
     slotRanks: a.slotRanks,
+    bLayout: a.bLayout,
     dims: a.dims,
     batch: a.batch,
     target: a.target,
@@ -310,6 +318,8 @@ export interface KernelBackendSpec {
   readonly appliesTokenScales?: boolean;
   /** See `LoRABackend.skipsPaddedRanks`. */
   readonly skipsPaddedRanks?: boolean;
+  /** See `LoRABackend.readsSlotRankB`. */
+  readonly readsSlotRankB?: boolean;
   /** See `LoRABackend.overwrite`. */
   overwrite?(tensor: Tensor, offset: number, values: Float32Array): boolean;
 }
@@ -332,6 +342,7 @@ export function defineLoRABackend(spec: KernelBackendSpec): LoRABackend {
     accuracy: spec.accuracy ?? 1e-4,
     appliesTokenScales: spec.appliesTokenScales === true,
     skipsPaddedRanks: spec.skipsPaddedRanks === true,
+    readsSlotRankB: spec.readsSlotRankB === true,
     maxBatchTokens: () => spec.maxBatchTokens?.(),
     async init() {
       await spec.prepare?.();

@@ -83,6 +83,58 @@ describe('PunicaWrapper fast paths and guards (core only, reference backend)', (
     vi.restoreAllMocks();
   });
 
+  it("bLayout 'slot-rank': passed to the kernels where the backend reads it; refused before any kernel runs elsewhere", async () => {
+    rt.punica.updateMetadata({ tokenLoraIndices: [0, 1, -1] });
+    const before = tf.memory().numTensors;
+    const shrunk = tf.zeros([1, 3, 1]) as tf.Tensor3D;
+    const calls = [
+      (o: unknown) => () => rt.punica.addLoRALinear(y, x, [a], [b], 1, [2], [1, 1], o as { bLayout: 'slot-rank' }),
+      (o: unknown) => () => rt.punica.addLoRALogits(y, x, a, b, 1, [1, 1], o as { bLayout: 'slot-rank' }),
+      (o: unknown) => () => rt.punica.addExpand(y, shrunk, [b], [2], { slotRanks: [1, 1], ...(o as object) }),
+    ];
+    for (const call of calls) {
+      // The reference backend reads the padded layout only.
+      expect(call({ bLayout: 'slot-rank' })).toThrow(
+        expect.objectContaining({ code: 'E_UNSUPPORTED', message: expect.stringMatching(/backend "reference" .*padded.*slot-rank/) }),
+      );
+      expect(call({ bLayout: 'compact' })).toThrow(
+        expect.objectContaining({
+          code: 'E_CONFIG',
+          message: expect.stringMatching(/bLayout must be 'padded' or 'slot-rank', got "compact"/),
+        }),
+      );
+    }
+    expect(() => rt.punica.addLoRALinear(y, x, [a], [b], 1, [2], [1, 1], 7 as never)).toThrow(expect.objectContaining({ code: 'E_SHAPE' }));
+    const hostile = Object.defineProperty({}, 'bLayout', {
+      get() {
+        throw new Error('boom');
+      },
+    });
+    expect(calls[0]?.(hostile)).toThrow(
+      expect.objectContaining({ code: 'E_SHAPE', message: expect.stringMatching(/could not be read.*boom/) }),
+    );
+
+    const reads: LoRABackend = { ...createReferenceBackend(), readsSlotRankB: true };
+    const other = await createLoRA({ backend: reads, maxLoras: 2, maxLoraRank: 1 });
+    try {
+      const expand = vi.spyOn(reads, 'expand');
+      other.punica.updateMetadata({ tokenLoraIndices: [0, 1, -1] });
+      // slot-rank needs slotRanks: they give each slot's row stride.
+      expect(() => other.punica.addLoRALinear(y, x, [a], [b], 1, [2], undefined, { bLayout: 'slot-rank' })).toThrow(
+        expect.objectContaining({ code: 'E_SHAPE', message: expect.stringMatching(/needs slotRanks/) }),
+      );
+      expect(expand).not.toHaveBeenCalled();
+      other.punica.addLoRALinear(y, x, [a], [b], 1, [2], [1, 1], { bLayout: 'slot-rank' }).dispose();
+      other.punica.addLoRALinear(y, x, [a], [b], 1, [2], [1, 1]).dispose();
+      expect(expand.mock.calls.map((c) => c[0].bLayout)).toEqual(['slot-rank', 'padded']);
+    } finally {
+      other.dispose();
+      vi.restoreAllMocks();
+    }
+    shrunk.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('a layer no adapter of the batch targets (every active slot of rank 0) launches no kernel', async () => {
     const shrink = vi.spyOn(backend, 'shrink');
     const expand = vi.spyOn(backend, 'expand');

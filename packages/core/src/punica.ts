@@ -14,11 +14,12 @@ import {
   zeros,
 } from '@tensorflow/tfjs-core';
 import type { LoRABackend } from './backend.js';
-import { expandCall, linearCall, type ShrinkCall, shrinkCall } from './calls.js';
+import { type BLayout, expandCall, linearCall, type ShrinkCall, shrinkCall } from './calls.js';
 import { describeValue, LoRAError } from './errors.js';
 import { type BatchMapping, computeMetadata, type LoRAMapping, type LoRAMetadata } from './metadata.js';
 import {
   type CheckContext,
+  checkBLayout,
   checkEmbedding,
   checkExpand,
   checkExpandTargets,
@@ -44,6 +45,18 @@ export interface ExpandOptions {
   addInputs?: boolean;
   /** Each slot's true rank (see {@link SlotRankArray}); default: the full rank of the stacks. */
   slotRanks?: SlotRankArray;
+  /** How the B stacks' slots hold their rows (`BLayout`, default 'padded'); 'slot-rank' needs `slotRanks`. */
+  bLayout?: BLayout;
+}
+
+/** Options of {@link PunicaWrapper.addLoRALinear} and {@link PunicaWrapper.addLoRALogits}. */
+export interface LinearOptions {
+  /**
+   * How the B stacks' slots hold their rows (`BLayout`, default 'padded', vLLM's layout). 'slot-rank'
+   * (each slot's rows at its own rank, which the layers write for backends that declare
+   * `readsSlotRankB`) needs `slotRanks`; E_UNSUPPORTED on other backends.
+   */
+  bLayout?: BLayout;
 }
 
 /** The limits a {@link PunicaWrapper} checks every call against (`createLoRA` passes the resolved config). */
@@ -111,16 +124,19 @@ export class PunicaWrapper {
   /** y with slice s of `B_s[slot(t)] · x[s, t]` added (or written) at `offsetStart + Σ_{j<s} O_j`. */
   addExpand(y: Tensor2D, x: Tensor3D, loraB: Tensor3D[], outputSlices: number[], opts: ExpandOptions = {}): Tensor2D {
     const meta = this.#ready('addExpand');
-    const { offsetStart, addInputs, slotRanks } = expandOptions(opts);
+    const { offsetStart, addInputs, slotRanks, bLayout } = expandOptions(opts);
     const checked = checkExpand(this.#ctx, meta.numTokens, y, x, loraB, outputSlices, offsetStart, addInputs);
     const ranks = checkSlotRanks(this.#ctx, slotRanks);
+    const layout = checkBLayout(bLayout, ranks, this.#backend);
     if (meta.noLoRA) return clone(y);
-    return this.#backend.expand(expandCall(y, x, checked.loraB, meta, checked.outputSlices, { offsetStart, addInputs, slotRanks: ranks }));
+    const call = expandCall(y, x, checked.loraB, meta, checked.outputSlices, { offsetStart, addInputs, slotRanks: ranks, bLayout: layout });
+    return this.#backend.expand(call);
   }
 
   /**
    * `y + scale · B·(A·x)` for every LoRA token: one shrink and one expand for the whole batch (one
-   * fused kernel where the backend has `linear`). `slotRanks`: see {@link SlotRankArray}.
+   * fused kernel where the backend has `linear`). `slotRanks`: see {@link SlotRankArray}; `options`:
+   * see {@link LinearOptions}.
    */
   addLoRALinear(
     y: Tensor2D,
@@ -130,6 +146,7 @@ export class PunicaWrapper {
     scale: number,
     outputSlices: number[],
     slotRanks?: SlotRankArray,
+    options?: LinearOptions,
   ): Tensor2D {
     const meta = this.#ready('addLoRALinear');
     const a = checkShrink(this.#ctx, meta.numTokens, x, loraA, scale);
@@ -144,7 +161,8 @@ export class PunicaWrapper {
       true,
     );
     const ranks = checkSlotRanks(this.#ctx, slotRanks);
-    return this.#withLanes(y, meta, (acc, lane) => this.#linear(acc, x, a.loraA, b.loraB, scale, b.outputSlices, lane, ranks));
+    const layout = checkBLayout(linearOptions(options, 'addLoRALinear').bLayout, ranks, this.#backend);
+    return this.#withLanes(y, meta, (acc, lane) => this.#linear(acc, x, a.loraA, b.loraB, scale, b.outputSlices, lane, ranks, layout));
   }
 
   /** `y + B[slot(t)] · A[slot(t), tokenIds[t]]`: the LoRA term of an embedding lookup. `slotRanks`: see {@link SlotRankArray}. */
@@ -169,12 +187,26 @@ export class PunicaWrapper {
     });
   }
 
-  /** `y + scale · B·(A·x)` for lm_head, one row per sampled sequence (`samplerLoraIndices`). `slotRanks`: see {@link SlotRankArray}. */
-  addLoRALogits(y: Tensor2D, x: Tensor2D, loraA: Tensor3D, loraB: Tensor3D, scale: number, slotRanks?: SlotRankArray): Tensor2D {
+  /**
+   * `y + scale · B·(A·x)` for lm_head, one row per sampled sequence (`samplerLoraIndices`).
+   * `slotRanks`: see {@link SlotRankArray}; `options`: see {@link LinearOptions}.
+   */
+  addLoRALogits(
+    y: Tensor2D,
+    x: Tensor2D,
+    loraA: Tensor3D,
+    loraB: Tensor3D,
+    scale: number,
+    slotRanks?: SlotRankArray,
+    options?: LinearOptions,
+  ): Tensor2D {
     const meta = this.#ready('addLoRALogits');
     checkLogits(this.#ctx, meta.sampler.numTokens, y, x, loraA, loraB, scale);
     const ranks = checkSlotRanks(this.#ctx, slotRanks);
-    return this.#withLanes(y, meta, (acc, lane) => this.#linear(acc, x, [loraA], [loraB], scale, [y.shape[1]], lane.sampler, ranks));
+    const layout = checkBLayout(linearOptions(options, 'addLoRALogits').bLayout, ranks, this.#backend);
+    return this.#withLanes(y, meta, (acc, lane) =>
+      this.#linear(acc, x, [loraA], [loraB], scale, [y.shape[1]], lane.sampler, ranks, layout),
+    );
   }
 
   /** Calls after dispose() throw E_DISPOSED. The backend is disposed by the runtime that owns it. */
@@ -208,16 +240,17 @@ export class PunicaWrapper {
     slices: number[],
     meta: LoRAMapping,
     slotRanks: Int32Array | undefined,
+    bLayout: BLayout,
   ): Tensor2D {
     if (meta.noLoRA || allEmpty(meta, slotRanks)) return clone(y);
     // One kernel where the backend fuses shrink and expand (and applies the strengths itself).
     const backend = this.#backend;
     if (backend.linear !== undefined && (meta.tokenScales === undefined || backend.appliesTokenScales === true)) {
-      return backend.linear(linearCall(y, x, loraA, loraB, meta, scale, slices, slotRanks));
+      return backend.linear(linearCall(y, x, loraA, loraB, meta, scale, slices, slotRanks, bLayout));
     }
     return tidy(() => {
       const shrunk = this.#shrink(shrinkCall(x, loraA, meta, scale, slotRanks));
-      return backend.expand(expandCall(y, shrunk, loraB, meta, slices, { slotRanks }));
+      return backend.expand(expandCall(y, shrunk, loraB, meta, slices, { slotRanks, bLayout }));
     });
   }
 
@@ -260,15 +293,31 @@ function withTokenScales(shrunk: Tensor3D, meta: LoRAMapping): Tensor3D {
   return mul(shrunk, tensor3d(meta.tokenScales, [1, meta.numTokens, 1]));
 }
 
-function expandOptions(opts: unknown): { offsetStart: number; addInputs: boolean; slotRanks: unknown } {
+function expandOptions(opts: unknown): { offsetStart: number; addInputs: boolean; slotRanks: unknown; bLayout: unknown } {
   if (opts === null || typeof opts !== 'object') {
-    throw new LoRAError('E_SHAPE', `addExpand options must be { offsetStart?, addInputs?, slotRanks? }, got ${describeValue(opts)}`);
+    throw new LoRAError(
+      'E_SHAPE',
+      `addExpand options must be { offsetStart?, addInputs?, slotRanks?, bLayout? }, got ${describeValue(opts)}`,
+    );
   }
   try {
     const o = opts as ExpandOptions;
-    return { offsetStart: o.offsetStart ?? 0, addInputs: o.addInputs ?? true, slotRanks: o.slotRanks };
+    return { offsetStart: o.offsetStart ?? 0, addInputs: o.addInputs ?? true, slotRanks: o.slotRanks, bLayout: o.bLayout };
   } catch (err) {
     throw new LoRAError('E_SHAPE', `addExpand options could not be read: ${describeValue((err as Error)?.message)}`);
+  }
+}
+
+/** The options of addLoRALinear / addLoRALogits, read once (a getter cannot answer differently later). */
+function linearOptions(opts: unknown, call: string): { bLayout: unknown } {
+  if (opts === undefined) return { bLayout: undefined };
+  if (opts === null || typeof opts !== 'object') {
+    throw new LoRAError('E_SHAPE', `${call} options must be { bLayout? }, got ${describeValue(opts)}`);
+  }
+  try {
+    return { bLayout: (opts as LinearOptions).bLayout };
+  } catch (err) {
+    throw new LoRAError('E_SHAPE', `${call} options could not be read: ${describeValue((err as Error)?.message)}`);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Tensor, Tensor1D, Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
+import type { BLayout } from './calls.js';
 import { describeValue, LoRAError } from './errors.js';
 
 /**
@@ -143,6 +144,29 @@ export function checkSlotRanks(ctx: CheckContext, value: unknown): Int32Array | 
     if (v < 0 || v > ctx.maxLoraRank) throw badSlotRank(ctx, s, v);
   }
   return ranks;
+}
+
+/**
+ * A call's B layout (`BLayout`): 'padded' when absent. 'slot-rank' needs the call's slot ranks (they
+ * give each slot's row stride) and a backend that reads it (`LoRABackend.readsSlotRankB`).
+ */
+export function checkBLayout(
+  value: unknown,
+  slotRanks: Int32Array | undefined,
+  backend: { name: string; readsSlotRankB?: boolean },
+): BLayout {
+  if (value === undefined || value === 'padded') return 'padded';
+  if (value !== 'slot-rank') throw new LoRAError('E_CONFIG', `bLayout must be 'padded' or 'slot-rank', got ${describeValue(value)}`);
+  if (slotRanks === undefined) {
+    throw new LoRAError('E_SHAPE', "bLayout 'slot-rank' needs slotRanks: each slot's B rows are read at the slot's rank");
+  }
+  if (backend.readsSlotRankB !== true) {
+    throw new LoRAError(
+      'E_UNSUPPORTED',
+      `backend "${backend.name}" reads B stacks in the 'padded' layout only (no readsSlotRankB); got bLayout 'slot-rank'`,
+    );
+  }
+  return 'slot-rank';
 }
 
 function badSlotRank(ctx: CheckContext, slot: number, value: unknown): LoRAError {

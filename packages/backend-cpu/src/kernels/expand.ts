@@ -1,7 +1,7 @@
 // biome-ignore-all format: register-blocked kernels read best as grids, one row per token
 
 import type { LoRAMapping } from '@lora/core';
-import { slotRank } from '@lora/core/backend';
+import { type BLayout, bRowStride, slotRank } from '@lora/core/backend';
 
 /**
  * The operands of one expand over row-major float32 buffers, for {@link expandSegments} and for the
@@ -27,6 +27,8 @@ export interface ExpandArgs<Buf = Float32Array> {
   addInputs: boolean;
   /** Each slot's true rank (`ExpandCall.slotRanks`), undefined for R: columns of B past it are not read. */
   slotRanks?: Int32Array | undefined;
+  /** How B's slots hold their rows (`ExpandCall.bLayout`): row stride R ('padded') or the slot's rank ('slot-rank'). */
+  bLayout: BLayout;
   /**
    * Which token uses which slot: tokens are visited segment by segment (`meta.segments`, in
    * `meta.sortedTokenIndices` order, or `0..T-1` when `meta.singleLoRA`); T is `meta.numTokens`.
@@ -49,7 +51,7 @@ const O_TILE = 256;
  * segment length and of R take the 1×4, 4×1 and 1×1 variants: any O, R and segment length work.
  */
 export function expandSegments(args: ExpandArgs): void {
-  const { out, x, loraB, width: W, rank: R, outputSlices, offsetStart, addInputs, meta, slotRanks } = args;
+  const { out, x, loraB, width: W, rank: R, outputSlices, offsetStart, addInputs, meta, slotRanks, bLayout } = args;
   const T = meta.numTokens;
   // Single adapter: tokens are 0..T-1 in order, no index lookups.
   const order = meta.singleLoRA ? null : meta.sortedTokenIndices;
@@ -62,6 +64,7 @@ export function expandSegments(args: ExpandArgs): void {
     for (const { slot, start, length } of meta.segments) {
       // Columns of B past the slot's true rank are zero padding: not read.
       const K = slotRank(slotRanks, slot, R);
+      const stride = bRowStride(bLayout, slotRanks, slot, R);
       const end = start + length;
       if (!addInputs) {
         for (let i = start; i < end; i++) out.fill(0, token(i) * W + col0, token(i) * W + col0 + O);
@@ -77,17 +80,17 @@ export function expandSegments(args: ExpandArgs): void {
           const t3 = token(i + 3);
           let r = 0;
           for (; r + 4 <= K; r += 4) {
-            block4x4(out, b, bSlot + r, R, o0, o1, x, t0 * W + col0, t1 * W + col0, t2 * W + col0, t3 * W + col0, xBase + t0 * R + r, xBase + t1 * R + r, xBase + t2 * R + r, xBase + t3 * R + r);
+            block4x4(out, b, bSlot + r, stride, o0, o1, x, t0 * W + col0, t1 * W + col0, t2 * W + col0, t3 * W + col0, xBase + t0 * R + r, xBase + t1 * R + r, xBase + t2 * R + r, xBase + t3 * R + r);
           }
           for (; r < K; r++) {
-            block4x1(out, b, bSlot + r, R, o0, o1, t0 * W + col0, t1 * W + col0, t2 * W + col0, t3 * W + col0, x[xBase + t0 * R + r] as number, x[xBase + t1 * R + r] as number, x[xBase + t2 * R + r] as number, x[xBase + t3 * R + r] as number);
+            block4x1(out, b, bSlot + r, stride, o0, o1, t0 * W + col0, t1 * W + col0, t2 * W + col0, t3 * W + col0, x[xBase + t0 * R + r] as number, x[xBase + t1 * R + r] as number, x[xBase + t2 * R + r] as number, x[xBase + t3 * R + r] as number);
           }
         }
         for (; i < end; i++) {
           const t = token(i);
           let r = 0;
-          for (; r + 4 <= K; r += 4) block1x4(out, t * W + col0, b, bSlot + r, R, o0, o1, x, xBase + t * R + r);
-          for (; r < K; r++) block1x1(out, t * W + col0, b, bSlot + r, R, o0, o1, x[xBase + t * R + r] as number);
+          for (; r + 4 <= K; r += 4) block1x4(out, t * W + col0, b, bSlot + r, stride, o0, o1, x, xBase + t * R + r);
+          for (; r < K; r++) block1x1(out, t * W + col0, b, bSlot + r, stride, o0, o1, x[xBase + t * R + r] as number);
         }
       }
     }

@@ -1,4 +1,5 @@
 import {
+  type BLayout,
   expandKernelArgs,
   LORA_EXPAND,
   LORA_LINEAR,
@@ -71,9 +72,22 @@ export function wasmKernels(): KernelConfig[] {
     backendName: 'wasm',
     kernelFunc: ({ inputs, attrs, backend }) => {
       const h = heap(backend);
-      const { y, x, loraB, meta, outputSlices, offsetStart, addInputs, slotRanks, dims } = expandKernelArgs(inputs, attrs);
+      const { y, x, loraB, meta, outputSlices, offsetStart, addInputs, slotRanks, bLayout, dims } = expandKernelArgs(inputs, attrs);
       const out = h.be.makeOutput(y.shape, 'float32');
-      expandInto(h, { out, y, x, loraB, meta, outputSlices, offsetStart, addInputs, slotRanks, width: dims.width, rank: dims.rank });
+      expandInto(h, {
+        out,
+        y,
+        x,
+        loraB,
+        meta,
+        outputSlices,
+        offsetStart,
+        addInputs,
+        slotRanks,
+        bLayout,
+        width: dims.width,
+        rank: dims.rank,
+      });
       return out;
     },
   };
@@ -83,13 +97,13 @@ export function wasmKernels(): KernelConfig[] {
     backendName: 'wasm',
     kernelFunc: ({ inputs, attrs, backend }) => {
       const h = heap(backend);
-      const { y, x, loraA, loraB, meta, scale, outputSlices, slotRanks, dims } = linearKernelArgs(inputs, attrs);
+      const { y, x, loraA, loraB, meta, scale, outputSlices, slotRanks, bLayout, dims } = linearKernelArgs(inputs, attrs);
       const { hidden, rank, width } = dims;
       const shrunk = h.be.makeOutput([dims.slices, dims.tokens, rank], 'float32');
       const out = h.be.makeOutput(y.shape, 'float32');
       try {
         shrinkInto(h, { out: shrunk, x, loraA, meta, scale, slotRanks, hidden, rank });
-        expandInto(h, { out, y, x: shrunk, loraB, meta, outputSlices, offsetStart: 0, addInputs: true, slotRanks, width, rank });
+        expandInto(h, { out, y, x: shrunk, loraB, meta, outputSlices, offsetStart: 0, addInputs: true, slotRanks, bLayout, width, rank });
       } finally {
         h.be.disposeData(shrunk.dataId, true);
       }
@@ -139,13 +153,14 @@ interface HeapExpand {
   offsetStart: number;
   addInputs: boolean;
   slotRanks: Int32Array | undefined;
+  bLayout: BLayout;
   width: number;
   rank: number;
 }
 
 /** `out` = y with the slices' LoRA terms added (or written). */
 function expandInto(h: WasmHeap, a: HeapExpand): void {
-  const { width, rank, outputSlices, offsetStart, addInputs, meta, slotRanks } = a;
+  const { width, rank, outputSlices, offsetStart, addInputs, meta, slotRanks, bLayout } = a;
   if (h.simd) {
     const stacks: number[] = [];
     for (const b of a.loraB) stacks.push(h.ptr(b));
@@ -162,6 +177,7 @@ function expandInto(h: WasmHeap, a: HeapExpand): void {
       addInputs,
       meta,
       slotRanks,
+      bLayout,
     };
     expandOnHeap(h.simd, args);
   } else {
@@ -169,6 +185,6 @@ function expandInto(h: WasmHeap, a: HeapExpand): void {
     out.set(h.view(h.ptr(a.y), size(a.y)));
     const x = h.view(h.ptr(a.x), size(a.x));
     const loraB = a.loraB.map((b) => h.view(h.ptr(b), size(b)));
-    expandSegments({ out, x, loraB, width, rank, outputSlices, offsetStart, addInputs, meta, slotRanks });
+    expandSegments({ out, x, loraB, width, rank, outputSlices, offsetStart, addInputs, meta, slotRanks, bLayout });
   }
 }

@@ -21,9 +21,9 @@ export function cpuKernels(backendName = 'cpu'): KernelConfig[] {
       shrinkSegments({ out, x, loraA, hidden, rank, meta, scale, slotRanks });
       return out;
     },
-    expand: ({ y, x, loraB, meta, outputSlices, offsetStart, addInputs, slotRanks, dims: { width, rank } }) => {
+    expand: ({ y, x, loraB, meta, outputSlices, offsetStart, addInputs, slotRanks, bLayout, dims: { width, rank } }) => {
       const out = y.slice();
-      expandSegments({ out, x, loraB, width, rank, outputSlices, offsetStart, addInputs, meta, slotRanks });
+      expandSegments({ out, x, loraB, width, rank, outputSlices, offsetStart, addInputs, meta, slotRanks, bLayout });
       return out;
     },
   });

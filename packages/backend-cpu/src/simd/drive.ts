@@ -1,4 +1,4 @@
-import { slotRank } from '@lora/core/backend';
+import { bRowStride, slotRank } from '@lora/core/backend';
 import type { ExpandArgs } from '../kernels/expand.js';
 import type { ShrinkArgs } from '../kernels/shrink.js';
 import type { SimdKernels } from './module.js';
@@ -67,7 +67,7 @@ export type HeapExpandArgs = ExpandArgs<number> & {
 };
 
 export function expandOnHeap(k: SimdKernels, a: HeapExpandArgs): void {
-  const { y, out, x, width: W, rank: R, outputSlices, offsetStart, addInputs, meta, loraB, slotRanks } = a;
+  const { y, out, x, width: W, rank: R, outputSlices, offsetStart, addInputs, meta, loraB, slotRanks, bLayout } = a;
   const T = meta.numTokens;
   let end = offsetStart;
   for (let s = 0; s < outputSlices.length; s++) end += outputSlices[s] as number;
@@ -105,6 +105,7 @@ export function expandOnHeap(k: SimdKernels, a: HeapExpandArgs): void {
         continue;
       }
       const bSlot = stack + slot * O * vBytes;
+      const stride = bRowStride(bLayout, slotRanks, slot, R);
       for (let o0 = 0; o0 < O; o0 += O_TILE) {
         const o1 = Math.min(O, o0 + O_TILE);
         let i = start;
@@ -113,12 +114,12 @@ export function expandOnHeap(k: SimdKernels, a: HeapExpandArgs): void {
           const t1 = order === null ? i + 1 : (order[i + 1] as number);
           const c0 = t0 * rowBytes + col0;
           const c1 = t1 * rowBytes + col0;
-          k.expand2(out + c0, out + c1, y + c0, y + c1, add, bSlot, R, K, o0, o1, xS + t0 * vBytes, xS + t1 * vBytes);
+          k.expand2(out + c0, out + c1, y + c0, y + c1, add, bSlot, stride, K, o0, o1, xS + t0 * vBytes, xS + t1 * vBytes);
         }
         if (i < last) {
           const t = order === null ? i : (order[i] as number);
           const c = t * rowBytes + col0;
-          k.expand1(out + c, y + c, add, bSlot, R, K, o0, o1, xS + t * vBytes);
+          k.expand1(out + c, y + c, add, bSlot, stride, K, o0, o1, xS + t * vBytes);
         }
       }
     }

@@ -120,11 +120,19 @@ async function checkModel(
     expect(err, `${label}: error ${err.toExponential(2)} vs merged weights`).toBeLessThanOrEqual(tolerance);
 }
 
-/** Every slot of every layer holds exactly its adapter's weights (rank-padded, scaled B) or zeros. */
+/**
+ * Every slot of every layer holds exactly its adapter's weights (rank-padded, scaled B) or zeros; B's
+ * rows at the slot's rank where the layer says `bLayout: 'slot-rank'`.
+ */
 async function expectSlotsMatch(rt: LoRARuntime, adapters: Map<string, LoRAAdapter>): Promise<void> {
   const { maxLoraRank: R } = rt.config;
   for (const layer of rt.adapters.layers) {
-    const l = layer as LoRALayer & { loraA: tf.Tensor3D | tf.Tensor3D[]; loraB: tf.Tensor3D | tf.Tensor3D[] };
+    const l = layer as LoRALayer & {
+      loraA: tf.Tensor3D | tf.Tensor3D[];
+      loraB: tf.Tensor3D | tf.Tensor3D[];
+      bLayout?: 'padded' | 'slot-rank';
+      slotRanks?: Int32Array;
+    };
     const stacksA = Array.isArray(l.loraA) ? l.loraA : [l.loraA];
     const stacksB = Array.isArray(l.loraB) ? l.loraB : [l.loraB];
     for (const [s, name] of layer.modules.entries()) {
@@ -139,9 +147,11 @@ async function expectSlotsMatch(rt: LoRARuntime, adapters: Map<string, LoRAAdapt
           const want = m && k < m.rank ? (m.a[k * inF + col] as number) : 0;
           if (a[slot * inF * R + i] !== want) expect.fail(`${name} slot ${slot} (${id}): A[${i}] = ${a[slot * inF * R + i]}, want ${want}`);
         }
+        // Row stride of this slot's B: R, or the slot's rank (the largest over the layer's slices).
+        const stride = l.bLayout === 'slot-rank' ? (l.slotRanks?.[slot] as number) : R;
         for (let i = 0; i < outF * R; i++) {
-          const [o, k] = [Math.floor(i / R), i % R];
-          const want = m && k < m.rank ? Math.fround(m.scale * (m.b[o * m.rank + k] as number)) : 0;
+          const [o, k] = stride === 0 ? [outF, 0] : [Math.floor(i / stride), i % stride];
+          const want = m && o < outF && k < m.rank ? Math.fround(m.scale * (m.b[o * m.rank + k] as number)) : 0;
           if (b[slot * outF * R + i] !== want)
             expect.fail(`${name} slot ${slot} (${id}): B[${i}] = ${b[slot * outF * R + i]}, want ${want}`);
         }

@@ -178,4 +178,105 @@ export function rankSuite(factory: BackendFactory, caps: BackendCapabilities): v
       );
     }
   });
+  slotRankLayoutCases(factory, caps);
+}
+
+/**
+ * B in a slot-rank stack (`BLayout` 'slot-rank'): slot l's `[rows, K_l]` in the first rows·K_l values
+ * of its rows·R, the rest `fill`. `exact` is the zero-padded `[L, rows, R]` stack of the same weights.
+ */
+function slotRankStack(exact: Float32Array, rows: number, fill: number): Float32Array {
+  const out = new Float32Array(exact.length).fill(fill);
+  SLOT_RANKS.forEach((K, l) => {
+    for (let o = 0; o < rows; o++) {
+      for (let k = 0; k < K; k++) out[l * rows * R + o * K + k] = exact[(l * rows + o) * R + k] as number;
+    }
+  });
+  return out;
+}
+
+/**
+ * The 'slot-rank' B layout (each slot's rows at its own rank, which the layers write for backends
+ * that declare `readsSlotRankB`): addLoRALinear, shrink + addExpand and addLoRALogits give the bits
+ * of the same calls on padded stacks — the layout moves B's values, not the arithmetic — with NaN
+ * in every value past a slot's rows, so nothing there is read. Other backends skip.
+ */
+function slotRankLayoutCases(factory: BackendFactory, caps: BackendCapabilities): void {
+  const timeout = caps.timeoutMs ?? 60_000;
+  describe("B at each slot's rank (bLayout 'slot-rank'): ranks 3, 8, 5 in stacks of rank 8", () => {
+    for (const [T, batch] of [
+      [7, 'mixed'],
+      [300, 'mixed'],
+      [9, 'single'],
+    ] as const) {
+      it(
+        `T=${T}, ${batch === 'mixed' ? 'one mixed batch' : 'every row on the rank-5 slot'}: the bits of the padded layout`,
+        async ({ skip }) => {
+          const [H, L, V, N] = [24, SLOT_RANKS.length, 29, Math.min(T, 6)];
+          const slices = [16, 8, 8];
+          const width = sum(slices);
+          const rng = new Random(200 + T);
+          const slots = batch === 'mixed' ? slotIndices(rng, 'random', T, L) : new Int32Array(T).fill(2);
+          const samplerSlots = batch === 'mixed' ? slotIndices(rng, 'random', N, L) : new Int32Array(N).fill(2);
+          const a = slices.map(() => paddedStack(rng, R, H, 1, 0).exact);
+          const b = slices.map((O) => paddedStack(rng, O, R, 2, 0).exact);
+          const [headA, headB] = [paddedStack(rng, R, H, 1, 0).exact, paddedStack(rng, V, R, 2, 0).exact];
+          const rt = await makeRuntime(factory, { maxLoras: L, maxLoraRank: R, maxNumTokens: 512 });
+          const before = tf.memory().numTensors;
+          try {
+            if (rt.backend.readsSlotRankB !== true) skip(`${rt.backend.name} reads B stacks in the padded layout only (no readsSlotRankB)`);
+            const dims = slices.map((O) => [L, O, R] as [number, number, number]);
+            const loraA = stacks(
+              a,
+              slices.map(() => [L, R, H]),
+            );
+            const padded = stacks(b, dims);
+            const compact = stacks(
+              b.map((stack, s) => slotRankStack(stack, slices[s] as number, Number.NaN)),
+              dims,
+            );
+            const inputs = [
+              tf.tensor2d(rng.floats(T * H), [T, H]),
+              tf.tensor2d(rng.floats(T * width), [T, width]),
+              tf.tensor2d(rng.floats(N * H), [N, H]),
+              tf.tensor3d(headA, [L, R, H]),
+              tf.tensor3d(headB, [L, V, R]),
+              tf.tensor3d(slotRankStack(headB, V, Number.NaN), [L, V, R]),
+              tf.tensor2d(rng.floats(N * V), [N, V]),
+            ] as const;
+            const [x, y, hx, ha, hbPadded, hbCompact, hy] = inputs;
+            const slotRank = { bLayout: 'slot-rank' } as const;
+            try {
+              rt.punica.updateMetadata({ tokenLoraIndices: slots, samplerLoraIndices: samplerSlots });
+              const bits = async (label: string, want: tf.Tensor, got: tf.Tensor) =>
+                expect(Array.from(await readOnce(got)), label).toEqual(Array.from(await readOnce(want)));
+              await bits(
+                'addLoRALinear',
+                rt.punica.addLoRALinear(y, x, loraA, padded, 0.5, slices, SLOT_RANKS),
+                rt.punica.addLoRALinear(y, x, loraA, compact, 0.5, slices, SLOT_RANKS, slotRank),
+              );
+              const shrunk = rt.punica.shrink(x, loraA, 0.5, SLOT_RANKS);
+              await bits(
+                'shrink + addExpand',
+                rt.punica.addExpand(y, shrunk, padded, slices, { slotRanks: SLOT_RANKS }),
+                rt.punica.addExpand(y, shrunk, compact, slices, { slotRanks: SLOT_RANKS, ...slotRank }),
+              );
+              shrunk.dispose();
+              await bits(
+                'addLoRALogits',
+                rt.punica.addLoRALogits(hy, hx, ha, hbPadded, 1, SLOT_RANKS),
+                rt.punica.addLoRALogits(hy, hx, ha, hbCompact, 1, SLOT_RANKS, slotRank),
+              );
+            } finally {
+              tf.dispose([...inputs, ...loraA, ...padded, ...compact]);
+            }
+          } finally {
+            rt.dispose();
+          }
+          expect(tf.memory().numTensors, 'tensors leaked').toBe(before);
+        },
+        timeout,
+      );
+    }
+  });
 }

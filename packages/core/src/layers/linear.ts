@@ -1,8 +1,10 @@
 import { add, keep, matMul, type Tensor1D, type Tensor2D, type Tensor3D, tidy, transpose } from '@tensorflow/tfjs-core';
 import type { AdapterModuleWeights } from '../adapters/adapter.js';
+import type { BLayout } from '../calls.js';
 import type { LoRARuntime } from '../create.js';
 import { describeValue, LoRAError } from '../errors.js';
 import type { LoRAMapping, LoRAMetadata } from '../metadata.js';
+import type { LinearOptions } from '../punica.js';
 import { checkRankFits, checkScale, checkTensor } from '../validate.js';
 import { DoRASlots, doraFactors } from './dora.js';
 import { checkLive, checkSlot, checkTokenCount, type LoRALayer, type MatrixInput, readMatrix } from './layer.js';
@@ -72,6 +74,14 @@ abstract class StackedLinear implements LoRALayer {
   readonly #offsets: number[];
   /** DoRA's per-slot column factors (`m / ‖W + s·B·A‖ − 1` per output row). */
   readonly #dora: DoRASlots;
+  /**
+   * How the B stacks hold each slot's rows (`BLayout`): 'slot-rank' where the backend reads it
+   * (`readsSlotRankB`: a slot's rows at its own rank, a quarter of the cache lines for a rank-8
+   * adapter in `maxLoraRank` 32 stacks), else 'padded'. Anyone passing `loraB` to punica passes this too.
+   */
+  readonly bLayout: BLayout;
+  /** `{ bLayout }` for every punica call, made once (the call runs per layer and step). */
+  protected readonly linearOptions: LinearOptions;
 
   protected constructor(runtime: LoRARuntime, modules: readonly string[], outputSizes: readonly number[], options: LinearLayerOptions) {
     const layout = options?.layout ?? 'out-in';
@@ -120,6 +130,8 @@ abstract class StackedLinear implements LoRALayer {
     this.#sliceRanks = outputSizes.map(() => new Int32Array(L));
     this.#slotRanks = new Int32Array(L);
     this.#offsets = outputSizes.map((_, s) => outputSizes.slice(0, s).reduce((a, b) => a + b, 0));
+    this.bLayout = runtime.backend.readsSlotRankB === true ? 'slot-rank' : 'padded';
+    this.linearOptions = Object.freeze({ bLayout: this.bLayout });
     // tfjs-wasm multiplies `x·W` with W [H, O] through XNNPACK, 5× faster than `transposeB`; other
     // backends take either. A weight already in the wanted layout is used as it is (one copy on the device).
     const wanted = runtime.backend.weightLayout === 'in-out' ? 'in-out' : layout;
@@ -141,20 +153,28 @@ abstract class StackedLinear implements LoRALayer {
     return this.#a.map((s) => s.tensor);
   }
 
-  /** Stacked B per slice `[L, O_s, R]`, scaling folded in. */
+  /** Stacked B per slice `[L, O_s, R]`, scaling folded in, each slot's rows as {@link bLayout} says. */
   get loraB(): Tensor3D[] {
     return this.#b.map((s) => s.tensor);
   }
 
-  /** Each slot's true rank (the largest written over the slices, 0 when empty), passed to punica with every call. */
-  protected get slotRanks(): Int32Array {
+  /**
+   * Each slot's true rank (the largest written over the slices, 0 when empty): a copy. A caller that
+   * passes `loraA`/`loraB` to punica itself passes these and {@link bLayout} with them.
+   */
+  get slotRanks(): Int32Array {
+    return this.#slotRanks.slice();
+  }
+
+  /** The slot ranks the layer passes to punica with every call: its own array, never handed out (a caller could write to it). */
+  protected get callRanks(): Int32Array {
     return this.#slotRanks;
   }
 
   setSlot(slot: number, modules: readonly (AdapterModuleWeights | null)[]): void {
     checkSlot(slot, this.runtime.config.maxLoras);
     const prepared = this.#prepare(modules);
-    for (const [s, w] of prepared.entries()) this.#commit(slot, s, w);
+    this.#commit(slot, prepared);
     this.#commitDoRA(slot, prepared);
   }
 
@@ -192,7 +212,10 @@ abstract class StackedLinear implements LoRALayer {
    */
   resetLoRA(slot: number): void {
     checkSlot(slot, this.runtime.config.maxLoras);
-    for (let s = 0; s < this.modules.length; s++) this.#commit(slot, s, null);
+    this.#commit(
+      slot,
+      this.modules.map(() => null),
+    );
     this.#commitDoRA(
       slot,
       this.modules.map(() => null),
@@ -216,7 +239,7 @@ abstract class StackedLinear implements LoRALayer {
       const B = readMatrix(bs, `b for ${name}`, outFeatures, A.rows);
       return this.#check(s, { a: A.data, b: B.data, rank: A.rows, scale, name, dora: null });
     });
-    for (const [s, w] of prepared.entries()) this.#commit(slot, s, w);
+    this.#commit(slot, prepared);
     this.#commitDoRA(slot, prepared);
   }
 
@@ -232,16 +255,22 @@ abstract class StackedLinear implements LoRALayer {
     return w;
   }
 
-  #commit(slot: number, s: number, w: SliceWeights | null): void {
-    const aBlock = (this.#a[s] as WeightStack).slot(slot);
-    const bBlock = (this.#b[s] as WeightStack).slot(slot);
-    (this.#sliceRanks[s] as Int32Array)[slot] = w === null ? 0 : w.rank;
+  /** Writes every slice of a slot (null: zeros). The slot's rank is known first: in the 'slot-rank' layout it is every slice's B row stride. */
+  #commit(slot: number, prepared: readonly (SliceWeights | null)[]): void {
     let rank = 0;
-    for (const ranks of this.#sliceRanks) rank = Math.max(rank, ranks[slot] as number);
+    for (const [s, w] of prepared.entries()) {
+      (this.#sliceRanks[s] as Int32Array)[slot] = w === null ? 0 : w.rank;
+      rank = Math.max(rank, w === null ? 0 : w.rank);
+    }
     this.#slotRanks[slot] = rank;
-    if (w === null) return;
-    aBlock.set(w.a); // [r, H] is the first r rows of the slot's [R, H]
-    writeB(bBlock, w.b, (this.sliceShapes[s] as { outFeatures: number }).outFeatures, w.rank, this.runtime.config.maxLoraRank, w.scale);
+    const stride = this.bLayout === 'slot-rank' ? rank : this.runtime.config.maxLoraRank;
+    for (const [s, w] of prepared.entries()) {
+      const aBlock = (this.#a[s] as WeightStack).slot(slot);
+      const bBlock = (this.#b[s] as WeightStack).slot(slot);
+      if (w === null) continue;
+      aBlock.set(w.a); // [r, H] is the first r rows of the slot's [R, H]
+      writeB(bBlock, w.b, (this.sliceShapes[s] as { outFeatures: number }).outFeatures, w.rank, stride, w.scale);
+    }
   }
 
   /** `x·Wᵀ (+ bias)` plus every token's adapter: one shrink and one expand for the batch (and DoRA's column factors where a token's adapter has them). */
@@ -258,7 +287,7 @@ abstract class StackedLinear implements LoRALayer {
 
   /** The base output `y` `[T, O]` plus every token's adapter term for input `x`, through `punica.addLoRALinear`. */
   protected addLoRA(y: Tensor2D, x: Tensor2D): Tensor2D {
-    return this.runtime.punica.addLoRALinear(y, x, this.loraA, this.loraB, 1, this.outputSizes, this.slotRanks);
+    return this.runtime.punica.addLoRALinear(y, x, this.loraA, this.loraB, 1, this.outputSizes, this.callRanks, this.linearOptions);
   }
 
   /** `x` `[T, H]` float32 with T = the rows this layer's batch mapping has (tokens; logits: sequences). */
@@ -328,7 +357,15 @@ export class MergedLoRALinear extends StackedLinear {
 export class LoRALogits extends LoRALinear {
   /** The base logits `y` `[N, V]` plus each sampled sequence's adapter term, through `punica.addLoRALogits`. */
   protected override addLoRA(y: Tensor2D, x: Tensor2D): Tensor2D {
-    return this.runtime.punica.addLoRALogits(y, x, this.loraA[0] as Tensor3D, this.loraB[0] as Tensor3D, 1, this.slotRanks);
+    return this.runtime.punica.addLoRALogits(
+      y,
+      x,
+      this.loraA[0] as Tensor3D,
+      this.loraB[0] as Tensor3D,
+      1,
+      this.callRanks,
+      this.linearOptions,
+    );
   }
 
   /** The mapping of lm_head's rows: one per sequence being sampled (`meta.sampler`). */

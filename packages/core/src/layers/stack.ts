@@ -88,9 +88,12 @@ export function stackBytes(shape: readonly [number, number, number]): number {
   return 2 * 4 * shape[0] * shape[1] * shape[2];
 }
 
-/** Copies a PEFT lora_B `[out, r]` into a slot block `[out, R]` (rank zero-padded), times `scale`. */
-export function writeB(block: Float32Array, b: Float32Array, out: number, rank: number, paddedRank: number, scale: number): void {
+/**
+ * Copies a PEFT lora_B `[out, r]` into a zeroed slot block as `[out, stride]` rows (columns past r
+ * stay zero), times `scale`: stride R in the 'padded' layout, the slot's rank in 'slot-rank'.
+ */
+export function writeB(block: Float32Array, b: Float32Array, out: number, rank: number, stride: number, scale: number): void {
   for (let o = 0; o < out; o++) {
-    for (let k = 0; k < rank; k++) block[o * paddedRank + k] = scale * (b[o * rank + k] as number);
+    for (let k = 0; k < rank; k++) block[o * stride + k] = scale * (b[o * rank + k] as number);
   }
 }

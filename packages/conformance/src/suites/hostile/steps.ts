@@ -536,7 +536,10 @@ async function punica(world: World, step: Extract<Step, { op: 'punica' }>, label
       y.dispose();
       codes.add('E_DISPOSED');
     }
-    const got = attempt(() => world.rt.punica.addLoRALinear(y, x, aArg as tf.Tensor3D[], b, 1, slicesArg as number[]));
+    // The layer's stacks go with its slot ranks and B layout (rows at each slot's rank where the backend reads that).
+    const got = attempt(() =>
+      world.rt.punica.addLoRALinear(y, x, aArg as tf.Tensor3D[], b, 1, slicesArg as number[], layer.slotRanks, { bLayout: layer.bLayout }),
+    );
     if (agree(label, got, codes.size > 0 ? { ok: false, codes } : { ok: true }) && 'value' in got) {
       made.push(got.value);
       const ref = expectedLinear({
