@@ -88,21 +88,29 @@ export function spans(): (row: number, n: number, p0: number, window: number | n
 export type AttentionMatmul = 'batched' | 'per-head';
 
 /**
- * Causal grouped-query attention of n new queries over a sequence's whole cache
- * `[kvHeads, L, head_dim]` (the new keys included), reading keys from `span.start` on.
+ * Causal grouped-query attention of n new queries over a sequence's cache `[kvHeads, capacity,
+ * head_dim]` whose first `length` positions are in use (the new keys included; default: all of
+ * them), reading keys from `span.start` on.
  * transformers `repeat_kv` gives query head h the KV head `h // (heads / kvHeads)`; here the query
  * heads that share a KV head are stacked as rows of one matmul per KV head instead, so the cache is
  * read once, not copied per query head. Scores are scaled by 1/√head_dim (`self.scaling`) and
  * softmaxed in float32.
  */
-export function attend(q: Tensor3D, K: Tensor3D, V: Tensor3D, span: AttentionSpan, matmul: AttentionMatmul = 'batched'): Tensor2D {
+export function attend(
+  q: Tensor3D,
+  K: Tensor3D,
+  V: Tensor3D,
+  span: AttentionSpan,
+  matmul: AttentionMatmul = 'batched',
+  length: number = K.shape[1],
+): Tensor2D {
   const [n, heads, hd] = q.shape;
-  const [kvHeads, L] = K.shape;
+  const kvHeads = K.shape[0];
   const group = heads / kvHeads;
   const { start, mask } = span;
-  const keys = L - start;
-  const Ks = start > 0 ? slice(K, [0, start, 0], [kvHeads, keys, hd]) : K;
-  const Vs = start > 0 ? slice(V, [0, start, 0], [kvHeads, keys, hd]) : V;
+  const keys = length - start;
+  const whole = start === 0 && length === K.shape[1];
+  const keysOf = (x: Tensor3D) => (whole ? x : (slice(x, [0, start, 0], [kvHeads, keys, hd]) as Tensor3D));
   // [n, heads, hd] → [kvHeads, n·group, hd]; row i·group + g is query i of head kvh·group + g.
   const qg = reshape(transpose(reshape(q, [n, kvHeads, group, hd]), [1, 0, 2, 3]), [kvHeads, n * group, hd]) as Tensor3D;
   const scale = 1 / Math.sqrt(hd);
@@ -110,16 +118,18 @@ export function attend(q: Tensor3D, K: Tensor3D, V: Tensor3D, span: AttentionSpa
   const masked = (scores: Tensor) => (mask === null ? scores : reshape(add(reshape(scores, [-1, n, group, keys]), mask), scores.shape));
   let out: Tensor3D; // [kvHeads, n·group, hd]
   if (matmul === 'batched') {
-    out = matMul(softmax(masked(mul(matMul(qg, Ks, false, true), scale))), Vs) as Tensor3D;
+    out = matMul(softmax(masked(mul(matMul(qg, keysOf(K), false, true), scale))), keysOf(V)) as Tensor3D;
   } else {
-    const head = (x: Tensor3D, h: number, rows: number) => reshape(slice(x, [h, 0, 0], [1, rows, hd]), [rows, hd]) as Tensor2D;
+    // Rows [from, from + rows) of head h, straight from the cache (one copy, not a slice of a slice).
+    const head = (x: Tensor3D, h: number, from: number, rows: number) =>
+      reshape(slice(x, [h, from, 0], [1, rows, hd]), [rows, hd]) as Tensor2D;
     const perHead: Tensor2D[] = [];
     for (let h = 0; h < kvHeads; h++) {
       // A scope per head: one head's scores and packed copies are live at a time.
       perHead.push(
         tidy(() => {
-          const scores = mul(matMul(head(qg, h, n * group), transpose(head(Ks, h, keys))), scale) as Tensor2D;
-          return matMul(softmax(masked(scores)) as Tensor2D, head(Vs, h, keys));
+          const scores = mul(matMul(head(qg, h, 0, n * group), transpose(head(K, h, start, keys))), scale) as Tensor2D;
+          return matMul(softmax(masked(scores)) as Tensor2D, head(V, h, start, keys));
         }),
       );
     }

@@ -16,10 +16,10 @@ import {
   tensor1d,
   tensor2d,
   tidy,
-  transpose,
 } from '@tensorflow/tfjs-core';
 import { type AttentionMatmul, applyRotary, attend, type spans } from './attention.js';
 import type { ModelConfig } from './config.js';
+import { appendByConcat, appendInPlace, type KvWrite } from './kv-cache.js';
 import { kvWidth, layerModules, qWidth } from './modules.js';
 import { rmsNorm } from './rms-norm.js';
 import type { LayerCache, Sequence } from './sequence.js';
@@ -63,6 +63,8 @@ export class DecoderLayer {
   readonly #down: LoRALinear;
   readonly #inputNorm: Tensor1D;
   readonly #postNorm: Tensor1D;
+  /** The backend's in-place write where it keeps tensors in host memory: caches grow in place (kv-cache.ts); else undefined (concat). */
+  readonly #write: KvWrite | undefined;
 
   /**
    * Takes the layer's weights from `weights` (and the tensors made of them into `owned`, which the
@@ -73,6 +75,8 @@ export class DecoderLayer {
     this.#config = config;
     this.#window = config.layerTypes[index] === 'sliding_attention' ? config.slidingWindow : null;
     this.#attentionMatmul = runtime.backend.weightLayout === 'in-out' ? 'per-head' : 'batched';
+    const { backend } = runtime;
+    this.#write = backend.hostMemory === true && backend.overwrite !== undefined ? backend.overwrite.bind(backend) : undefined;
     const c = config;
     const m = layerModules(index);
     const made: Tensor[] = [];
@@ -140,6 +144,8 @@ export class DecoderLayer {
     const qr = applyRotary(reshape(q as Tensor, [T, c.numAttentionHeads, hd]) as Tensor3D, step.cos, step.sin);
     const kr = applyRotary(reshape(k as Tensor, [T, c.numKeyValueHeads, hd]) as Tensor3D, step.cos, step.sin);
     const vr = reshape(v as Tensor, [T, c.numKeyValueHeads, hd]) as Tensor3D;
+    // Read once per layer for every sequence of the step: host memory, so no device stall.
+    const host = this.#write === undefined ? null : { k: kr.dataSync() as Float32Array, v: vr.dataSync() as Float32Array };
     const outs = step.rows.map((r, i) => {
       // The span (its mask) is shared by every layer: made in the step's scope, not the sequence's.
       const span = step.span(i, r.count, r.position, this.#window);
@@ -147,8 +153,9 @@ export class DecoderLayer {
       // made, not at the end of the step — 64 sequences of 2048 tokens otherwise hold gigabytes
       // of them at once, past what the wasm heap can grow to.
       return tidy(() => {
-        const { k: K, v: V } = this.#extend(r, kr, vr);
-        return attend(slice(qr, [r.start, 0, 0], [r.count, c.numAttentionHeads, hd]), K, V, span, this.#attentionMatmul);
+        const { k: K, v: V } = this.#extend(r, kr, vr, host);
+        const q = slice(qr, [r.start, 0, 0], [r.count, c.numAttentionHeads, hd]) as Tensor3D;
+        return attend(q, K, V, span, this.#attentionMatmul, r.position + r.count);
       });
     });
     const attended = add(h, this.#o.forward(concat(outs, 0) as Tensor2D)) as Tensor2D;
@@ -157,16 +164,25 @@ export class DecoderLayer {
     return add(attended, this.#down.forward(mul(mul(gate, sigmoid(gate)), up) as Tensor2D)) as Tensor2D;
   }
 
-  /** The sequence's cache for this layer with the step's rows appended (head-major), kept past the step's tidy. */
-  #extend(r: StepRows, k: Tensor3D, v: Tensor3D): LayerCache {
-    const rows = (x: Tensor3D) => transpose(slice(x, [r.start, 0, 0], [r.count, x.shape[1], x.shape[2]]), [1, 0, 2]) as Tensor3D;
+  /**
+   * The sequence's cache for this layer with the step's rows appended after its first `r.position`
+   * positions (head-major, see kv-cache.ts), kept past the step's tidy. `host`: the step's keys and
+   * values on the host where the backend writes caches in place, else null.
+   */
+  #extend(r: StepRows, k: Tensor3D, v: Tensor3D, host: { k: Float32Array; v: Float32Array } | null): LayerCache {
     const old = r.seq.kv[this.index];
-    const next = {
-      k: keep(old ? (concat([old.k, rows(k)], 1) as Tensor3D) : rows(k)),
-      v: keep(old ? (concat([old.v, rows(v)], 1) as Tensor3D) : rows(v)),
+    const length = r.position;
+    const append = (cache: Tensor3D | undefined, device: Tensor3D, values: Float32Array | undefined): Tensor3D => {
+      if (values === undefined || this.#write === undefined) {
+        return appendByConcat(cache, length, slice(device, [r.start, 0, 0], [r.count, device.shape[1], device.shape[2]]) as Tensor3D);
+      }
+      const c = this.#config;
+      const shape = { heads: c.numKeyValueHeads, headDim: c.headDim, maxPositions: c.maxPositionEmbeddings };
+      return appendInPlace(cache, length, { values, start: r.start, count: r.count }, shape, this.#write);
     };
+    const next = { k: keep(append(old?.k, k, host?.k)), v: keep(append(old?.v, v, host?.v)) };
     r.seq.kv[this.index] = next;
-    if (old) dispose([old.k, old.v]);
+    if (old !== undefined) dispose([old.k, old.v].filter((t, i) => t !== (i === 0 ? next.k : next.v)));
     return next;
   }
 

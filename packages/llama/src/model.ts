@@ -1,5 +1,16 @@
 import { describeValue, isLoRAError, LoRAEmbedding, LoRAError, LoRALogits, type LoRARuntime } from '@lora/core';
-import { dispose, gather, type Tensor, type Tensor1D, type Tensor2D, tensor1d, tensor2d, tensor3d, tidy } from '@tensorflow/tfjs-core';
+import {
+  dispose,
+  gather,
+  type Tensor,
+  type Tensor1D,
+  type Tensor2D,
+  type Tensor3D,
+  tensor1d,
+  tensor2d,
+  tensor3d,
+  tidy,
+} from '@tensorflow/tfjs-core';
 import { spans } from './attention.js';
 import type { Architecture, ModelConfig } from './config.js';
 import { DecoderLayer, type StepContext, type StepRows } from './decoder-layer.js';
@@ -201,17 +212,18 @@ export class CausalLM {
     const c = this.config;
     if (seq.kv.length === 0 && seq.length === 0) return;
     const want = [c.numKeyValueHeads, seq.length, c.headDim];
+    // Positions past `length` are room to grow into (kv-cache.ts), never read.
+    const fits = (t: Tensor3D) =>
+      t && !t.isDisposed && t.shape.length === 3 && t.shape[0] === want[0] && t.shape[1] >= seq.length && t.shape[2] === want[2];
     const ok =
       Number.isSafeInteger(seq.length) &&
       seq.length > 0 &&
       seq.kv.length === c.numHiddenLayers &&
-      seq.kv.every(
-        (l) => l && [l.k, l.v].every((t) => t && !t.isDisposed && t.shape.length === 3 && t.shape.every((d, i) => d === want[i])),
-      );
+      seq.kv.every((l) => l && fits(l.k) && fits(l.v));
     if (!ok) {
       throw new LoRAError(
         'E_SHAPE',
-        `${where}: the sequence's cache does not fit this model: length ${describeValue(seq.length)} and ${seq.kv.length} layer caches; expected ${c.numHiddenLayers} layers of K and V [${want.join(', ')}] (or an empty cache with length 0)`,
+        `${where}: the sequence's cache does not fit this model: length ${describeValue(seq.length)} and ${seq.kv.length} layer caches; expected ${c.numHiddenLayers} layers of K and V [${want.join(', ')}] (at least ${seq.length} positions; or an empty cache with length 0)`,
       );
     }
   }

@@ -1,11 +1,16 @@
 import { LoRAError } from '@lora/core';
 import { dispose, type Tensor3D } from '@tensorflow/tfjs-core';
 
-/** One layer's cache, head-major `[num_key_value_heads, length, head_dim]`: attention reads it as is. */
+/**
+ * One layer's cache, head-major `[num_key_value_heads, capacity, head_dim]`: the sequence's first
+ * `length` positions, then room that later steps write into and nothing reads (on backends that
+ * keep tensors in host memory and write them in place: `hostMemory` and `overwrite`; elsewhere
+ * capacity = length). A restored cache may be exactly `length` positions long.
+ */
 export interface LayerCache {
-  /** Keys after the rotary embedding, `[num_key_value_heads, length, head_dim]`. */
+  /** Keys after the rotary embedding, `[num_key_value_heads, capacity ≥ length, head_dim]`. */
   k: Tensor3D;
-  /** Values, `[num_key_value_heads, length, head_dim]`. */
+  /** Values, `[num_key_value_heads, capacity ≥ length, head_dim]`. */
   v: Tensor3D;
 }
 

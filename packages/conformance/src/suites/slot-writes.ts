@@ -11,7 +11,8 @@ const read = async (t: tf.Tensor): Promise<number[]> => Array.from(await t.data(
  * what a stack made anew would hold. A forward issued before the write still reads the old slot
  * (GPU backends queue work: the write must come after it); a stack that was read back (tfjs then
  * caches its values on the host beside the device copy) gets the write in both; a stack someone
- * disposed is made anew from the host mirror. Backends without `overwrite` skip, with the reason.
+ * disposed, or whose memory another tensor shares (a reshape; a clone on some backends), is made anew
+ * from the host mirror, and the other tensor keeps its values. Backends without `overwrite` skip, with the reason.
  */
 export function slotWriteSuite(factory: BackendFactory, caps: BackendCapabilities): void {
   describe('slot-only uploads (overwrite)', () => {
@@ -55,6 +56,17 @@ export function slotWriteSuite(factory: BackendFactory, caps: BackendCapabilitie
           const rebuilt = layer.loraA[0] as tf.Tensor3D;
           expect(rebuilt).not.toBe(before);
           expect(await read(rebuilt)).toEqual([100, 200, 300, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+          // Tensors made from the stack keep their values: a reshape shares its memory on every backend
+          // (the stack is then made anew), a clone does on some.
+          const alias = tf.reshape(rebuilt, [-1]);
+          const clone = tf.clone(rebuilt);
+          layer.setLoRA(0, Float32Array.of(4, 5, 6), new Float32Array(4).fill(1));
+          const fresh = layer.loraA[0] as tf.Tensor3D;
+          expect(fresh).not.toBe(rebuilt);
+          expect((await read(fresh)).slice(0, 3)).toEqual([4, 5, 6]);
+          expect((await read(alias)).slice(0, 3)).toEqual([100, 200, 300]);
+          expect((await read(clone)).slice(0, 3)).toEqual([100, 200, 300]);
+          tf.dispose([alias, clone]);
         } finally {
           layer.dispose();
           tf.dispose([w, x]);
