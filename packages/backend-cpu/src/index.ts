@@ -3,6 +3,7 @@ import { checkBackendOptions, defineLoRABackend, type LoRABackend, registerLoRAB
 import { type CpuEngine, chooseEngine } from './engine.js';
 import { cpuKernels } from './kernels/register.js';
 import { wasmKernels } from './kernels/register-wasm.js';
+import { installHeapSlice } from './kernels/slice-wasm.js';
 import { overwriteOnHeap, overwriteOnHost } from './overwrite.js';
 import { simdSupported } from './simd/module.js';
 
@@ -47,6 +48,8 @@ export async function createCpuBackend(options: Readonly<Record<string, unknown>
       overwrite: overwriteOnHost,
     });
   }
+  // tfjs-wasm's Slice copies its whole input per call; ours copies the slice (kernels/slice-wasm.ts).
+  installHeapSlice();
   return defineLoRABackend({
     name: 'cpu',
     tfBackend: 'wasm',

@@ -27,8 +27,8 @@ export interface ExpandArgs<Buf = Float32Array> {
   addInputs: boolean;
   /** Each slot's true rank (`ExpandCall.slotRanks`), undefined for R: columns of B past it are not read. */
   slotRanks?: Int32Array | undefined;
-  /** How B's slots hold their rows (`ExpandCall.bLayout`): row stride R ('padded') or the slot's rank ('slot-rank'). */
-  bLayout: BLayout;
+  /** How B's slots hold their rows (`ExpandCall.bLayout`): row stride R ('padded', the default) or the slot's rank ('slot-rank'). */
+  bLayout?: BLayout | undefined;
   /**
    * Which token uses which slot: tokens are visited segment by segment (`meta.segments`, in
    * `meta.sortedTokenIndices` order, or `0..T-1` when `meta.singleLoRA`); T is `meta.numTokens`.
@@ -51,7 +51,7 @@ const O_TILE = 256;
  * segment length and of R take the 1×4, 4×1 and 1×1 variants: any O, R and segment length work.
  */
 export function expandSegments(args: ExpandArgs): void {
-  const { out, x, loraB, width: W, rank: R, outputSlices, offsetStart, addInputs, meta, slotRanks, bLayout } = args;
+  const { out, x, loraB, width: W, rank: R, outputSlices, offsetStart, addInputs, meta, slotRanks, bLayout = 'padded' } = args;
   const T = meta.numTokens;
   // Single adapter: tokens are 0..T-1 in order, no index lookups.
   const order = meta.singleLoRA ? null : meta.sortedTokenIndices;

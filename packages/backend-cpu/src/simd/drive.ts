@@ -67,7 +67,7 @@ export type HeapExpandArgs = ExpandArgs<number> & {
 };
 
 export function expandOnHeap(k: SimdKernels, a: HeapExpandArgs): void {
-  const { y, out, x, width: W, rank: R, outputSlices, offsetStart, addInputs, meta, loraB, slotRanks, bLayout } = a;
+  const { y, out, x, width: W, rank: R, outputSlices, offsetStart, addInputs, meta, loraB, slotRanks, bLayout = 'padded' } = a;
   const T = meta.numTokens;
   let end = offsetStart;
   for (let s = 0; s < outputSlices.length; s++) end += outputSlices[s] as number;
