@@ -6,7 +6,7 @@ export type KvWrite = NonNullable<LoRABackend['overwrite']>;
 
 /**
  * Appending a step's keys or values to one layer's cache of one sequence, `[kv_heads, capacity, head_dim]`
- * with the sequence's first `length` positions in use (docs/perf-notes.md, "KV cache").
+ * with the sequence's first `length` positions in use (docs/perf-notes.md, "KV caches").
  *
  * Where the backend keeps tensors in host memory and writes them in place (`hostMemory` and
  * `overwrite`: the cpu backend), a cache is a buffer with room past `length`: a step writes only its
@@ -19,7 +19,7 @@ export type KvWrite = NonNullable<LoRABackend['overwrite']>;
  * grows by `concat`, exactly `length` positions long.
  */
 
-/** Buffers made by {@link appendRows}: the only caches it writes in place. */
+/** Buffers made by {@link appendInPlace}: the only caches it writes in place. */
 const buffers = new WeakSet<Tensor3D>();
 
 /** Positions a new buffer holds for `needed`: 1/8 more (at least 64), rounded up to 64, never past `maxPositions` nor below `needed`. */

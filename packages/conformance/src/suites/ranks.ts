@@ -1,4 +1,4 @@
-import { reference } from '@lora/core';
+import { MergedLoRALinear, reference } from '@lora/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import {
@@ -204,6 +204,78 @@ function slotRankStack(exact: Float32Array, rows: number, fill: number): Float32
 function slotRankLayoutCases(factory: BackendFactory, caps: BackendCapabilities): void {
   const timeout = caps.timeoutMs ?? 60_000;
   describe("B at each slot's rank (bLayout 'slot-rank'): ranks 3, 8, 5 in stacks of rank 8", () => {
+    it(
+      'a packed layer whose slices hold ranks 5 and 2 in one slot (8 and none, none and 3 in others) against the float64 reference, in its own layout',
+      async () => {
+        const [H, L, T] = [12, 3, 5];
+        const slices = [6, 4];
+        const rng = new Random(321);
+        const rt = await makeRuntime(factory, { maxLoras: L, maxLoraRank: R });
+        const before = tf.memory().numTensors;
+        const weight = tf.zeros([sum(slices), H]) as tf.Tensor2D;
+        const layer = new MergedLoRALinear(rt, { modules: ['q_proj', 'v_proj'], outputSizes: slices, weight });
+        const x = tf.tensor2d(rng.floats(T * H), [T, H]);
+        try {
+          // PEFT layouts per slot and slice: A [r, H], B [O_s, r]; null where the adapter leaves a slice out.
+          const ranks = [
+            [5, 2],
+            [8, 0],
+            [0, 3],
+          ];
+          const weights = ranks.map((pair) =>
+            pair.map((r, s) => (r === 0 ? null : { a: rng.floats(r * H), b: rng.floats((slices[s] as number) * r), r })),
+          );
+          for (const [slot, pair] of weights.entries()) {
+            layer.setLoRA(
+              slot,
+              pair.map((w) => w?.a ?? null),
+              pair.map((w) => w?.b ?? null),
+            );
+          }
+          const tokens = Int32Array.of(0, 1, -1, 2, 0);
+          rt.punica.updateMetadata({ tokenLoraIndices: tokens });
+          const got = await readOnce(layer.forward(x));
+          // The same adapters zero-padded to rank R, vLLM's layout, for the reference.
+          const padA = slices.map((_, s) => {
+            const out = new Float32Array(L * R * H);
+            weights.forEach((pair, slot) => {
+              const w = pair[s];
+              if (w) out.set(w.a, slot * R * H);
+            });
+            return out;
+          });
+          const padB = slices.map((O, s) => {
+            const out = new Float32Array(L * O * R);
+            weights.forEach((pair, slot) => {
+              const w = pair[s];
+              for (let o = 0; o < O && w; o++) for (let k = 0; k < w.r; k++) out[(slot * O + o) * R + k] = w.b[o * w.r + k] as number;
+            });
+            return out;
+          });
+          const ref = reference.referenceLoRALinear({
+            x: await x.data(),
+            numTokens: T,
+            hidden: H,
+            loraA: padA,
+            rank: R,
+            tokenLoraIndices: tokens,
+            scale: 1,
+            y: new Float32Array(T * sum(slices)),
+            width: sum(slices),
+            loraB: padB,
+            outputSlices: slices,
+          });
+          expectAccurate(got, ref, caps.tolerance ?? DEFAULT_TOLERANCE, `forward (${layer.bLayout} layout)`);
+        } finally {
+          layer.dispose();
+          tf.dispose([weight, x]);
+          rt.dispose();
+        }
+        expect(tf.memory().numTensors, 'tensors leaked').toBe(before);
+      },
+      timeout,
+    );
+
     for (const [T, batch] of [
       [7, 'mixed'],
       [300, 'mixed'],

@@ -66,8 +66,6 @@ abstract class StackedLinear implements LoRALayer {
   protected readonly runtime: LoRARuntime;
   readonly #a: WeightStack[];
   readonly #b: WeightStack[];
-  /** The rank written into each slot, per slice (0: nothing there). */
-  readonly #sliceRanks: Int32Array[];
   /** Each slot's largest rank over the slices: what kernels that skip padding read up to. */
   readonly #slotRanks: Int32Array;
   /** First output column of each slice. */
@@ -127,7 +125,6 @@ abstract class StackedLinear implements LoRALayer {
     const overwrite = runtime.backend.overwrite?.bind(runtime.backend);
     this.#a = aShapes.map((shape) => new WeightStack(shape, overwrite));
     this.#b = bShapes.map((shape) => new WeightStack(shape, overwrite));
-    this.#sliceRanks = outputSizes.map(() => new Int32Array(L));
     this.#slotRanks = new Int32Array(L);
     this.#offsets = outputSizes.map((_, s) => outputSizes.slice(0, s).reduce((a, b) => a + b, 0));
     this.bLayout = runtime.backend.readsSlotRankB === true ? 'slot-rank' : 'padded';
@@ -258,10 +255,7 @@ abstract class StackedLinear implements LoRALayer {
   /** Writes every slice of a slot (null: zeros). The slot's rank is known first: in the 'slot-rank' layout it is every slice's B row stride. */
   #commit(slot: number, prepared: readonly (SliceWeights | null)[]): void {
     let rank = 0;
-    for (const [s, w] of prepared.entries()) {
-      (this.#sliceRanks[s] as Int32Array)[slot] = w === null ? 0 : w.rank;
-      rank = Math.max(rank, w === null ? 0 : w.rank);
-    }
+    for (const w of prepared) rank = Math.max(rank, w === null ? 0 : w.rank);
     this.#slotRanks[slot] = rank;
     const stride = this.bLayout === 'slot-rank' ? rank : this.runtime.config.maxLoraRank;
     for (const [s, w] of prepared.entries()) {
