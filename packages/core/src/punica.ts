@@ -161,7 +161,7 @@ export class PunicaWrapper {
       true,
     );
     const ranks = checkSlotRanks(this.#ctx, slotRanks);
-    const layout = checkBLayout(linearOptions(options, 'addLoRALinear').bLayout, ranks, this.#backend);
+    const layout = checkBLayout(optionsBLayout(options, 'addLoRALinear'), ranks, this.#backend);
     return this.#withLanes(y, meta, (acc, lane) => this.#linear(acc, x, a.loraA, b.loraB, scale, b.outputSlices, lane, ranks, layout));
   }
 
@@ -203,7 +203,7 @@ export class PunicaWrapper {
     const meta = this.#ready('addLoRALogits');
     checkLogits(this.#ctx, meta.sampler.numTokens, y, x, loraA, loraB, scale);
     const ranks = checkSlotRanks(this.#ctx, slotRanks);
-    const layout = checkBLayout(linearOptions(options, 'addLoRALogits').bLayout, ranks, this.#backend);
+    const layout = checkBLayout(optionsBLayout(options, 'addLoRALogits'), ranks, this.#backend);
     return this.#withLanes(y, meta, (acc, lane) =>
       this.#linear(acc, x, [loraA], [loraB], scale, [y.shape[1]], lane.sampler, ranks, layout),
     );
@@ -308,14 +308,14 @@ function expandOptions(opts: unknown): { offsetStart: number; addInputs: boolean
   }
 }
 
-/** The options of addLoRALinear / addLoRALogits, read once (a getter cannot answer differently later). */
-function linearOptions(opts: unknown, call: string): { bLayout: unknown } {
-  if (opts === undefined) return { bLayout: undefined };
+/** `bLayout` of addLoRALinear / addLoRALogits' options, read once (a getter cannot answer differently later). */
+function optionsBLayout(opts: unknown, call: string): unknown {
+  if (opts === undefined) return undefined;
   if (opts === null || typeof opts !== 'object') {
     throw new LoRAError('E_SHAPE', `${call} options must be { bLayout? }, got ${describeValue(opts)}`);
   }
   try {
-    return { bLayout: (opts as LinearOptions).bLayout };
+    return (opts as LinearOptions).bLayout;
   } catch (err) {
     throw new LoRAError('E_SHAPE', `${call} options could not be read: ${describeValue((err as Error)?.message)}`);
   }

@@ -65,6 +65,8 @@ export class DecoderLayer {
   readonly #postNorm: Tensor1D;
   /** The backend's in-place write where it keeps tensors in host memory: caches grow in place (kv-cache.ts); else undefined (concat). */
   readonly #write: KvWrite | undefined;
+  /** The cache's sizes for `appendInPlace`, made once (it runs per layer, sequence and step). */
+  readonly #kvShape: { heads: number; headDim: number; maxPositions: number };
 
   /**
    * Takes the layer's weights from `weights` (and the tensors made of them into `owned`, which the
@@ -77,6 +79,7 @@ export class DecoderLayer {
     this.#attentionMatmul = runtime.backend.weightLayout === 'in-out' ? 'per-head' : 'batched';
     const { backend } = runtime;
     this.#write = backend.hostMemory === true && backend.overwrite !== undefined ? backend.overwrite.bind(backend) : undefined;
+    this.#kvShape = { heads: config.numKeyValueHeads, headDim: config.headDim, maxPositions: config.maxPositionEmbeddings };
     const c = config;
     const m = layerModules(index);
     const made: Tensor[] = [];
@@ -176,9 +179,7 @@ export class DecoderLayer {
       if (values === undefined || this.#write === undefined) {
         return appendByConcat(cache, length, slice(device, [r.start, 0, 0], [r.count, device.shape[1], device.shape[2]]) as Tensor3D);
       }
-      const c = this.#config;
-      const shape = { heads: c.numKeyValueHeads, headDim: c.headDim, maxPositions: c.maxPositionEmbeddings };
-      return appendInPlace(cache, length, { values, start: r.start, count: r.count }, shape, this.#write);
+      return appendInPlace(cache, length, { values, start: r.start, count: r.count }, this.#kvShape, this.#write);
     };
     const next = { k: keep(append(old?.k, k, host?.k)), v: keep(append(old?.v, v, host?.v)) };
     r.seq.kv[this.index] = next;

@@ -1,4 +1,5 @@
 import { createLoRA, createReferenceBackend, type LoRABackend } from '@lora/core';
+import { overwriteFits } from '@lora/core/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadModel } from './checkpoint.js';
@@ -14,7 +15,7 @@ function hostWrite(): KvWrite & { calls: number } {
   const write = (t: tf.Tensor, offset: number, values: Float32Array): boolean => {
     write.calls++;
     const d = data().get(t.dataId);
-    if (d.refCount !== 1 || offset + values.length > t.size) return false;
+    if (d.refCount !== 1 || !overwriteFits(t, offset, values)) return false;
     d.values.set(values, offset);
     return true;
   };

@@ -1,6 +1,6 @@
 import { add, keep, matMul, type Tensor1D, type Tensor2D, type Tensor3D, tidy, transpose } from '@tensorflow/tfjs-core';
 import type { AdapterModuleWeights } from '../adapters/adapter.js';
-import type { BLayout } from '../calls.js';
+import { type BLayout, bRowStride } from '../calls.js';
 import type { LoRARuntime } from '../create.js';
 import { describeValue, LoRAError } from '../errors.js';
 import type { LoRAMapping, LoRAMetadata } from '../metadata.js';
@@ -257,7 +257,8 @@ abstract class StackedLinear implements LoRALayer {
     let rank = 0;
     for (const w of prepared) rank = Math.max(rank, w === null ? 0 : w.rank);
     this.#slotRanks[slot] = rank;
-    const stride = this.bLayout === 'slot-rank' ? rank : this.runtime.config.maxLoraRank;
+    // The kernels' rule for reading the slot's B rows, so writer and reader agree.
+    const stride = bRowStride(this.bLayout, this.#slotRanks, slot, this.runtime.config.maxLoraRank);
     for (const [s, w] of prepared.entries()) {
       const aBlock = (this.#a[s] as WeightStack).slot(slot);
       const bBlock = (this.#b[s] as WeightStack).slot(slot);
