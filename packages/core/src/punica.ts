@@ -70,6 +70,14 @@ export interface PunicaWrapperConfig {
 }
 
 /**
+ * The batch mapping the kernels read, for core's layers (DoRA's per-row factors read it too). Not
+ * `punica.meta`: that is a copy a caller may write to, and a slot or row index written there must
+ * not reach a kernel that indexes memory with it. Set by {@link PunicaWrapper}'s static block, the
+ * one place that can read its private field; not exported from the package.
+ */
+export let kernelMetadata: (punica: PunicaWrapper) => LoRAMetadata;
+
+/**
  * vLLM's PunicaWrapper for tfjs: one batch, many adapters, one shrink and one expand per layer.
  * Tensors in, new tensors out; inputs are never disposed or mutated. Every argument is checked here,
  * before anything is allocated, so a rejected call leaves the runtime usable and leaks nothing.
@@ -106,10 +114,12 @@ export class PunicaWrapper {
    * mapping, so the one they use is never handed out where a caller could write to it.
    */
   get meta(): LoRAMetadata {
-    this.#live('meta');
-    if (this.#meta === undefined) throw new LoRAError('E_INDEX', 'no batch metadata yet: call updateMetadata({ tokenLoraIndices }) first');
-    this.#publicMeta ??= copyMetadata(this.#meta);
+    this.#publicMeta ??= copyMetadata(this.#current('meta'));
     return this.#publicMeta;
+  }
+
+  static {
+    kernelMetadata = (punica) => punica.#current('meta');
   }
 
   /** `[S, T, R]` = `scale · A_s[slot(t)] · x[t]`, zeros for tokens with slot -1. */
@@ -265,9 +275,15 @@ export class PunicaWrapper {
       throw new LoRAError('E_DISPOSED', `PunicaWrapper.${call}: the LoRA runtime was disposed; create a new one with createLoRA()`);
   }
 
-  #ready(call: string): LoRAMetadata {
+  /** The batch's own mapping (the one kernels read), E_DISPOSED / E_INDEX as `meta` throws them. */
+  #current(call: string): LoRAMetadata {
     this.#live(call);
-    const meta = this.meta;
+    if (this.#meta === undefined) throw new LoRAError('E_INDEX', 'no batch metadata yet: call updateMetadata({ tokenLoraIndices }) first');
+    return this.#meta;
+  }
+
+  #ready(call: string): LoRAMetadata {
+    const meta = this.#current(call);
     const active = getBackend();
     if (active !== this.#backend.tfBackend) {
       throw new LoRAError(

@@ -262,6 +262,29 @@ export function errorSuite(factory: BackendFactory, caps: BackendCapabilities): 
       }
     });
 
+    it('writing into punica.meta (a copy for callers) changes no call: kernels index memory with their own mapping', async () => {
+      f.rt.punica.updateMetadata({ tokenLoraIndices: SLOTS });
+      const calls = {
+        linear: () => f.rt.punica.addLoRALinear(f.y, f.x, f.a, f.b, 1, SLICES),
+        shrink: () => f.rt.punica.shrink(f.x, f.a, 1),
+        logits: () => f.rt.punica.addLoRALogits(f.keep(tf.slice(f.y, [0, 0], [T, 7])), f.x, f.a[0]!, f.b[0]!, 1),
+      };
+      const bits = async (t: tf.Tensor) => {
+        const data = new Uint32Array(((await t.data()) as Float32Array).slice().buffer);
+        t.dispose();
+        return Array.from(data);
+      };
+      const before = Object.fromEntries(await Promise.all(Object.entries(calls).map(async ([k, c]) => [k, await bits(c())])));
+      const meta = f.rt.punica.meta;
+      // Indices far past every tensor: a kernel reading them would fault, read other memory or gather zeros.
+      for (const m of [meta, meta.sampler]) {
+        m.tokenLoraIndices.fill(1e8);
+        m.sortedTokenIndices.fill(1e8);
+      }
+      for (const [k, c] of Object.entries(calls)) expect(await bits(c()), k).toEqual(before[k]);
+      tf.dispose(f.made.splice(0));
+    });
+
     it('E_DISPOSED: every call after dispose()', async () => {
       const rt = await makeRuntime(factory, { maxLoras: L, maxLoraRank: R });
       rt.punica.updateMetadata({ tokenLoraIndices: SLOTS });

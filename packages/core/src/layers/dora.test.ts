@@ -85,6 +85,19 @@ describe('DoRA norms', () => {
     const emb = { ...embeddingModule(), magnitude: new Float32Array(V) };
     expect(codeOf(() => createAdapter('emb', [emb]))).toBe('E_SHAPE');
   });
+
+  it("reads the batch's own mapping: slots a caller writes into punica.meta's copy change nothing", async () => {
+    const layer = new LoRALinear(rt, { module: 'm', weight: owned[0] as tf.Tensor2D });
+    rt.adapters.register(createAdapter('half', [cancelling(0.5)]));
+    rt.adapters.setBatch(['half', null], [1, 1]);
+    const bits = async (t: tf.Tensor) => Array.from(new Uint32Array(((await t.data()) as Float32Array).slice().buffer));
+    const before = layer.forward(owned[1] as tf.Tensor2D);
+    rt.punica.meta.tokenLoraIndices.set([1, 0]);
+    const after = layer.forward(owned[1] as tf.Tensor2D);
+    expect(await bits(after)).toEqual(await bits(before));
+    tf.dispose([before, after]);
+    layer.dispose();
+  });
 });
 
 // An embedding table [V, D] and a rank-2 embedding adapter (PEFT: lora_embedding_A [r, V], lora_embedding_B [D, r]).

@@ -2,6 +2,7 @@ import { gather, type Tensor1D, type Tensor2D, type Tensor3D, tidy } from '@tens
 import type { AdapterModuleWeights } from '../adapters/adapter.js';
 import type { LoRARuntime } from '../create.js';
 import { describeValue, LoRAError } from '../errors.js';
+import { kernelMetadata } from '../punica.js';
 import { checkRankFits, checkScale, checkTensor, checkTokenIdValues } from '../validate.js';
 import { DoRASlots, doraEmbeddingFactors } from './dora.js';
 import { checkLive, checkSlot, checkTokenCount, type LoRALayer, type MatrixInput, readMatrix } from './layer.js';
@@ -160,7 +161,7 @@ export class LoRAEmbedding implements LoRALayer {
   forward(tokenIds: Tensor1D): Tensor2D {
     // Checked before the gather: a wrong id is a LoRAError naming it, not a tfjs error or a zero row.
     checkLive(this.#runtime, `${this.modules[0]}.forward`);
-    const meta = this.#runtime.punica.meta; // E_INDEX before any batch
+    const meta = kernelMetadata(this.#runtime.punica); // E_INDEX before any batch
     const ids = checkTensor(tokenIds, 'tokenIds', '[T]', 'int32');
     checkTokenCount(ids.shape[0] as number, meta.numTokens, this.modules[0] as string);
     if (this.#runtime.backend.hostMemory === true) {

@@ -4,7 +4,7 @@ import { type BLayout, bRowStride } from '../calls.js';
 import type { LoRARuntime } from '../create.js';
 import { describeValue, LoRAError } from '../errors.js';
 import type { LoRAMapping, LoRAMetadata } from '../metadata.js';
-import type { LinearOptions } from '../punica.js';
+import { kernelMetadata, type LinearOptions } from '../punica.js';
 import { checkRankFits, checkScale, checkTensor } from '../validate.js';
 import { DoRASlots, doraFactors } from './dora.js';
 import { checkLive, checkSlot, checkTokenCount, type LoRALayer, type MatrixInput, readMatrix } from './layer.js';
@@ -276,7 +276,7 @@ abstract class StackedLinear implements LoRALayer {
       let y = (this.#matrixLayout === 'in-out' ? matMul(x, this.#matrix) : matMul(x, this.#matrix, false, true)) as Tensor2D;
       if (this.bias) y = add(y, this.bias) as Tensor2D;
       y = this.addLoRA(y, x);
-      return this.#dora.apply(y, this.mappingOf(this.runtime.punica.meta), this.bias);
+      return this.#dora.apply(y, this.mappingOf(kernelMetadata(this.runtime.punica)), this.bias);
     });
   }
 
@@ -288,7 +288,7 @@ abstract class StackedLinear implements LoRALayer {
   /** `x` `[T, H]` float32 with T = the rows this layer's batch mapping has (tokens; logits: sequences). */
   protected checkInput(x: Tensor2D): void {
     checkLive(this.runtime, `${this.modules[0]}.forward`);
-    const meta = this.runtime.punica.meta; // E_INDEX before any batch
+    const meta = kernelMetadata(this.runtime.punica); // E_INDEX before any batch
     const xt = checkTensor(x, 'x', '[T, H]');
     const hidden = (this.sliceShapes[0] as { inFeatures: number }).inFeatures;
     if (xt.shape[1] !== hidden) {
