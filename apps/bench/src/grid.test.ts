@@ -39,6 +39,8 @@ describe('kernel grid', () => {
       expect(p.loopOverLoRA).toBeGreaterThan(0);
       expect(p.loraShareOfBase).toBeGreaterThan(0);
       expect(p.naive === undefined).toBe(p.shape.numTokens === 40 && p.shape.rank === 8);
+      // An op's floor (tf.add(y, y)) beside the T = 1 points only.
+      expect(p.floor === undefined).toBe(p.shape.numTokens !== 1);
     }
     // The base matmul depends on T only: measured once per token count.
     const byT = g.points.filter((p) => p.shape.numTokens === 8);

@@ -198,6 +198,12 @@ export interface BackendSpec {
 export interface BackendContenderOptions {
   /** Measure the base matmul too (a grid measures it once per token count). */
   base?: boolean;
+  /**
+   * Add `tf.add(y, y)` as a method: the smallest tfjs op on the call's own output tensor. Its time
+   * beyond its bytes is what any op costs at that point (dispatch, allocation, cold caches), the
+   * floor under the T = 1 fixed-cost target (the grid measures it right after the base matmul).
+   */
+  floor?: boolean;
   /** The naive composition gathers `[T, R, H]` and `[T, O, R]`: skip it above this many bytes. */
   naiveLimitBytes?: number;
 }
@@ -247,6 +253,9 @@ export async function buildBackendContenders(
       (m) => !m.id.startsWith('naive') || naiveGatherBytes(shape) <= (opts.naiveLimitBytes ?? Number.POSITIVE_INFINITY),
     ),
   ];
+  if (opts.floor === true) {
+    methods.push({ id: `floor-${spec.id}`, label: `tf.add(y, y), ${tfBackend} (an op's floor)`, tfBackend, run: () => tf.add(p.y, p.y) });
+  }
   if (opts.base !== false) {
     const inOut = runtime.backend.weightLayout === 'in-out';
     const w = inOut

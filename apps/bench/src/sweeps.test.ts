@@ -73,6 +73,11 @@ describe('the T = 1 fixed-cost target (issue #17)', () => {
     expect(worst?.value).toBeCloseTo(11.5, 6);
     expect(worst?.met).toBe(false);
     expect(worst?.shape).toBe('grid, worst of 2 T = 1 points');
+    // The floor beside it: tf.add(y, y) at the worst point, beyond y twice and its output (3 · 4 · O bytes).
+    const O = point(2, 2).shape.out;
+    const floored = grid('cpu (engine wasm)', [{ ...at(1, 0.0215, 113_000), floor: sample(0.011 + (12 * O) / 11.3e9 / 1e-3) }]);
+    const withFloor = sweepTargets({ grids: [floored], heatmaps: [], cpuGrid: floored, copyGBps: 11.3 }).at(-1);
+    expect(withFloor?.shape).toBe('grid, worst of 1 T = 1 points; tf.add(y, y) there: 11.0 µs beyond its bytes');
     // Without a copy rate (no grid on cpu) there is no such target.
     expect(sweepTargets({ grids: [cpu], heatmaps: [] }).some((t) => t.unit === 'µs')).toBe(false);
   });

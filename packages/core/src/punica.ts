@@ -172,7 +172,7 @@ export class PunicaWrapper {
     );
     const ranks = checkSlotRanks(this.#ctx, slotRanks);
     const layout = checkBLayout(optionsBLayout(options, 'addLoRALinear'), ranks, this.#backend);
-    return this.#withLanes(y, meta, (acc, lane) => this.#linear(acc, x, a.loraA, b.loraB, scale, b.outputSlices, lane, ranks, layout));
+    return this.#linearLanes(y, x, a.loraA, b.loraB, scale, b.outputSlices, meta, ranks, layout, false);
   }
 
   /** `y + B[slot(t)] · A[slot(t), tokenIds[t]]`: the LoRA term of an embedding lookup. `slotRanks`: see {@link SlotRankArray}. */
@@ -214,9 +214,7 @@ export class PunicaWrapper {
     checkLogits(this.#ctx, meta.sampler.numTokens, y, x, loraA, loraB, scale);
     const ranks = checkSlotRanks(this.#ctx, slotRanks);
     const layout = checkBLayout(optionsBLayout(options, 'addLoRALogits'), ranks, this.#backend);
-    return this.#withLanes(y, meta, (acc, lane) =>
-      this.#linear(acc, x, [loraA], [loraB], scale, [y.shape[1]], lane.sampler, ranks, layout),
-    );
+    return this.#linearLanes(y, x, [loraA], [loraB], scale, [y.shape[1]], meta, ranks, layout, true);
   }
 
   /** Calls after dispose() throw E_DISPOSED. The backend is disposed by the runtime that owns it. */
@@ -236,9 +234,33 @@ export class PunicaWrapper {
    * always add in its request's order, whatever else is in the batch). Lanes no row uses cost nothing.
    */
   #withLanes(y: Tensor2D, meta: LoRAMetadata, term: (acc: Tensor2D, lane: LoRAMetadata) => Tensor2D): Tensor2D {
-    const lanes = meta.mixLanes.filter((lane) => !lane.noLoRA || !lane.sampler.noLoRA);
-    if (lanes.length === 0) return term(y, meta);
-    return tidy(() => lanes.reduce((acc, lane) => term(acc, lane), term(y, meta)));
+    if (!meta.mixLanes.some(usedLane)) return term(y, meta);
+    return tidy(() => meta.mixLanes.filter(usedLane).reduce((acc, lane) => term(acc, lane), term(y, meta)));
+  }
+
+  /**
+   * {@link #linear} over the main mapping and each used mix lane (`sampler`: their sampler mappings,
+   * for logits). Without mix lanes, the common case, it is one `#linear` and allocates no closure:
+   * this runs per layer call (docs/perf-notes.md).
+   */
+  #linearLanes(
+    y: Tensor2D,
+    x: Tensor2D,
+    loraA: Tensor3D[],
+    loraB: Tensor3D[],
+    scale: number,
+    slices: number[],
+    meta: LoRAMetadata,
+    slotRanks: Int32Array | undefined,
+    bLayout: BLayout,
+    sampler: boolean,
+  ): Tensor2D {
+    if (!meta.mixLanes.some(usedLane)) {
+      return this.#linear(y, x, loraA, loraB, scale, slices, sampler ? meta.sampler : meta, slotRanks, bLayout);
+    }
+    return this.#withLanes(y, meta, (acc, lane) =>
+      this.#linear(acc, x, loraA, loraB, scale, slices, sampler ? lane.sampler : lane, slotRanks, bLayout),
+    );
   }
 
   #linear(
@@ -300,8 +322,15 @@ export class PunicaWrapper {
  * untargeted lm_head): its LoRA term is zero, so the call is y itself, with no kernel and no copy.
  */
 function allEmpty(meta: LoRAMapping, slotRanks: Int32Array | undefined): boolean {
-  return slotRanks !== undefined && meta.activeSlots.every((slot) => slotRanks[slot] === 0);
+  if (slotRanks === undefined) return false;
+  // A plain loop: this runs per layer call, where a closure is one more cold object (docs/perf-notes.md).
+  const slots = meta.activeSlots;
+  for (let i = 0; i < slots.length; i++) if (slotRanks[slots[i] as number] !== 0) return false;
+  return true;
 }
+
+/** A mix lane some row uses (its tokens or its sampled rows); unused lanes cost nothing. */
+const usedLane = (lane: LoRAMetadata): boolean => !lane.noLoRA || !lane.sampler.noLoRA;
 
 /** `[S, T, R]` with row t multiplied by the mapping's strength for t (unchanged when every strength is 1). */
 function withTokenScales(shrunk: Tensor3D, meta: LoRAMapping): Tensor3D {

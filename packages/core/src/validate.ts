@@ -105,10 +105,14 @@ function checkTokens(actual: number, numTokens: number, name: string, t: Tensor,
 /** Packed layers have a handful of slices (q/k/v, gate/up); more is a mistake, not a model. */
 const MAX_SLICES = 64;
 
+/** snapshotArray's options for the slice lists, made once (these checks run per layer call). */
+const SLICE_LIST = { code: 'E_SHAPE', maxLength: MAX_SLICES, expected: 'an array of tensors' } as const;
+const SLICE_WIDTHS = { code: 'E_SHAPE', maxLength: MAX_SLICES, expected: 'an array of widths' } as const;
+
 function checkSliceList(value: unknown, name: string): readonly unknown[] {
   if (!Array.isArray(value))
     throw new LoRAError('E_SHAPE', `${name} must be an array with one tensor per slice, got ${describeValue(value)}`);
-  const slices = snapshotArray(value, name, { code: 'E_SHAPE', maxLength: MAX_SLICES, expected: 'an array of tensors' });
+  const slices = snapshotArray(value, name, SLICE_LIST);
   if (slices.length === 0) throw new LoRAError('E_SHAPE', `${name} must hold at least one slice, got an empty array`);
   return slices;
 }
@@ -189,7 +193,8 @@ export function checkRankFits(rank: number, maxLoraRank: number, what: string): 
 }
 
 function checkRank(rank: number, ctx: CheckContext, name: string, t: Tensor): void {
-  checkRankFits(rank, ctx.maxLoraRank, `${name} (shape ${shapeOf(t)})`);
+  // The label is built only for the error: per layer call it was a string and a shape join (µs, cold).
+  if (rank < 1 || rank > ctx.maxLoraRank) checkRankFits(rank, ctx.maxLoraRank, `${name} (shape ${shapeOf(t)})`);
 }
 
 /** A stacked `[L, d1, d2]` weight whose L must equal maxLoras. */
@@ -312,9 +317,7 @@ export function checkExpandTargets(
   if (slices.length !== numSlices) {
     throw new LoRAError('E_SHAPE', `loraB has ${slices.length} slice(s) but ${shrunk.from} has S = ${numSlices}`);
   }
-  const widths = Array.isArray(outputSlices)
-    ? snapshotArray(outputSlices, 'outputSlices', { code: 'E_SHAPE', maxLength: MAX_SLICES, expected: 'an array of widths' })
-    : undefined;
+  const widths = Array.isArray(outputSlices) ? snapshotArray(outputSlices, 'outputSlices', SLICE_WIDTHS) : undefined;
   if (widths === undefined || widths.length !== numSlices) {
     throw new LoRAError(
       'E_SHAPE',
