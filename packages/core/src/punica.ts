@@ -78,6 +78,29 @@ export interface PunicaWrapperConfig {
 export let kernelMetadata: (punica: PunicaWrapper) => LoRAMetadata;
 
 /**
+ * `addLoRALinear` (or, with `sampler`, `addLoRALogits`) for core's layers on their own stacks, with
+ * scale 1. A layer built its stacks, slice widths and slot ranks from the runtime's config and
+ * checked every value it wrote into them, and checked x before its base matmul made y; what a call
+ * can still change is checked here: the runtime is live and has a batch on the active tfjs backend,
+ * and no stack was disposed (the tensors are public: `layer.loraA`). The public methods check every
+ * argument, which at decode cost more than a fifth of a layer call, all of it re-reading what the
+ * layer already knows (docs/perf-notes.md). `module` names the layer in errors. Not exported from
+ * the package.
+ */
+export let layerLoRA: (
+  punica: PunicaWrapper,
+  y: Tensor2D,
+  x: Tensor2D,
+  loraA: Tensor3D[],
+  loraB: Tensor3D[],
+  outputSlices: number[],
+  slotRanks: Int32Array,
+  bLayout: BLayout,
+  sampler: boolean,
+  module: string,
+) => Tensor2D;
+
+/**
  * vLLM's PunicaWrapper for tfjs: one batch, many adapters, one shrink and one expand per layer.
  * Tensors in, new tensors out; inputs are never disposed or mutated. Every argument is checked here,
  * before anything is allocated, so a rejected call leaves the runtime usable and leaks nothing.
@@ -120,6 +143,25 @@ export class PunicaWrapper {
 
   static {
     kernelMetadata = (punica) => punica.#current('meta');
+    layerLoRA = (punica, y, x, loraA, loraB, outputSlices, slotRanks, bLayout, sampler, module) => {
+      const meta = punica.#ready(sampler ? 'addLoRALogits' : 'addLoRALinear');
+      for (const stacks of [loraA, loraB]) {
+        for (let s = 0; s < stacks.length; s++) {
+          if ((stacks[s] as Tensor3D).isDisposed) {
+            throw new LoRAError(
+              'E_DISPOSED',
+              `layer ${module}: its ${stacks === loraA ? 'loraA' : 'loraB'}[${s}] stack was disposed; the layer owns its stacks (dispose the layer instead)`,
+            );
+          }
+        }
+      }
+      // Nothing to add (no row has an adapter here, or none of theirs targets this layer): y itself,
+      // the layer's own matmul result, without the copy the public call returns (a tfjs op, ~12 µs
+      // per layer call at decode).
+      const rows = sampler ? meta.sampler : meta;
+      if ((rows.noLoRA || allEmpty(rows, slotRanks)) && !meta.mixLanes.some(usedLane)) return y;
+      return punica.#linearLanes(y, x, loraA, loraB, 1, outputSlices, meta, slotRanks, bLayout, sampler);
+    };
   }
 
   /** `[S, T, R]` = `scale · A_s[slot(t)] · x[t]`, zeros for tokens with slot -1. */

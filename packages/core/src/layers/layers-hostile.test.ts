@@ -5,7 +5,7 @@ import { createLoRA, type LoRARuntime } from '../create.js';
 import { createReferenceBackend } from '../reference-backend.js';
 import { codeOf } from '../test-support.js';
 import { LoRAEmbedding } from './embedding.js';
-import { LoRALinear, MergedLoRALinear } from './linear.js';
+import { LoRALinear, LoRALogits, MergedLoRALinear } from './linear.js';
 
 tf.env().set('IS_TEST', true);
 
@@ -88,6 +88,21 @@ describe('layers refuse bad input before touching tfjs, and leak nothing when th
     expect(codeOf(() => emb.forward(ids))).toBe('E_DISPOSED');
     expect(codeOf(() => layer.setLoRA(0, new Float32Array(2), new Float32Array(2)))).toBe('E_DISPOSED');
     expect(codeOf(() => emb.setLoRA(0, new Float32Array(4), new Float32Array(2)))).toBe('E_DISPOSED');
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("a forward after a caller disposed one of the layer's stacks is E_DISPOSED naming the layer and the stack; nothing leaks", () => {
+    const o = new LoRALinear(rt, { module: 'o', weight: w(2, 2) });
+    const head = new LoRALogits(rt, { module: 'lm_head', weight: w(3, 2) });
+    rt.punica.updateMetadata({ tokenLoraIndices: [0] });
+    const x = w(1, 2);
+    // The stacks are made on first use: made here, so that the count below sees only the calls.
+    o.loraB[0]?.dispose();
+    head.loraA[0]?.dispose();
+    expect([...o.loraA, ...head.loraB].every((t) => !t.isDisposed)).toBe(true);
+    const before = tf.memory().numTensors;
+    expect(() => o.forward(x)).toThrow(/E_DISPOSED.*layer o: its loraB\[0\] stack was disposed/);
+    expect(() => head.forward(x)).toThrow(/E_DISPOSED.*layer lm_head: its loraA\[0\] stack was disposed/);
     expect(tf.memory().numTensors).toBe(before);
   });
 

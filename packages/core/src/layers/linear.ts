@@ -4,7 +4,7 @@ import { type BLayout, bRowStride } from '../calls.js';
 import type { LoRARuntime } from '../create.js';
 import { describeValue, LoRAError } from '../errors.js';
 import type { LoRAMapping, LoRAMetadata } from '../metadata.js';
-import { kernelMetadata, type LinearOptions } from '../punica.js';
+import { kernelMetadata, layerLoRA } from '../punica.js';
 import { checkRankFits, checkScale, checkTensor } from '../validate.js';
 import { DoRASlots, doraFactors } from './dora.js';
 import { checkLive, checkSlot, checkTokenCount, type LoRALayer, type MatrixInput, readMatrix } from './layer.js';
@@ -78,8 +78,6 @@ abstract class StackedLinear implements LoRALayer {
    * adapter in `maxLoraRank` 32 stacks), else 'padded'. Anyone passing `loraB` to punica passes this too.
    */
   readonly bLayout: BLayout;
-  /** `{ bLayout }` for every punica call, made once (the call runs per layer and step). */
-  protected readonly linearOptions: LinearOptions;
 
   protected constructor(runtime: LoRARuntime, modules: readonly string[], outputSizes: readonly number[], options: LinearLayerOptions) {
     const layout = options?.layout ?? 'out-in';
@@ -128,7 +126,6 @@ abstract class StackedLinear implements LoRALayer {
     this.#slotRanks = new Int32Array(L);
     this.#offsets = outputSizes.map((_, s) => outputSizes.slice(0, s).reduce((a, b) => a + b, 0));
     this.bLayout = runtime.backend.readsSlotRankB === true ? 'slot-rank' : 'padded';
-    this.linearOptions = Object.freeze({ bLayout: this.bLayout });
     // tfjs-wasm multiplies `x·W` with W [H, O] through XNNPACK, 5× faster than `transposeB`; other
     // backends take either. A weight already in the wanted layout is used as it is (one copy on the device).
     const wanted = runtime.backend.weightLayout === 'in-out' ? 'in-out' : layout;
@@ -280,9 +277,20 @@ abstract class StackedLinear implements LoRALayer {
     });
   }
 
-  /** The base output `y` `[T, O]` plus every token's adapter term for input `x`, through `punica.addLoRALinear`. */
+  /** The base output `y` `[T, O]` plus every token's adapter term for input `x`, as `punica.addLoRALinear` computes it (`layerLoRA`: the checks a layer call still needs). */
   protected addLoRA(y: Tensor2D, x: Tensor2D): Tensor2D {
-    return this.runtime.punica.addLoRALinear(y, x, this.loraA, this.loraB, 1, this.outputSizes, this.callRanks, this.linearOptions);
+    return layerLoRA(
+      this.runtime.punica,
+      y,
+      x,
+      this.loraA,
+      this.loraB,
+      this.outputSizes,
+      this.callRanks,
+      this.bLayout,
+      false,
+      this.modules[0] as string,
+    );
   }
 
   /** `x` `[T, H]` float32 with T = the rows this layer's batch mapping has (tokens; logits: sequences). */
@@ -350,16 +358,19 @@ export class MergedLoRALinear extends StackedLinear {
 
 /** lm_head: logits for the rows being sampled (one per sequence, `samplerLoraIndices`). */
 export class LoRALogits extends LoRALinear {
-  /** The base logits `y` `[N, V]` plus each sampled sequence's adapter term, through `punica.addLoRALogits`. */
+  /** The base logits `y` `[N, V]` plus each sampled sequence's adapter term, as `punica.addLoRALogits` computes it. */
   protected override addLoRA(y: Tensor2D, x: Tensor2D): Tensor2D {
-    return this.runtime.punica.addLoRALogits(
+    return layerLoRA(
+      this.runtime.punica,
       y,
       x,
-      this.loraA[0] as Tensor3D,
-      this.loraB[0] as Tensor3D,
-      1,
+      this.loraA,
+      this.loraB,
+      this.outputSizes,
       this.callRanks,
-      this.linearOptions,
+      this.bLayout,
+      true,
+      this.modules[0] as string,
     );
   }
 
