@@ -143,25 +143,8 @@ export class PunicaWrapper {
 
   static {
     kernelMetadata = (punica) => punica.#current('meta');
-    layerLoRA = (punica, y, x, loraA, loraB, outputSlices, slotRanks, bLayout, sampler, module) => {
-      const meta = punica.#ready(sampler ? 'addLoRALogits' : 'addLoRALinear');
-      for (const stacks of [loraA, loraB]) {
-        for (let s = 0; s < stacks.length; s++) {
-          if ((stacks[s] as Tensor3D).isDisposed) {
-            throw new LoRAError(
-              'E_DISPOSED',
-              `layer ${module}: its ${stacks === loraA ? 'loraA' : 'loraB'}[${s}] stack was disposed; the layer owns its stacks (dispose the layer instead)`,
-            );
-          }
-        }
-      }
-      // Nothing to add (no row has an adapter here, or none of theirs targets this layer): y itself,
-      // the layer's own matmul result, without the copy the public call returns (a tfjs op, ~12 µs
-      // per layer call at decode).
-      const rows = sampler ? meta.sampler : meta;
-      if ((rows.noLoRA || allEmpty(rows, slotRanks)) && !meta.mixLanes.some(usedLane)) return y;
-      return punica.#linearLanes(y, x, loraA, loraB, 1, outputSlices, meta, slotRanks, bLayout, sampler);
-    };
+    layerLoRA = (punica, y, x, loraA, loraB, outputSlices, slotRanks, bLayout, sampler, module) =>
+      punica.#layerLinear(y, x, loraA, loraB, outputSlices, slotRanks, bLayout, sampler, module);
   }
 
   /** `[S, T, R]` = `scale · A_s[slot(t)] · x[t]`, zeros for tokens with slot -1. */
@@ -280,6 +263,29 @@ export class PunicaWrapper {
     return tidy(() => meta.mixLanes.filter(usedLane).reduce((acc, lane) => term(acc, lane), term(y, meta)));
   }
 
+  /** {@link layerLoRA}: a layer's call on its own stacks, checking only what a call can change. */
+  #layerLinear(
+    y: Tensor2D,
+    x: Tensor2D,
+    loraA: Tensor3D[],
+    loraB: Tensor3D[],
+    outputSlices: number[],
+    slotRanks: Int32Array,
+    bLayout: BLayout,
+    sampler: boolean,
+    module: string,
+  ): Tensor2D {
+    const meta = this.#ready(sampler ? 'addLoRALogits' : 'addLoRALinear');
+    checkStacksLive(loraA, 'loraA', module);
+    checkStacksLive(loraB, 'loraB', module);
+    // Nothing to add (no row has an adapter here, or none of theirs targets this layer): y itself,
+    // the layer's own matmul result, without the copy the public call returns (a tfjs op, ~12 µs
+    // per layer call at decode).
+    const rows = sampler ? meta.sampler : meta;
+    if ((rows.noLoRA || allEmpty(rows, slotRanks)) && !meta.mixLanes.some(usedLane)) return y;
+    return this.#linearLanes(y, x, loraA, loraB, 1, outputSlices, meta, slotRanks, bLayout, sampler);
+  }
+
   /**
    * {@link #linear} over the main mapping and each used mix lane (`sampler`: their sampler mappings,
    * for logits). Without mix lanes, the common case, it is one `#linear` and allocates no closure:
@@ -369,6 +375,18 @@ function allEmpty(meta: LoRAMapping, slotRanks: Int32Array | undefined): boolean
   const slots = meta.activeSlots;
   for (let i = 0; i < slots.length; i++) if (slotRanks[slots[i] as number] !== 0) return false;
   return true;
+}
+
+/** A layer's stacks are public tensors (`layer.loraA`): one a caller disposed is E_DISPOSED, never read. */
+function checkStacksLive(stacks: readonly Tensor3D[], name: string, module: string): void {
+  for (let s = 0; s < stacks.length; s++) {
+    if ((stacks[s] as Tensor3D).isDisposed) {
+      throw new LoRAError(
+        'E_DISPOSED',
+        `layer ${module}: its ${name}[${s}] stack was disposed; the layer owns its stacks (dispose the layer instead)`,
+      );
+    }
+  }
 }
 
 /** A mix lane some row uses (its tokens or its sampled rows); unused lanes cost nothing. */
