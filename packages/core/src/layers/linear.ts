@@ -277,7 +277,17 @@ abstract class StackedLinear implements LoRALayer {
     });
   }
 
-  /** The base output `y` `[T, O]` plus every token's adapter term for input `x`, as `punica.addLoRALinear` computes it (`layerLoRA`: the checks a layer call still needs). */
+  /**
+   * One row per token (false), or per sequence being sampled (true: lm_head, whose call is
+   * `punica.addLoRALogits`).
+   */
+  protected readonly sampledRows: boolean = false;
+
+  /**
+   * The base output `y` plus every row's adapter term for input `x`, as `punica.addLoRALinear` (or,
+   * with {@link sampledRows}, `addLoRALogits`) computes it; through `layerLoRA`, which checks only
+   * what a layer call can change.
+   */
   protected addLoRA(y: Tensor2D, x: Tensor2D): Tensor2D {
     return layerLoRA(
       this.runtime.punica,
@@ -288,7 +298,7 @@ abstract class StackedLinear implements LoRALayer {
       this.outputSizes,
       this.callRanks,
       this.bLayout,
-      false,
+      this.sampledRows,
       this.modules[0] as string,
     );
   }
@@ -358,21 +368,8 @@ export class MergedLoRALinear extends StackedLinear {
 
 /** lm_head: logits for the rows being sampled (one per sequence, `samplerLoraIndices`). */
 export class LoRALogits extends LoRALinear {
-  /** The base logits `y` `[N, V]` plus each sampled sequence's adapter term, as `punica.addLoRALogits` computes it. */
-  protected override addLoRA(y: Tensor2D, x: Tensor2D): Tensor2D {
-    return layerLoRA(
-      this.runtime.punica,
-      y,
-      x,
-      this.loraA,
-      this.loraB,
-      this.outputSizes,
-      this.callRanks,
-      this.bLayout,
-      true,
-      this.modules[0] as string,
-    );
-  }
+  /** lm_head's rows are the sequences being sampled: its call is the one `punica.addLoRALogits` makes. */
+  protected override readonly sampledRows = true;
 
   /** The mapping of lm_head's rows: one per sequence being sampled (`meta.sampler`). */
   protected override mappingOf(meta: LoRAMetadata): LoRAMapping {
