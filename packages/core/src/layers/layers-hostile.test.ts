@@ -106,6 +106,35 @@ describe('layers refuse bad input before touching tfjs, and leak nothing when th
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it("a layer's public slice widths and B layout cannot be changed under its kernels (they read them unchecked)", () => {
+    const layer = new MergedLoRALinear(rt, { modules: ['q', 'k'], outputSizes: [2, 1], weight: w(3, 2) });
+    expect(() => {
+      (layer.outputSizes as number[])[0] = 1e6;
+    }).toThrow(TypeError);
+    expect(() => {
+      (layer as unknown as { bLayout: string }).bLayout = 'slot-rank';
+    }).toThrow(TypeError);
+    expect([layer.outputSizes, layer.bLayout]).toEqual([[2, 1], 'padded']);
+  });
+
+  it("a subclass's addLoRA(y, x) checks both (forward checks x itself and skips them)", () => {
+    class Probe extends LoRALinear {
+      call(y: tf.Tensor2D, x: tf.Tensor2D): tf.Tensor2D {
+        return this.addLoRA(y, x);
+      }
+    }
+    const layer = new Probe(rt, { module: 'o', weight: w(2, 3) });
+    rt.punica.updateMetadata({ tokenLoraIndices: [0] });
+    const before = tf.memory().numTensors;
+    expect(() => layer.call(w(1, 2), w(1, 4))).toThrow(/E_SHAPE.*x must be \[T, H = 3\] for layer o, got shape \[1, 4\]/);
+    expect(() => layer.call(w(1, 5), w(1, 3))).toThrow(/E_SHAPE.*y must be \[T = 1, O = 2\] for layer o, got shape \[1, 5\]/);
+    expect(() => layer.call(w(1, 2), w(2, 3))).toThrow(/E_INDEX.*the input has 2 rows but the current batch has 1/);
+    expect(tf.memory().numTensors).toBe(before + 6);
+    const out = layer.call(w(1, 2), w(1, 3));
+    expect(out.shape).toEqual([1, 2]);
+    out.dispose();
+  });
+
   it('setLoRA refuses a disposed tensor and a non-finite scale with a LoRAError', () => {
     const layer = new LoRALinear(rt, { module: 'o', weight: w(2, 2) });
     const a = tf.ones([1, 2]) as tf.Tensor2D;

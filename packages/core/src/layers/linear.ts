@@ -50,7 +50,7 @@ abstract class StackedLinear implements LoRALayer {
     outFeatures: number;
   }[];
   /** Output width O_s of each slice, in column order of the output; they add up to O. */
-  readonly outputSizes: number[];
+  readonly outputSizes: readonly number[];
   /** The base weight as given (`[O, H]`, or `[H, O]` with `layout: 'in-out'`); not owned: the caller disposes it. */
   readonly weight: Tensor2D;
   /** The layout of `weight`. */
@@ -76,8 +76,13 @@ abstract class StackedLinear implements LoRALayer {
    * How the B stacks hold each slot's rows (`BLayout`): 'slot-rank' where the backend reads it
    * (`readsSlotRankB`: a slot's rows at its own rank, a quarter of the cache lines for a rank-8
    * adapter in `maxLoraRank` 32 stacks), else 'padded'. Anyone passing `loraB` to punica passes this too.
+   * A getter over a private field: slot writes and the kernels read the layout with no check per
+   * call, so no caller may change it.
    */
-  readonly bLayout: BLayout;
+  get bLayout(): BLayout {
+    return this.#bLayout;
+  }
+  readonly #bLayout: BLayout;
 
   protected constructor(runtime: LoRARuntime, modules: readonly string[], outputSizes: readonly number[], options: LinearLayerOptions) {
     const layout = options?.layout ?? 'out-in';
@@ -115,7 +120,9 @@ abstract class StackedLinear implements LoRALayer {
     );
     this.runtime = runtime;
     this.modules = Object.freeze([...modules]);
-    this.outputSizes = [...outputSizes];
+    // Frozen: the kernels read these widths with no check per call (a width written here would
+    // make them write past y).
+    this.outputSizes = Object.freeze([...outputSizes]);
     this.sliceShapes = Object.freeze(outputSizes.map((o) => Object.freeze({ inFeatures: hidden, outFeatures: o })));
     this.weight = weight;
     this.layout = layout;
@@ -125,7 +132,7 @@ abstract class StackedLinear implements LoRALayer {
     this.#b = bShapes.map((shape) => new WeightStack(shape, overwrite));
     this.#slotRanks = new Int32Array(L);
     this.#offsets = outputSizes.map((_, s) => outputSizes.slice(0, s).reduce((a, b) => a + b, 0));
-    this.bLayout = runtime.backend.readsSlotRankB === true ? 'slot-rank' : 'padded';
+    this.#bLayout = runtime.backend.readsSlotRankB === true ? 'slot-rank' : 'padded';
     // tfjs-wasm multiplies `x·W` with W [H, O] through XNNPACK, 5× faster than `transposeB`; other
     // backends take either. A weight already in the wanted layout is used as it is (one copy on the device).
     const wanted = runtime.backend.weightLayout === 'in-out' ? 'in-out' : layout;
@@ -255,7 +262,7 @@ abstract class StackedLinear implements LoRALayer {
     for (const w of prepared) rank = Math.max(rank, w === null ? 0 : w.rank);
     this.#slotRanks[slot] = rank;
     // The kernels' rule for reading the slot's B rows, so writer and reader agree.
-    const stride = bRowStride(this.bLayout, this.#slotRanks, slot, this.runtime.config.maxLoraRank);
+    const stride = bRowStride(this.#bLayout, this.#slotRanks, slot, this.runtime.config.maxLoraRank);
     for (const [s, w] of prepared.entries()) {
       const aBlock = (this.#a[s] as WeightStack).slot(slot);
       const bBlock = (this.#b[s] as WeightStack).slot(slot);
@@ -272,7 +279,7 @@ abstract class StackedLinear implements LoRALayer {
     return tidy(() => {
       let y = (this.#matrixLayout === 'in-out' ? matMul(x, this.#matrix) : matMul(x, this.#matrix, false, true)) as Tensor2D;
       if (this.bias) y = add(y, this.bias) as Tensor2D;
-      y = this.addLoRA(y, x);
+      y = this.#addLoRA(y, x);
       return this.#dora.apply(y, this.mappingOf(kernelMetadata(this.runtime.punica)), this.bias);
     });
   }
@@ -284,11 +291,26 @@ abstract class StackedLinear implements LoRALayer {
   protected readonly sampledRows: boolean = false;
 
   /**
-   * The base output `y` plus every row's adapter term for input `x`, as `punica.addLoRALinear` (or,
-   * with {@link sampledRows}, `addLoRALogits`) computes it; through `layerLoRA`, which checks only
-   * what a layer call can change.
+   * The base output `y` `[T, O]` plus every row's adapter term for input `x` `[T, H]`, as
+   * `punica.addLoRALinear` (or, with {@link sampledRows}, `addLoRALogits`) computes it. For
+   * subclasses: x and y are checked here (E_SHAPE, E_INDEX naming them); `forward` checks x itself
+   * and calls the unchecked path.
    */
   protected addLoRA(y: Tensor2D, x: Tensor2D): Tensor2D {
+    this.checkInput(x);
+    const yt = checkTensor(y, 'y', '[T, O]');
+    const O = this.sliceShapes.reduce((n, s) => n + s.outFeatures, 0);
+    if (yt.shape[0] !== x.shape[0] || yt.shape[1] !== O) {
+      throw new LoRAError(
+        'E_SHAPE',
+        `y must be [T = ${x.shape[0]}, O = ${O}] for layer ${this.modules[0]}, got shape [${yt.shape.join(', ')}]`,
+      );
+    }
+    return this.#addLoRA(y, x);
+  }
+
+  /** {@link addLoRA} on inputs `forward` checked: `layerLoRA` checks only what else a call can change. */
+  #addLoRA(y: Tensor2D, x: Tensor2D): Tensor2D {
     return layerLoRA(
       this.runtime.punica,
       y,
@@ -297,7 +319,7 @@ abstract class StackedLinear implements LoRALayer {
       this.loraB,
       this.outputSizes,
       this.callRanks,
-      this.bLayout,
+      this.#bLayout,
       this.sampledRows,
       this.modules[0] as string,
     );
