@@ -63,7 +63,7 @@ export interface GridPoint {
   loop: Sample;
   /** Measured once per token count (it does not depend on adapters or rank). */
   base: Sample;
-  /** At T = 1: `tf.add(y, y)` in the same rounds, an op's floor (see `BackendContenderOptions.floor`). */
+  /** At T = 1: `tf.add(y, y)` measured right after the base matmul, an op's floor (see `BackendContenderOptions.floor`). */
   floor?: Sample;
   naiveOverLoRA?: number;
   loopOverLoRA: number;
